@@ -1,0 +1,1 @@
+"""Services of the stonks-oracle system that live in this repository."""

@@ -1,0 +1,1 @@
+"""Code shared by every service: configuration, enums, Redis keys, database plumbing."""

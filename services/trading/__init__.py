@@ -1,0 +1,1 @@
+"""The autonomous trading engine: a pure decision core plus thin I/O adapters."""
