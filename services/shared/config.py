@@ -1,0 +1,94 @@
+"""Settings read from the environment, validated once at start-up (seed task 1.4).
+
+`AppConfig` says where the servers are; `TradingConfig` holds the engine's deployment
+settings (`STONKS_TRADING_*`). A bad value stops start-up with `ConfigError`, whose message
+names the environment variable and the allowed range, never a traceback.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.shared.schemas import RiskTierName
+
+APP_NAME = "stonks-trading"
+TRADING_ENV_PREFIX = "STONKS_TRADING_"
+APP_ENV_PREFIX = "STONKS_"
+
+
+class ConfigError(ValueError):
+    """A setting in the environment is invalid; the message is meant for the owner."""
+
+
+class TradingConfig(BaseSettings):
+    """Engine settings. Defaults are SPEC section 5."""
+
+    model_config = SettingsConfigDict(env_prefix=TRADING_ENV_PREFIX, frozen=True, extra="ignore")
+
+    enabled: bool = False
+    risk_tier: RiskTierName = RiskTierName.MODERATE
+    reserve_siphon_pct: Decimal = Field(Decimal("0.20"), ge=0, le=1)
+    polling_interval_seconds: float = Field(30.0, gt=0, le=3600)
+    stop_loss_check_interval_seconds: float = Field(300.0, gt=0, le=3600)
+    fast_stop_loss_interval_seconds: float = Field(60.0, gt=0, le=3600)
+    gradual_entry_tranches: int = Field(3, ge=1, le=20)
+    gradual_entry_interval_minutes: int = Field(30, ge=1, le=390)
+    gradual_entry_threshold_dollars: Decimal = Field(Decimal("30"), ge=0)
+    absolute_position_cap: Decimal = Field(Decimal("2500"), gt=0)
+    active_pool_minimum: Decimal = Field(Decimal("100"), ge=0)
+    emergency_drawdown_threshold_pct: Decimal = Field(Decimal("0.20"), gt=0, le=1)
+    reserve_high_water_pct: Decimal = Field(Decimal("0.30"), gt=0, le=1)
+    max_open_positions: int = Field(10, ge=1, le=500)
+    fractional_shares: bool = False
+    micro_trading_enabled: bool = False
+    micro_trading_interval_seconds: float = Field(60.0, gt=0, le=3600)
+    micro_trading_allocation_cap_pct: Decimal = Field(Decimal("0.03"), gt=0, le=1)
+    micro_trading_max_daily: int = Field(10, ge=0, le=1000)
+    micro_trading_max_hold_minutes: int = Field(120, ge=1, le=390)
+    sns_topic_arn: str | None = None
+    sns_phone_number: str | None = None
+    gmail_sender: str | None = None
+    gmail_recipient: str | None = None
+
+
+class AppConfig(BaseSettings):
+    """Where the engine's servers and data live. Unset URLs mean: start private servers."""
+
+    model_config = SettingsConfigDict(env_prefix=APP_ENV_PREFIX, frozen=True, extra="ignore")
+
+    database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir(APP_NAME)))
+    api_token: str | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    log_level: str = "INFO"
+    trading: TradingConfig = Field(default_factory=TradingConfig)
+
+
+def _describe(error: dict, prefix: str) -> str:
+    field = ".".join(str(part) for part in error["loc"])
+    variable = prefix + field.upper()
+    return f"{variable}={error.get('input')!r}: {error['msg']}"
+
+
+def load_config() -> AppConfig:
+    """Read and validate every setting; raise `ConfigError` naming each bad variable."""
+    problems: list[str] = []
+    trading: TradingConfig | None = None
+    try:
+        trading = TradingConfig()
+    except ValidationError as exc:
+        problems += [_describe(e, TRADING_ENV_PREFIX) for e in exc.errors()]
+    try:
+        app = AppConfig(trading=trading or TradingConfig.model_construct())
+    except ValidationError as exc:
+        problems += [_describe(e, APP_ENV_PREFIX) for e in exc.errors()]
+    if problems:
+        raise ConfigError("invalid settings: " + "; ".join(problems))
+    return app

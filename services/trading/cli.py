@@ -1,0 +1,193 @@
+"""`stonks-trading`: the command line of the trading engine.
+
+Every command reads its settings from the environment (`STONKS_*`, see the README). With no
+`STONKS_DATABASE_URL` / `STONKS_REDIS_URL` it starts private PostgreSQL and Valkey servers
+under `STONKS_DATA_DIR`. Errors end with one line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Awaitable, Callable, NoReturn, TypeVar
+
+import asyncpg
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from services.shared.config import AppConfig, ConfigError, load_config
+from services.shared.db import connect
+from services.shared.embedded import EmbeddedServerError, EmbeddedServers
+from services.shared.logging import configure_logging
+from services.shared.migrations import MigrationError
+from services.shared.runtime import resolve_server_urls
+from services.trading import setup_steps
+from services.trading.csv_import import CsvImportError
+
+app = typer.Typer(
+    help="Autonomous trading engine of stonks-oracle: sets up its servers and data, trades, "
+    "backtests and serves its dashboard.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+)
+servers_app = typer.Typer(help="Start, stop or inspect the private PostgreSQL and Valkey servers.")
+db_app = typer.Typer(help="Database schema management.")
+data_app = typer.Typer(help="Load market data: the bundled sample or your own CSV.")
+app.add_typer(servers_app, name="servers")
+app.add_typer(db_app, name="db")
+app.add_typer(data_app, name="data")
+
+console = Console(stderr=True)
+T = TypeVar("T")
+
+# Failures a user can act on: reported in one line, never as a traceback.
+EXPECTED_ERRORS = (ConfigError, CsvImportError, EmbeddedServerError, MigrationError,
+                   asyncpg.PostgresError, OSError)
+
+
+def _fail(message: str) -> NoReturn:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=1)
+
+
+def _config() -> AppConfig:
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        _fail(str(exc))
+    configure_logging(config.log_level)
+    return config
+
+
+def _with_database(work: Callable[[asyncpg.Connection], Awaitable[T]], *, migrate: bool = True) -> T:
+    """Run `work` on a connection to the configured database, schema upgraded first."""
+    config = _config()
+
+    async def main() -> T:
+        urls = resolve_server_urls(config)
+        connection = await connect(urls.database_url)
+        try:
+            if migrate:
+                await setup_steps.upgrade_schema(connection)
+            return await work(connection)
+        finally:
+            await connection.close()
+
+    try:
+        return asyncio.run(main())
+    except EXPECTED_ERRORS as exc:
+        _fail(str(exc).strip() or type(exc).__name__)
+
+
+@servers_app.command("start")
+def servers_start() -> None:
+    """Start the private servers (or find them running) and print their URLs."""
+    config = _config()
+    try:
+        urls = EmbeddedServers(config.data_dir).ensure_running()
+    except EXPECTED_ERRORS as exc:
+        _fail(str(exc))
+    typer.echo(f"database: {urls.database_url}\nredis:    {urls.redis_url}")
+
+
+@servers_app.command("stop")
+def servers_stop() -> None:
+    """Stop the private servers cleanly (PostgreSQL fast shutdown, Valkey saves and exits)."""
+    EmbeddedServers(_config().data_dir).stop()
+    typer.echo("private servers stopped")
+
+
+@servers_app.command("status")
+def servers_status() -> None:
+    """Say whether each private server is running."""
+    for name, running in EmbeddedServers(_config().data_dir).is_running().items():
+        typer.echo(f"{name}: {'running' if running else 'stopped'}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations from infra/migrations, each once, in order."""
+    applied = _with_database(setup_steps.upgrade_schema, migrate=False)
+    typer.echo("applied: " + ", ".join(applied) if applied else "schema is up to date")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=False)
+
+
+def load_sample() -> setup_steps.LoadReport:
+    with _progress() as progress:
+        task = progress.add_task("loading sample bars", total=None)
+
+        async def work(connection: asyncpg.Connection) -> setup_steps.LoadReport:
+            return await setup_steps.load_sample_market(connection, lambda n: progress.advance(task, n))
+
+        report = _with_database(work)
+        progress.update(task, total=report.bars, completed=report.bars)
+    typer.echo(f"loaded {report.bars} real daily bars for {report.tickers} tickers and "
+               f"{report.earnings_dates} earnings dates; source: {report.source}")
+    return report
+
+
+@data_app.command("load-sample")
+def data_load_sample() -> None:
+    """Load the bundled real market sample (AAPL, GOOG, IBM, MSFT daily bars 2000-2013,
+    split-adjusted, with sectors and SEC earnings dates). Safe to run again."""
+    load_sample()
+
+
+@data_app.command("import-csv")
+def data_import_csv(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
+                                help="CSV with columns ticker,date,open,high,low,close,volume."),
+    sector: str = typer.Option("Unknown", help="Sector recorded for tickers the database does not know yet."),
+) -> None:
+    """Load your own bars from a CSV file: all rows or none (bad rows are listed by line number)."""
+    written = _with_database(lambda connection: setup_steps.import_csv(connection, path, sector))
+    typer.echo(f"loaded {written} bars from {path}")
+
+
+@app.command("signals")
+def signals(
+    tickers: list[str] = typer.Option(None, "--ticker", "-t", help="Only these tickers (repeatable)."),
+) -> None:
+    """Write recommendations from the momentum signal (SMA 10/30 crossover, confidence from the
+    20-session change) for the loaded daily bars. Already-written ones are kept, not doubled."""
+    written = _with_database(lambda connection: setup_steps.write_momentum_signals(connection, tickers))
+    typer.echo(f"wrote {written} new recommendations")
+
+
+@app.command("serve")
+def serve(
+    host: str = typer.Option(None, help="Address to listen on (default STONKS_API_HOST, 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port to listen on (default STONKS_API_PORT, 8000)."),
+) -> None:
+    """Serve the HTTP API and dashboard."""
+    import uvicorn
+
+    config = _config()
+    _with_database(lambda connection: asyncio.sleep(0))  # servers up and schema current first
+    uvicorn.run("services.trading.app:app", host=host or config.api_host, port=port or config.api_port,
+                log_level=config.log_level.lower())
+
+
+@app.command("demo")
+def demo(
+    port: int = typer.Option(None, help="Port for the API and dashboard (default STONKS_API_PORT, 8000)."),
+) -> None:
+    """The main job: start the servers, migrate, load the sample market, write signals, and
+    serve the API and dashboard."""
+    load_sample()
+    signals(tickers=None)
+    serve(host=None, port=port)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
