@@ -87,6 +87,11 @@ def tiers(draw: st.DrawFn, max_sector: Decimal | None = None, max_heat: Decimal 
 
 
 confidences = decimals("0", "1", 3)
+
+
+def at_or_above_minimum(tier: RiskTierConfig, unit: Decimal) -> Decimal:
+    """Map a draw in [0, 1] onto [min_confidence, 1] (filtering would discard most draws)."""
+    return (tier.min_confidence + (1 - tier.min_confidence) * unit).quantize(D("0.0001"))
 prices = decimals("0.50", "3000", 2)
 pools = decimals("100", "200000", 2)
 sizer = PositionSizer(FixedCorrelation(0.0))
@@ -130,7 +135,7 @@ def test_property_2_correlation_adjustment(tier: RiskTierConfig, confidence: Dec
                                            price: Decimal, c1: Decimal, c2: Decimal) -> None:
     """Property 2: c <= 0.5 unchanged, 0.5 < c <= 0.8 scaled by (1 - c) / 0.5, c > 0.8
     rejected; higher correlation never gives a larger position."""
-    assume(confidence >= tier.min_confidence)
+    confidence = at_or_above_minimum(tier, confidence)
     portfolio = three_sector_portfolio(cash)
     baseline = sizer.compute(request(confidence, price), portfolio, tier)
 
@@ -196,7 +201,7 @@ def test_property_3_sector_exposure(holdings: list[tuple[str, int, Decimal]], se
                                     confidence: Decimal, cash: Decimal, price: Decimal) -> None:
     """Property 3: sector exposure is the sum of market values per sector; a new position is
     cut so its sector stays within max_sector_pct of total value, and rejected when no room."""
-    assume(confidence >= tier.min_confidence)
+    confidence = at_or_above_minimum(tier, confidence)
     portfolio = build_portfolio(holdings, cash)
     by_hand: dict[str, Decimal] = {}
     for s, q, p in holdings:
@@ -220,7 +225,7 @@ def test_property_4_diversification_bonus(sector_count: int, new_sector: bool, t
                                           confidence: Decimal, cash: Decimal, price: Decimal) -> None:
     """Property 4: 1.2x when the portfolio holds fewer than 3 sectors and the candidate's
     sector is not among them; no bonus otherwise."""
-    assume(confidence >= tier.min_confidence)
+    confidence = at_or_above_minimum(tier, confidence)
     assume(new_sector or sector_count > 0)
     sectors = [f"S{i}" for i in range(sector_count)]
     portfolio = PortfolioState(positions=tuple(position(f"H{i}", s) for i, s in enumerate(sectors)), cash=cash)
@@ -237,7 +242,7 @@ def test_property_4_diversification_bonus(sector_count: int, new_sector: bool, t
 def test_property_19_earnings_proximity(sessions: int | None, tier: RiskTierConfig, confidence: Decimal,
                                         cash: Decimal, price: Decimal) -> None:
     """Property 19: within 1 trading session of earnings rejected; within 3 halved; else normal."""
-    assume(confidence >= tier.min_confidence)
+    confidence = at_or_above_minimum(tier, confidence)
     portfolio = three_sector_portfolio(cash)
     result = sizer.compute(request(confidence, price, earnings=sessions), portfolio, tier)
     if sessions is not None and sessions <= 1:
@@ -266,9 +271,11 @@ def test_property_24_portfolio_heat(holdings: list[tuple[int, Decimal, Decimal]]
                 for p in positions if p.stop_loss_price < p.entry_price), F(0))
     assert abs(F(portfolio.portfolio_heat) - risk / total) < F(1, 10**20)  # Decimal division: 28 digits
 
-    assume(confidence >= tier.min_confidence)
+    confidence = at_or_above_minimum(tier, confidence)
     result = sizer.compute(request(confidence, price, "Tech", stop_distance), portfolio, tier)
-    expected = spec_shares(F(confidence), tier, portfolio.active_pool, price, spec_multiplier(portfolio, "Tech"))
+    room = F(tier.max_sector_pct) * total - F(portfolio.sector_exposure.get("Tech", D(0)))
+    expected = spec_shares(F(confidence), tier, portfolio.active_pool, price, spec_multiplier(portfolio, "Tech"),
+                           room) if room > 0 else 0
     if expected == 0:
         assert result.rejected
         return
