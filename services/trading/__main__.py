@@ -1,0 +1,3 @@
+from services.trading.cli import main
+
+main()

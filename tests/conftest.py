@@ -1,0 +1,122 @@
+"""Real servers for the tests (no fakes).
+
+By default the tests start private embedded PostgreSQL and Valkey servers in a temporary
+data directory, once per run. With `STONKS_TEST_DATABASE_URL` and `STONKS_TEST_REDIS_URL`
+set, they use those servers instead (CI runs the integration tests a second time against the
+machine's system PostgreSQL and Redis this way).
+
+Each test that asks for `database_url` gets a database of its own, cloned from a migrated
+template, so tests cannot see each other's rows; `redis_client` gets a flushed database.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from services.shared.db import connect
+from services.shared.embedded import EmbeddedServers, ServerUrls
+from services.shared.migrations import upgrade
+
+TEMPLATE_DB = "stonks_test_template"
+TEST_REDIS_DB = 15
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def server_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerUrls]:
+    database_url = os.environ.get("STONKS_TEST_DATABASE_URL")
+    redis_url = os.environ.get("STONKS_TEST_REDIS_URL")
+    if database_url and redis_url:
+        yield ServerUrls(database_url, redis_url)
+        return
+    servers = EmbeddedServers(Path(tmp_path_factory.mktemp("servers")))
+    try:
+        yield servers.ensure_running()
+    finally:
+        servers.stop()
+
+
+@pytest.fixture(scope="session")
+async def template_database(server_urls: ServerUrls) -> str:
+    """A database with every migration applied, cloned for each test."""
+    admin = await asyncpg.connect(server_urls.database_url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {TEMPLATE_DB}")
+    finally:
+        await admin.close()
+    url = _with_database(server_urls.database_url, TEMPLATE_DB)
+    connection = await connect(url)
+    try:
+        await upgrade(connection)
+    finally:
+        await connection.close()
+    return TEMPLATE_DB
+
+
+async def _create_database(server_urls: ServerUrls, template: str | None) -> str:
+    name = f"stonks_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_urls.database_url)
+    try:
+        clause = f" TEMPLATE {template}" if template else ""
+        await admin.execute(f"CREATE DATABASE {name}{clause}")
+    finally:
+        await admin.close()
+    return name
+
+
+async def _drop_database(server_urls: ServerUrls, name: str) -> None:
+    admin = await asyncpg.connect(server_urls.database_url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def database_url(server_urls: ServerUrls, template_database: str) -> AsyncIterator[str]:
+    """URL of a fresh, fully migrated database for this test alone."""
+    name = await _create_database(server_urls, template_database)
+    yield _with_database(server_urls.database_url, name)
+    await _drop_database(server_urls, name)
+
+
+@pytest.fixture
+async def empty_database_url(server_urls: ServerUrls) -> AsyncIterator[str]:
+    """URL of a fresh database with no schema at all (for migration tests)."""
+    name = await _create_database(server_urls, None)
+    yield _with_database(server_urls.database_url, name)
+    await _drop_database(server_urls, name)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await connect(database_url)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+def redis_url(server_urls: ServerUrls) -> str:
+    return _with_database(server_urls.redis_url, str(TEST_REDIS_DB))
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(redis_url)
+    await client.flushdb()
+    yield client
+    await client.flushdb()
+    await client.aclose()

@@ -1,0 +1,60 @@
+"""Settings come from the environment and bad values stop start-up with a clear message."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from services.shared.config import ConfigError, load_config
+from services.shared.schemas import RiskTierName
+
+
+def test_defaults_are_the_spec_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(__import__("os").environ):
+        if name.startswith("STONKS_"):
+            monkeypatch.delenv(name)
+    config = load_config()
+    trading = config.trading
+    assert (trading.enabled, trading.risk_tier) == (False, RiskTierName.MODERATE)
+    assert trading.reserve_siphon_pct == Decimal("0.20")
+    assert (trading.polling_interval_seconds, trading.stop_loss_check_interval_seconds) == (30, 300)
+    assert (trading.absolute_position_cap, trading.active_pool_minimum) == (Decimal(2500), Decimal(100))
+    assert (trading.micro_trading_enabled, trading.micro_trading_max_daily) == (False, 10)
+    assert config.database_url is None and config.redis_url is None
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STONKS_TRADING_RISK_TIER", "aggressive")
+    monkeypatch.setenv("STONKS_TRADING_RESERVE_SIPHON_PCT", "0.35")
+    monkeypatch.setenv("STONKS_DATABASE_URL", "postgresql://db.example/stonks")
+    config = load_config()
+    assert config.trading.risk_tier is RiskTierName.AGGRESSIVE
+    assert config.trading.reserve_siphon_pct == Decimal("0.35")
+    assert config.database_url == "postgresql://db.example/stonks"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("STONKS_TRADING_RESERVE_SIPHON_PCT", "1.5", "less than or equal to 1"),
+        ("STONKS_TRADING_RESERVE_SIPHON_PCT", "lots", "decimal"),
+        ("STONKS_TRADING_RISK_TIER", "yolo", "conservative"),
+        ("STONKS_TRADING_MAX_OPEN_POSITIONS", "0", "greater than or equal to 1"),
+        ("STONKS_API_PORT", "70000", "less than or equal to 65535"),
+    ],
+)
+def test_bad_values_name_the_variable_and_the_allowed_range(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as excinfo:
+        load_config()
+    message = str(excinfo.value)
+    assert variable in message and repr(value) in message and expected in message
+
+
+def test_config_is_frozen() -> None:
+    config = load_config()
+    with pytest.raises(Exception):
+        config.trading.enabled = True  # type: ignore[misc]
