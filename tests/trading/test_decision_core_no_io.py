@@ -22,7 +22,13 @@ SCRIPT = textwrap.dedent("""
     def refuse(*args, **kwargs):
         raise NetworkDisabled("network access attempted by the decision core")
 
-    socket.socket = refuse
+    class RefusingSocket(socket.socket):
+        # A subclass, not a function, so modules that subclass socket.socket (ssl) still
+        # import; only creating a socket fails.
+        def __init__(self, *args, **kwargs):
+            refuse()
+
+    socket.socket = RefusingSocket
     socket.create_connection = refuse
     socket.getaddrinfo = refuse
     socket.socketpair = refuse
