@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from services.trading.market_data import PriceBar
-from services.trading.trading_calendar import session_close
+from services.trading.trading_window import session_times
 
 REQUIRED = ("ticker", "open", "high", "low", "close", "volume")
 INTERVALS = ("1d", "5m", "1m")
@@ -54,10 +54,10 @@ def _timestamp(row: dict[str, str], interval: str) -> datetime:
     if interval != "1d":
         raise ValueError("intraday bars need a ts column")
     session = date.fromisoformat(row["date"].strip())
-    try:
-        return session_close(session)
-    except Exception:
-        raise ValueError(f"{session} is not an NYSE trading session") from None
+    times = session_times(session)
+    if times is None:
+        raise ValueError(f"{session} is not an NYSE trading session")
+    return times[1]
 
 
 def _parse_row(row: dict[str, str]) -> PriceBar:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from services.trading.market_data import EarningsDate, PriceBar, TickerInfo
-from services.trading.trading_calendar import session_close
+from services.trading.trading_window import session_times
 
 SAMPLE_TICKERS = ("AAPL", "GOOG", "IBM", "MSFT")
 SOURCE = "bokeh-sampledata (Quandl WIKI, public domain), split/dividend-adjusted"
@@ -56,7 +56,7 @@ def _adjusted_bar(row: dict[str, str]) -> PriceBar:
 
     session = date.fromisoformat(row["Date"])
     return PriceBar(
-        ticker=row["Ticker"], interval="1d", ts=session_close(session),
+        ticker=row["Ticker"], interval="1d", ts=session_times(session)[1],
         open=adjust("Open"), high=adjust("High"), low=adjust("Low"), close=adjust("Close"),
         volume=int(Decimal(row["Volume"]) / ratio),
     )
