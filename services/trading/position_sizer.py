@@ -84,6 +84,30 @@ def active_pool_gate(side: OrderSide | str, active_pool: Decimal, settings: Sizi
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Book:
+    """The portfolio figures the sizing steps read, computed once per evaluation (the
+    PortfolioState properties re-sum every position on each access)."""
+
+    positions: tuple[OpenPosition, ...]
+    total_value: Decimal
+    active_pool: Decimal
+    risk_dollars: Decimal
+    sector_value: dict[str, Decimal]
+
+    @classmethod
+    def of(cls, portfolio: PortfolioState) -> _Book:
+        sector_value: dict[str, Decimal] = {}
+        risk = invested = ZERO
+        for p in portfolio.positions:
+            value = p.market_value
+            invested += value
+            risk += p.risk_dollars
+            sector_value[p.sector] = sector_value.get(p.sector, ZERO) + value
+        total = portfolio.cash + invested
+        return cls(portfolio.positions, total, total - portfolio.reserve_pool, risk, sector_value)
+
+
 class _Rejected(Exception):
     """Internal: carries a rejection reason out of the sizing steps."""
 
@@ -101,7 +125,7 @@ def _dec(value: Fraction, places: int = 10) -> Decimal:
     return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(Decimal(1).scaleb(-places))
 
 
-def _check_inputs(request: SizingRequest, portfolio: PortfolioState) -> Fraction:
+def _check_inputs(request: SizingRequest, book: _Book) -> Fraction:
     confidence = request.confidence
     if isinstance(confidence, float) and not math.isfinite(confidence):
         raise _Rejected(f"confidence {confidence} is not a number")
@@ -113,8 +137,8 @@ def _check_inputs(request: SizingRequest, portfolio: PortfolioState) -> Fraction
         raise _Rejected(f"price {request.current_price} of {request.ticker} is not positive")
     if request.stop_distance < 0:
         raise _Rejected(f"stop distance {request.stop_distance} is negative")
-    if portfolio.total_value <= 0:
-        raise _Rejected(f"portfolio value {portfolio.total_value} is not positive")
+    if book.total_value <= 0:
+        raise _Rejected(f"portfolio value {book.total_value} is not positive")
     return _exact(confidence)
 
 
@@ -132,32 +156,33 @@ class PositionSizer:
     def compute(self, request: SizingRequest, portfolio: PortfolioState, tier: RiskTierConfig) -> PositionSizeResult:
         """Size a buy of `request.ticker`, or reject it with the reason (seed task 4.1)."""
         trace: list[SizingAdjustment] = []
+        book = _Book.of(portfolio)
         try:
-            gate = active_pool_gate(OrderSide.BUY, portfolio.active_pool, self._settings)
+            gate = active_pool_gate(OrderSide.BUY, book.active_pool, self._settings)
             if gate:
                 raise _Rejected(gate)
-            confidence = _check_inputs(request, portfolio)
+            confidence = _check_inputs(request, book)
             if confidence < _exact(tier.min_confidence):
                 raise _Rejected(f"confidence {request.confidence} is below the {tier.name} tier's "
                                 f"minimum {tier.min_confidence}")
-            multiplier = self._multiplier(request, portfolio, trace)
-            dollars = self._dollars(confidence, multiplier, portfolio, tier, trace)
-            dollars = self._sector_cap(request, dollars, portfolio, tier, trace)
+            multiplier = self._multiplier(request, book, trace)
+            dollars = self._dollars(confidence, multiplier, book, tier, trace)
+            dollars = self._sector_cap(request, dollars, book, tier, trace)
             shares = self._shares(request, dollars, trace)
-            self._heat_check(request, shares, portfolio, tier)
+            self._heat_check(request, shares, book, tier)
         except _Rejected as rejection:
             return PositionSizeResult(ZERO, ZERO, ZERO, tuple(trace), rejected=True, rejection_reason=str(rejection))
         spent = shares * request.current_price
         return PositionSizeResult(
             dollar_amount=spent,
             share_quantity=shares,
-            allocation_pct=_dec(_exact(spent) / _exact(portfolio.active_pool)),
+            allocation_pct=_dec(_exact(spent) / _exact(book.active_pool)),
             adjustments=tuple(trace),
         )
 
     # -- the multiplier: earnings, correlation, diversification -------------------------
 
-    def _multiplier(self, request: SizingRequest, portfolio: PortfolioState, trace: list[SizingAdjustment]) -> Fraction:
+    def _multiplier(self, request: SizingRequest, book: _Book, trace: list[SizingAdjustment]) -> Fraction:
         s = self._settings
         multiplier = Fraction(1)
         sessions = request.sessions_until_earnings
@@ -169,8 +194,8 @@ class PositionSizer:
             trace.append(SizingAdjustment("earnings_proximity", s.earnings_factor,
                                           f"earnings in {sessions} trading sessions (within "
                                           f"{s.earnings_reduce_within_sessions}): size cut"))
-        multiplier *= self._correlation_factor(request, portfolio, trace)
-        held = {p.sector for p in portfolio.positions}
+        multiplier *= self._correlation_factor(request, book, trace)
+        held = book.sector_value.keys()
         if len(held) < s.diversification_sector_count and request.sector not in held:
             multiplier *= _exact(s.diversification_bonus)
             trace.append(SizingAdjustment("diversification_bonus", s.diversification_bonus,
@@ -178,10 +203,10 @@ class PositionSizer:
                                           f" and {request.sector!r} is not among them"))
         return multiplier
 
-    def _correlation_factor(self, request: SizingRequest, portfolio: PortfolioState,
+    def _correlation_factor(self, request: SizingRequest, book: _Book,
                             trace: list[SizingAdjustment]) -> Fraction:
         s = self._settings
-        raw = self._correlations.get_portfolio_correlation(request.ticker, portfolio.positions)
+        raw = self._correlations.get_portfolio_correlation(request.ticker, book.positions)
         if not math.isfinite(raw):
             raise _Rejected(f"correlation of {request.ticker} with the portfolio is not a number ({raw})")
         c = _exact(raw)
@@ -200,7 +225,7 @@ class PositionSizer:
 
     # -- dollars, sector cap, shares, heat ----------------------------------------------
 
-    def _dollars(self, confidence: Fraction, multiplier: Fraction, portfolio: PortfolioState,
+    def _dollars(self, confidence: Fraction, multiplier: Fraction, book: _Book,
                  tier: RiskTierConfig, trace: list[SizingAdjustment]) -> Fraction:
         raw_pct = _exact(tier.base_allocation_pct) * confidence / _exact(tier.min_confidence) * multiplier
         pct = raw_pct
@@ -210,7 +235,7 @@ class PositionSizer:
             trace.append(SizingAdjustment("max_position_pct", _dec(max_pct / raw_pct),
                                           f"raw allocation {_dec(raw_pct, 6)} of Active Pool clamped to the "
                                           f"{tier.name} tier's max {tier.max_position_pct}"))
-        dollars = _exact(portfolio.active_pool) * pct
+        dollars = _exact(book.active_pool) * pct
         cap = _exact(self._settings.absolute_position_cap)
         if dollars > cap:
             trace.append(SizingAdjustment("absolute_position_cap", _dec(cap / dollars),
@@ -219,11 +244,11 @@ class PositionSizer:
             dollars = cap
         return dollars
 
-    def _sector_cap(self, request: SizingRequest, dollars: Fraction, portfolio: PortfolioState,
+    def _sector_cap(self, request: SizingRequest, dollars: Fraction, book: _Book,
                     tier: RiskTierConfig, trace: list[SizingAdjustment]) -> Fraction:
         # Buying with cash leaves total value unchanged, so the limit is on today's total.
-        limit = _exact(tier.max_sector_pct) * _exact(portfolio.total_value)
-        held = _exact(portfolio.sector_exposure.get(request.sector, ZERO))
+        limit = _exact(tier.max_sector_pct) * _exact(book.total_value)
+        held = _exact(book.sector_value.get(request.sector, ZERO))
         room = limit - held
         if room <= 0:
             raise _Rejected(f"sector {request.sector!r} already holds ${_dec(held, 2)}, at or above "
@@ -249,10 +274,8 @@ class PositionSizer:
                                           f"${_dec(dollars, 2)}"))
         return shares
 
-    def _heat_check(self, request: SizingRequest, shares: Decimal, portfolio: PortfolioState,
-                    tier: RiskTierConfig) -> None:
-        existing = sum((_exact(p.risk_dollars) for p in portfolio.positions), Fraction(0))
-        new_heat = (existing + _exact(shares) * _exact(request.stop_distance)) / _exact(portfolio.total_value)
+    def _heat_check(self, request: SizingRequest, shares: Decimal, book: _Book, tier: RiskTierConfig) -> None:
+        new_heat = (_exact(book.risk_dollars) + _exact(shares) * _exact(request.stop_distance)) / _exact(book.total_value)
         if new_heat > _exact(tier.max_portfolio_heat):
             raise _Rejected(f"portfolio heat would be {_dec(new_heat, 4)} with this entry, above the "
                             f"{tier.name} tier's max {tier.max_portfolio_heat}")
