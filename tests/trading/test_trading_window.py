@@ -153,10 +153,13 @@ def test_naive_datetime_is_refused() -> None:
 def test_outside_loaded_calendar_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="outside the loaded XNYS calendar"):
         tw.is_market_open(datetime(1999, 6, 1, 15, 0, tzinfo=timezone.utc))
+    with pytest.raises(ValueError, match="past the loaded XNYS calendar"):
+        tw.sessions_until(datetime(2030, 12, 10, tzinfo=timezone.utc), date(2031, 1, 2))
 
 
 @settings(max_examples=100, deadline=None)
-@given(instants, st.integers(min_value=-5, max_value=40))
+@given(st.datetimes(min_value=datetime(2000, 1, 4), max_value=datetime(2030, 11, 1), timezones=st.sampled_from(ZONES)),
+       st.integers(min_value=-5, max_value=40))
 def test_sessions_until_counts_calendar_sessions(now: datetime, days_ahead: int) -> None:
     """Earnings proximity input: the number of calendar sessions after today up to and
     including the event date; None once the date has passed."""
