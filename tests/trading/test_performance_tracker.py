@@ -193,7 +193,7 @@ STOCKS = Path(__import__("bokeh_sampledata").__file__).parent / "_data" / "stock
 
 @pytest.fixture(scope="module")
 def real_closes():
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
     if not STOCKS.exists():
         pytest.skip("bokeh_sampledata stocks file not installed")
     frame = pd.read_csv(STOCKS, parse_dates=["Date"])
@@ -213,10 +213,10 @@ def test_real_closes_agree_with_pandas(real_closes):
 
 
 def test_real_closes_agree_with_empyrical(real_closes):
-    """Same data against empyrical (when installed). empyrical reports drawdown as a negative
+    """Same data against empyrical. empyrical reports drawdown as a negative
     number; ours is the positive fraction SPEC asks for, so they agree up to sign. Its
     sharpe_ratio on the last 30 returns is the same formula (ddof=1, sqrt(252), rf 0)."""
-    empyrical = pytest.importorskip("empyrical")
+    import empyrical
     for ticker in real_closes:
         closes = real_closes[ticker]
         returns = closes.pct_change().dropna()
