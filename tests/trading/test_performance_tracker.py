@@ -194,8 +194,6 @@ STOCKS = Path(__import__("bokeh_sampledata").__file__).parent / "_data" / "stock
 @pytest.fixture(scope="module")
 def real_closes():
     import pandas as pd
-    if not STOCKS.exists():
-        pytest.skip("bokeh_sampledata stocks file not installed")
     frame = pd.read_csv(STOCKS, parse_dates=["Date"])
     return frame.pivot(index="Date", columns="Ticker", values="Close").sort_index()[["AAPL", "IBM", "MSFT"]].dropna()
 
