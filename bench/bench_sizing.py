@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Sequence
 
 import numpy as np
 
@@ -53,10 +53,16 @@ class NumpyCorrelations:
 
 def build_portfolio() -> PortfolioState:
     positions = tuple(
-        OpenPosition(ticker=TICKERS[i * 7], quantity=Decimal(10 + i), entry_price=Decimal("50") + i,
-                     current_price=Decimal("52") + i, sector=SECTORS[i % len(SECTORS)],
-                     stop_loss_price=Decimal("48") + i, take_profit_price=Decimal("60") + i,
-                     signal_confidence=Decimal("0.70"))
+        OpenPosition(
+            ticker=TICKERS[i * 7],
+            quantity=Decimal(10 + i),
+            entry_price=Decimal("50") + i,
+            current_price=Decimal("52") + i,
+            sector=SECTORS[i % len(SECTORS)],
+            stop_loss_price=Decimal("48") + i,
+            take_profit_price=Decimal("60") + i,
+            signal_confidence=Decimal("0.70"),
+        )
         for i in range(10)
     )
     return PortfolioState(positions=positions, cash=Decimal("50000"), reserve_pool=Decimal("2000"))
@@ -70,12 +76,17 @@ def main() -> None:
     portfolio = build_portfolio()
     tier = RISK_TIER_DEFAULTS[RiskTierName.MODERATE]
     rng = random.Random(11)
-    requests = [SizingRequest(ticker=rng.choice(TICKERS), sector=rng.choice(SECTORS),
-                              confidence=Decimal(rng.randint(60, 99)) / 100,
-                              current_price=Decimal(rng.randint(500, 50000)) / 100,
-                              stop_distance=Decimal(rng.randint(50, 500)) / 100,
-                              sessions_until_earnings=rng.choice([None, None, 2, 10]))
-                for _ in range(1000)]
+    requests = [
+        SizingRequest(
+            ticker=rng.choice(TICKERS),
+            sector=rng.choice(SECTORS),
+            confidence=Decimal(rng.randint(60, 99)) / 100,
+            current_price=Decimal(rng.randint(500, 50000)) / 100,
+            stop_distance=Decimal(rng.randint(50, 500)) / 100,
+            sessions_until_earnings=rng.choice([None, None, 2, 10]),
+        )
+        for _ in range(1000)
+    ]
     for r in requests[:200]:  # warm-up
         sizer.compute(r, portfolio, tier)
     count, rejected = 0, 0
@@ -86,8 +97,10 @@ def main() -> None:
             rejected += sizer.compute(r, portfolio, tier).rejected
         count += len(requests)
     elapsed = time.perf_counter() - started
-    print(f"full sizing path, 10 open positions, 500-ticker matrix: {count / elapsed:,.0f} evaluations/s "
-          f"({elapsed / count * 1e6:.1f} us each; {count} evaluations, {rejected / count:.0%} rejected)")
+    print(
+        f"full sizing path, 10 open positions, 500-ticker matrix: {count / elapsed:,.0f} evaluations/s "
+        f"({elapsed / count * 1e6:.1f} us each; {count} evaluations, {rejected / count:.0%} rejected)"
+    )
 
 
 if __name__ == "__main__":

@@ -71,14 +71,19 @@ def gradual_entry_threshold(active_pool: Decimal, settings: GradualEntrySettings
     return min(s.threshold_dollars, s.threshold_active_pool_pct * active_pool)
 
 
-def should_use_gradual_entry(position_dollars: Decimal, active_pool: Decimal,
-                             settings: GradualEntrySettings | None = None) -> bool:
+def should_use_gradual_entry(
+    position_dollars: Decimal, active_pool: Decimal, settings: GradualEntrySettings | None = None
+) -> bool:
     """True when the position exceeds min($30, 5% of Active Pool) (seed 12.2, read literally)."""
     return position_dollars > gradual_entry_threshold(active_pool, settings)
 
 
-def split_into_tranches(total_shares: Decimal | int, parent_decision_id: str, first_at: datetime,
-                        settings: GradualEntrySettings | None = None) -> tuple[Tranche, ...]:
+def split_into_tranches(
+    total_shares: Decimal | int,
+    parent_decision_id: str,
+    first_at: datetime,
+    settings: GradualEntrySettings | None = None,
+) -> tuple[Tranche, ...]:
     """Split whole shares into up to `tranche_count` tranches `tranche_spacing` apart.
     Earlier tranches take the remainder, so sizes are non-increasing and differ by <= 1."""
     s = settings or GradualEntrySettings()
@@ -91,19 +96,33 @@ def split_into_tranches(total_shares: Decimal | int, parent_decision_id: str, fi
     count = min(s.tranche_count, int(total))
     base, remainder = divmod(int(total), count)
     return tuple(
-        Tranche(i + 1, count, parent_decision_id, Decimal(base + (1 if i < remainder else 0)),
-                first_at + s.tranche_spacing * i)
+        Tranche(
+            i + 1,
+            count,
+            parent_decision_id,
+            Decimal(base + (1 if i < remainder else 0)),
+            first_at + s.tranche_spacing * i,
+        )
         for i in range(count)
     )
 
 
-def plan_entry(parent_decision_id: str, ticker: str, total_shares: Decimal | int, price: Decimal,
-               active_pool: Decimal, now: datetime, settings: GradualEntrySettings | None = None) -> GradualEntryPlan:
+def plan_entry(
+    parent_decision_id: str,
+    ticker: str,
+    total_shares: Decimal | int,
+    price: Decimal,
+    active_pool: Decimal,
+    now: datetime,
+    settings: GradualEntrySettings | None = None,
+) -> GradualEntryPlan:
     """A plan for one buy decision: tranches above the threshold, one order below it."""
     s = settings or GradualEntrySettings()
     if not should_use_gradual_entry(Decimal(total_shares) * price, active_pool, s):
         s = replace(s, tranche_count=1)
-    return GradualEntryPlan(parent_decision_id, ticker, split_into_tranches(total_shares, parent_decision_id, now, s))
+    return GradualEntryPlan(
+        parent_decision_id, ticker, split_into_tranches(total_shares, parent_decision_id, now, s)
+    )
 
 
 def mark_submitted(plan: GradualEntryPlan, index: int) -> GradualEntryPlan:
@@ -112,14 +131,23 @@ def mark_submitted(plan: GradualEntryPlan, index: int) -> GradualEntryPlan:
     if tranche is None or tranche.status is not TrancheStatus.PENDING:
         state = "missing" if tranche is None else tranche.status
         raise ValueError(f"tranche {index} of decision {plan.parent_decision_id} is {state}, not pending")
-    return replace(plan, tranches=tuple(replace(t, status=TrancheStatus.SUBMITTED) if t.index == index else t
-                                        for t in plan.tranches))
+    return replace(
+        plan,
+        tranches=tuple(
+            replace(t, status=TrancheStatus.SUBMITTED) if t.index == index else t for t in plan.tranches
+        ),
+    )
 
 
 def cancel_remaining(plan: GradualEntryPlan, reason: str) -> GradualEntryPlan:
     """Cancel every pending tranche, e.g. when a re-evaluation before submission says no."""
     if not reason:
         raise ValueError("cancelling tranches needs a reason for the decision trace")
-    return replace(plan, cancel_reason=reason,
-                   tranches=tuple(replace(t, status=TrancheStatus.CANCELLED) if t.status is TrancheStatus.PENDING
-                                  else t for t in plan.tranches))
+    return replace(
+        plan,
+        cancel_reason=reason,
+        tranches=tuple(
+            replace(t, status=TrancheStatus.CANCELLED) if t.status is TrancheStatus.PENDING else t
+            for t in plan.tranches
+        ),
+    )

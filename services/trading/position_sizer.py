@@ -16,10 +16,11 @@ that should be exactly 5 down to 4.999... and buy one share fewer, or the other 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from services.shared.schemas import OrderSide
 from services.trading.models import (
@@ -79,8 +80,10 @@ def active_pool_gate(side: OrderSide | str, active_pool: Decimal, settings: Sizi
     if OrderSide(side) is OrderSide.SELL:
         return None
     if active_pool < settings.active_pool_minimum:
-        return (f"Active Pool ${active_pool} is below the ${settings.active_pool_minimum} minimum; "
-                "new entries are halted until it recovers")
+        return (
+            f"Active Pool ${active_pool} is below the ${settings.active_pool_minimum} minimum; "
+            "new entries are halted until it recovers"
+        )
     return None
 
 
@@ -153,7 +156,9 @@ class PositionSizer:
     def settings(self) -> SizingSettings:
         return self._settings
 
-    def compute(self, request: SizingRequest, portfolio: PortfolioState, tier: RiskTierConfig) -> PositionSizeResult:
+    def compute(
+        self, request: SizingRequest, portfolio: PortfolioState, tier: RiskTierConfig
+    ) -> PositionSizeResult:
         """Size a buy of `request.ticker`, or reject it with the reason (seed task 4.1)."""
         trace: list[SizingAdjustment] = []
         book = _Book.of(portfolio)
@@ -163,15 +168,19 @@ class PositionSizer:
                 raise _Rejected(gate)
             confidence = _check_inputs(request, book)
             if confidence < _exact(tier.min_confidence):
-                raise _Rejected(f"confidence {request.confidence} is below the {tier.name} tier's "
-                                f"minimum {tier.min_confidence}")
+                raise _Rejected(
+                    f"confidence {request.confidence} is below the {tier.name} tier's "
+                    f"minimum {tier.min_confidence}"
+                )
             multiplier = self._multiplier(request, book, trace)
             dollars = self._dollars(confidence, multiplier, book, tier, trace)
             dollars = self._sector_cap(request, dollars, book, tier, trace)
             shares = self._shares(request, dollars, trace)
             self._heat_check(request, shares, book, tier)
         except _Rejected as rejection:
-            return PositionSizeResult(ZERO, ZERO, ZERO, tuple(trace), rejected=True, rejection_reason=str(rejection))
+            return PositionSizeResult(
+                ZERO, ZERO, ZERO, tuple(trace), rejected=True, rejection_reason=str(rejection)
+            )
         spent = shares * request.current_price
         return PositionSizeResult(
             dollar_amount=spent,
@@ -187,78 +196,125 @@ class PositionSizer:
         multiplier = Fraction(1)
         sessions = request.sessions_until_earnings
         if sessions is not None and sessions <= s.earnings_reject_within_sessions:
-            raise _Rejected(f"earnings in {sessions} trading session(s): no entries within "
-                            f"{s.earnings_reject_within_sessions} session of earnings")
+            raise _Rejected(
+                f"earnings in {sessions} trading session(s): no entries within "
+                f"{s.earnings_reject_within_sessions} session of earnings"
+            )
         if sessions is not None and sessions <= s.earnings_reduce_within_sessions:
             multiplier *= _exact(s.earnings_factor)
-            trace.append(SizingAdjustment("earnings_proximity", s.earnings_factor,
-                                          f"earnings in {sessions} trading sessions (within "
-                                          f"{s.earnings_reduce_within_sessions}): size cut"))
+            trace.append(
+                SizingAdjustment(
+                    "earnings_proximity",
+                    s.earnings_factor,
+                    f"earnings in {sessions} trading sessions (within "
+                    f"{s.earnings_reduce_within_sessions}): size cut",
+                )
+            )
         multiplier *= self._correlation_factor(request, book, trace)
         held = book.sector_value.keys()
         if len(held) < s.diversification_sector_count and request.sector not in held:
             multiplier *= _exact(s.diversification_bonus)
-            trace.append(SizingAdjustment("diversification_bonus", s.diversification_bonus,
-                                          f"portfolio holds {len(held)} sector(s) (< {s.diversification_sector_count})"
-                                          f" and {request.sector!r} is not among them"))
+            trace.append(
+                SizingAdjustment(
+                    "diversification_bonus",
+                    s.diversification_bonus,
+                    f"portfolio holds {len(held)} sector(s) (< {s.diversification_sector_count})"
+                    f" and {request.sector!r} is not among them",
+                )
+            )
         return multiplier
 
-    def _correlation_factor(self, request: SizingRequest, book: _Book,
-                            trace: list[SizingAdjustment]) -> Fraction:
+    def _correlation_factor(
+        self, request: SizingRequest, book: _Book, trace: list[SizingAdjustment]
+    ) -> Fraction:
         s = self._settings
         raw = self._correlations.get_portfolio_correlation(request.ticker, book.positions)
         if not math.isfinite(raw):
             raise _Rejected(f"correlation of {request.ticker} with the portfolio is not a number ({raw})")
         c = _exact(raw)
         if c > _exact(s.correlation_reject_above):
-            raise _Rejected(f"weighted correlation {raw:.4f} with open positions exceeds "
-                            f"{s.correlation_reject_above}")
+            raise _Rejected(
+                f"weighted correlation {raw:.4f} with open positions exceeds {s.correlation_reject_above}"
+            )
         if c <= _exact(s.correlation_reduce_above):
             return Fraction(1)
         # Linear from 1 at the reduce threshold towards 0 at c = 1: (1 - c) / 0.5 by default.
         factor = (1 - c) / (1 - _exact(s.correlation_reduce_above))
-        trace.append(SizingAdjustment("correlation", _dec(factor),
-                                      f"weighted correlation {raw:.4f} with open positions is above "
-                                      f"{s.correlation_reduce_above}: size scaled by (1 - c) / "
-                                      f"{1 - s.correlation_reduce_above}"))
+        trace.append(
+            SizingAdjustment(
+                "correlation",
+                _dec(factor),
+                f"weighted correlation {raw:.4f} with open positions is above "
+                f"{s.correlation_reduce_above}: size scaled by (1 - c) / "
+                f"{1 - s.correlation_reduce_above}",
+            )
+        )
         return factor
 
     # -- dollars, sector cap, shares, heat ----------------------------------------------
 
-    def _dollars(self, confidence: Fraction, multiplier: Fraction, book: _Book,
-                 tier: RiskTierConfig, trace: list[SizingAdjustment]) -> Fraction:
+    def _dollars(
+        self,
+        confidence: Fraction,
+        multiplier: Fraction,
+        book: _Book,
+        tier: RiskTierConfig,
+        trace: list[SizingAdjustment],
+    ) -> Fraction:
         raw_pct = _exact(tier.base_allocation_pct) * confidence / _exact(tier.min_confidence) * multiplier
         pct = raw_pct
         max_pct = _exact(tier.max_position_pct)
         if raw_pct > max_pct:
             pct = max_pct
-            trace.append(SizingAdjustment("max_position_pct", _dec(max_pct / raw_pct),
-                                          f"raw allocation {_dec(raw_pct, 6)} of Active Pool clamped to the "
-                                          f"{tier.name} tier's max {tier.max_position_pct}"))
+            trace.append(
+                SizingAdjustment(
+                    "max_position_pct",
+                    _dec(max_pct / raw_pct),
+                    f"raw allocation {_dec(raw_pct, 6)} of Active Pool clamped to the "
+                    f"{tier.name} tier's max {tier.max_position_pct}",
+                )
+            )
         dollars = _exact(book.active_pool) * pct
         cap = _exact(self._settings.absolute_position_cap)
         if dollars > cap:
-            trace.append(SizingAdjustment("absolute_position_cap", _dec(cap / dollars),
-                                          f"${_dec(dollars, 2)} exceeds the absolute cap "
-                                          f"${self._settings.absolute_position_cap}"))
+            trace.append(
+                SizingAdjustment(
+                    "absolute_position_cap",
+                    _dec(cap / dollars),
+                    f"${_dec(dollars, 2)} exceeds the absolute cap ${self._settings.absolute_position_cap}",
+                )
+            )
             dollars = cap
         return dollars
 
-    def _sector_cap(self, request: SizingRequest, dollars: Fraction, book: _Book,
-                    tier: RiskTierConfig, trace: list[SizingAdjustment]) -> Fraction:
+    def _sector_cap(
+        self,
+        request: SizingRequest,
+        dollars: Fraction,
+        book: _Book,
+        tier: RiskTierConfig,
+        trace: list[SizingAdjustment],
+    ) -> Fraction:
         # Buying with cash leaves total value unchanged, so the limit is on today's total.
         limit = _exact(tier.max_sector_pct) * _exact(book.total_value)
         held = _exact(book.sector_value.get(request.sector, ZERO))
         room = limit - held
         if room <= 0:
-            raise _Rejected(f"sector {request.sector!r} already holds ${_dec(held, 2)}, at or above "
-                            f"{tier.max_sector_pct} of portfolio value (${_dec(limit, 2)})")
+            raise _Rejected(
+                f"sector {request.sector!r} already holds ${_dec(held, 2)}, at or above "
+                f"{tier.max_sector_pct} of portfolio value (${_dec(limit, 2)})"
+            )
         if dollars <= room:
             return dollars
-        trace.append(SizingAdjustment("sector_cap", _dec(room / dollars),
-                                      f"sector {request.sector!r} may hold ${_dec(limit, 2)} "
-                                      f"({tier.max_sector_pct} of value) and holds ${_dec(held, 2)}: "
-                                      f"position cut to ${_dec(room, 2)}"))
+        trace.append(
+            SizingAdjustment(
+                "sector_cap",
+                _dec(room / dollars),
+                f"sector {request.sector!r} may hold ${_dec(limit, 2)} "
+                f"({tier.max_sector_pct} of value) and holds ${_dec(held, 2)}: "
+                f"position cut to ${_dec(room, 2)}",
+            )
+        )
         return room
 
     def _shares(self, request: SizingRequest, dollars: Fraction, trace: list[SizingAdjustment]) -> Decimal:
@@ -266,16 +322,26 @@ class PositionSizer:
         shares = math.floor(dollars / (_exact(request.current_price) * _exact(step))) * step
         if shares <= 0:
             unit = "share step" if self._settings.fractional_shares else "whole share"
-            raise _Rejected(f"${_dec(dollars, 2)} buys no {unit} of {request.ticker} at ${request.current_price}")
+            raise _Rejected(
+                f"${_dec(dollars, 2)} buys no {unit} of {request.ticker} at ${request.current_price}"
+            )
         spent = _exact(shares) * _exact(request.current_price)
         if spent < dollars:
-            trace.append(SizingAdjustment("share_rounding", _dec(spent / dollars),
-                                          f"{shares} shares at ${request.current_price} rounded down from "
-                                          f"${_dec(dollars, 2)}"))
+            trace.append(
+                SizingAdjustment(
+                    "share_rounding",
+                    _dec(spent / dollars),
+                    f"{shares} shares at ${request.current_price} rounded down from ${_dec(dollars, 2)}",
+                )
+            )
         return shares
 
     def _heat_check(self, request: SizingRequest, shares: Decimal, book: _Book, tier: RiskTierConfig) -> None:
-        new_heat = (_exact(book.risk_dollars) + _exact(shares) * _exact(request.stop_distance)) / _exact(book.total_value)
+        new_heat = (_exact(book.risk_dollars) + _exact(shares) * _exact(request.stop_distance)) / _exact(
+            book.total_value
+        )
         if new_heat > _exact(tier.max_portfolio_heat):
-            raise _Rejected(f"portfolio heat would be {_dec(new_heat, 4)} with this entry, above the "
-                            f"{tier.name} tier's max {tier.max_portfolio_heat}")
+            raise _Rejected(
+                f"portfolio heat would be {_dec(new_heat, 4)} with this entry, above the "
+                f"{tier.name} tier's max {tier.max_portfolio_heat}"
+            )

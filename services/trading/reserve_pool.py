@@ -53,8 +53,13 @@ def compute_active_pool(total_value: Decimal, reserve_balance: Decimal) -> Decim
     return total_value - reserve_balance
 
 
-def siphon_profit(state: ReservePoolState, realized_profit: Decimal, now: datetime,
-                  settings: ReserveSettings | None = None, reference_id: str | None = None) -> ReserveUpdate:
+def siphon_profit(
+    state: ReservePoolState,
+    realized_profit: Decimal,
+    now: datetime,
+    settings: ReserveSettings | None = None,
+    reference_id: str | None = None,
+) -> ReserveUpdate:
     """Move `realized_profit * reserve_siphon_pct` into the reserve after a profitable close.
     Not rounded to cents: the reserve is an allocation of the account, not a cash transfer."""
     s = settings or ReserveSettings()
@@ -73,18 +78,25 @@ def siphon_profit(state: ReservePoolState, realized_profit: Decimal, now: dateti
     )
 
 
-def emergency_release(state: ReservePoolState, drawdown: Decimal | float, now: datetime,
-                      settings: ReserveSettings | None = None) -> ReserveUpdate:
+def emergency_release(
+    state: ReservePoolState, drawdown: Decimal | float, now: datetime, settings: ReserveSettings | None = None
+) -> ReserveUpdate:
     """When drawdown exceeds the emergency threshold, release the whole reserve into the
     Active Pool and force the conservative tier. `drawdown` is a positive fraction from peak."""
     s = settings or ReserveSettings()
     require_aware(now, "now")
     drawdown = Decimal(str(drawdown)) if isinstance(drawdown, float) else drawdown
     if not drawdown > s.emergency_drawdown_threshold_pct:
-        return ReserveUpdate(state, None, f"drawdown {drawdown} is within the emergency threshold "
-                                          f"{s.emergency_drawdown_threshold_pct}: reserve kept")
-    note = (f"drawdown {drawdown} exceeds the emergency threshold {s.emergency_drawdown_threshold_pct}: "
-            f"Reserve Pool of {state.balance} released to the Active Pool; risk tier set to conservative")
+        return ReserveUpdate(
+            state,
+            None,
+            f"drawdown {drawdown} is within the emergency threshold "
+            f"{s.emergency_drawdown_threshold_pct}: reserve kept",
+        )
+    note = (
+        f"drawdown {drawdown} exceeds the emergency threshold {s.emergency_drawdown_threshold_pct}: "
+        f"Reserve Pool of {state.balance} released to the Active Pool; risk tier set to conservative"
+    )
     if state.balance <= 0:
         return ReserveUpdate(state, None, note, RiskTierName.CONSERVATIVE)
     released = state.balance
@@ -96,12 +108,14 @@ def emergency_release(state: ReservePoolState, drawdown: Decimal | float, now: d
     )
 
 
-def reserve_high_water(reserve_balance: Decimal, total_value: Decimal,
-                       settings: ReserveSettings | None = None) -> str | None:
+def reserve_high_water(
+    reserve_balance: Decimal, total_value: Decimal, settings: ReserveSettings | None = None
+) -> str | None:
     """A notice when the reserve holds more than 30% of total value (the owner may want to
     withdraw or rebalance), else None."""
     s = settings or ReserveSettings()
     if total_value > 0 and reserve_balance > s.reserve_high_water_pct * total_value:
-        return (f"Reserve Pool {reserve_balance} is above {s.reserve_high_water_pct} of total value "
-                f"{total_value}")
+        return (
+            f"Reserve Pool {reserve_balance} is above {s.reserve_high_water_pct} of total value {total_value}"
+        )
     return None

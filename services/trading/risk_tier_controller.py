@@ -8,9 +8,9 @@ above aggressive. Returns the `risk_tier_history` record to persist, or None.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Mapping
 
 from services.shared.schemas import RISK_TIER_ORDER, RiskTierName
 from services.trading.models import PerformanceMetrics
@@ -43,9 +43,16 @@ def _step(tier: RiskTierName, by: int) -> RiskTierName | None:
     return RISK_TIER_ORDER[index] if 0 <= index < len(RISK_TIER_ORDER) else None
 
 
-def evaluate_risk_tier(current: RiskTierName, *, win_rate: float | None, drawdown: float, reserve_pct: float,
-                       now: datetime, settings: RiskTierSettings | None = None,
-                       trigger_source: str = "market_close") -> RiskTierChange | None:
+def evaluate_risk_tier(
+    current: RiskTierName,
+    *,
+    win_rate: float | None,
+    drawdown: float,
+    reserve_pct: float,
+    now: datetime,
+    settings: RiskTierSettings | None = None,
+    trigger_source: str = "market_close",
+) -> RiskTierChange | None:
     """The tier change the metrics call for, or None.
 
     `win_rate` is over closed trades of the trailing 30 days; None when there were none, in
@@ -63,12 +70,18 @@ def evaluate_risk_tier(current: RiskTierName, *, win_rate: float | None, drawdow
         reasons.append(f"drawdown {drawdown:.2%} > {s.downgrade_drawdown_above:.0%}")
     if reasons:
         target, reason = _step(current, -1), "downgrade: " + " and ".join(reasons)
-    elif (win_rate is not None and win_rate > s.upgrade_win_rate_above and reserve_pct > s.upgrade_reserve_above
-          and drawdown < s.upgrade_drawdown_below):
+    elif (
+        win_rate is not None
+        and win_rate > s.upgrade_win_rate_above
+        and reserve_pct > s.upgrade_reserve_above
+        and drawdown < s.upgrade_drawdown_below
+    ):
         target = _step(current, +1)
-        reason = (f"upgrade: 30-day win rate {win_rate:.2%} > {s.upgrade_win_rate_above:.0%}, reserve "
-                  f"{reserve_pct:.2%} > {s.upgrade_reserve_above:.0%}, drawdown {drawdown:.2%} < "
-                  f"{s.upgrade_drawdown_below:.0%}")
+        reason = (
+            f"upgrade: 30-day win rate {win_rate:.2%} > {s.upgrade_win_rate_above:.0%}, reserve "
+            f"{reserve_pct:.2%} > {s.upgrade_reserve_above:.0%}, drawdown {drawdown:.2%} < "
+            f"{s.upgrade_drawdown_below:.0%}"
+        )
     else:
         return None
     if target is None:  # already at the bound the rule points past
@@ -76,13 +89,24 @@ def evaluate_risk_tier(current: RiskTierName, *, win_rate: float | None, drawdow
     return RiskTierChange(current, target, trigger_source, reason, now, metrics)
 
 
-def evaluate_from_metrics(current: RiskTierName, metrics: PerformanceMetrics, *, trailing_win_rate: float | None,
-                          now: datetime, settings: RiskTierSettings | None = None) -> RiskTierChange | None:
+def evaluate_from_metrics(
+    current: RiskTierName,
+    metrics: PerformanceMetrics,
+    *,
+    trailing_win_rate: float | None,
+    now: datetime,
+    settings: RiskTierSettings | None = None,
+) -> RiskTierChange | None:
     """`evaluate_risk_tier` fed from a metrics snapshot: current drawdown and Reserve Pool
     share of total value. The trailing-30-day win rate is passed separately because the
     snapshot's win rate covers all trades."""
     total = metrics.total_portfolio_value
     reserve_pct = float(metrics.reserve_pool / total) if total > 0 else 0.0
-    return evaluate_risk_tier(current, win_rate=trailing_win_rate, drawdown=metrics.current_drawdown,
-                              reserve_pct=reserve_pct, now=now, settings=settings)
-
+    return evaluate_risk_tier(
+        current,
+        win_rate=trailing_win_rate,
+        drawdown=metrics.current_drawdown,
+        reserve_pct=reserve_pct,
+        now=now,
+        settings=settings,
+    )

@@ -13,10 +13,10 @@ for the caller to persist; nothing is stored here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Mapping, Sequence
 
 from services.trading.models import ZERO, OpenPosition, StopLevels, StopTrigger
 from services.trading.trading_window import current_session_open, require_aware
@@ -76,8 +76,13 @@ def average_true_range(bars: Sequence[Bar], period: int = 14) -> Decimal:
     return atr
 
 
-def effective_atr_multiplier(base_multiplier: Decimal, *, earnings_soon: bool = False,
-                             high_severity_event: bool = False, settings: StopSettings | None = None) -> Decimal:
+def effective_atr_multiplier(
+    base_multiplier: Decimal,
+    *,
+    earnings_soon: bool = False,
+    high_severity_event: bool = False,
+    settings: StopSettings | None = None,
+) -> Decimal:
     """The tier's ATR multiplier after tightening. When both conditions hold the tighter
     factor applies (0.5x, not 0.35x): each rule states the multiplier to use, and the
     stricter one satisfies both."""
@@ -90,17 +95,22 @@ def effective_atr_multiplier(base_multiplier: Decimal, *, earnings_soon: bool = 
     return base_multiplier * min(factors)
 
 
-def compute_initial_levels(entry_price: Decimal, atr: Decimal, atr_multiplier: Decimal,
-                           reward_risk_ratio: Decimal, now: datetime) -> StopLevels:
+def compute_initial_levels(
+    entry_price: Decimal, atr: Decimal, atr_multiplier: Decimal, reward_risk_ratio: Decimal, now: datetime
+) -> StopLevels:
     """Stop and take-profit for a new position (SPEC section 6)."""
     require_aware(now, "now")
     if entry_price <= 0 or atr <= 0 or atr_multiplier <= 0 or reward_risk_ratio <= 0:
-        raise ValueError(f"entry {entry_price}, ATR {atr}, multiplier {atr_multiplier} and reward/risk "
-                         f"{reward_risk_ratio} must all be positive")
+        raise ValueError(
+            f"entry {entry_price}, ATR {atr}, multiplier {atr_multiplier} and reward/risk "
+            f"{reward_risk_ratio} must all be positive"
+        )
     stop = entry_price - atr * atr_multiplier
     if stop <= 0:
-        raise ValueError(f"ATR {atr} x {atr_multiplier} puts the stop at {stop}, at or below zero for entry "
-                         f"{entry_price}: the stop could never fire")
+        raise ValueError(
+            f"ATR {atr} x {atr_multiplier} puts the stop at {stop}, at or below zero for entry "
+            f"{entry_price}: the stop could never fire"
+        )
     return StopLevels(
         stop_loss_price=stop,
         take_profit_price=entry_price + (entry_price - stop) * reward_risk_ratio,
@@ -118,9 +128,15 @@ def atr_moved(levels: StopLevels, new_atr: Decimal, settings: StopSettings | Non
     return abs(new_atr - levels.atr_value) > s.atr_change_threshold * levels.atr_value
 
 
-def re_evaluate_levels(levels: StopLevels, entry_price: Decimal, new_atr: Decimal, now: datetime, *,
-                       atr_multiplier: Decimal | None = None,
-                       settings: StopSettings | None = None) -> StopLevels | None:
+def re_evaluate_levels(
+    levels: StopLevels,
+    entry_price: Decimal,
+    new_atr: Decimal,
+    now: datetime,
+    *,
+    atr_multiplier: Decimal | None = None,
+    settings: StopSettings | None = None,
+) -> StopLevels | None:
     """New levels when ATR moved > 10% (at most once per `min_reevaluation_interval`) or the
     multiplier changed (earnings, macro event: applied at once); None when nothing is due.
 
@@ -135,23 +151,43 @@ def re_evaluate_levels(levels: StopLevels, entry_price: Decimal, new_atr: Decima
     if not (multiplier_changed or atr_due):
         return None
     stop = max(levels.stop_loss_price, entry_price - new_atr * multiplier)
-    take_profit = levels.take_profit_price if levels.trailing_stop_active \
+    take_profit = (
+        levels.take_profit_price
+        if levels.trailing_stop_active
         else entry_price + (entry_price - stop) * levels.reward_risk_ratio
-    return replace(levels, stop_loss_price=stop, take_profit_price=take_profit, atr_value=new_atr,
-                   atr_multiplier=multiplier, last_updated=now)
+    )
+    return replace(
+        levels,
+        stop_loss_price=stop,
+        take_profit_price=take_profit,
+        atr_value=new_atr,
+        atr_multiplier=multiplier,
+        last_updated=now,
+    )
 
 
-def apply_trailing_stop(levels: StopLevels, entry_price: Decimal, current_price: Decimal, now: datetime,
-                        settings: StopSettings | None = None) -> StopLevels | None:
+def apply_trailing_stop(
+    levels: StopLevels,
+    entry_price: Decimal,
+    current_price: Decimal,
+    now: datetime,
+    settings: StopSettings | None = None,
+) -> StopLevels | None:
     """Move the stop to entry (breakeven) once price has covered more than 50% of the way
     from entry to take-profit; None when it is not due or already active."""
     s = settings or StopSettings()
     if levels.trailing_stop_active:
         return None
-    if current_price - entry_price <= s.trailing_activation_fraction * (levels.take_profit_price - entry_price):
+    if current_price - entry_price <= s.trailing_activation_fraction * (
+        levels.take_profit_price - entry_price
+    ):
         return None
-    return replace(levels, stop_loss_price=max(levels.stop_loss_price, entry_price),
-                   trailing_stop_active=True, last_updated=require_aware(now, "now"))
+    return replace(
+        levels,
+        stop_loss_price=max(levels.stop_loss_price, entry_price),
+        trailing_stop_active=True,
+        last_updated=require_aware(now, "now"),
+    )
 
 
 def check_price_crossing(ticker: str, levels: StopLevels, price: Decimal) -> StopTrigger | None:
@@ -165,16 +201,20 @@ def check_price_crossing(ticker: str, levels: StopLevels, price: Decimal) -> Sto
     return None
 
 
-def check_price_crossings(levels_by_ticker: Mapping[str, StopLevels],
-                          prices: Mapping[str, Decimal]) -> tuple[StopTrigger, ...]:
+def check_price_crossings(
+    levels_by_ticker: Mapping[str, StopLevels], prices: Mapping[str, Decimal]
+) -> tuple[StopTrigger, ...]:
     """Triggers for every ticker with a price; tickers without one go to
     `check_price_unavailable` instead."""
-    triggers = (check_price_crossing(t, levels, prices[t]) for t, levels in levels_by_ticker.items() if t in prices)
+    triggers = (
+        check_price_crossing(t, levels, prices[t]) for t, levels in levels_by_ticker.items() if t in prices
+    )
     return tuple(trigger for trigger in triggers if trigger is not None)
 
 
-def check_price_unavailable(ticker: str, last_price_at: datetime | None, now: datetime,
-                            settings: StopSettings | None = None) -> StopTrigger | None:
+def check_price_unavailable(
+    ticker: str, last_price_at: datetime | None, now: datetime, settings: StopSettings | None = None
+) -> StopTrigger | None:
     """Close a position whose price has been missing for more than 15 minutes of market
     time. Staleness counts from the later of the last price and today's open, so an
     overnight gap does not close everything at 09:31."""
@@ -188,8 +228,12 @@ def check_price_unavailable(ticker: str, last_price_at: datetime | None, now: da
     return None
 
 
-def tighten_for_heat(positions: Sequence[OpenPosition], total_value: Decimal, max_portfolio_heat: Decimal,
-                     settings: StopSettings | None = None) -> tuple[StopAdjustment, ...]:
+def tighten_for_heat(
+    positions: Sequence[OpenPosition],
+    total_value: Decimal,
+    max_portfolio_heat: Decimal,
+    settings: StopSettings | None = None,
+) -> tuple[StopAdjustment, ...]:
     """Above 80% of max_portfolio_heat, halve the stop distance of the lowest-confidence
     positions first, one by one, until heat is back at or below 80% (SPEC section 6).
 
@@ -207,8 +251,14 @@ def tighten_for_heat(positions: Sequence[OpenPosition], total_value: Decimal, ma
             continue
         new_stop = p.entry_price - (p.entry_price - p.stop_loss_price) * s.heat_tightening_factor
         risk -= p.risk_dollars - p.quantity * (p.entry_price - new_stop)
-        adjustments.append(StopAdjustment(
-            p.ticker, p.stop_loss_price, new_stop,
-            f"portfolio heat above {s.heat_tightening_threshold} x max {max_portfolio_heat}: stop distance of "
-            f"lowest-confidence position ({p.signal_confidence}) cut by {s.heat_tightening_factor}"))
+        adjustments.append(
+            StopAdjustment(
+                p.ticker,
+                p.stop_loss_price,
+                new_stop,
+                f"portfolio heat above {s.heat_tightening_threshold} x max {max_portfolio_heat}: "
+                f"stop distance of lowest-confidence position ({p.signal_confidence}) "
+                f"cut by {s.heat_tightening_factor}",
+            )
+        )
     return tuple(adjustments)

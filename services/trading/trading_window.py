@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import bisect
 import functools
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta
-from typing import Iterator, Mapping
 from zoneinfo import ZoneInfo
 
 import exchange_calendars as xcals
@@ -69,8 +69,7 @@ def _new_york_date(instant: datetime) -> date:
     day = require_aware(instant).astimezone(NEW_YORK).date()
     if not CALENDAR_START <= day <= CALENDAR_END:
         raise ValueError(
-            f"{instant.isoformat()} is outside the loaded XNYS calendar "
-            f"({CALENDAR_START} .. {CALENDAR_END})"
+            f"{instant.isoformat()} is outside the loaded XNYS calendar ({CALENDAR_START} .. {CALENDAR_END})"
         )
     return day
 

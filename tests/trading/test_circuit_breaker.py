@@ -28,7 +28,9 @@ from services.trading.models import CircuitBreakerState, OpenPosition
 D = Decimal
 NY = ZoneInfo("America/New_York")
 CLEAR = CircuitBreakerState()
-instants = st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2030, 6, 1), timezones=st.just(timezone.utc))
+instants = st.datetimes(
+    min_value=datetime(2001, 1, 1), max_value=datetime(2030, 6, 1), timezones=st.just(timezone.utc)
+)
 
 
 def decimals(lo: str, hi: str, places: int) -> st.SearchStrategy[Decimal]:
@@ -66,7 +68,10 @@ def test_property_13_single_position(entry: Decimal, ratio: Decimal, now: dateti
         assert check.state.ticker_cooldowns["XYZ"] == now + timedelta(hours=24)
         assert is_ticker_in_cooldown(check.state, "XYZ", now + timedelta(hours=23, minutes=59, seconds=59))
         assert is_ticker_cooled_down(check.state, "XYZ", now + timedelta(hours=24))
-        assert entry_block_reason(check.state, "XYZ", now) and entry_block_reason(check.state, "ABC", now) is None
+        assert (
+            entry_block_reason(check.state, "XYZ", now)
+            and entry_block_reason(check.state, "ABC", now) is None
+        )
         assert not is_active(check.state, now)
     else:
         assert check.close_ticker is None and check.event is None and check.state == CLEAR
@@ -93,8 +98,13 @@ def test_property_13_volatility(seconds_ago: list[int], now: datetime) -> None:
 def test_property_14_cooldown_expiry(triggered: datetime, cooldown_s: int, elapsed_s: int) -> None:
     """Property 14: active before triggered_at + cooldown, resolved from that instant on."""
     expires = triggered + timedelta(seconds=cooldown_s)
-    state = CircuitBreakerState(active=True, trigger_type=CircuitBreakerTriggerType.VOLATILITY,
-                                triggered_at=triggered, cooldown_expires=expires, ticker_cooldowns={"XYZ": expires})
+    state = CircuitBreakerState(
+        active=True,
+        trigger_type=CircuitBreakerTriggerType.VOLATILITY,
+        triggered_at=triggered,
+        cooldown_expires=expires,
+        ticker_cooldowns={"XYZ": expires},
+    )
     now = triggered + timedelta(seconds=elapsed_s)
     resolved, records = resolve_expired(state, now)
     if now >= expires:

@@ -39,8 +39,8 @@ SCRIPT = textwrap.dedent("""
     from services.shared.schemas import RiskTierName
     from services.trading import (circuit_breaker, gradual_entry, position_sizer, reserve_pool,
                                   risk_tier_controller, stop_loss_manager, trading_window)
-    from services.trading.models import RISK_TIER_DEFAULTS, CircuitBreakerState, OpenPosition, PortfolioState, \\
-        ReservePoolState
+    from services.trading.models import (RISK_TIER_DEFAULTS, CircuitBreakerState, OpenPosition,
+                                         PortfolioState, ReservePoolState)
 
     now = datetime(2024, 6, 3, 15, 0, tzinfo=timezone.utc)
 
@@ -75,6 +75,8 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_decision_core_imports_and_runs_with_network_disabled() -> None:
-    completed = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    completed = subprocess.run(
+        [sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip().endswith("no-io-ok")

@@ -44,7 +44,9 @@ def test_property_21_tranche_splitting(shares: int, price: Decimal, active_pool:
     assert sum(sizes) == shares and min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
     assert all(t.parent_decision_id == "decision-42" and t.count == len(tranches) for t in tranches)
     assert [t.index for t in tranches] == list(range(1, len(tranches) + 1))
-    assert [t.scheduled_at for t in tranches] == [NOW + timedelta(minutes=30) * i for i in range(len(tranches))]
+    assert [t.scheduled_at for t in tranches] == [
+        NOW + timedelta(minutes=30) * i for i in range(len(tranches))
+    ]
     assert all(t.status is TrancheStatus.PENDING for t in tranches)
 
 
@@ -75,7 +77,10 @@ def test_manager_submits_and_cancels_with_reason() -> None:
         mark_submitted(plan, 1)
     plan = cancel_remaining(plan, "confidence fell below the tier minimum")
     assert plan.is_complete and plan.cancel_reason == "confidence fell below the tier minimum"
-    assert [t.status for t in plan.tranches] == [TrancheStatus.SUBMITTED, TrancheStatus.CANCELLED,
-                                                 TrancheStatus.CANCELLED]
+    assert [t.status for t in plan.tranches] == [
+        TrancheStatus.SUBMITTED,
+        TrancheStatus.CANCELLED,
+        TrancheStatus.CANCELLED,
+    ]
     with pytest.raises(ValueError, match="naive"):
         plan.due(datetime(2024, 6, 3, 14, 0))

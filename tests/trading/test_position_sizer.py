@@ -8,9 +8,9 @@ Expected sizes are recomputed here from the SPEC formula with exact fractions:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from decimal import Decimal
 from fractions import Fraction
-from typing import Sequence
 
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -40,26 +40,51 @@ class DictCorrelations:
         self.pairs = pairs
 
     def get_portfolio_correlation(self, candidate: str, positions: Sequence[OpenPosition]) -> float:
-        weights = [(float(p.market_value), self.pairs.get(frozenset((candidate, p.ticker)), 0.0)) for p in positions]
+        weights = [
+            (float(p.market_value), self.pairs.get(frozenset((candidate, p.ticker)), 0.0)) for p in positions
+        ]
         total = sum(w for w, _ in weights)
         return sum(w * c for w, c in weights) / total if total > 0 else 0.0
 
 
-def position(ticker: str, sector: str, qty: str = "1", entry: str = "10", current: str | None = None,
-             stop: str | None = None, confidence: str = "0.7") -> OpenPosition:
-    return OpenPosition(ticker=ticker, quantity=D(qty), entry_price=D(entry), current_price=D(current or entry),
-                        sector=sector, stop_loss_price=D(stop or entry), take_profit_price=D(entry) * 2,
-                        signal_confidence=D(confidence))
+def position(
+    ticker: str,
+    sector: str,
+    qty: str = "1",
+    entry: str = "10",
+    current: str | None = None,
+    stop: str | None = None,
+    confidence: str = "0.7",
+) -> OpenPosition:
+    return OpenPosition(
+        ticker=ticker,
+        quantity=D(qty),
+        entry_price=D(entry),
+        current_price=D(current or entry),
+        sector=sector,
+        stop_loss_price=D(stop or entry),
+        take_profit_price=D(entry) * 2,
+        signal_confidence=D(confidence),
+    )
 
 
 def three_sector_portfolio(cash: Decimal, reserve: Decimal = D(0)) -> PortfolioState:
     """Tiny risk-free holdings in three sectors: no diversification bonus, no heat."""
-    return PortfolioState(positions=(position("AAA", "Tech"), position("BBB", "Health"), position("CCC", "Energy")),
-                          cash=cash, reserve_pool=reserve)
+    return PortfolioState(
+        positions=(position("AAA", "Tech"), position("BBB", "Health"), position("CCC", "Energy")),
+        cash=cash,
+        reserve_pool=reserve,
+    )
 
 
-def spec_shares(confidence: Fraction, tier: RiskTierConfig, active_pool: Decimal, price: Decimal,
-                multiplier: Fraction = F(1), room: Fraction | None = None) -> int:
+def spec_shares(
+    confidence: Fraction,
+    tier: RiskTierConfig,
+    active_pool: Decimal,
+    price: Decimal,
+    multiplier: Fraction = F(1),
+    room: Fraction | None = None,
+) -> int:
     raw_pct = F(tier.base_allocation_pct) * confidence / F(tier.min_confidence) * multiplier
     dollars = min(F(active_pool) * min(raw_pct, F(tier.max_position_pct)), CAP)
     if room is not None:
@@ -72,7 +97,9 @@ def decimals(lo: str, hi: str, places: int) -> st.SearchStrategy[Decimal]:
 
 
 @st.composite
-def tiers(draw: st.DrawFn, max_sector: Decimal | None = None, max_heat: Decimal | None = None) -> RiskTierConfig:
+def tiers(
+    draw: st.DrawFn, max_sector: Decimal | None = None, max_heat: Decimal | None = None
+) -> RiskTierConfig:
     base = draw(decimals("0.01", "0.10", 3))
     return RiskTierConfig(
         name=draw(st.sampled_from(list(RiskTierName))),
@@ -92,21 +119,36 @@ confidences = decimals("0", "1", 3)
 def at_or_above_minimum(tier: RiskTierConfig, unit: Decimal) -> Decimal:
     """Map a draw in [0, 1] onto [min_confidence, 1] (filtering would discard most draws)."""
     return (tier.min_confidence + (1 - tier.min_confidence) * unit).quantize(D("0.0001"))
+
+
 prices = decimals("0.50", "3000", 2)
 pools = decimals("100", "200000", 2)
 sizer = PositionSizer(FixedCorrelation(0.0))
 
 
-def request(confidence: Decimal | float, price: Decimal, sector: str = "Tech", stop_distance: Decimal = D(0),
-            earnings: int | None = None, ticker: str = "NEW") -> SizingRequest:
-    return SizingRequest(ticker=ticker, sector=sector, confidence=confidence, current_price=price,
-                         stop_distance=stop_distance, sessions_until_earnings=earnings)
+def request(
+    confidence: Decimal | float,
+    price: Decimal,
+    sector: str = "Tech",
+    stop_distance: Decimal = D(0),
+    earnings: int | None = None,
+    ticker: str = "NEW",
+) -> SizingRequest:
+    return SizingRequest(
+        ticker=ticker,
+        sector=sector,
+        confidence=confidence,
+        current_price=price,
+        stop_distance=stop_distance,
+        sessions_until_earnings=earnings,
+    )
 
 
 @settings(max_examples=300, deadline=None)
 @given(tiers(max_sector=D(1)), confidences, pools, prices)
-def test_property_1_sizing_formula_and_invariants(tier: RiskTierConfig, confidence: Decimal,
-                                                  cash: Decimal, price: Decimal) -> None:
+def test_property_1_sizing_formula_and_invariants(
+    tier: RiskTierConfig, confidence: Decimal, cash: Decimal, price: Decimal
+) -> None:
     """Property 1: zero allocation below min_confidence; otherwise the SPEC formula, never
     above max_position_pct of the Active Pool nor the absolute cap, whole shares rounded
     down, and a rejection when that rounds to zero."""
@@ -131,8 +173,9 @@ def test_property_1_sizing_formula_and_invariants(tier: RiskTierConfig, confiden
 
 @settings(max_examples=200, deadline=None)
 @given(tiers(max_sector=D(1)), confidences, pools, prices, decimals("-1", "1", 3), decimals("-1", "1", 3))
-def test_property_2_correlation_adjustment(tier: RiskTierConfig, confidence: Decimal, cash: Decimal,
-                                           price: Decimal, c1: Decimal, c2: Decimal) -> None:
+def test_property_2_correlation_adjustment(
+    tier: RiskTierConfig, confidence: Decimal, cash: Decimal, price: Decimal, c1: Decimal, c2: Decimal
+) -> None:
     """Property 2: c <= 0.5 unchanged, 0.5 < c <= 0.8 scaled by (1 - c) / 0.5, c > 0.8
     rejected; higher correlation never gives a larger position."""
     confidence = at_or_above_minimum(tier, confidence)
@@ -140,7 +183,9 @@ def test_property_2_correlation_adjustment(tier: RiskTierConfig, confidence: Dec
     baseline = sizer.compute(request(confidence, price), portfolio, tier)
 
     def shares_at(c: Decimal) -> Decimal:
-        result = PositionSizer(FixedCorrelation(float(c))).compute(request(confidence, price), portfolio, tier)
+        result = PositionSizer(FixedCorrelation(float(c))).compute(
+            request(confidence, price), portfolio, tier
+        )
         if c > D("0.8"):
             assert result.rejected and "correlation" in (result.rejection_reason or "")
         elif c <= D("0.5"):
@@ -156,17 +201,26 @@ def test_property_2_correlation_adjustment(tier: RiskTierConfig, confidence: Dec
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 50), decimals("1", "500", 2), decimals("-1", "1", 2)), min_size=1, max_size=8),
-       pools, prices)
-def test_property_2_weighted_correlation_from_matrix(holdings: list[tuple[int, Decimal, Decimal]],
-                                                     cash: Decimal, price: Decimal) -> None:
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 50), decimals("1", "500", 2), decimals("-1", "1", 2)), min_size=1, max_size=8
+    ),
+    pools,
+    prices,
+)
+def test_property_2_weighted_correlation_from_matrix(
+    holdings: list[tuple[int, Decimal, Decimal]], cash: Decimal, price: Decimal
+) -> None:
     """Property 2: with a pairwise matrix, the market-value-weighted mean decides: > 0.8
     rejects, <= 0.5 sizes as if uncorrelated."""
-    positions = tuple(position(f"T{i}", ["Tech", "Health", "Energy"][i % 3], str(q), str(p))
-                      for i, (q, p, _) in enumerate(holdings))
+    positions = tuple(
+        position(f"T{i}", ["Tech", "Health", "Energy"][i % 3], str(q), str(p))
+        for i, (q, p, _) in enumerate(holdings)
+    )
     pairs = {frozenset(("NEW", f"T{i}")): float(c) for i, (_, _, c) in enumerate(holdings)}
-    weighted = sum(F(p.market_value) * F(c) for p, (_, _, c) in zip(positions, holdings)) / \
-        sum(F(p.market_value) for p in positions)
+    weighted = sum(F(p.market_value) * F(c) for p, (_, _, c) in zip(positions, holdings)) / sum(
+        F(p.market_value) for p in positions
+    )
     portfolio = PortfolioState(positions=positions, cash=cash)
     tier = RiskTierConfig(RiskTierName.MODERATE, D("0.6"), D("0.05"), D("0.1"), D(2), D(2), D(1), D(1))
     assume(abs(weighted - F(4, 5)) > F(1, 10**9) and abs(weighted - F(1, 2)) > F(1, 10**9))  # float noise
@@ -182,12 +236,15 @@ def test_property_2_weighted_correlation_from_matrix(holdings: list[tuple[int, D
 
 sector_names = st.sampled_from(["Tech", "Health", "Energy", "Finance", "Utilities"])
 holdings_strategy = st.lists(
-    st.tuples(sector_names, st.integers(1, 200), decimals("1", "400", 2)), min_size=0, max_size=8)
+    st.tuples(sector_names, st.integers(1, 200), decimals("1", "400", 2)), min_size=0, max_size=8
+)
 
 
 def build_portfolio(holdings: list[tuple[str, int, Decimal]], cash: Decimal) -> PortfolioState:
-    return PortfolioState(positions=tuple(position(f"H{i}", s, str(q), str(p)) for i, (s, q, p) in enumerate(holdings)),
-                          cash=cash)
+    return PortfolioState(
+        positions=tuple(position(f"H{i}", s, str(q), str(p)) for i, (s, q, p) in enumerate(holdings)),
+        cash=cash,
+    )
 
 
 def spec_multiplier(portfolio: PortfolioState, sector: str) -> Fraction:
@@ -197,8 +254,14 @@ def spec_multiplier(portfolio: PortfolioState, sector: str) -> Fraction:
 
 @settings(max_examples=200, deadline=None)
 @given(holdings_strategy, sector_names, tiers(), confidences, pools, prices)
-def test_property_3_sector_exposure(holdings: list[tuple[str, int, Decimal]], sector: str, tier: RiskTierConfig,
-                                    confidence: Decimal, cash: Decimal, price: Decimal) -> None:
+def test_property_3_sector_exposure(
+    holdings: list[tuple[str, int, Decimal]],
+    sector: str,
+    tier: RiskTierConfig,
+    confidence: Decimal,
+    cash: Decimal,
+    price: Decimal,
+) -> None:
     """Property 3: sector exposure is the sum of market values per sector; a new position is
     cut so its sector stays within max_sector_pct of total value, and rejected when no room."""
     confidence = at_or_above_minimum(tier, confidence)
@@ -214,33 +277,45 @@ def test_property_3_sector_exposure(holdings: list[tuple[str, int, Decimal]], se
     if room <= 0:
         assert result.rejected and "sector" in (result.rejection_reason or "")
         return
-    expected = spec_shares(F(confidence), tier, portfolio.active_pool, price, spec_multiplier(portfolio, sector), room)
+    expected = spec_shares(
+        F(confidence), tier, portfolio.active_pool, price, spec_multiplier(portfolio, sector), room
+    )
     assert result.share_quantity == expected
     assert F(by_hand.get(sector, D(0))) + F(result.dollar_amount) <= limit
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.integers(0, 5), st.booleans(), tiers(max_sector=D(1)), confidences, pools, prices)
-def test_property_4_diversification_bonus(sector_count: int, new_sector: bool, tier: RiskTierConfig,
-                                          confidence: Decimal, cash: Decimal, price: Decimal) -> None:
+def test_property_4_diversification_bonus(
+    sector_count: int,
+    new_sector: bool,
+    tier: RiskTierConfig,
+    confidence: Decimal,
+    cash: Decimal,
+    price: Decimal,
+) -> None:
     """Property 4: 1.2x when the portfolio holds fewer than 3 sectors and the candidate's
     sector is not among them; no bonus otherwise."""
     confidence = at_or_above_minimum(tier, confidence)
     assume(new_sector or sector_count > 0)
     sectors = [f"S{i}" for i in range(sector_count)]
-    portfolio = PortfolioState(positions=tuple(position(f"H{i}", s) for i, s in enumerate(sectors)), cash=cash)
+    portfolio = PortfolioState(
+        positions=tuple(position(f"H{i}", s) for i, s in enumerate(sectors)), cash=cash
+    )
     candidate = "Brand-new" if new_sector else sectors[0]
     result = sizer.compute(request(confidence, price, candidate), portfolio, tier)
     bonus = F(6, 5) if sector_count < 3 and new_sector else F(1)
     assert result.share_quantity == spec_shares(F(confidence), tier, portfolio.active_pool, price, bonus)
-    assert any(a.name == "diversification_bonus" and a.factor == D("1.2") for a in result.adjustments) \
-        is (bonus != 1)
+    assert any(a.name == "diversification_bonus" and a.factor == D("1.2") for a in result.adjustments) is (
+        bonus != 1
+    )
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.one_of(st.none(), st.integers(0, 15)), tiers(max_sector=D(1)), confidences, pools, prices)
-def test_property_19_earnings_proximity(sessions: int | None, tier: RiskTierConfig, confidence: Decimal,
-                                        cash: Decimal, price: Decimal) -> None:
+def test_property_19_earnings_proximity(
+    sessions: int | None, tier: RiskTierConfig, confidence: Decimal, cash: Decimal, price: Decimal
+) -> None:
     """Property 19: within 1 trading session of earnings rejected; within 3 halved; else normal."""
     confidence = at_or_above_minimum(tier, confidence)
     portfolio = three_sector_portfolio(cash)
@@ -253,29 +328,49 @@ def test_property_19_earnings_proximity(sessions: int | None, tier: RiskTierConf
 
 
 risky_holdings = st.lists(
-    st.tuples(st.integers(1, 100), decimals("5", "300", 2), decimals("0", "1.2", 2)), min_size=0, max_size=8)
+    st.tuples(st.integers(1, 100), decimals("5", "300", 2), decimals("0", "1.2", 2)), min_size=0, max_size=8
+)
 
 
 @settings(max_examples=200, deadline=None)
 @given(risky_holdings, tiers(max_sector=D(1)), confidences, pools, prices, decimals("0", "50", 2))
-def test_property_24_portfolio_heat(holdings: list[tuple[int, Decimal, Decimal]], tier: RiskTierConfig,
-                                    confidence: Decimal, cash: Decimal, price: Decimal, stop_distance: Decimal) -> None:
+def test_property_24_portfolio_heat(
+    holdings: list[tuple[int, Decimal, Decimal]],
+    tier: RiskTierConfig,
+    confidence: Decimal,
+    cash: Decimal,
+    price: Decimal,
+    stop_distance: Decimal,
+) -> None:
     """Property 24: heat = sum(position_value * (entry - stop) / entry) / total value over
     positions with stop below entry; an entry whose resulting heat exceeds max_portfolio_heat
     is rejected, and accepted entries keep heat within it."""
-    positions = tuple(position(f"H{i}", ["Tech", "Health", "Energy"][i % 3], str(q), str(p), stop=str(p * ratio))
-                      for i, (q, p, ratio) in enumerate(holdings))
+    positions = tuple(
+        position(f"H{i}", ["Tech", "Health", "Energy"][i % 3], str(q), str(p), stop=str(p * ratio))
+        for i, (q, p, ratio) in enumerate(holdings)
+    )
     portfolio = PortfolioState(positions=positions, cash=cash)
     total = F(cash) + sum((F(p.quantity * p.entry_price) for p in positions), F(0))
-    risk = sum((F(p.quantity * p.entry_price) * (F(p.entry_price) - F(p.stop_loss_price)) / F(p.entry_price)
-                for p in positions if p.stop_loss_price < p.entry_price), F(0))
+    risk = sum(
+        (
+            F(p.quantity * p.entry_price) * (F(p.entry_price) - F(p.stop_loss_price)) / F(p.entry_price)
+            for p in positions
+            if p.stop_loss_price < p.entry_price
+        ),
+        F(0),
+    )
     assert abs(F(portfolio.portfolio_heat) - risk / total) < F(1, 10**20)  # Decimal division: 28 digits
 
     confidence = at_or_above_minimum(tier, confidence)
     result = sizer.compute(request(confidence, price, "Tech", stop_distance), portfolio, tier)
     room = F(tier.max_sector_pct) * total - F(portfolio.sector_exposure.get("Tech", D(0)))
-    expected = spec_shares(F(confidence), tier, portfolio.active_pool, price, spec_multiplier(portfolio, "Tech"),
-                           room) if room > 0 else 0
+    expected = (
+        spec_shares(
+            F(confidence), tier, portfolio.active_pool, price, spec_multiplier(portfolio, "Tech"), room
+        )
+        if room > 0
+        else 0
+    )
     if expected == 0:
         assert result.rejected
         return
@@ -289,8 +384,9 @@ def test_property_24_portfolio_heat(holdings: list[tuple[int, Decimal, Decimal]]
 
 @settings(max_examples=200, deadline=None)
 @given(decimals("-1000", "100000", 2), decimals("0", "1000", 2), st.sampled_from(list(OrderSide)))
-def test_property_7_active_pool_minimum_halts_entries_not_exits(active: Decimal, minimum: Decimal,
-                                                                side: OrderSide) -> None:
+def test_property_7_active_pool_minimum_halts_entries_not_exits(
+    active: Decimal, minimum: Decimal, side: OrderSide
+) -> None:
     """Property 7: buys rejected when Active Pool < minimum; sells always allowed."""
     reason = active_pool_gate(side, active, SizingSettings(active_pool_minimum=minimum))
     if side is OrderSide.SELL or active >= minimum:
@@ -311,6 +407,7 @@ def test_property_7_sizer_refuses_buys_below_active_pool_minimum(cash: Decimal, 
 
 # -- examples -----------------------------------------------------------------------------
 
+
 def test_confidence_exactly_at_threshold_is_accepted() -> None:
     portfolio = three_sector_portfolio(D("10000"))
     for confidence in (D("0.65"), 0.65):
@@ -324,8 +421,9 @@ def test_confidence_exactly_at_threshold_is_accepted() -> None:
 
 def test_trace_lists_each_adjustment_with_factor_and_reason() -> None:
     portfolio = PortfolioState(positions=(position("AAA", "Tech", "10", "100"),), cash=D("20000"))
-    result = PositionSizer(FixedCorrelation(0.6)).compute(request(D("0.65"), D("7"), "Health", earnings=3),
-                                                          portfolio, MODERATE)
+    result = PositionSizer(FixedCorrelation(0.6)).compute(
+        request(D("0.65"), D("7"), "Health", earnings=3), portfolio, MODERATE
+    )
     names = [a.name for a in result.adjustments]
     assert names == ["earnings_proximity", "correlation", "diversification_bonus"]
     factors = {a.name: a.factor for a in result.adjustments}
@@ -357,7 +455,9 @@ def test_bad_inputs_become_rejections_with_reasons() -> None:
         result = sizer.compute(request(bad, D("10")), portfolio, MODERATE)
         assert result.rejected and "confidence" in (result.rejection_reason or "")
     assert sizer.compute(request(D("0.9"), D("0")), portfolio, MODERATE).rejected
-    nan_corr = PositionSizer(FixedCorrelation(float("nan"))).compute(request(D("0.9"), D("10")), portfolio, MODERATE)
+    nan_corr = PositionSizer(FixedCorrelation(float("nan"))).compute(
+        request(D("0.9"), D("10")), portfolio, MODERATE
+    )
     assert nan_corr.rejected and "correlation" in (nan_corr.rejection_reason or "")
 
 

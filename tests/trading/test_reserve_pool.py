@@ -33,7 +33,9 @@ states = st.builds(ReservePoolState, balance=money, total_deposits=money, total_
 
 @settings(max_examples=200, deadline=None)
 @given(decimals("-1000000", "1000000", 2), money, decimals("0", "1", 2))
-def test_property_5_active_pool_is_total_minus_reserve(total: Decimal, reserve: Decimal, cash_share: Decimal) -> None:
+def test_property_5_active_pool_is_total_minus_reserve(
+    total: Decimal, reserve: Decimal, cash_share: Decimal
+) -> None:
     """Property 5: Active Pool = total portfolio value - Reserve Pool balance, both for the
     rule function and for the portfolio value the sizer reads."""
     assert compute_active_pool(total, reserve) == total - reserve
@@ -49,7 +51,9 @@ def test_property_5_active_pool_is_total_minus_reserve(total: Decimal, reserve: 
 def test_property_6_reserve_siphon(state: ReservePoolState, profit: Decimal, pct: Decimal) -> None:
     """Property 6: a profitable close moves profit * siphon_pct; balance_after = previous +
     transferred; losses and break-evens move nothing."""
-    update = siphon_profit(state, profit, NOW, ReserveSettings(reserve_siphon_pct=pct), reference_id="order-1")
+    update = siphon_profit(
+        state, profit, NOW, ReserveSettings(reserve_siphon_pct=pct), reference_id="order-1"
+    )
     transferred = profit * pct
     if profit <= 0 or transferred == 0:
         assert update.entry is None and update.state == state and update.reason
@@ -65,11 +69,14 @@ def test_property_6_reserve_siphon(state: ReservePoolState, profit: Decimal, pct
 
 @settings(max_examples=300, deadline=None)
 @given(states, decimals("0", "1", 3), decimals("0.05", "0.5", 2))
-def test_property_8_emergency_drawdown_releases_reserve(state: ReservePoolState, drawdown: Decimal,
-                                                        threshold: Decimal) -> None:
+def test_property_8_emergency_drawdown_releases_reserve(
+    state: ReservePoolState, drawdown: Decimal, threshold: Decimal
+) -> None:
     """Property 8: beyond the emergency threshold the whole reserve goes to the Active Pool
     and the tier becomes conservative; at or below it nothing changes."""
-    update = emergency_release(state, drawdown, NOW, ReserveSettings(emergency_drawdown_threshold_pct=threshold))
+    update = emergency_release(
+        state, drawdown, NOW, ReserveSettings(emergency_drawdown_threshold_pct=threshold)
+    )
     if drawdown <= threshold:
         assert update.state == state and update.entry is None and update.new_risk_tier is None
         return
@@ -77,7 +84,10 @@ def test_property_8_emergency_drawdown_releases_reserve(state: ReservePoolState,
     assert update.state.balance == 0
     assert update.state.total_withdrawals == state.total_withdrawals + state.balance
     total = D("2000000")
-    assert compute_active_pool(total, update.state.balance) == compute_active_pool(total, state.balance) + state.balance
+    assert (
+        compute_active_pool(total, update.state.balance)
+        == compute_active_pool(total, state.balance) + state.balance
+    )
     if state.balance > 0:
         assert update.entry is not None
         assert update.entry.amount == -state.balance and update.entry.balance_after == 0

@@ -42,8 +42,15 @@ def entry_and_atr(draw: st.DrawFn) -> tuple[Decimal, Decimal, Decimal]:
     """An entry, ATR and multiplier with the stop above zero."""
     entry = draw(decimals("1", "5000", 2))
     mult = draw(multipliers)
-    atr = draw(st.decimals(min_value=D("0.01"), max_value=(entry / mult - D("0.01")).quantize(D("0.01")),
-                           places=2)) if entry / mult > D("0.02") else D("0.01")
+    atr = (
+        draw(
+            st.decimals(
+                min_value=D("0.01"), max_value=(entry / mult - D("0.01")).quantize(D("0.01")), places=2
+            )
+        )
+        if entry / mult > D("0.02")
+        else D("0.01")
+    )
     return entry, atr, mult
 
 
@@ -55,9 +62,10 @@ def open_levels(draw: st.DrawFn) -> tuple[Decimal, StopLevels]:
 
 # -- ATR -----------------------------------------------------------------------------------
 
+
 def wilder_reference(highs: list[float], lows: list[float], closes: list[float], n: int = 14) -> float:
     """Wilder's ATR written as a running update, ATR += (TR - ATR) / n, in floats."""
-    tr = [max(h - l, abs(h - c), abs(l - c)) for h, l, c in zip(highs[1:], lows[1:], closes[:-1])]
+    tr = [max(hi - lo, abs(hi - c), abs(lo - c)) for hi, lo, c in zip(highs[1:], lows[1:], closes[:-1])]
     atr = sum(tr[:n]) / n
     for value in tr[n:]:
         atr += (value - atr) / n
@@ -65,13 +73,19 @@ def wilder_reference(highs: list[float], lows: list[float], closes: list[float],
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(decimals("1", "500", 2), decimals("0", "20", 2), decimals("0", "1", 2)),
-                min_size=15, max_size=60))
+@given(
+    st.lists(
+        st.tuples(decimals("1", "500", 2), decimals("0", "20", 2), decimals("0", "1", 2)),
+        min_size=15,
+        max_size=60,
+    )
+)
 def test_atr_matches_wilder_reference(raw: list[tuple[Decimal, Decimal, Decimal]]) -> None:
     """ATR(14) with Wilder's smoothing equals an independent float implementation."""
     bars = [Bar(high=low + spread, low=low, close=low + spread * where) for low, spread, where in raw]
-    expected = wilder_reference([float(b.high) for b in bars], [float(b.low) for b in bars],
-                                [float(b.close) for b in bars])
+    expected = wilder_reference(
+        [float(b.high) for b in bars], [float(b.low) for b in bars], [float(b.close) for b in bars]
+    )
     assert float(average_true_range(bars)) == pytest.approx(expected, rel=1e-9, abs=1e-9)
 
 
@@ -84,9 +98,12 @@ def test_atr_of_constant_range_is_that_range_and_needs_15_bars() -> None:
 
 # -- initial levels --------------------------------------------------------------------------
 
+
 @settings(max_examples=200, deadline=None)
 @given(entry_and_atr(), ratios)
-def test_property_9_initial_stop_and_take_profit(inputs: tuple[Decimal, Decimal, Decimal], rr: Decimal) -> None:
+def test_property_9_initial_stop_and_take_profit(
+    inputs: tuple[Decimal, Decimal, Decimal], rr: Decimal
+) -> None:
     """Property 9: stop = entry - ATR * multiplier, below entry; take-profit = entry +
     stop distance * reward/risk, above entry."""
     entry, atr, mult = inputs
@@ -104,6 +121,7 @@ def test_stop_at_or_below_zero_is_refused() -> None:
 
 
 # -- crossings -------------------------------------------------------------------------------
+
 
 @settings(max_examples=300, deadline=None)
 @given(open_levels(), decimals("0.01", "20000", 2))
@@ -129,11 +147,14 @@ def test_gap_through_the_stop_still_triggers() -> None:
     assert check_price_crossing("XYZ", levels, D("96.01")) is None
     gap_up = check_price_crossing("XYZ", levels, D("130"))
     assert gap_up is not None and gap_up.trigger_type == "take_profit"
-    both = check_price_crossings({"XYZ": levels, "ABC": levels, "NOP": levels}, {"XYZ": D("50"), "ABC": D("100")})
+    both = check_price_crossings(
+        {"XYZ": levels, "ABC": levels, "NOP": levels}, {"XYZ": D("50"), "ABC": D("100")}
+    )
     assert [t.ticker for t in both] == ["XYZ"]
 
 
 # -- trailing --------------------------------------------------------------------------------
+
 
 @settings(max_examples=300, deadline=None)
 @given(open_levels(), decimals("0", "1.5", 3))
@@ -156,10 +177,12 @@ def test_property_11_trailing_stop_activation(setup: tuple[Decimal, StopLevels],
 
 # -- tightening --------------------------------------------------------------------------------
 
+
 @settings(max_examples=200, deadline=None)
 @given(entry_and_atr(), ratios, st.booleans())
-def test_property_15_high_severity_event_tightening(inputs: tuple[Decimal, Decimal, Decimal], rr: Decimal,
-                                                    earnings: bool) -> None:
+def test_property_15_high_severity_event_tightening(
+    inputs: tuple[Decimal, Decimal, Decimal], rr: Decimal, earnings: bool
+) -> None:
     """Property 15: during a high-severity event the stop uses 0.5x the normal multiplier and
     sits closer to price than the normal stop."""
     entry, atr, mult = inputs
@@ -185,10 +208,18 @@ def heated_portfolios(draw: st.DrawFn) -> tuple[list[OpenPosition], Decimal, Dec
     positions = []
     for i in range(count):
         entry = draw(decimals("10", "200", 2))
-        positions.append(OpenPosition(
-            ticker=f"P{i}", quantity=D(draw(st.integers(1, 50))), entry_price=entry, current_price=entry,
-            sector="Tech", stop_loss_price=entry * draw(decimals("0.80", "1.00", 2)),
-            take_profit_price=entry * 2, signal_confidence=draw(decimals("0.50", "0.99", 2))))
+        positions.append(
+            OpenPosition(
+                ticker=f"P{i}",
+                quantity=D(draw(st.integers(1, 50))),
+                entry_price=entry,
+                current_price=entry,
+                sector="Tech",
+                stop_loss_price=entry * draw(decimals("0.80", "1.00", 2)),
+                take_profit_price=entry * 2,
+                signal_confidence=draw(decimals("0.50", "0.99", 2)),
+            )
+        )
     risk = sum(p.quantity * max(p.entry_price - p.stop_loss_price, D(0)) for p in positions)
     value = sum(p.quantity * p.current_price for p in positions)
     max_heat = draw(decimals("0.02", "0.20", 3))
@@ -200,7 +231,9 @@ def heated_portfolios(draw: st.DrawFn) -> tuple[list[OpenPosition], Decimal, Dec
 
 @settings(max_examples=200, deadline=None)
 @given(heated_portfolios())
-def test_property_25_proactive_tightening_lowest_confidence_first(case: tuple[list[OpenPosition], Decimal, Decimal]) -> None:
+def test_property_25_proactive_tightening_lowest_confidence_first(
+    case: tuple[list[OpenPosition], Decimal, Decimal],
+) -> None:
     """Property 25: above 80% of max heat, stops are tightened lowest confidence first; no
     tightened position has higher confidence than an untouched one; heat falls to 80% or every
     risky position was tightened; at or below 80% nothing moves; no stop moves down."""
@@ -225,10 +258,12 @@ def test_property_25_proactive_tightening_lowest_confidence_first(case: tuple[li
 
 # -- re-evaluation -------------------------------------------------------------------------------
 
+
 @settings(max_examples=200, deadline=None)
 @given(open_levels(), decimals("0.5", "1.6", 3), st.integers(0, 900))
-def test_re_evaluation_when_atr_moves_more_than_ten_percent(setup: tuple[Decimal, StopLevels], ratio: Decimal,
-                                                            seconds: int) -> None:
+def test_re_evaluation_when_atr_moves_more_than_ten_percent(
+    setup: tuple[Decimal, StopLevels], ratio: Decimal, seconds: int
+) -> None:
     """Re-evaluation happens iff ATR moved by more than 10% and at least 5 minutes passed;
     the stop never moves down and take-profit keeps the reward/risk ratio."""
     entry, levels = setup
@@ -240,11 +275,14 @@ def test_re_evaluation_when_atr_moves_more_than_ten_percent(setup: tuple[Decimal
     if updated is not None:
         assert updated.stop_loss_price == max(levels.stop_loss_price, entry - new_atr * levels.atr_multiplier)
         assert updated.stop_loss_price >= levels.stop_loss_price
-        assert updated.take_profit_price == entry + (entry - updated.stop_loss_price) * levels.reward_risk_ratio
+        assert (
+            updated.take_profit_price == entry + (entry - updated.stop_loss_price) * levels.reward_risk_ratio
+        )
         assert updated.atr_value == new_atr and updated.last_updated == later
 
 
 # -- price unavailable ----------------------------------------------------------------------------
+
 
 def _ny(h: int, m: int, s: int = 0, day: int = 3) -> datetime:
     return datetime(2024, 6, day, h, m, s, tzinfo=NY)

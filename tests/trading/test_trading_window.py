@@ -18,8 +18,14 @@ from services.trading import trading_window as tw
 
 NY = ZoneInfo("America/New_York")
 CAL = tw.xnys_calendar()
-ZONES = [timezone.utc, NY, ZoneInfo("Europe/London"), ZoneInfo("Asia/Tokyo"),
-         timezone(timedelta(hours=-7)), ZoneInfo("Australia/Sydney")]
+ZONES = [
+    timezone.utc,
+    NY,
+    ZoneInfo("Europe/London"),
+    ZoneInfo("Asia/Tokyo"),
+    timezone(timedelta(hours=-7)),
+    ZoneInfo("Australia/Sydney"),
+]
 
 instants = st.datetimes(
     min_value=datetime(2000, 1, 4), max_value=datetime(2030, 12, 28), timezones=st.sampled_from(ZONES)
@@ -55,8 +61,10 @@ def test_property_20_trading_window_matches_calendar(instant: datetime) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.dates(min_value=date(2000, 1, 3), max_value=date(2030, 12, 20)),
-       st.integers(min_value=0, max_value=24 * 60 - 1))
+@given(
+    st.dates(min_value=date(2000, 1, 3), max_value=date(2030, 12, 20)),
+    st.integers(min_value=0, max_value=24 * 60 - 1),
+)
 def test_property_20_trading_window_on_session_minutes(day: date, minute: int) -> None:
     """Property 20: sampled densely over New York wall-clock minutes of random days, the
     window is exactly [open + 15, close - 15) of that day's calendar session."""
@@ -65,7 +73,9 @@ def test_property_20_trading_window_on_session_minutes(day: date, minute: int) -
     expected = False
     if CAL.is_session(label):
         quarter = pd.Timedelta(minutes=15)
-        expected = CAL.session_open(label) + quarter <= pd.Timestamp(instant) < CAL.session_close(label) - quarter
+        expected = (
+            CAL.session_open(label) + quarter <= pd.Timestamp(instant) < CAL.session_close(label) - quarter
+        )
     assert tw.is_within_trading_window(instant) is expected
 
 
@@ -109,10 +119,15 @@ def test_holidays_and_weekends_are_outside() -> None:
         assert not tw.is_market_open(instant)
 
 
-@pytest.mark.parametrize(("day", "window_opens_utc_hour"), [
-    (date(2024, 3, 8), 14), (date(2024, 3, 11), 13),  # EST -> EDT over the weekend of 10 March
-    (date(2024, 11, 1), 13), (date(2024, 11, 4), 14),  # EDT -> EST over the weekend of 3 November
-])
+@pytest.mark.parametrize(
+    ("day", "window_opens_utc_hour"),
+    [
+        (date(2024, 3, 8), 14),
+        (date(2024, 3, 11), 13),  # EST -> EDT over the weekend of 10 March
+        (date(2024, 11, 1), 13),
+        (date(2024, 11, 4), 14),  # EDT -> EST over the weekend of 3 November
+    ],
+)
 def test_dst_change_days_follow_new_york_wall_clock(day: date, window_opens_utc_hour: int) -> None:
     """Around DST switches the window stays 09:45-15:45 New York time, whose UTC offset moves."""
     y, m, d = day.year, day.month, day.day
@@ -158,8 +173,12 @@ def test_outside_loaded_calendar_is_a_clear_error() -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.datetimes(min_value=datetime(2000, 1, 4), max_value=datetime(2030, 11, 1), timezones=st.sampled_from(ZONES)),
-       st.integers(min_value=-5, max_value=40))
+@given(
+    st.datetimes(
+        min_value=datetime(2000, 1, 4), max_value=datetime(2030, 11, 1), timezones=st.sampled_from(ZONES)
+    ),
+    st.integers(min_value=-5, max_value=40),
+)
 def test_sessions_until_counts_calendar_sessions(now: datetime, days_ahead: int) -> None:
     """Earnings proximity input: the number of calendar sessions after today up to and
     including the event date; None once the date has passed."""
@@ -169,8 +188,11 @@ def test_sessions_until_counts_calendar_sessions(now: datetime, days_ahead: int)
     if event < today:
         assert result is None
         return
-    expected = len(CAL.sessions_in_range(pd.Timestamp(today + timedelta(days=1)), pd.Timestamp(event))) \
-        if event > today else 0
+    expected = (
+        len(CAL.sessions_in_range(pd.Timestamp(today + timedelta(days=1)), pd.Timestamp(event)))
+        if event > today
+        else 0
+    )
     assert result == expected
 
 
