@@ -7,16 +7,19 @@
   and sector caps of the sizer govern it).
 
 Each guard answers allowed-or-not with a reason a human can read in the decision trace.
-Exits are never gated here.
+Exits are never gated here. `new_entry_block_reason` chains these guards after the trading
+window and circuit breakers: the one sequence of gates every new entry, normal or micro, meets.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
-from services.trading.models import OpenPosition
+from services.trading import circuit_breaker, trading_window
+from services.trading.models import CircuitBreakerState, OpenPosition
 
 DECLINE_THRESHOLD = Decimal("0.02")
 MAX_DECLINING_FRACTION = Decimal("0.5")
@@ -80,3 +83,32 @@ def check_max_open_positions(
             "max_open_positions",
         )
     return GuardResult(True, f"{len(held)} of {max_open_positions} positions open", "max_open_positions")
+
+
+def new_entry_block_reason(
+    ticker: str,
+    portfolio_positions: Sequence[OpenPosition],
+    breakers: CircuitBreakerState,
+    now: datetime,
+    *,
+    max_open_positions: int,
+    checks: list[str],
+) -> str | None:
+    """The gates every new entry passes, normal or micro, in order: trading window, circuit
+    breakers and ticker cooldowns, declining positions, open-position limit. Returns the
+    reason to refuse, or None; each gate passed is appended to `checks` for the trace."""
+    if not trading_window.is_within_trading_window(now):
+        return f"{now.isoformat()} is outside the trading window"
+    checks.append("inside the trading window")
+    blocked = circuit_breaker.entry_block_reason(breakers, ticker, now)
+    if blocked:
+        return blocked
+    checks.append("no circuit breaker or ticker cooldown")
+    for guard in (
+        check_declining_positions(portfolio_positions),
+        check_max_open_positions(portfolio_positions, ticker, max_open_positions=max_open_positions),
+    ):
+        if not guard.allowed:
+            return guard.reason
+        checks.append(guard.reason)
+    return None

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from services.shared.schemas import OrderReason, TrendWindow
-from services.trading import circuit_breaker, entry_guards, stop_loss_manager, trading_window
+from services.trading import entry_guards, stop_loss_manager, trading_window
 from services.trading.models import (
     CircuitBreakerState,
     OpenPosition,
@@ -121,27 +121,6 @@ def _micro_gates(request: MicroTradeRequest, settings: MicroTradingSettings, mic
     return None
 
 
-def _shared_gates(request: MicroTradeRequest, portfolio: PortfolioState, breakers: CircuitBreakerState,
-                  now: datetime, settings: MicroTradingSettings, checks: list[str]) -> str | None:
-    """The gates every new entry passes; the reason to skip, or None."""
-    if not trading_window.is_within_trading_window(now):
-        return f"{now.isoformat()} is outside the trading window"
-    checks.append("inside the trading window")
-    blocked = circuit_breaker.entry_block_reason(breakers, request.ticker, now)
-    if blocked:
-        return blocked
-    checks.append("no circuit breaker or ticker cooldown")
-    for guard in (
-        entry_guards.check_declining_positions(portfolio.positions),
-        entry_guards.check_max_open_positions(portfolio.positions, request.ticker,
-                                              max_open_positions=settings.max_open_positions),
-    ):
-        if not guard.allowed:
-            return guard.reason
-        checks.append(guard.reason)
-    return None
-
-
 def evaluate_micro_trade(
     request: MicroTradeRequest,
     *,
@@ -157,8 +136,9 @@ def evaluate_micro_trade(
     the micro cap, then stops at 1.0x intraday ATR and take-profit at 1.5x that distance."""
     settings = settings or MicroTradingSettings()
     checks: list[str] = []
-    reason = _micro_gates(request, settings, micro_trades_today, checks) or _shared_gates(
-        request, portfolio, breakers, now, settings, checks
+    reason = _micro_gates(request, settings, micro_trades_today, checks) or entry_guards.new_entry_block_reason(
+        request.ticker, portfolio.positions, breakers, now, max_open_positions=settings.max_open_positions,
+        checks=checks,
     )
     if reason:
         return _skip(reason, checks)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Mapping
+from uuid import UUID
 
 from services.shared.schemas import (
     CircuitBreakerTriggerType,
@@ -260,6 +261,7 @@ class ReservePoolState:
 class TradingDecision:
     """One act-or-skip decision, as persisted in `trading_decisions` (seed task 1.1)."""
 
+    id: UUID
     recommendation_id: int | None
     ticker: str
     decision: TradingDecisionType

@@ -1,0 +1,282 @@
+"""Act or skip: one recommendation through every pre-trade check (seed task 13.1).
+
+This is the one decision path. The live engine, the demo replay and the backtester all call
+`decide`, and micro-trades pass through it too, so a rule changed in the decision core
+changes every one of them. It is pure: the engine gathers the inputs (portfolio, breakers,
+market view, settings) and persists what comes out.
+
+The outcome is a `TradingDecision` whose trace records each check in order with its inputs
+and result, the sizing arithmetic step by step, and the orders to send. Bad upstream data
+(NaN or out-of-range confidence, unknown ticker, no price, not enough bars) is a skip with a
+reason, never an exception.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from services.shared.schemas import (
+    OrderReason,
+    OrderSide,
+    RecommendationAction,
+    RecommendationMode,
+    TradingDecisionType,
+    TrendWindow,
+)
+from services.trading import circuit_breaker, entry_guards, gradual_entry, micro_trading, stop_loss_manager
+from services.trading.engine_settings import EngineSettings
+from services.trading.models import (
+    CircuitBreakerState,
+    PortfolioState,
+    PositionSizeResult,
+    Recommendation,
+    StopLevels,
+    TradingDecision,
+)
+from services.trading.position_sizer import CorrelationSource, PositionSizer, SizingRequest, active_pool_gate
+from services.trading.trading_window import is_within_trading_window
+
+ELIGIBLE_MODES = frozenset({RecommendationMode.PAPER_ELIGIBLE.value, RecommendationMode.LIVE_ELIGIBLE.value})
+MICRO_WINDOWS = frozenset({TrendWindow.INTRADAY.value, TrendWindow.ONE_DAY.value})
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class MarketView:
+    """What the engine knows about the recommendation's ticker at the decision instant."""
+
+    ticker_known: bool
+    sector: str = "Unknown"
+    price: Decimal | None = None
+    daily_atr: Decimal | None = None
+    intraday_atr: Decimal | None = None
+    sessions_until_earnings: int | None = None
+    high_severity_event: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionContext:
+    portfolio: PortfolioState
+    breakers: CircuitBreakerState
+    settings: EngineSettings
+    correlations: CorrelationSource
+    micro_trades_today: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """One order to send: `not_before` delays later tranches of a gradual entry."""
+
+    ticker: str
+    side: OrderSide
+    quantity: Decimal
+    reason: OrderReason
+    not_before: datetime
+    tranche_index: int = 0
+    tranche_count: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionOutcome:
+    decision: TradingDecision
+    orders: tuple[OrderIntent, ...] = ()
+    stops: StopLevels | None = None
+
+    @property
+    def acted(self) -> bool:
+        return self.decision.decision is TradingDecisionType.ACT
+
+
+class _Trace:
+    """The reasoning chain being built: each check with its result and detail."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, Any]] = []
+
+    def passed(self, check: str, detail: str, **inputs: Any) -> None:
+        self.steps.append({"check": check, "passed": True, "detail": detail, "inputs": inputs})
+
+    def failed(self, check: str, detail: str, **inputs: Any) -> str:
+        self.steps.append({"check": check, "passed": False, "detail": detail, "inputs": inputs})
+        return detail
+
+
+def _sizing_trace(size: PositionSizeResult | None) -> dict[str, Any]:
+    if size is None:
+        return {}
+    return {
+        "dollar_amount": size.dollar_amount, "share_quantity": size.share_quantity,
+        "allocation_pct": size.allocation_pct, "rejected": size.rejected, "rejection_reason": size.rejection_reason,
+        "adjustments": [{"name": a.name, "factor": a.factor, "reason": a.reason} for a in size.adjustments],
+    }
+
+
+def _input_problem(rec: Recommendation, market: MarketView, trace: _Trace) -> str | None:
+    """Upstream data the engine cannot act on (SPEC section 3)."""
+    action = str(rec.action)
+    if action not in (RecommendationAction.BUY.value, RecommendationAction.SELL.value):
+        return trace.failed("action", f"action {action!r} is neither buy nor sell", action=action)
+    if str(rec.mode) not in ELIGIBLE_MODES:
+        return trace.failed("mode", f"mode {str(rec.mode)!r} is not paper_eligible or live_eligible")
+    if not isinstance(rec.confidence, (int, float, Decimal)) or not math.isfinite(rec.confidence) \
+            or not 0 <= rec.confidence <= 1:
+        return trace.failed("confidence", f"confidence {rec.confidence!r} is not a number in [0, 1]")
+    if not market.ticker_known:
+        return trace.failed("ticker", f"ticker {rec.ticker!r} is unknown (not in tickers)")
+    if market.price is None or market.price <= 0:
+        return trace.failed("price", f"no market price for {rec.ticker}")
+    trace.passed("input", f"{action} {rec.ticker} at confidence {rec.confidence}, price {market.price}",
+                 action=action, confidence=rec.confidence, price=market.price)
+    return None
+
+
+def _stop_levels(market: MarketView, multiplier: Decimal, reward_risk: Decimal, now: datetime,
+                 trace: _Trace) -> StopLevels | str:
+    if market.daily_atr is None or market.daily_atr <= 0:
+        return trace.failed("atr", "ATR(14) unavailable for the ticker: fewer than 15 daily bars")
+    try:
+        levels = stop_loss_manager.compute_initial_levels(market.price, market.daily_atr, multiplier, reward_risk, now)
+    except ValueError as exc:
+        return trace.failed("stops", f"no valid stop: {exc}")
+    trace.passed("stops", f"stop {levels.stop_loss_price:.4f}, take-profit {levels.take_profit_price:.4f} "
+                          f"({multiplier}x ATR {market.daily_atr:.4f}, reward/risk {reward_risk})",
+                 atr=market.daily_atr, multiplier=multiplier)
+    return levels
+
+
+def _buy(rec: Recommendation, market: MarketView, ctx: DecisionContext, now: datetime, decision_id: UUID,
+         trace: _Trace) -> tuple[str | None, PositionSizeResult | None, StopLevels | None, tuple[OrderIntent, ...]]:
+    settings, tier = ctx.settings, ctx.settings.tier
+    blocked = active_pool_gate(OrderSide.BUY, ctx.portfolio.active_pool, settings.sizing)
+    if blocked:
+        return trace.failed("active_pool", blocked), None, None, ()
+    checks: list[str] = []
+    blocked = entry_guards.new_entry_block_reason(
+        rec.ticker, ctx.portfolio.positions, ctx.breakers, now,
+        max_open_positions=settings.max_open_positions, checks=checks)
+    for check in checks:
+        trace.passed("entry_gate", check)
+    if blocked:
+        return trace.failed("entry_gate", blocked), None, None, ()
+    earnings_soon = market.sessions_until_earnings is not None and \
+        market.sessions_until_earnings <= settings.sizing.earnings_reduce_within_sessions
+    multiplier = stop_loss_manager.effective_atr_multiplier(
+        tier.stop_loss_atr_multiplier, earnings_soon=earnings_soon,
+        high_severity_event=market.high_severity_event, settings=settings.stops)
+    stops = _stop_levels(market, multiplier, tier.reward_risk_ratio, now, trace)
+    if isinstance(stops, str):
+        return stops, None, None, ()
+    request = SizingRequest(rec.ticker, market.sector, rec.confidence, market.price,
+                            market.price - stops.stop_loss_price, market.sessions_until_earnings)
+    size = PositionSizer(ctx.correlations, settings.sizing).compute(request, ctx.portfolio, tier)
+    if size.rejected:
+        return trace.failed("sizing", size.rejection_reason or "sizer rejected the entry"), size, None, ()
+    trace.passed("sizing", f"{size.share_quantity} shares, ${size.dollar_amount:.2f} "
+                           f"({size.allocation_pct:.2%} of the Active Pool)")
+    plan = gradual_entry.plan_entry(str(decision_id), rec.ticker, size.share_quantity, market.price,
+                                    ctx.portfolio.active_pool, now, settings.gradual)
+    orders = tuple(OrderIntent(rec.ticker, OrderSide.BUY, t.quantity, OrderReason.ENTRY, t.scheduled_at,
+                               t.index if t.count > 1 else 0, t.count) for t in plan.tranches)
+    if len(orders) > 1:
+        trace.passed("gradual_entry", f"split into {len(orders)} tranches "
+                                      f"{settings.gradual.tranche_spacing} apart")
+    return None, size, stops, orders
+
+
+def _micro_buy(rec: Recommendation, market: MarketView, ctx: DecisionContext, now: datetime,
+               trace: _Trace) -> tuple[str | None, PositionSizeResult | None, StopLevels | None, tuple[OrderIntent, ...]]:
+    request = micro_trading.MicroTradeRequest(
+        rec.ticker, market.sector, rec.confidence, market.price, market.intraday_atr or ZERO, rec.trend_window,
+        market.sessions_until_earnings, market.high_severity_event)
+    result = micro_trading.evaluate_micro_trade(
+        request, portfolio=ctx.portfolio, tier=ctx.settings.tier,
+        sizer=PositionSizer(ctx.correlations, ctx.settings.sizing), breakers=ctx.breakers,
+        micro_trades_today=ctx.micro_trades_today, now=now, settings=ctx.settings.micro)
+    for check in result.checks:
+        trace.passed("micro_gate", check)
+    if not result.approved:
+        return trace.failed("micro_trade", result.reason), result.size, None, ()
+    trace.passed("micro_trade", result.reason)
+    order = OrderIntent(rec.ticker, OrderSide.BUY, result.quantity, OrderReason.ENTRY, now)
+    return None, result.size, result.stops, (order,)
+
+
+def _sell(rec: Recommendation, ctx: DecisionContext, now: datetime, trace: _Trace
+          ) -> tuple[str | None, None, None, tuple[OrderIntent, ...]]:
+    held = ctx.portfolio.position(rec.ticker)
+    if held is None or held.quantity <= 0:
+        return trace.failed("position", f"{rec.ticker} is not held: the engine does not sell short"), None, None, ()
+    # Exits are never blocked by breakers, the Active Pool minimum or position guards:
+    # they reduce risk. Only the trading window applies.
+    if not is_within_trading_window(now):
+        return trace.failed("trading_window", f"{now.isoformat()} is outside the trading window"), None, None, ()
+    trace.passed("position", f"selling all {held.quantity} {rec.ticker} held", held=held.quantity)
+    return None, None, None, (OrderIntent(rec.ticker, OrderSide.SELL, held.quantity, OrderReason.ENTRY, now),)
+
+
+def decide(rec: Recommendation, market: MarketView, ctx: DecisionContext, *, now: datetime,
+           decision_id: UUID) -> DecisionOutcome:
+    """Decide one recommendation. Never raises on bad data: that is a skip with a reason."""
+    trace = _Trace()
+    settings = ctx.settings
+    is_micro = settings.micro.enabled and str(rec.trend_window) in MICRO_WINDOWS
+    reason: str | None = _input_problem(rec, market, trace)
+    size = stops = None
+    orders: tuple[OrderIntent, ...] = ()
+    if reason is None and not settings.enabled:
+        reason = trace.failed("engine", "the engine is disabled")
+    if reason is None and settings.paused:
+        reason = trace.failed("engine", "the engine is paused")
+    if reason is None:
+        if str(rec.action) == RecommendationAction.SELL.value:
+            reason, size, stops, orders = _sell(rec, ctx, now, trace)
+        elif is_micro:
+            reason, size, stops, orders = _micro_buy(rec, market, ctx, now, trace)
+        else:
+            reason, size, stops, orders = _buy(rec, market, ctx, now, decision_id, trace)
+    return DecisionOutcome(_record(rec, market, ctx, now, decision_id, trace, reason, size, orders, is_micro),
+                           orders if reason is None else (), stops if reason is None else None)
+
+
+def _record(rec: Recommendation, market: MarketView, ctx: DecisionContext, now: datetime, decision_id: UUID,
+            trace: _Trace, reason: str | None, size: PositionSizeResult | None, orders: tuple[OrderIntent, ...],
+            is_micro: bool) -> TradingDecision:
+    portfolio = ctx.portfolio
+    adjustments = {a.name: a for a in size.adjustments} if size else {}
+    correlation = adjustments.get("correlation")
+    sector = adjustments.get("sector_cap")
+    acted = reason is None
+    quantity = sum((o.quantity for o in orders), ZERO) if acted else (size.share_quantity if size else ZERO)
+    side = OrderSide.SELL if str(rec.action) == RecommendationAction.SELL.value else OrderSide.BUY
+    return TradingDecision(
+        id=decision_id, recommendation_id=rec.id, ticker=rec.ticker,
+        decision=TradingDecisionType.ACT if acted else TradingDecisionType.SKIP, side=side.value,
+        skip_reason=reason,
+        computed_position_size=(size.dollar_amount if size else (quantity * (market.price or ZERO))),
+        computed_share_quantity=quantity,
+        risk_tier_at_decision=ctx.settings.risk_tier, portfolio_heat_at_decision=portfolio.portfolio_heat,
+        active_pool_at_decision=portfolio.active_pool, reserve_pool_at_decision=portfolio.reserve_pool,
+        circuit_breaker_status=("active" if circuit_breaker.is_active(ctx.breakers, now) else "inactive"),
+        correlation_check_result=({"factor": correlation.factor, "reason": correlation.reason} if correlation else {}),
+        sector_exposure_check_result=({"sector": market.sector, "factor": sector.factor, "reason": sector.reason}
+                                      if sector else {"sector": market.sector}),
+        earnings_proximity_flag=market.sessions_until_earnings is not None
+        and market.sessions_until_earnings <= ctx.settings.sizing.earnings_reduce_within_sessions,
+        is_micro_trade=is_micro,
+        decision_trace={
+            "recommendation": {"id": rec.id, "ticker": rec.ticker, "action": str(rec.action),
+                               "confidence": rec.confidence, "trend_window": str(rec.trend_window),
+                               "thesis": rec.thesis, "generated_at": rec.generated_at},
+            "risk_tier": ctx.settings.risk_tier.value,
+            "checks": trace.steps,
+            "sizing": _sizing_trace(size),
+            "orders": [{"side": o.side.value, "quantity": o.quantity, "tranche": o.tranche_index,
+                        "of": o.tranche_count, "not_before": o.not_before} for o in orders] if acted else [],
+        },
+        created_at=now,
+    )

@@ -1,0 +1,137 @@
+"""The decision pipeline: every recommendation becomes act (with orders) or skip (with a
+reason), never an exception, and the record carries the whole reasoning."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import replace
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.shared.schemas import OrderSide, TradingDecisionType
+from services.trading.decision import DecisionContext, MarketView, decide
+from services.trading.engine_settings import EngineSettings
+from services.trading.models import CircuitBreakerState, OpenPosition, PortfolioState, Recommendation
+
+# Tuesday 2024-03-05, 11:00 New York: inside the trading window.
+IN_WINDOW = datetime(2024, 3, 5, 16, 0, tzinfo=timezone.utc)
+AFTER_CLOSE = datetime(2024, 3, 5, 22, 0, tzinfo=timezone.utc)
+ON = EngineSettings(enabled=True)
+MARKET = MarketView(ticker_known=True, sector="Technology", price=Decimal("50"), daily_atr=Decimal("1.5"))
+
+
+class NoCorrelation:
+    def get_portfolio_correlation(self, candidate, positions) -> float:
+        return 0.0
+
+
+def _rec(action="buy", confidence=0.8, ticker="XYZ", mode="paper_eligible", window="20d") -> Recommendation:
+    return Recommendation(7, ticker, action, confidence, mode, window, "test thesis", IN_WINDOW)
+
+
+def _ctx(cash="10000", positions=(), settings_=ON, breakers=CircuitBreakerState()) -> DecisionContext:
+    return DecisionContext(PortfolioState(tuple(positions), Decimal(cash)), breakers, settings_, NoCorrelation())
+
+
+def _decide(rec, market=MARKET, ctx=None, now=IN_WINDOW):
+    return decide(rec, market, ctx or _ctx(), now=now, decision_id=uuid.uuid4())
+
+
+def test_a_confident_buy_acts_with_orders_stops_and_trace() -> None:
+    outcome = _decide(_rec())
+    decision = outcome.decision
+    assert decision.decision is TradingDecisionType.ACT and decision.skip_reason is None
+    assert outcome.orders and all(o.side is OrderSide.BUY for o in outcome.orders)
+    assert sum(o.quantity for o in outcome.orders) == decision.computed_share_quantity > 0
+    # Stop 2.0x ATR below the price (moderate tier), take-profit twice as far above.
+    assert outcome.stops.stop_loss_price == Decimal("47.0") and outcome.stops.take_profit_price == Decimal("56.0")
+    checks = [step["check"] for step in decision.decision_trace["checks"]]
+    assert checks[0] == "input" and "sizing" in checks and "stops" in checks
+    assert decision.decision_trace["sizing"]["adjustments"]
+
+
+@pytest.mark.parametrize(
+    ("rec", "market", "reason"),
+    [
+        (_rec(confidence=math.nan), MARKET, "confidence nan"),
+        (_rec(confidence=1.7), MARKET, "confidence 1.7"),
+        (_rec(action="hold"), MARKET, "neither buy nor sell"),
+        (_rec(mode="research"), MARKET, "not paper_eligible"),
+        (_rec(), MarketView(ticker_known=False), "unknown"),
+        (_rec(), replace(MARKET, price=None), "no market price"),
+        (_rec(), replace(MARKET, daily_atr=None), "fewer than 15 daily bars"),
+        (_rec(confidence=0.5), MARKET, "confidence"),
+        (_rec(action="sell"), MARKET, "not held"),
+    ],
+)
+def test_bad_or_unactionable_input_is_a_skip_with_a_reason(rec, market, reason) -> None:
+    outcome = _decide(rec, market)
+    assert outcome.decision.decision is TradingDecisionType.SKIP
+    assert reason in outcome.decision.skip_reason
+    assert outcome.orders == ()
+
+
+def test_disabled_paused_and_closed_market_skip() -> None:
+    assert "disabled" in _decide(_rec(), ctx=_ctx(settings_=EngineSettings())).decision.skip_reason
+    assert "paused" in _decide(_rec(), ctx=_ctx(settings_=replace(ON, paused=True))).decision.skip_reason
+    assert "outside the trading window" in _decide(_rec(), now=AFTER_CLOSE).decision.skip_reason
+
+
+def test_a_sell_closes_the_whole_position_even_under_a_breaker() -> None:
+    held = OpenPosition("XYZ", Decimal(12), Decimal(45), Decimal(50), "Technology", Decimal(42), Decimal(51),
+                        Decimal("0.8"))
+    tripped = CircuitBreakerState(active=True, triggered_at=IN_WINDOW, cooldown_expires=None)
+    outcome = _decide(_rec(action="sell"), ctx=_ctx(positions=[held], breakers=tripped))
+    assert outcome.acted
+    assert [(o.side, o.quantity) for o in outcome.orders] == [(OrderSide.SELL, Decimal(12))]
+
+
+def test_an_active_breaker_blocks_buys() -> None:
+    tripped = CircuitBreakerState(active=True, triggered_at=IN_WINDOW, cooldown_expires=None)
+    outcome = _decide(_rec(), ctx=_ctx(breakers=tripped))
+    assert not outcome.acted and "circuit breaker" in outcome.decision.skip_reason
+    assert outcome.decision.circuit_breaker_status == "active"
+
+
+def test_intraday_signals_take_the_micro_path_when_enabled() -> None:
+    micro_on = replace(ON, micro=replace(ON.micro, enabled=True))
+    market = replace(MARKET, intraday_atr=Decimal("0.4"))
+    outcome = _decide(_rec(window="intraday"), market, _ctx(settings_=micro_on))
+    assert outcome.acted and outcome.decision.is_micro_trade
+    assert outcome.stops.stop_loss_price == Decimal("49.6")  # 1.0x intraday ATR
+    assert outcome.decision.computed_position_size <= Decimal("10000") * Decimal("0.03")
+
+
+confidences = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(0, 1))
+prices = st.one_of(st.none(), st.decimals(Decimal("0.5"), Decimal("2000"), places=2))
+
+
+@settings(max_examples=200, deadline=None)
+@given(action=st.sampled_from(["buy", "sell", "hold", "short", ""]), confidence=confidences,
+       mode=st.sampled_from(["paper_eligible", "live_eligible", "research", "x"]), price=prices,
+       atr=st.one_of(st.none(), st.decimals(Decimal("0.01"), Decimal("50"), places=2)),
+       known=st.booleans(), cash=st.decimals(Decimal(0), Decimal(100000), places=2))
+def test_every_decision_record_is_complete(action, confidence, mode, price, atr, known, cash) -> None:
+    """Property 28 (task 13.3): whatever arrives, the decision record is complete: act has
+    orders whose quantities add up to the decision's, skip has a reason and no orders, and the
+    trace holds the recommendation and every check made."""
+    rec = _rec(action=action, confidence=confidence, mode=mode)
+    market = MarketView(ticker_known=known, sector="Technology", price=price, daily_atr=atr)
+    outcome = _decide(rec, market, _ctx(cash=str(cash)))
+    d = outcome.decision
+    assert d.recommendation_id == rec.id and d.ticker == rec.ticker and d.created_at == IN_WINDOW
+    assert d.risk_tier_at_decision == ON.risk_tier and d.circuit_breaker_status in ("active", "inactive")
+    assert d.decision_trace["recommendation"]["id"] == rec.id and d.decision_trace["checks"]
+    if d.decision is TradingDecisionType.ACT:
+        assert d.skip_reason is None and outcome.orders
+        assert sum(o.quantity for o in outcome.orders) == d.computed_share_quantity > 0
+        assert all(step["passed"] for step in d.decision_trace["checks"])
+    else:
+        assert d.skip_reason and outcome.orders == ()
+        assert d.decision_trace["checks"][-1]["passed"] is False
+        assert d.decision_trace["checks"][-1]["detail"] == d.skip_reason
