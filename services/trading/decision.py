@@ -39,7 +39,13 @@ from services.trading.models import (
     TradingDecision,
 )
 from services.trading.position_sizer import CorrelationSource, PositionSizer, SizingRequest, active_pool_gate
-from services.trading.trading_window import is_within_trading_window
+from services.trading.trading_window import (
+    NEW_YORK,
+    WINDOW_BUFFER,
+    is_within_trading_window,
+    next_window_open,
+    session_times,
+)
 
 ELIGIBLE_MODES = frozenset({RecommendationMode.PAPER_ELIGIBLE.value, RecommendationMode.LIVE_ELIGIBLE.value})
 MICRO_WINDOWS = frozenset({TrendWindow.INTRADAY.value, TrendWindow.ONE_DAY.value})
@@ -116,7 +122,15 @@ def _sizing_trace(size: PositionSizeResult | None) -> dict[str, Any]:
     }
 
 
-def _input_problem(rec: Recommendation, market: MarketView, trace: _Trace) -> str | None:
+def recommendation_expiry(generated_at: datetime) -> datetime:
+    """A recommendation is actionable until the end of the first trading window that opens
+    after it was generated; after that the market it described has moved on."""
+    window_open = generated_at if is_within_trading_window(generated_at) else next_window_open(generated_at)
+    _, close = session_times(window_open.astimezone(NEW_YORK).date())
+    return close - WINDOW_BUFFER
+
+
+def _input_problem(rec: Recommendation, market: MarketView, now: datetime, trace: _Trace) -> str | None:
     """Upstream data the engine cannot act on (SPEC section 3)."""
     action = str(rec.action)
     if action not in (RecommendationAction.BUY.value, RecommendationAction.SELL.value):
@@ -128,6 +142,10 @@ def _input_problem(rec: Recommendation, market: MarketView, trace: _Trace) -> st
         return trace.failed("confidence", f"confidence {rec.confidence!r} is not a number in [0, 1]")
     if not market.ticker_known:
         return trace.failed("ticker", f"ticker {rec.ticker!r} is unknown (not in tickers)")
+    expiry = recommendation_expiry(rec.generated_at)
+    if now >= expiry:
+        return trace.failed("freshness", f"stale: generated {rec.generated_at.isoformat()}, its first trading "
+                                         f"window ended {expiry.isoformat()}", expires=expiry)
     if market.price is None or market.price <= 0:
         return trace.failed("price", f"no market price for {rec.ticker}")
     trace.passed("input", f"{action} {rec.ticker} at confidence {rec.confidence}, price {market.price}",
@@ -225,7 +243,7 @@ def decide(rec: Recommendation, market: MarketView, ctx: DecisionContext, *, now
     trace = _Trace()
     settings = ctx.settings
     is_micro = settings.micro.enabled and str(rec.trend_window) in MICRO_WINDOWS
-    reason: str | None = _input_problem(rec, market, trace)
+    reason: str | None = _input_problem(rec, market, now, trace)
     size = stops = None
     orders: tuple[OrderIntent, ...] = ()
     if reason is None and not settings.enabled:

@@ -76,10 +76,22 @@ def test_bad_or_unactionable_input_is_a_skip_with_a_reason(rec, market, reason) 
     assert outcome.orders == ()
 
 
+def test_a_recommendation_expires_with_its_first_trading_window() -> None:
+    friday_close = datetime(2024, 3, 1, 21, 0, tzinfo=timezone.utc)  # Friday 16:00 New York
+    rec = replace(_rec(), generated_at=friday_close)
+    monday_morning = datetime(2024, 3, 4, 15, 0, tzinfo=timezone.utc)  # Monday 10:00 New York
+    assert _decide(rec, now=monday_morning).acted
+    tuesday_morning = datetime(2024, 3, 5, 15, 0, tzinfo=timezone.utc)
+    assert "stale" in _decide(rec, now=tuesday_morning).decision.skip_reason
+    during_window = replace(_rec(), generated_at=IN_WINDOW)
+    assert "stale" in _decide(during_window, now=AFTER_CLOSE).decision.skip_reason
+
+
 def test_disabled_paused_and_closed_market_skip() -> None:
     assert "disabled" in _decide(_rec(), ctx=_ctx(settings_=EngineSettings())).decision.skip_reason
     assert "paused" in _decide(_rec(), ctx=_ctx(settings_=replace(ON, paused=True))).decision.skip_reason
-    assert "outside the trading window" in _decide(_rec(), now=AFTER_CLOSE).decision.skip_reason
+    evening_rec = replace(_rec(), generated_at=AFTER_CLOSE)
+    assert "outside the trading window" in _decide(evening_rec, now=AFTER_CLOSE).decision.skip_reason
 
 
 def test_a_sell_closes_the_whole_position_even_under_a_breaker() -> None:
