@@ -141,6 +141,9 @@ CREATE TABLE position_stop_levels (
     reward_risk_ratio     numeric     NOT NULL CHECK (reward_risk_ratio > 0),
     signal_confidence     numeric     NOT NULL CHECK (signal_confidence BETWEEN 0 AND 1),
     is_micro_trade        boolean     NOT NULL DEFAULT false,
+    -- The decision (and its recommendation) that opened the position, for the trade history.
+    opened_by_decision    uuid,
+    recommendation_id     bigint,
     active                boolean     NOT NULL DEFAULT true,
     created_at            timestamptz NOT NULL DEFAULT now(),
     updated_at            timestamptz NOT NULL DEFAULT now(),
@@ -215,22 +218,30 @@ CREATE TABLE backtest_trades (
 );
 CREATE INDEX backtest_trades_backtest_idx ON backtest_trades (backtest_id);
 
+-- One row per lot piece of the FIFO lot book (services/trading/tax_lots.py): a sale splits a lot
+-- into the sold piece (closed or washed) and the rest (open), linked by parent_lot_id.
 CREATE TABLE tax_lots (
-    id                    bigserial   PRIMARY KEY,
+    id                    bigint      PRIMARY KEY,
     ticker                text        NOT NULL,
     quantity              numeric     NOT NULL CHECK (quantity > 0),
     remaining_quantity    numeric     NOT NULL CHECK (remaining_quantity >= 0),
     cost_basis_per_share  numeric     NOT NULL CHECK (cost_basis_per_share >= 0),
-    acquisition_date      timestamptz NOT NULL,
+    acquisition_date      date        NOT NULL,
+    holding_period_start  date        NOT NULL,
+    origin_lot_id         bigint      NOT NULL,
+    first_share           numeric     NOT NULL DEFAULT 0,
+    parent_lot_id         bigint,
     status                text        NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed', 'washed')),
-    closed_date           timestamptz,
+    closed_date           date,
     exit_price            numeric,
     realized_pnl          numeric,
     wash_sale_flag        boolean     NOT NULL DEFAULT false,
     wash_sale_details     jsonb,
+    basis_adjustment      jsonb,
     order_id              bigint      REFERENCES broker_orders (id),
     created_at            timestamptz NOT NULL DEFAULT now(),
-    CHECK (remaining_quantity <= quantity)
+    CHECK (remaining_quantity <= quantity),
+    CHECK ((status = 'open') = (remaining_quantity > 0))
 );
 CREATE INDEX tax_lots_ticker_idx ON tax_lots (ticker, acquisition_date);
 CREATE INDEX tax_lots_open_idx ON tax_lots (ticker, acquisition_date) WHERE status = 'open';

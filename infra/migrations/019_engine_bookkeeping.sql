@@ -88,3 +88,12 @@ $$ LANGUAGE plpgsql;
 CREATE TRIGGER recommendations_notify_engine
     AFTER INSERT ON recommendations
     FOR EACH ROW EXECUTE FUNCTION notify_new_recommendation();
+
+-- Faults the loop met and survived (a server restarting, a bad message), for the dashboard.
+CREATE TABLE engine_faults (
+    id           bigserial   PRIMARY KEY,
+    component    text        NOT NULL,
+    error        text        NOT NULL,
+    occurred_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX engine_faults_occurred_at_idx ON engine_faults (occurred_at DESC);

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -298,3 +298,29 @@ def _record(rec: Recommendation, market: MarketView, ctx: DecisionContext, now: 
         },
         created_at=now,
     )
+
+
+def exit_decision(ticker: str, quantity: Decimal, reason: OrderReason, detail: str, ctx: DecisionContext, *,
+                  now: datetime, decision_id: UUID, price: Decimal | None = None, is_micro: bool = False,
+                  inputs: dict[str, Any] | None = None) -> DecisionOutcome:
+    """A sell the engine's own rules ordered (stop, take-profit, trailing stop, breaker,
+    rebalance, micro exit, emergency): recorded like any decision, with the rule's reason."""
+    trace = _Trace()
+    trace.passed(reason.value, detail, **(inputs or {}))
+    portfolio = ctx.portfolio
+    order = OrderIntent(ticker, OrderSide.SELL, quantity, reason, now)
+    decision = TradingDecision(
+        id=decision_id, recommendation_id=None, ticker=ticker, decision=TradingDecisionType.ACT,
+        side=OrderSide.SELL.value, skip_reason=None,
+        computed_position_size=quantity * (price or ZERO), computed_share_quantity=quantity,
+        risk_tier_at_decision=ctx.settings.risk_tier, portfolio_heat_at_decision=portfolio.portfolio_heat,
+        active_pool_at_decision=portfolio.active_pool, reserve_pool_at_decision=portfolio.reserve_pool,
+        circuit_breaker_status="active" if circuit_breaker.is_active(ctx.breakers, now) else "inactive",
+        correlation_check_result={}, sector_exposure_check_result={}, earnings_proximity_flag=False,
+        is_micro_trade=is_micro,
+        decision_trace={"exit": {"reason": reason.value, "detail": detail}, "risk_tier": ctx.settings.risk_tier.value,
+                        "checks": trace.steps,
+                        "orders": [{"side": "sell", "quantity": quantity, "tranche": 0, "of": 1, "not_before": now}]},
+        created_at=now,
+    )
+    return DecisionOutcome(decision, (order,))

@@ -16,10 +16,10 @@ from typing import Iterable
 
 import asyncpg
 
-from services.trading.trading_window import NEW_YORK, session_times
+from services.trading.trading_window import NEW_YORK, previous_session_close, session_times
 
 _LATEST_COMPLETED = """
-SELECT DISTINCT ON (ticker) ticker, close, ts FROM price_bars
+SELECT DISTINCT ON (ticker) ticker, close, ts, interval FROM price_bars
 WHERE ticker = ANY($1::text[]) AND ts <= $2 ORDER BY ticker, ts DESC
 """
 # The first daily bar completing after `at`: the session in progress, if one is.
@@ -34,6 +34,16 @@ class Quote:
     ticker: str
     price: Decimal
     as_of: datetime
+    interval: str = "1d"
+
+    def confirmed_at(self, now: datetime) -> datetime:
+        """When the feed last confirmed this price, for the missing-price rule. A daily feed
+        confirms its price once a session: its latest bar (today's open or the last close)
+        is as current as that feed gets, so it counts as confirmed now. An intraday quote is
+        confirmed when its bar completed."""
+        if self.interval == "1d" and self.as_of >= previous_session_close(now):
+            return now
+        return self.as_of
 
 
 def _open_of_session_in_progress(bar_close: datetime, at: datetime) -> datetime | None:
@@ -55,7 +65,7 @@ class PriceBook:
         async with self.pool.acquire() as connection:
             completed = await connection.fetch(_LATEST_COMPLETED, symbols, at)
             upcoming = await connection.fetch(_NEXT_DAILY, symbols, at)
-        quotes = {r["ticker"]: Quote(r["ticker"], r["close"], r["ts"]) for r in completed}
+        quotes = {r["ticker"]: Quote(r["ticker"], r["close"], r["ts"], r["interval"]) for r in completed}
         for row in upcoming:
             opened = _open_of_session_in_progress(row["ts"], at)
             known = quotes.get(row["ticker"])

@@ -143,3 +143,13 @@ def sessions_until(now: datetime, event_date: date) -> int | None:
         raise ValueError(f"{event_date} is past the loaded XNYS calendar's end {CALENDAR_END}")
     dates = _session_dates()
     return bisect.bisect_right(dates, event_date) - bisect.bisect_right(dates, today)
+
+
+def previous_session_close(instant: datetime) -> datetime:
+    """The latest session close at or before `instant`."""
+    dates = _session_dates()
+    for index in range(bisect.bisect_right(dates, _new_york_date(instant)) - 1, -1, -1):
+        closes_at = _session_table()[dates[index]][1]
+        if closes_at <= instant:
+            return closes_at
+    raise ValueError(f"no XNYS session before {instant.isoformat()} in the loaded calendar")

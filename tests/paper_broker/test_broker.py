@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 
-import asyncpg
 import pytest
 import redis.asyncio as aioredis
 

@@ -62,7 +62,6 @@ def test_property_17_rebalancing_sells_bring_portfolio_within_limits(positions, 
         left[proposal.ticker] -= proposal.quantity
         for step in proposal.steps:
             sold_by_rule[proposal.ticker][step.rule] += step.quantity
-    price = {p.ticker: p.current_price for p in positions}
     assert all(q >= 0 for q in left.values())
 
     position_cap = tier.max_position_pct * portfolio.active_pool

@@ -1,0 +1,448 @@
+"""The autonomous loop (seed tasks 13.1 and 25): the imperative shell around the decision core.
+
+Each `tick` reads the state from PostgreSQL, runs the core's rules, and writes what they
+decided: broker reports are applied, breakers resolved and checked, stops protected,
+recommendations decided (woken by PostgreSQL NOTIFY, with the poll as safety net), order jobs
+delivered from the outbox, and the session's close and the week's rebalance done once each.
+Each step is guarded: a fault (a server restarting, a bad message) is logged, recorded in
+`engine_faults`, and the loop goes on; the next tick retries from the database's state.
+
+One engine per account: a PostgreSQL advisory lock, held for the engine's life.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Awaitable, Protocol
+
+import asyncpg
+import redis.asyncio as aioredis
+import structlog
+from pydantic import ValidationError
+
+from services.shared.orders import FillReport
+from services.shared.redis_keys import QUEUE_BROKER_FILLS, QUEUE_BROKER_ORDERS, TRADING_DEDUPE_TTL_SECONDS, dedupe_key
+from services.shared.reliable_queue import ReliableQueue
+from services.shared.schemas import NotificationEventType, OrderReason, TradingMode
+from services.trading import circuit_breaker, outbox, rebalancer, trading_window
+from services.trading.circuit_breaker import CircuitBreakerEvent
+from services.trading.clock import Clock
+from services.trading.correlation import CorrelationMatrix
+from services.trading.decision import DecisionContext, DecisionOutcome, decide, exit_decision
+from services.trading.engine_settings import EngineSettings
+from services.trading.fill_handler import FillEffects, apply_report
+from services.trading.market_view_store import MarketViewStore
+from services.trading.models import PortfolioState, Recommendation
+from services.trading.protection import Exit, PositionMarket, protect
+from services.trading.session_close import close_session, refresh_correlations
+from services.trading.store import EngineStore
+
+log = structlog.get_logger(__name__)
+ENGINE_LOCK_KEY = 0x7374_6F6E_6B65  # "stonke": one engine per account database
+NOTIFY_CHANNEL = "stonks_recommendations"
+
+
+class Notifier(Protocol):
+    def notify(self, event_type: NotificationEventType, data: dict[str, Any], occurred_at: datetime) -> None:
+        """Queue a notification; must never block or raise into the loop."""
+
+
+class SilentNotifier:
+    def notify(self, event_type: NotificationEventType, data: dict[str, Any], occurred_at: datetime) -> None:
+        log.info("notification", event_type=event_type.value, **{k: str(v) for k, v in data.items()})
+
+
+@dataclass
+class TickReport:
+    at: datetime
+    decisions: int = 0
+    acted: int = 0
+    orders_sent: int = 0
+    reports_applied: int = 0
+    exits: int = 0
+    faults: list[str] = field(default_factory=list)
+
+
+class TradingEngine:
+    def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis, clock: Clock, *,
+                 mode: TradingMode = TradingMode.PAPER, notifier: Notifier | None = None) -> None:
+        self.pool = pool
+        self.redis = redis
+        self.clock = clock
+        self.mode = mode
+        self.notifier = notifier or SilentNotifier()
+        self.store = EngineStore(pool)
+        self.market = MarketViewStore(pool)
+        self.orders = ReliableQueue(redis, QUEUE_BROKER_ORDERS)
+        self.fills = ReliableQueue(redis, QUEUE_BROKER_FILLS)
+        self.instance_id = uuid.uuid4().hex
+        self.settings = EngineSettings()
+        self.correlations = CorrelationMatrix.empty()
+        self.last_stop_check: datetime | None = None
+        self.last_decision_at: datetime | None = None
+        self.started = False
+        self._lock_connection: asyncpg.Connection | None = None
+        self._wake = asyncio.Event()
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    async def start(self, *, lock_timeout: float | None = None) -> None:
+        """Take the account's engine lock (waiting, and saying so, while another engine holds
+        it), then rebuild everything from PostgreSQL."""
+        await self._take_lock(lock_timeout)
+        now = self.clock.now()
+        await self.store.engine_state(now)
+        self.settings = await self.store.load_settings()
+        await self._guarded("fills", self.fills.recover())
+        try:
+            self.correlations = await refresh_correlations(
+                self.pool, now.astimezone(trading_window.NEW_YORK).date(), now)
+        except Exception as exc:  # noqa: BLE001 - an empty matrix (all 0.0) is a safe start
+            log.warning("correlations unavailable at start; treating pairs as unknown", error=str(exc))
+        self.started = True
+        log.info("engine started", mode=self.mode.value, risk_tier=self.settings.risk_tier.value,
+                 enabled=self.settings.enabled, paused=self.settings.paused)
+
+    async def _take_lock(self, timeout: float | None) -> None:
+        # The lock lives as long as this connection: it is held out of the pool until stop.
+        self._lock_connection = await self.pool.acquire()
+        if await self._lock_connection.fetchval("SELECT pg_try_advisory_lock($1)", ENGINE_LOCK_KEY):
+            return
+        log.warning("another engine holds this account's lock; waiting for it to stop")
+        waiting = self._lock_connection.fetchval("SELECT pg_advisory_lock($1)", ENGINE_LOCK_KEY)
+        await asyncio.wait_for(waiting, timeout)
+
+    async def stop(self) -> None:
+        """Graceful stop: nothing in flight is lost (undelivered jobs stay in the outbox and
+        half-applied reports in the processing list), so stopping is releasing the lock."""
+        self.started = False
+        if self._lock_connection is not None:
+            try:
+                await self._lock_connection.execute("SELECT pg_advisory_unlock($1)", ENGINE_LOCK_KEY)
+            finally:
+                await self.pool.release(self._lock_connection)
+                self._lock_connection = None
+        log.info("engine stopped")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """The live loop: a tick, then sleep until a recommendation is inserted (NOTIFY) or the
+        polling interval passes, whichever comes first."""
+        listener = await self._listen()
+        try:
+            while not stop.is_set():
+                await self.tick()
+                self._wake.clear()
+                interval = self.settings.polling_interval.total_seconds()
+                waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+                await asyncio.wait(waits, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in waits:
+                    waiter.cancel()
+        finally:
+            if listener is not None:
+                await listener.close()
+
+    async def _listen(self) -> asyncpg.Connection | None:
+        try:
+            connection = await self.pool.acquire()
+            await connection.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+            return _Releasing(self.pool, connection)
+        except Exception as exc:  # noqa: BLE001 - the poll still finds everything
+            log.warning("no LISTEN connection; relying on polling", error=str(exc))
+            return None
+
+    # -- one tick -----------------------------------------------------------------------
+
+    async def tick(self) -> TickReport:
+        now = self.clock.now()
+        report = TickReport(now)
+        loaded = await self._guarded("settings", self.store.load_settings(), report)
+        if loaded is not None:
+            self.settings = loaded
+        await self._guarded("breakers", self._resolve_breakers(now), report)
+        await self._guarded("fills", self._apply_reports(now, report), report)
+        if trading_window.is_market_open(now):
+            await self._guarded("session", self._open_session(now), report)
+            await self._guarded("protection", self._protect(now, report), report)
+        if trading_window.is_within_trading_window(now):
+            await self._guarded("recommendations", self._decide_recommendations(now, report), report)
+            await self._guarded("rebalance", self._weekly_rebalance(now, report), report)
+        sent = await self._guarded("outbox", self._deliver(now), report)
+        report.orders_sent = sent or 0
+        await self._guarded("session_close", self._close_session_if_due(now), report)
+        return report
+
+    async def _guarded(self, component: str, work: Awaitable[Any], report: TickReport | None = None) -> Any:
+        try:
+            return await work
+        except Exception as exc:  # noqa: BLE001 - the loop must outlive any one failure
+            message = f"{type(exc).__name__}: {exc}"
+            log.error("engine step failed; will retry next tick", component=component, error=message)
+            if report is not None:
+                report.faults.append(f"{component}: {message}")
+            try:
+                await self.pool.execute("INSERT INTO engine_faults (component, error) VALUES ($1, $2)",
+                                        component, message[:2000])
+            except Exception:  # noqa: BLE001 - PostgreSQL itself may be what failed
+                pass
+            return None
+
+    # -- steps --------------------------------------------------------------------------
+
+    async def _resolve_breakers(self, now: datetime) -> None:
+        state = await self.store.breaker_state()
+        _, resolutions = circuit_breaker.resolve_expired(state, now)
+        for resolution in resolutions:
+            await self.pool.execute(
+                """UPDATE circuit_breaker_events SET resolved_at = $1
+                   WHERE resolved_at IS NULL AND cooldown_expires IS NOT NULL AND cooldown_expires <= $1
+                     AND ($2::text IS NULL AND ticker IS NULL OR ticker = $2)""", now, resolution.ticker)
+            log.info("circuit breaker resolved", reason=resolution.reason, ticker=resolution.ticker)
+            if resolution.ticker is None:
+                self.notifier.notify(NotificationEventType.CIRCUIT_BREAKER_RESUMED,
+                                     {"reason": resolution.reason}, now)
+
+    async def _record_breaker_event(self, event: CircuitBreakerEvent) -> None:
+        await self.pool.execute(
+            """INSERT INTO circuit_breaker_events (trigger_type, threshold_value, actual_value, ticker, reason,
+                   cooldown_expires, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+            event.trigger_type.value, event.threshold_value, event.actual_value, event.ticker, event.reason,
+            event.cooldown_expires, event.triggered_at)
+        log.warning("circuit breaker tripped", trigger=event.trigger_type.value, reason=event.reason)
+        self.notifier.notify(NotificationEventType.CIRCUIT_BREAKER_TRIGGERED,
+                             {"trigger": event.trigger_type.value, "reason": event.reason,
+                              "until": event.cooldown_expires}, event.triggered_at)
+
+    async def _apply_reports(self, now: datetime, report: TickReport) -> None:
+        stop_outs = False
+        while (message := await self.fills.take(timeout_seconds=0.01)) is not None:
+            try:
+                fill = FillReport.model_validate_json(message)
+            except ValidationError as exc:
+                log.error("malformed broker report parked", error=str(exc).splitlines()[0])
+                await self.fills.dead_letter(message)
+                continue
+            effects = await apply_report(self.pool, fill, self.settings)
+            await self.fills.ack(message)
+            if effects is not None:
+                report.reports_applied += 1
+                stop_outs |= effects.stop_out
+                self._announce(effects)
+        if stop_outs:
+            await self._check_volatility(now)
+
+    def _announce(self, effects: FillEffects) -> None:
+        trade = effects.closed_trade
+        if trade is not None and abs(trade.pnl) >= self.settings.large_trade_pnl_threshold:
+            self.notifier.notify(NotificationEventType.LARGE_TRADE_PNL,
+                                 {"ticker": trade.ticker, "pnl": trade.pnl, "pnl_pct": trade.pnl_pct,
+                                  "exit_reason": effects.report.reason.value}, trade.exit_at)
+
+    async def _check_volatility(self, now: datetime) -> None:
+        window = self.settings.breakers.volatility_window
+        rows = await self.pool.fetch(
+            """SELECT exit_at FROM closed_trades WHERE exit_reason = ANY($1::text[]) AND exit_at > $2
+               ORDER BY exit_at""", [OrderReason.STOP_LOSS.value, OrderReason.TRAILING_STOP.value], now - window)
+        check = circuit_breaker.check_volatility(await self.store.breaker_state(), [r["exit_at"] for r in rows], now,
+                                                 self.settings.breakers)
+        if check.event is not None:
+            await self._record_breaker_event(check.event)
+
+    async def _open_session(self, now: datetime) -> None:
+        """Remember the account's value at the session's first tick: the daily-loss base."""
+        state = await self.store.engine_state(now)
+        today = now.astimezone(trading_window.NEW_YORK).date()
+        if state["session_date"] == today:
+            return
+        quotes = await self.market.prices.quotes(await self.store.held_tickers(), now)
+        value = (await self.store.holdings(quotes)).total_value
+        await self.store.update_engine_state(session_date=today, start_of_day_value=value)
+
+    def _stop_check_due(self, now: datetime, high_severity: bool) -> bool:
+        interval = self.settings.fast_stop_check_interval if high_severity else self.settings.stop_check_interval
+        return self.last_stop_check is None or now - self.last_stop_check >= interval
+
+    async def _protect(self, now: datetime, report: TickReport) -> None:
+        high_severity = await self.market.high_severity_event(now)
+        if not self._stop_check_due(now, high_severity):
+            return
+        self.last_stop_check = now
+        quotes = await self.market.prices.quotes(await self.store.held_tickers(), now)
+        held = await self.store.held_positions(quotes)
+        portfolio = await self.store.portfolio(quotes)
+        breakers = await self.store.breaker_state()
+        await self._check_daily_loss(await self.store.holdings(quotes), breakers, now)
+        markets = {h.position.ticker: PositionMarket(await self.market.atr(h.position.ticker, now),
+                                                     _soon(await self.market.sessions_until_earnings(
+                                                         h.position.ticker, now), self.settings))
+                   for h in held}
+        exiting = frozenset([t for t in quotes if await outbox.open_exit_exists(self.pool, t)])
+        plan = protect(held, quotes, markets, breakers, self.settings, now, high_severity_event=high_severity,
+                       total_value=portfolio.total_value, exiting=exiting)
+        await self._persist_levels(plan.level_updates, now)
+        for event in plan.breaker_events:
+            await self._record_breaker_event(event)
+        context = DecisionContext(portfolio, plan.breakers, self.settings, self.correlations)
+        for exit_ in plan.exits:
+            await self._send_exit(exit_, context, now, report)
+
+    async def _check_daily_loss(self, portfolio: PortfolioState, breakers, now: datetime) -> None:
+        state = await self.store.engine_state(now)
+        if state["start_of_day_value"] is None or circuit_breaker.is_active(breakers, now):
+            return
+        check = circuit_breaker.check_daily_loss(breakers, state["start_of_day_value"], portfolio.total_value, now,
+                                                 settings=self.settings.breakers)
+        if check.event is not None:
+            await self._record_breaker_event(check.event)
+
+    async def _persist_levels(self, updates, now: datetime) -> None:
+        for ticker, levels in updates.items():
+            await self.pool.execute(
+                """UPDATE position_stop_levels SET stop_loss_price = $2, take_profit_price = $3,
+                       trailing_stop_active = $4, atr_value = $5, atr_multiplier = $6, updated_at = $7
+                   WHERE ticker = $1 AND active""",
+                ticker, levels.stop_loss_price, levels.take_profit_price, levels.trailing_stop_active,
+                levels.atr_value, levels.atr_multiplier, now)
+
+    async def _send_exit(self, exit_: Exit, context: DecisionContext, now: datetime, report: TickReport) -> None:
+        outcome = exit_decision(exit_.ticker, exit_.quantity, exit_.reason, exit_.detail, context, now=now,
+                                decision_id=uuid.uuid4(), price=exit_.price, is_micro=exit_.is_micro)
+        async with self.pool.acquire() as connection:
+            await outbox.record_decision(connection, outcome, self.mode)
+        report.exits += 1
+        log.info("exit decided", ticker=exit_.ticker, reason=exit_.reason.value, detail=exit_.detail)
+
+    async def _decide_recommendations(self, now: datetime, report: TickReport) -> None:
+        state = await self.store.engine_state(now)
+        for rec in await self.store.undecided_recommendations(state["epoch"], now):
+            outcome = await self.decide_one(rec, now)
+            if outcome is not None:
+                report.decisions += 1
+                report.acted += outcome.acted
+
+    async def decide_one(self, rec: Recommendation, now: datetime) -> DecisionOutcome | None:
+        """Decide one recommendation once: a Redis mark first (fast, and it stops two racing
+        paths of this process), the database's unique index last (authoritative)."""
+        if not await self._mark(rec.id):
+            return None
+        quotes = await self.market.prices.quotes([*await self.store.held_tickers(), rec.ticker], now)
+        portfolio = await self.store.portfolio(quotes)
+        micro_today = await self.pool.fetchval(
+            """SELECT count(*) FROM trading_decisions WHERE is_micro_trade AND decision = 'act'
+               AND recommendation_id IS NOT NULL AND created_at >= $1""", _session_start(now))
+        context = DecisionContext(portfolio, await self.store.breaker_state(), self.settings, self.correlations,
+                                  micro_today)
+        market = await self.market.view(rec.ticker, now, quote=quotes.get(rec.ticker))
+        outcome = decide(rec, market, context, now=now, decision_id=uuid.uuid4())
+        async with self.pool.acquire() as connection:
+            recorded = await outbox.record_decision(connection, outcome, self.mode, rec.confidence)
+        if not recorded:
+            log.info("recommendation already decided", recommendation_id=rec.id)
+            return None
+        self.last_decision_at = now
+        log.info("decided", recommendation_id=rec.id, ticker=rec.ticker, decision=outcome.decision.decision.value,
+                 shares=str(outcome.decision.computed_share_quantity), reason=outcome.decision.skip_reason)
+        return outcome
+
+    async def _mark(self, recommendation_id: int) -> bool:
+        """False only when this very process already marked it (a racing duplicate)."""
+        key = dedupe_key(recommendation_id)
+        try:
+            if await self.redis.set(key, self.instance_id, nx=True, ex=TRADING_DEDUPE_TTL_SECONDS):
+                return True
+            holder = await self.redis.get(key)
+        except Exception as exc:  # noqa: BLE001 - Redis down: the database constraint still holds
+            log.warning("dedupe mark unavailable; the database decides", error=str(exc))
+            return True
+        holder = holder.decode() if isinstance(holder, bytes) else holder
+        if holder == self.instance_id:
+            return False
+        log.warning("recommendation marked by an earlier run that did not finish; deciding it now",
+                    recommendation_id=recommendation_id)
+        return True
+
+    async def _weekly_rebalance(self, now: datetime, report: TickReport) -> None:
+        """Once a week, at the first trading window of the week (Monday's, or the next)."""
+        year, week, _ = now.astimezone(trading_window.NEW_YORK).isocalendar()
+        label = f"{year}-W{week:02d}"
+        state = await self.store.engine_state(now)
+        if state["last_rebalance_week"] == label:
+            return
+        await self.store.update_engine_state(last_rebalance_week=label)
+        quotes = await self.market.prices.quotes(await self.store.held_tickers(), now)
+        portfolio = await self.store.portfolio(quotes)
+        breakers = await self.store.breaker_state()
+        plan = rebalancer.evaluate(portfolio, self.settings.tier, within_trading_window=True,
+                                   circuit_breaker_active=circuit_breaker.is_active(breakers, now),
+                                   settings=self.settings.rebalance)
+        if plan.deferred:
+            log.info("weekly rebalance deferred", reason=plan.deferred_reason)
+            return
+        context = DecisionContext(portfolio, breakers, self.settings, self.correlations)
+        for proposal in plan.proposals:
+            price = quotes[proposal.ticker].price if proposal.ticker in quotes else None
+            await self._send_exit(Exit(proposal.ticker, proposal.quantity, OrderReason.REBALANCE, proposal.reason,
+                                       price), context, now, report)
+
+    async def _deliver(self, now: datetime) -> int:
+        breakers = await self.store.breaker_state()
+        settings = self.settings
+
+        def may_send(row) -> str | None:  # a later tranche is re-checked before it goes
+            if settings.paused or not settings.enabled:
+                return "engine paused or disabled before the tranche was due"
+            if circuit_breaker.is_active(breakers, now):
+                return "a circuit breaker tripped before the tranche was due"
+            if not trading_window.is_within_trading_window(now):
+                return "the trading window closed before the tranche was due"
+            return None
+
+        return await outbox.deliver_due(self.pool, self.orders, now, may_send)
+
+    async def _close_session_if_due(self, now: datetime) -> None:
+        session_close = trading_window.previous_session_close(now)
+        session = session_close.astimezone(trading_window.NEW_YORK).date()
+        state = await self.store.engine_state(now)
+        if state["last_close_processed"] is not None and state["last_close_processed"] >= session:
+            return
+        if session_close < state["epoch"]:
+            return
+        # Valued at the session's closing prices, whenever the engine gets to it.
+        quotes = await self.market.prices.quotes(await self.store.held_tickers(), session_close)
+        portfolio = await self.store.holdings(quotes)
+        start_value = state["start_of_day_value"] if state["session_date"] == session else portfolio.total_value
+        result = await close_session(self.store, session, portfolio, self.settings, start_value, now)
+        self.correlations = result.correlations
+        await self.store.update_engine_state(last_close_processed=session)
+        if result.tier_change is not None:
+            self.notifier.notify(NotificationEventType.RISK_TIER_CHANGED,
+                                 {"previous": result.tier_change.previous_tier.value,
+                                  "new": result.tier_change.new_tier.value, "reason": result.tier_change.reason}, now)
+        if result.emergency is not None:
+            self.notifier.notify(NotificationEventType.EMERGENCY_LIQUIDATION,
+                                 {"released": -result.emergency.amount, "reason": result.emergency.notes}, now)
+        log.info("session closed", session=str(session), value=str(result.report.metrics.total_portfolio_value),
+                 reserve=str(result.report.metrics.reserve_pool))
+
+
+def _soon(sessions: int | None, settings: EngineSettings) -> bool:
+    return sessions is not None and sessions <= settings.sizing.earnings_reduce_within_sessions
+
+
+def _session_start(now: datetime) -> datetime:
+    times = trading_window.session_times(now.astimezone(trading_window.NEW_YORK).date())
+    return times[0] if times else now - timedelta(days=1)
+
+
+class _Releasing:
+    """A pooled LISTEN connection handed back to its pool on close."""
+
+    def __init__(self, pool: asyncpg.Pool, connection: asyncpg.Connection) -> None:
+        self.pool = pool
+        self.connection = connection
+
+    async def close(self) -> None:
+        await self.connection.reset()
+        await self.pool.release(self.connection)

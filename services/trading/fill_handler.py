@@ -1,0 +1,179 @@
+"""What the engine does when the broker reports an order's outcome (seed tasks 25.1–25.2).
+
+Each report is applied once, in one transaction, however often it arrives (the broker
+re-sends outcomes after a restart): `applied_fills` is keyed by `client_order_id`.
+
+- A filled buy opens (or adds to) a tax lot, and places the position's stop and take-profit
+  around the real fill price with the ATR the decision used.
+- A filled sell closes lots first in, first out (wash sales included), records the closed
+  trade at the position's average entry, moves `profit * reserve_siphon_pct` into the Reserve
+  Pool on a profitable close, and retires the stop levels once nothing is left.
+- A rejection is recorded on the order, and cancels the remaining tranches of its entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import structlog
+
+from services.shared.orders import FillReport
+from services.shared.schemas import OrderReason, OrderSide
+from services.trading import reserve_pool, stop_loss_manager, tax_lot_store, tax_lots
+from services.trading.engine_settings import EngineSettings
+from services.trading.models import ClosedTrade, ReservePoolState
+from services.trading.reserve_pool import ReserveLedgerEntry
+from services.trading.trading_window import NEW_YORK
+
+log = structlog.get_logger(__name__)
+STOP_OUT_REASONS = (OrderReason.STOP_LOSS, OrderReason.TRAILING_STOP)
+# Stored precision: prices to 1/100 of a cent, ATR a little finer.
+PRICE_STEP = Decimal("0.0001")
+ATR_STEP = Decimal("0.000001")
+
+
+@dataclass(frozen=True, slots=True)
+class FillEffects:
+    """What applying one report changed, for the engine's follow-up (breakers, notices)."""
+
+    report: FillReport
+    closed_trade: ClosedTrade | None = None
+    siphon: ReserveLedgerEntry | None = None
+    wash_sales: int = 0
+
+    @property
+    def stop_out(self) -> bool:
+        return self.report.status == "filled" and self.report.reason in STOP_OUT_REASONS
+
+
+async def reserve_state(connection: asyncpg.Connection | asyncpg.Pool) -> ReservePoolState:
+    row = await connection.fetchrow(
+        """SELECT coalesce((SELECT balance_after FROM reserve_pool_ledger ORDER BY id DESC LIMIT 1), 0) AS balance,
+                  coalesce(sum(amount) FILTER (WHERE amount > 0), 0) AS deposits,
+                  coalesce(-sum(amount) FILTER (WHERE amount < 0), 0) AS withdrawals,
+                  max(created_at) AS last_updated
+           FROM reserve_pool_ledger""")
+    return ReservePoolState(row["balance"], row["deposits"], row["withdrawals"], row["last_updated"])
+
+
+async def insert_ledger_entry(connection: asyncpg.Connection, entry: ReserveLedgerEntry) -> None:
+    await connection.execute(
+        """INSERT INTO reserve_pool_ledger (amount, balance_after, trigger_type, reference_id, notes, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        entry.amount, entry.balance_after, entry.trigger_type.value, entry.reference_id, entry.notes,
+        entry.created_at)
+
+
+async def apply_report(pool: asyncpg.Pool, report: FillReport, settings: EngineSettings) -> FillEffects | None:
+    """Apply one broker report; None when it was applied before."""
+    async with pool.acquire() as connection, connection.transaction():
+        first_time = await connection.fetchval(
+            """INSERT INTO applied_fills (client_order_id, status, ticker, side, quantity, price, fee, reported_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING true""",
+            report.client_order_id, report.status, report.ticker, report.side.value, report.quantity,
+            report.price, report.fee, report.at)
+        if not first_time:
+            return None
+        order = await connection.fetchrow(
+            """UPDATE order_outbox SET broker_status = $2, broker_reason = $3 WHERE client_order_id = $1
+               RETURNING *""", report.client_order_id, report.status, report.reject_reason)
+        if report.status == "rejected":
+            await _rejected(connection, report, order)
+            return FillEffects(report)
+        if report.side is OrderSide.BUY:
+            await _bought(connection, report, order)
+            return FillEffects(report)
+        return await _sold(connection, report, settings)
+
+
+async def _rejected(connection: asyncpg.Connection, report: FillReport, order: asyncpg.Record | None) -> None:
+    log.warning("broker rejected an order", ticker=report.ticker, side=report.side.value,
+                quantity=str(report.quantity), reason=report.reject_reason)
+    if order is not None and order["tranche_count"] > 1:
+        await connection.execute(
+            """UPDATE order_outbox SET cancelled_at = $2, cancel_reason = $3
+               WHERE trading_decision_id = $1 AND delivered_at IS NULL AND cancelled_at IS NULL""",
+            order["trading_decision_id"], report.at, f"an earlier tranche was rejected: {report.reject_reason}")
+
+
+def _trade_date(at: datetime):
+    return at.astimezone(NEW_YORK).date()
+
+
+async def _bought(connection: asyncpg.Connection, report: FillReport, order: asyncpg.Record | None) -> None:
+    book = await tax_lot_store.load_book(connection, report.ticker)
+    update = tax_lots.record_entry(book, ticker=report.ticker, quantity=report.quantity, price=report.price,
+                                   trade_date=_trade_date(report.at), order_id=str(report.broker_order_id))
+    await tax_lot_store.save(connection, update)
+    plan: dict[str, Any] | None = order["stop_plan"] if order is not None else None
+    if plan is None:
+        log.error("a buy filled without a stop plan: the position has no stop", ticker=report.ticker)
+        return
+    existing = await connection.fetchrow(
+        "SELECT * FROM position_stop_levels WHERE ticker = $1 AND active FOR UPDATE", report.ticker)
+    entry = report.price
+    if existing is not None:  # a later tranche or an add-on: stops follow the average entry
+        held_before = await _held(connection, report.ticker) - report.quantity
+        entry = (existing["entry_price"] * held_before + report.price * report.quantity) / (held_before + report.quantity)
+    entry = entry.quantize(PRICE_STEP)
+    levels = stop_loss_manager.compute_initial_levels(
+        entry, Decimal(plan["atr"]).quantize(ATR_STEP), Decimal(plan["atr_multiplier"]),
+        Decimal(plan["reward_risk_ratio"]), report.at)
+    levels = replace(levels, stop_loss_price=levels.stop_loss_price.quantize(PRICE_STEP),
+                     take_profit_price=levels.take_profit_price.quantize(PRICE_STEP))
+    if existing is not None:
+        await connection.execute(
+            """UPDATE position_stop_levels SET entry_price = $2, stop_loss_price = $3, take_profit_price = $4,
+                   updated_at = $5 WHERE id = $1""",
+            existing["id"], entry, levels.stop_loss_price, levels.take_profit_price, report.at)
+        return
+    decision = await connection.fetchrow("SELECT id, recommendation_id FROM trading_decisions WHERE id = $1",
+                                         report.trading_decision_id)
+    await connection.execute(
+        """INSERT INTO position_stop_levels (ticker, entry_price, stop_loss_price, take_profit_price, atr_value,
+               atr_multiplier, reward_risk_ratio, signal_confidence, is_micro_trade, opened_by_decision,
+               recommendation_id, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)""",
+        report.ticker, entry, levels.stop_loss_price, levels.take_profit_price, levels.atr_value,
+        levels.atr_multiplier, levels.reward_risk_ratio, Decimal(plan["confidence"]), bool(plan["is_micro_trade"]),
+        decision["id"] if decision else None, decision["recommendation_id"] if decision else None, report.at)
+
+
+async def _held(connection: asyncpg.Connection, ticker: str) -> Decimal:
+    return await connection.fetchval(
+        """SELECT coalesce(sum(CASE side WHEN 'buy' THEN quantity ELSE -quantity END), 0)
+           FROM broker_fills WHERE ticker = $1""", ticker)
+
+
+async def _sold(connection: asyncpg.Connection, report: FillReport, settings: EngineSettings) -> FillEffects:
+    book = await tax_lot_store.load_book(connection, report.ticker)
+    update = tax_lots.close_lots_fifo(book, ticker=report.ticker, quantity=report.quantity, price=report.price,
+                                      trade_date=_trade_date(report.at), order_id=str(report.broker_order_id))
+    await tax_lot_store.save(connection, update)
+    levels = await connection.fetchrow(
+        "SELECT * FROM position_stop_levels WHERE ticker = $1 AND active FOR UPDATE", report.ticker)
+    entry_price = levels["entry_price"] if levels else update.closed[0].cost_basis_per_share
+    trade = ClosedTrade(
+        ticker=report.ticker, entry_price=entry_price, exit_price=report.price, quantity=report.quantity,
+        entry_at=levels["created_at"] if levels else report.at, exit_at=report.at,
+        recommendation_id=levels["recommendation_id"] if levels else None,
+        is_micro_trade=bool(levels["is_micro_trade"]) if levels else False, fees=report.fee)
+    await connection.execute(
+        """INSERT INTO closed_trades (ticker, quantity, entry_price, exit_price, fees, pnl, entry_at, exit_at,
+               exit_reason, recommendation_id, trading_decision_id, is_micro_trade)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)""",
+        trade.ticker, trade.quantity, trade.entry_price, trade.exit_price, trade.fees, trade.pnl, trade.entry_at,
+        trade.exit_at, report.reason.value, trade.recommendation_id, report.trading_decision_id,
+        trade.is_micro_trade)
+    if levels is not None and await _held(connection, report.ticker) <= 0:
+        await connection.execute("UPDATE position_stop_levels SET active = false, updated_at = $2 WHERE id = $1",
+                                 levels["id"], report.at)
+    siphon = reserve_pool.siphon_profit(await reserve_state(connection), trade.pnl, report.at, settings.reserve,
+                                        reference_id=report.client_order_id)
+    if siphon.entry is not None:
+        await insert_ledger_entry(connection, siphon.entry)
+    return FillEffects(report, trade, siphon.entry, len(update.wash_sales))

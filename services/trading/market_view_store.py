@@ -1,0 +1,66 @@
+"""Gathering what the decision core needs to know about the market, from PostgreSQL: a
+ticker's sector, price, ATR(14) of daily and intraday bars, sessions until its next earnings,
+and whether a high-severity macro event is in progress. Only bars complete at `now` count.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Iterable, Sequence
+
+import asyncpg
+
+from services.trading import stop_loss_manager
+from services.trading.decision import MarketView
+from services.trading.price_book import PriceBook, Quote
+from services.trading.trading_window import NEW_YORK, sessions_until
+
+ATR_LOOKBACK_BARS = 60  # enough for Wilder's smoothing to settle past its 15-bar minimum
+
+
+def atr_from_rows(rows: Sequence[asyncpg.Record]) -> Decimal | None:
+    """ATR(14) of bars given newest first; None when there are too few."""
+    bars = [stop_loss_manager.Bar(r["high"], r["low"], r["close"]) for r in reversed(rows)]
+    if len(bars) < 15:
+        return None
+    return stop_loss_manager.average_true_range(bars)
+
+
+class MarketViewStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.prices = PriceBook(pool)
+
+    async def high_severity_event(self, now: datetime) -> bool:
+        return bool(await self.pool.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM macro_events WHERE severity = 'high' AND starts_at <= $1
+                              AND (ends_at IS NULL OR ends_at > $1))""", now))
+
+    async def atr(self, ticker: str, now: datetime, intervals: Iterable[str] = ("1d",)) -> Decimal | None:
+        rows = await self.pool.fetch(
+            """SELECT high, low, close FROM price_bars WHERE ticker = $1 AND interval = ANY($2::text[]) AND ts <= $3
+               ORDER BY ts DESC LIMIT $4""", ticker, list(intervals), now, ATR_LOOKBACK_BARS)
+        return atr_from_rows(rows)
+
+    async def sessions_until_earnings(self, ticker: str, now: datetime) -> int | None:
+        today = now.astimezone(NEW_YORK).date()
+        upcoming = await self.pool.fetchval(
+            "SELECT min(earnings_date) FROM earnings_calendar WHERE ticker = $1 AND earnings_date >= $2",
+            ticker, today)
+        return None if upcoming is None else sessions_until(now, upcoming)
+
+    async def view(self, ticker: str, now: datetime, *, quote: Quote | None = None,
+                   high_severity_event: bool | None = None) -> MarketView:
+        sector = await self.pool.fetchval("SELECT sector FROM tickers WHERE ticker = $1", ticker)
+        if sector is None:
+            return MarketView(ticker_known=False)
+        quote = quote or await self.prices.quote(ticker, now)
+        return MarketView(
+            ticker_known=True, sector=sector, price=quote.price if quote else None,
+            daily_atr=await self.atr(ticker, now),
+            intraday_atr=await self.atr(ticker, now, ("5m", "1m")),
+            sessions_until_earnings=await self.sessions_until_earnings(ticker, now),
+            high_severity_event=(await self.high_severity_event(now)
+                                 if high_severity_event is None else high_severity_event),
+        )

@@ -1,0 +1,151 @@
+"""What happens once a session has closed (seed tasks 15.3, 25.3, 11.1, 7.1): the day's
+snapshot and metrics, the emergency drawdown rule, the risk tier evaluation, and the
+correlation refresh. Each rule is the decision core's; this module reads and writes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+import asyncpg
+import structlog
+
+from services.shared.schemas import RiskTierName
+from services.trading import correlation, performance_tracker, reserve_pool, risk_tier_controller
+from services.trading.engine_settings import EngineSettings
+from services.trading.fill_handler import insert_ledger_entry, reserve_state
+from services.trading.models import ClosedTrade, PortfolioState
+from services.trading.performance_tracker import PerformanceReport
+from services.trading.reserve_pool import ReserveLedgerEntry
+from services.trading.risk_tier_controller import RiskTierChange
+from services.trading.store import EngineStore
+
+log = structlog.get_logger(__name__)
+TRAILING_WINDOW = timedelta(days=30)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCloseResult:
+    report: PerformanceReport
+    tier_change: RiskTierChange | None
+    emergency: ReserveLedgerEntry | None
+    correlations: correlation.CorrelationMatrix
+
+
+async def closed_trades(pool: asyncpg.Pool, since: datetime | None = None) -> list[ClosedTrade]:
+    rows = await pool.fetch(
+        "SELECT * FROM closed_trades WHERE $1::timestamptz IS NULL OR exit_at >= $1 ORDER BY exit_at, id", since)
+    return [ClosedTrade(r["ticker"], r["entry_price"], r["exit_price"], r["quantity"], r["entry_at"], r["exit_at"],
+                        r["recommendation_id"], r["is_micro_trade"], r["fees"]) for r in rows]
+
+
+async def equity_curve(pool: asyncpg.Pool, before: date) -> list[Decimal]:
+    rows = await pool.fetch(
+        "SELECT portfolio_value FROM portfolio_snapshots WHERE snapshot_date < $1 ORDER BY snapshot_date", before)
+    return [r["portfolio_value"] for r in rows]
+
+
+async def refresh_correlations(pool: asyncpg.Pool, as_of: date, now: datetime) -> correlation.CorrelationMatrix:
+    """Trailing-90-session correlations of every ticker's daily closes, cached in the table."""
+    rows = await pool.fetch(
+        """SELECT ticker, ts, close FROM price_bars WHERE interval = '1d' AND ts <= $1 AND ts > $1 - interval '200 days'
+           ORDER BY ts""", now)
+    closes: dict[str, dict[date, Decimal]] = defaultdict(dict)
+    for r in rows:
+        closes[r["ticker"]][r["ts"].date()] = r["close"]
+    matrix = correlation.compute_correlation_matrix(closes, as_of=as_of, computed_at=now)
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute("DELETE FROM correlation_matrix_cache")
+        await connection.copy_records_to_table(
+            "correlation_matrix_cache", columns=["ticker_a", "ticker_b", "correlation_coefficient", "lookback_days",
+                                                  "computed_at"],
+            records=[(a, b, value, correlation.LOOKBACK_DAYS, now) for a, b, value in matrix.pairs()])
+    return matrix
+
+
+async def close_session(store: EngineStore, session: date, portfolio: PortfolioState, settings: EngineSettings,
+                        start_of_day_value: Decimal, now: datetime) -> SessionCloseResult:
+    pool = store.pool
+    trades = await closed_trades(pool)
+    report = performance_tracker.compute_metrics(
+        portfolio=portfolio, closed_trades=trades, equity_curve=await equity_curve(pool, session),
+        start_of_day_value=start_of_day_value, computed_at=now)
+    emergency = await _emergency_release(pool, report, settings, now)
+    tier = settings.risk_tier
+    if emergency.new_risk_tier is None:
+        recent = [t for t in trades if t.exit_at >= now - TRAILING_WINDOW and not t.is_micro_trade]
+        trailing = performance_tracker.win_rate(recent) if recent else None
+        change = risk_tier_controller.evaluate_from_metrics(settings.risk_tier, report.metrics,
+                                                            trailing_win_rate=trailing, now=now)
+    elif settings.risk_tier is not emergency.new_risk_tier:
+        change = RiskTierChange(settings.risk_tier, emergency.new_risk_tier, "emergency_liquidation",
+                                emergency.reason, now, {"drawdown": report.metrics.current_drawdown})
+    else:
+        change = None
+    if change is not None:
+        tier = change.new_tier
+        await _record_tier_change(store, change)
+    await _snapshot(pool, session, report, tier, portfolio, now)
+    matrix = await refresh_correlations(pool, session, now)
+    return SessionCloseResult(report, change, emergency.entry, matrix)
+
+
+async def _emergency_release(pool: asyncpg.Pool, report: PerformanceReport, settings: EngineSettings,
+                             now: datetime) -> reserve_pool.ReserveUpdate:
+    """The emergency drawdown rule; its update says whether it fired (`new_risk_tier`)."""
+    update = reserve_pool.emergency_release(await reserve_state(pool), Decimal(str(report.metrics.current_drawdown)),
+                                            now, settings.reserve)
+    if update.entry is not None:
+        async with pool.acquire() as connection:
+            await insert_ledger_entry(connection, update.entry)
+    if update.new_risk_tier is not None:
+        log.warning("emergency drawdown rule fired", reason=update.reason)
+    return update
+
+
+async def _record_tier_change(store: EngineStore, change: RiskTierChange) -> None:
+    await store.update_config({"risk_tier": change.new_tier.value}, source=f"risk_tier_controller: {change.reason}")
+    await store.pool.execute(
+        """INSERT INTO risk_tier_history (previous_tier, new_tier, trigger_source, trigger_metrics, created_at)
+           VALUES ($1, $2, $3, $4, $5)""",
+        change.previous_tier.value, change.new_tier.value, change.trigger_source, dict(change.trigger_metrics),
+        change.changed_at)
+    log.warning("risk tier changed", previous=change.previous_tier.value, new=change.new_tier.value,
+                reason=change.reason)
+
+
+async def _snapshot(pool: asyncpg.Pool, session: date, report: PerformanceReport, tier: RiskTierName,
+                    portfolio: PortfolioState, now: datetime) -> None:
+    m = report.metrics
+    previous = await pool.fetchval(
+        "SELECT portfolio_value FROM portfolio_snapshots WHERE snapshot_date < $1 ORDER BY snapshot_date DESC LIMIT 1",
+        session)
+    first = await pool.fetchval("SELECT portfolio_value FROM portfolio_snapshots ORDER BY snapshot_date LIMIT 1")
+    daily_return = float(m.total_portfolio_value / previous - 1) if previous else 0.0
+    cumulative = float(m.total_portfolio_value / first - 1) if first else 0.0
+    positions = [{"ticker": p.ticker, "quantity": p.quantity, "entry_price": p.entry_price,
+                  "current_price": p.current_price, "sector": p.sector} for p in portfolio.positions]
+    micro = report.micro
+    await pool.execute(
+        """INSERT INTO portfolio_snapshots (snapshot_date, portfolio_value, active_pool, reserve_pool, daily_return,
+               cumulative_return, unrealized_pnl, realized_pnl, win_count, loss_count, win_rate, sharpe_ratio,
+               max_drawdown, current_drawdown_pct, portfolio_heat, risk_tier, positions, metrics, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+           ON CONFLICT (snapshot_date) DO UPDATE SET portfolio_value = EXCLUDED.portfolio_value,
+               active_pool = EXCLUDED.active_pool, reserve_pool = EXCLUDED.reserve_pool,
+               daily_return = EXCLUDED.daily_return, cumulative_return = EXCLUDED.cumulative_return,
+               unrealized_pnl = EXCLUDED.unrealized_pnl, realized_pnl = EXCLUDED.realized_pnl,
+               win_count = EXCLUDED.win_count, loss_count = EXCLUDED.loss_count, win_rate = EXCLUDED.win_rate,
+               sharpe_ratio = EXCLUDED.sharpe_ratio, max_drawdown = EXCLUDED.max_drawdown,
+               current_drawdown_pct = EXCLUDED.current_drawdown_pct, portfolio_heat = EXCLUDED.portfolio_heat,
+               risk_tier = EXCLUDED.risk_tier, positions = EXCLUDED.positions, metrics = EXCLUDED.metrics""",
+        session, m.total_portfolio_value, m.active_pool, m.reserve_pool, daily_return, cumulative,
+        m.unrealized_pnl, m.realized_pnl, m.win_count, m.loss_count, m.win_rate, m.sharpe_ratio, m.max_drawdown,
+        m.current_drawdown, m.portfolio_heat, tier.value, positions,
+        {"profit_factor": m.profit_factor if m.profit_factor != float("inf") else "Infinity",
+         "trade_count": m.trade_count, "daily_pnl": m.daily_pnl, "avg_win": m.avg_win, "avg_loss": m.avg_loss,
+         "micro": {"trade_count": micro.trade_count, "win_rate": micro.win_rate, "realized_pnl": micro.realized_pnl}},
+        now)

@@ -1,0 +1,259 @@
+"""The engine's PostgreSQL adapter for state: configuration, portfolio, breakers, Reserve Pool,
+recommendations waiting for a decision, and the engine's own bookkeeping row.
+
+Everything the engine knows is rebuilt from here on every start (seed task 13.1, requirement
+18.5): nothing lives only in memory or only in Redis.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Mapping
+
+import asyncpg
+import structlog
+
+from services.shared.config import TradingConfig
+from services.trading.engine_settings import EngineSettings
+from services.trading.models import (
+    CircuitBreakerState,
+    OpenPosition,
+    PortfolioState,
+    Recommendation,
+    StopLevels,
+)
+from services.trading.price_book import Quote
+
+log = structlog.get_logger(__name__)
+ZERO = Decimal(0)
+
+# Environment settings that are also columns of trading_engine_config (same names).
+ENV_COLUMNS = (
+    "enabled", "risk_tier", "reserve_siphon_pct", "polling_interval_seconds", "stop_loss_check_interval_seconds",
+    "fast_stop_loss_interval_seconds", "gradual_entry_tranches", "gradual_entry_interval_minutes",
+    "gradual_entry_threshold_dollars", "absolute_position_cap", "active_pool_minimum",
+    "emergency_drawdown_threshold_pct", "reserve_high_water_pct", "max_open_positions", "fractional_shares",
+    "micro_trading_enabled", "micro_trading_interval_seconds", "micro_trading_allocation_cap_pct",
+    "micro_trading_max_daily", "micro_trading_max_hold_minutes",
+)
+AUDIT_EXCLUDED = ("created_at", "updated_at", "id")
+
+
+@dataclass(frozen=True, slots=True)
+class HeldPosition:
+    """A held position with its stop levels (None when the engine has none for it)."""
+
+    position: OpenPosition
+    levels: StopLevels | None
+
+
+def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps({k: v for k, v in row.items() if k not in AUDIT_EXCLUDED}, default=str))
+
+
+class EngineStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    # -- configuration ------------------------------------------------------------------
+
+    async def config_row(self, connection: asyncpg.Connection | None = None) -> asyncpg.Record:
+        return await (connection or self.pool).fetchrow("SELECT * FROM trading_engine_config WHERE id = 1")
+
+    async def load_settings(self) -> EngineSettings:
+        return EngineSettings.from_row(await self.config_row())
+
+    async def update_config(self, changes: Mapping[str, Any], source: str) -> tuple[dict, dict]:
+        """Apply `changes` (column -> value) all or nothing, with an audit record of the
+        previous and new configuration and where the change came from (seed task 20.2)."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            previous = await connection.fetchrow("SELECT * FROM trading_engine_config WHERE id = 1 FOR UPDATE")
+            if changes:
+                columns = list(changes)
+                assignments = ", ".join(f"{c} = ${i + 1}" for i, c in enumerate(columns))
+                await connection.execute(
+                    f"UPDATE trading_engine_config SET {assignments}, updated_at = now() WHERE id = 1",
+                    *(changes[c] for c in columns))
+            new = await self.config_row(connection)
+            before, after = _jsonable(previous), _jsonable(new)
+            if before != after:
+                await connection.execute(
+                    "INSERT INTO trading_config_audit (previous_config, new_config, change_source) VALUES ($1, $2, $3)",
+                    before, after, source)
+        return before, after
+
+    async def apply_environment(self, trading: TradingConfig) -> None:
+        """Settings the owner set explicitly in the environment win at start; the rest of the
+        configuration stays as last saved (e.g. through the API)."""
+        changes = {name: getattr(trading, name) for name in ENV_COLUMNS if name in trading.model_fields_set}
+        if "risk_tier" in changes:
+            changes["risk_tier"] = changes["risk_tier"].value
+        if changes:
+            await self.update_config(changes, source="environment")
+
+    # -- engine bookkeeping --------------------------------------------------------------
+
+    async def engine_state(self, now: datetime) -> asyncpg.Record:
+        """The engine's bookkeeping row; created on first start with `epoch = now`."""
+        await self.pool.execute("INSERT INTO engine_state (id, epoch) VALUES (1, $1) ON CONFLICT (id) DO NOTHING", now)
+        return await self.pool.fetchrow("SELECT * FROM engine_state WHERE id = 1")
+
+    async def update_engine_state(self, **values: Any) -> None:
+        columns = list(values)
+        assignments = ", ".join(f"{c} = ${i + 1}" for i, c in enumerate(columns))
+        await self.pool.execute(f"UPDATE engine_state SET {assignments}, updated_at = now() WHERE id = 1",
+                                *values.values())
+
+    # -- portfolio -----------------------------------------------------------------------
+
+    async def cash(self) -> Decimal:
+        return await self.pool.fetchval("SELECT coalesce((SELECT cash FROM broker_account WHERE id = 1), 0)")
+
+    async def reserve_balance(self) -> Decimal:
+        return await self.pool.fetchval(
+            "SELECT coalesce((SELECT balance_after FROM reserve_pool_ledger ORDER BY id DESC LIMIT 1), 0)")
+
+    async def held_positions(self, quotes: Mapping[str, Quote]) -> list[HeldPosition]:
+        """Positions as the broker's fills say, with the engine's stop levels and the latest
+        prices (a position without a quote is valued at its entry price)."""
+        rows = await self.pool.fetch(_HELD_POSITIONS)
+        held = []
+        for r in rows:
+            quote = quotes.get(r["ticker"])
+            entry = r["entry_price"] or r["avg_cost"] or (quote.price if quote else None)
+            if entry is None:
+                log.error("held position has no entry price and no market price; left out of the portfolio",
+                          ticker=r["ticker"], quantity=str(r["quantity"]))
+                continue
+            levels = None
+            if r["stop_loss_price"] is not None:
+                levels = StopLevels(r["stop_loss_price"], r["take_profit_price"], r["trailing_stop_active"],
+                                    r["atr_value"], r["atr_multiplier"], r["reward_risk_ratio"], r["updated_at"])
+            position = OpenPosition(
+                ticker=r["ticker"], quantity=r["quantity"], entry_price=entry,
+                current_price=quote.price if quote else entry, sector=r["sector"] or "Unknown",
+                stop_loss_price=levels.stop_loss_price if levels else entry,
+                take_profit_price=levels.take_profit_price if levels else entry,
+                signal_confidence=r["signal_confidence"] if r["signal_confidence"] is not None else Decimal(0),
+                is_micro_trade=bool(r["is_micro_trade"]), opened_at=r["opened_at"])
+            held.append(HeldPosition(position, levels))
+        return held
+
+    async def held_tickers(self) -> list[str]:
+        return [r["ticker"] for r in await self.pool.fetch(_HELD_TICKERS)]
+
+    async def holdings(self, quotes: Mapping[str, Quote]) -> PortfolioState:
+        """The account as it stands: what the broker holds, valued at `quotes`."""
+        positions = tuple(h.position for h in await self.held_positions(quotes))
+        return PortfolioState(positions, await self.cash(), await self.reserve_balance())
+
+    async def portfolio(self, quotes: Mapping[str, Quote]) -> PortfolioState:
+        """The account as decisions must see it: held positions plus the orders already
+        decided but not yet filled, so two buys in one tick cannot spend the same cash."""
+        positions = {h.position.ticker: h.position for h in await self.held_positions(quotes)}
+        cash = await self.cash()
+        for order in await self.pool.fetch(_PENDING_ORDERS):
+            quote = quotes.get(order["ticker"])
+            price = quote.price if quote else None
+            position = positions.get(order["ticker"])
+            if order["side"] == "sell":
+                if position is not None:
+                    positions[order["ticker"]] = replace(position, quantity=max(position.quantity - order["quantity"], ZERO))
+                continue
+            if price is None:
+                continue
+            cash -= order["quantity"] * price
+            positions[order["ticker"]] = _with_pending_buy(position, order, price)
+        live = tuple(p for p in positions.values() if p.quantity > 0)
+        return PortfolioState(live, cash, await self.reserve_balance())
+
+    # -- circuit breakers ---------------------------------------------------------------
+
+    async def breaker_state(self) -> CircuitBreakerState:
+        """Unresolved breaker events, folded into one state: the latest-expiring halt and
+        each ticker's cooldown."""
+        rows = await self.pool.fetch(
+            "SELECT * FROM circuit_breaker_events WHERE resolved_at IS NULL ORDER BY created_at")
+        state = CircuitBreakerState()
+        cooldowns: dict[str, datetime] = {}
+        for r in rows:
+            if r["ticker"] is not None and r["trigger_type"] == "single_position":
+                cooldowns[r["ticker"]] = max(cooldowns.get(r["ticker"], r["cooldown_expires"]), r["cooldown_expires"])
+                continue
+            indefinite = r["cooldown_expires"] is None
+            longer = state.cooldown_expires is not None and not indefinite and r["cooldown_expires"] > state.cooldown_expires
+            if not state.active or indefinite or longer:
+                state = CircuitBreakerState(True, r["trigger_type"], r["created_at"], r["cooldown_expires"])
+        return CircuitBreakerState(state.active, state.trigger_type, state.triggered_at, state.cooldown_expires,
+                                   cooldowns)
+
+    # -- recommendations -----------------------------------------------------------------
+
+    async def undecided_recommendations(self, since: datetime, until: datetime, limit: int = 200
+                                        ) -> list[Recommendation]:
+        """Recommendations for the engine not decided yet, most confident first. `hold` and
+        `research` rows are not for the engine; anything else, however malformed, is taken
+        so that it gets a decision with a reason."""
+        rows = await self.pool.fetch(_UNDECIDED, since, until, limit)
+        return [Recommendation(r["id"], r["ticker"], r["action"], r["confidence"], r["mode"], r["trend_window"],
+                               r["thesis"], r["generated_at"]) for r in rows]
+
+
+def _with_pending_buy(position: OpenPosition | None, order: asyncpg.Record, price: Decimal) -> OpenPosition:
+    """A decided buy counted as if filled at the current price, with the stop its plan sets."""
+    plan = order["stop_plan"] or {}
+    distance = Decimal(plan["atr"]) * Decimal(plan["atr_multiplier"]) if plan else ZERO
+    quantity = order["quantity"]
+    if position is None:
+        return OpenPosition(order["ticker"], quantity, price, price, order["sector"] or "Unknown", price - distance,
+                            price + distance * Decimal(plan.get("reward_risk_ratio", "2")) if plan else price,
+                            Decimal(plan.get("confidence", "0")) if plan else ZERO,
+                            bool(plan.get("is_micro_trade", False)))
+    total = position.quantity + quantity
+    entry = (position.entry_price * position.quantity + price * quantity) / total
+    return replace(position, quantity=total, entry_price=entry)
+
+
+_PENDING_ORDERS = """
+SELECT o.ticker, o.side, o.quantity, o.stop_plan, t.sector FROM order_outbox o
+LEFT JOIN tickers t ON t.ticker = o.ticker
+WHERE o.broker_status IS NULL AND o.cancelled_at IS NULL
+ORDER BY o.id
+"""
+
+_HELD_TICKERS = """
+SELECT ticker FROM broker_fills GROUP BY ticker
+HAVING sum(CASE side WHEN 'buy' THEN quantity ELSE -quantity END) > 0 ORDER BY ticker
+"""
+
+_HELD_POSITIONS = """
+WITH held AS (
+    SELECT ticker, sum(CASE side WHEN 'buy' THEN quantity ELSE -quantity END) AS quantity
+    FROM broker_fills GROUP BY ticker
+    HAVING sum(CASE side WHEN 'buy' THEN quantity ELSE -quantity END) > 0
+), lots AS (
+    SELECT ticker, sum(remaining_quantity * cost_basis_per_share) / nullif(sum(remaining_quantity), 0) AS avg_cost,
+           min(acquisition_date) AS first_acquired
+    FROM tax_lots WHERE status = 'open' AND remaining_quantity > 0 GROUP BY ticker
+)
+SELECT h.ticker, h.quantity, t.sector, l.avg_cost, coalesce(s.created_at, l.first_acquired::timestamptz) AS opened_at,
+       s.entry_price, s.stop_loss_price, s.take_profit_price, s.trailing_stop_active, s.atr_value,
+       s.atr_multiplier, s.reward_risk_ratio, s.signal_confidence, s.is_micro_trade, s.updated_at
+FROM held h
+LEFT JOIN tickers t ON t.ticker = h.ticker
+LEFT JOIN lots l ON l.ticker = h.ticker
+LEFT JOIN position_stop_levels s ON s.ticker = h.ticker AND s.active
+ORDER BY h.ticker
+"""
+
+_UNDECIDED = """
+SELECT r.* FROM recommendations r
+WHERE r.generated_at >= $1 AND r.generated_at <= $2
+  AND r.action <> 'hold' AND r.mode <> 'research'
+  AND NOT EXISTS (SELECT 1 FROM trading_decisions d WHERE d.recommendation_id = r.id)
+ORDER BY (CASE WHEN r.confidence = 'NaN' THEN -1 ELSE r.confidence END) DESC, r.generated_at, r.id
+LIMIT $3
+"""

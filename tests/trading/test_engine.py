@@ -1,0 +1,131 @@
+"""The live loop end to end on real PostgreSQL and Redis (seed task 25.7): recommendation to
+order, fills to tax lots and stops, stop crossing to an immediate sell, siphon on a
+profitable close, breaker halt and resume, and a restart that rebuilds the same state."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+import redis.asyncio as aioredis
+
+from services.shared.db import create_pool
+from services.shared.redis_keys import QUEUE_BROKER_ORDERS
+from tests.trading.engine_harness import (
+    add_bar,
+    at,
+    build_stack,
+    enable_engine,
+    recommend,
+    seed_ticker,
+    sessions,
+)
+
+pytestmark = pytest.mark.integration
+
+RISING = [100 + i * 0.5 for i in range(30)]  # ATR(14) about 2.5 with 1% wicks
+
+
+@pytest.fixture
+async def market(database_url: str):
+    pool = await create_pool(database_url, max_size=6)
+    days = await seed_ticker(pool, "XYZ", RISING)
+    await enable_engine(pool, gradual_entry_tranches=1)
+    yield pool, days
+    await pool.close()
+
+
+@pytest.fixture
+async def stack(market, redis_client: aioredis.Redis):
+    pool, days = market
+    built = await build_stack(pool, redis_client, at(days[-1], 16, 5))
+    yield built, days
+    await built.engine.stop()
+
+
+async def _buy_and_fill(stack, days) -> tuple:
+    """A confident buy recommended after the last close, filled at the next session's open."""
+    built, pool = stack, stack.pool
+    next_day = sessions(days[-1], 2)[1]
+    await add_bar(pool, "XYZ", next_day, open_=115.0, close=116.0)
+    rec_id = await recommend(pool, "XYZ", at(days[-1], 16, 10))
+    await built.step(at(next_day, 9, 45))
+    return rec_id, next_day
+
+
+async def test_recommendation_to_order_to_position(stack) -> None:
+    built, days = stack
+    rec_id, next_day = await _buy_and_fill(built, days)
+    decision = await built.pool.fetchrow("SELECT * FROM trading_decisions WHERE recommendation_id = $1", rec_id)
+    assert decision["decision"] == "act", decision["skip_reason"]
+    job = await built.pool.fetchrow("SELECT * FROM order_outbox WHERE trading_decision_id = $1", decision["id"])
+    assert job["delivered_at"] is not None and job["broker_status"] == "filled"
+    assert job["payload"]["trading_decision_id"] == str(decision["id"])
+    lots = await built.pool.fetch("SELECT * FROM tax_lots WHERE ticker = 'XYZ'")
+    assert sum(l["remaining_quantity"] for l in lots) == decision["computed_share_quantity"]
+    levels = await built.pool.fetchrow("SELECT * FROM position_stop_levels WHERE ticker = 'XYZ' AND active")
+    fill_price = lots[0]["cost_basis_per_share"]
+    assert levels["entry_price"] == fill_price
+    # SPEC section 6: stop = entry - ATR14 * multiplier, stored to 1/100 of a cent.
+    expected_stop = fill_price - levels["atr_value"] * levels["atr_multiplier"]
+    assert abs(levels["stop_loss_price"] - expected_stop) <= Decimal("0.00005")
+    expected_take_profit = fill_price + (fill_price - expected_stop) * levels["reward_risk_ratio"]
+    assert abs(levels["take_profit_price"] - expected_take_profit) <= Decimal("0.00005")
+    checks = [c["check"] for c in decision["decision_trace"]["checks"]]
+    assert {"input", "entry_gate", "stops", "sizing"} <= set(checks)
+
+
+async def test_the_order_job_on_the_queue_names_its_decision(stack, redis_client) -> None:
+    built, days = stack
+    next_day = sessions(days[-1], 2)[1]
+    await add_bar(built.pool, "XYZ", next_day, open_=115.0, close=116.0)
+    rec_id = await recommend(built.pool, "XYZ", at(days[-1], 16, 10))
+    built.clock.set(at(next_day, 9, 45))
+    await built.engine.tick()
+    jobs = [json.loads(m) for m in await redis_client.lrange(QUEUE_BROKER_ORDERS, 0, -1)]
+    decision_id = await built.pool.fetchval("SELECT id FROM trading_decisions WHERE recommendation_id = $1", rec_id)
+    assert [j["trading_decision_id"] for j in jobs] == [str(decision_id)]
+    assert jobs[0]["client_order_id"].startswith(decision_id.hex) and jobs[0]["reason"] == "entry"
+
+
+async def test_a_stop_crossing_sells_at_once(stack) -> None:
+    built, days = stack
+    _, bought_day = await _buy_and_fill(built, days)
+    stop = await built.pool.fetchval("SELECT stop_loss_price FROM position_stop_levels WHERE active")
+    crash_day = sessions(bought_day, 2)[1]
+    await add_bar(built.pool, "XYZ", crash_day, open_=float(stop) - 3, close=float(stop) - 4)
+    await built.step(at(crash_day, 9, 45))
+    exit_ = await built.pool.fetchrow("SELECT * FROM closed_trades WHERE ticker = 'XYZ'")
+    assert exit_["exit_reason"] == "stop_loss" and exit_["exit_price"] < stop  # the gap filled below the stop
+    assert await built.pool.fetchval("SELECT count(*) FROM position_stop_levels WHERE active") == 0
+    exit_decision = await built.pool.fetchrow(
+        "SELECT * FROM trading_decisions WHERE side = 'sell' AND recommendation_id IS NULL")
+    assert exit_decision["decision"] == "act" and "stop_loss" in json.dumps(exit_decision["decision_trace"])
+
+
+async def test_a_profitable_close_siphons_into_the_reserve(stack) -> None:
+    built, days = stack
+    _, bought_day = await _buy_and_fill(built, days)
+    take_profit = await built.pool.fetchval("SELECT take_profit_price FROM position_stop_levels WHERE active")
+    rally_day = sessions(bought_day, 2)[1]
+    await add_bar(built.pool, "XYZ", rally_day, open_=float(take_profit) + 1, close=float(take_profit) + 2)
+    await built.step(at(rally_day, 9, 45))
+    trade = await built.pool.fetchrow("SELECT * FROM closed_trades WHERE ticker = 'XYZ'")
+    assert trade["exit_reason"] == "take_profit" and trade["pnl"] > 0
+    ledger = await built.pool.fetchrow("SELECT * FROM reserve_pool_ledger ORDER BY id DESC LIMIT 1")
+    assert ledger["trigger_type"] == "profit_siphon"
+    assert ledger["amount"] == trade["pnl"] * Decimal("0.20")
+    assert ledger["balance_after"] == ledger["amount"]
+
+
+async def test_restart_rebuilds_the_same_state(stack) -> None:
+    built, days = stack
+    await _buy_and_fill(built, days)
+    quotes = await built.engine.market.prices.quotes(["XYZ"], built.clock.now())
+    before = await built.engine.store.portfolio(quotes)
+    before_breakers = await built.engine.store.breaker_state()
+    engine = await built.restart_engine()
+    assert await engine.store.portfolio(quotes) == before
+    assert await engine.store.breaker_state() == before_breakers
+    assert (await engine.store.load_settings()) == built.engine.settings
