@@ -22,7 +22,7 @@ import structlog
 from services.shared.schemas import DeliveryStatus, NotificationChannel, NotificationEventType
 from services.trading.clock import Clock
 from services.trading.notifications.channel import Channel, UnconfiguredChannel
-from services.trading.notifications.delivery import DeliveryPolicy, attempt, backoff_delay
+from services.trading.notifications.delivery import AttemptOutcome, DeliveryPolicy, attempt, backoff_delay
 from services.trading.notifications.events import NotificationEvent
 from services.trading.notifications.formatting import Message, fit_sms, render
 from services.trading.notifications.rate_limit import RateLimiter
@@ -246,65 +246,57 @@ class NotificationService:
         )
         limit = await self._limiter.acquire(name, settings.rate_limit(name), self._clock.now())
         if not limit.allowed:
-            log.info(
-                "notification_rate_limited",
-                channel=str(name),
-                event_type=str(event.event_type),
-                reason=limit.reason,
+            log.info("notification_rate_limited", channel=str(name), event_type=str(event.event_type))
+            record = NotificationRecord(
+                name,
+                event.event_type,
+                text,
+                DeliveryStatus.RATE_LIMITED,
+                self._clock.now(),
+                error_message=limit.reason,
             )
-            await self._safely(
-                self._store.insert(
-                    NotificationRecord(
-                        name,
-                        event.event_type,
-                        text,
-                        DeliveryStatus.RATE_LIMITED,
-                        self._clock.now(),
-                        error_message=limit.reason,
-                    )
-                ),
-                "record_rate_limited",
-            )
+            await self._safely(self._store.insert(record), "record_rate_limited")
             return
-        row = await self._safely(
-            self._store.insert(
-                NotificationRecord(name, event.event_type, text, DeliveryStatus.PENDING, self._clock.now())
-            ),
-            "record_pending",
-        )
+        pending = NotificationRecord(name, event.event_type, text, DeliveryStatus.PENDING, self._clock.now())
+        row = await self._safely(self._store.insert(pending), "record_pending")
+        await self._attempts(channel, message, row)
+
+    async def _attempts(self, channel: Channel, message: Message, row: int | None) -> None:
+        """Up to 1 + retries tries with backoff; each outcome goes to the log as it happens."""
         for number in range(1, self._policy.max_attempts + 1):
-            if number > 1:
-                await self._sleep(backoff_delay(self._policy, number - 1))
             started = self._clock.now()
-            outcome = await attempt(channel, message, self._policy.attempt_timeout_seconds)
+            try:
+                if number > 1:
+                    await self._sleep(backoff_delay(self._policy, number - 1))
+                outcome = await attempt(channel, message, self._policy.attempt_timeout_seconds)
+            except asyncio.CancelledError:
+                # Stopped mid-delivery: close the row as failed rather than leave it pending.
+                await self._record_attempt(
+                    row, number, AttemptOutcome(False, STOPPED), started, DeliveryStatus.FAILED
+                )
+                raise
             last = outcome.delivered or outcome.permanent or number == self._policy.max_attempts
-            status = (
-                DeliveryStatus.DELIVERED
-                if outcome.delivered
-                else DeliveryStatus.FAILED
-                if last
-                else DeliveryStatus.PENDING
-            )
+            status = (DeliveryStatus.DELIVERED if outcome.delivered
+                      else DeliveryStatus.FAILED if last else DeliveryStatus.PENDING)  # fmt: skip
             log.info(
                 "notification_attempt",
-                channel=str(name),
-                event_type=str(event.event_type),
+                channel=str(channel.name),
+                event_type=str(message.event_type),
                 attempt=number,
                 status=str(status),
                 error=outcome.error,
             )
-            if row is not None:
-                await self._safely(
-                    self._store.record_attempt(
-                        AttemptRecord(
-                            row, number, outcome.delivered, outcome.error, started, self._clock.now()
-                        ),
-                        status,
-                    ),
-                    "record_attempt",
-                )
+            await self._record_attempt(row, number, outcome, started, status)
             if last:
                 return
+
+    async def _record_attempt(
+        self, row: int | None, number: int, outcome: AttemptOutcome, started: datetime, status: DeliveryStatus
+    ) -> None:
+        if row is None:  # the pending row could not be written; the log line above stands
+            return
+        record = AttemptRecord(row, number, outcome.delivered, outcome.error, started, self._clock.now())
+        await self._safely(self._store.record_attempt(record, status), "record_attempt")
 
     def _render(self, event: NotificationEvent) -> Message:
         try:

@@ -205,16 +205,21 @@ def _start_smtp(tls_files: tuple[Path, Path], *, implicit_tls: bool) -> tuple[Co
         ) == (SMTP_USER, SMTP_PASSWORD)
         if ok:
             server.logins.append(auth_data.login.decode())
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
 
-    tls = {"ssl_context": context} if implicit_tls else {"tls_context": context, "require_starttls": True}
+    # aiosmtpd counts only STARTTLS as TLS for `auth_require_tls`; with implicit TLS the whole
+    # connection is encrypted from the first byte anyway.
+    tls = (
+        {"ssl_context": context, "auth_require_tls": False}
+        if implicit_tls
+        else {"tls_context": context, "require_starttls": True, "auth_require_tls": True}
+    )
     controller = Controller(
         _Inbox(server),
         hostname=server.host,
         port=server.port,
         authenticator=authenticate,
         auth_required=True,
-        auth_require_tls=True,
         **tls,
     )
     controller.start()
@@ -291,7 +296,7 @@ def http_server() -> Iterator[HttpServer]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     recorder = HttpServer(f"http://127.0.0.1:{server.server_address[1]}")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield recorder
     server.shutdown()
