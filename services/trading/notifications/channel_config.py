@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from enum import StrEnum
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.shared.schemas import NotificationChannel
@@ -37,7 +37,9 @@ class EmailProvider(StrEnum):
 class ChannelConfig(BaseSettings):
     """Deployment settings of the channels (`STONKS_*`), validated once at start."""
 
-    model_config = SettingsConfigDict(env_prefix="STONKS_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="STONKS_", frozen=True, extra="ignore", populate_by_name=True
+    )
 
     email_provider: EmailProvider = EmailProvider.SMTP
     smtp_host: str | None = None
@@ -51,7 +53,9 @@ class ChannelConfig(BaseSettings):
     gmail_token_url: str = GOOGLE_TOKEN_URL
     gmail_api_base_url: str = GMAIL_API_BASE_URL
     webhook_url: SecretStr | None = None
-    sns_region: str | None = None  # unset: boto3 reads AWS_REGION / AWS_DEFAULT_REGION
+    # AWS_REGION is what most AWS tooling sets, but botocore reads only AWS_DEFAULT_REGION
+    # (or the profile's region), which still applies when neither of these is set.
+    sns_region: str | None = Field(None, validation_alias=AliasChoices("STONKS_SNS_REGION", "AWS_REGION"))
     sns_endpoint_url: str | None = None
     channel_timeout_seconds: float = Field(10.0, gt=0, le=120)
 

@@ -62,7 +62,10 @@ def _consume(task: asyncio.Task) -> None:
 async def attempt(channel: Channel, message: Message, timeout: float) -> AttemptOutcome:
     """Send once; a send still running after `timeout` is cancelled and left behind (a
     channel that ignores cancellation must not hold the worker)."""
-    task = asyncio.ensure_future(channel.send(message))
+    try:
+        task = asyncio.ensure_future(channel.send(message))
+    except Exception as exc:  # noqa: BLE001 - a send that raised (or returned no awaitable) at the call
+        return AttemptOutcome(False, _clean(f"{type(exc).__name__}: {exc}"))
     try:
         done, _ = await asyncio.wait({task}, timeout=timeout)
     except asyncio.CancelledError:

@@ -193,6 +193,8 @@ class NotificationService:
         log.warning(
             "notification_dropped", channel=str(channel), event_type=str(event.event_type), reason=reason
         )
+        if self._stopped:  # nobody is left to record it: the warning above is the record
+            return
         if len(self._drops) >= MAX_PENDING_DROPS:
             self._drops.popleft()
             self._lost_drops += 1
@@ -244,19 +246,21 @@ class NotificationService:
         channel = self._channels.get(name) or UnconfiguredChannel(
             name, f"{name} was switched off before delivery"
         )
-        limit = await self._limiter.acquire(name, settings.rate_limit(name), self._clock.now())
-        if not limit.allowed:
-            log.info("notification_rate_limited", channel=str(name), event_type=str(event.event_type))
-            record = NotificationRecord(
-                name,
-                event.event_type,
-                text,
-                DeliveryStatus.RATE_LIMITED,
-                self._clock.now(),
-                error_message=limit.reason,
-            )
-            await self._safely(self._store.insert(record), "record_rate_limited")
-            return
+        # A channel without its settings fails at once; it must not use up the hour's quota.
+        if not isinstance(channel, UnconfiguredChannel):
+            limit = await self._limiter.acquire(name, settings.rate_limit(name), self._clock.now())
+            if not limit.allowed:
+                log.info("notification_rate_limited", channel=str(name), event_type=str(event.event_type))
+                record = NotificationRecord(
+                    name,
+                    event.event_type,
+                    text,
+                    DeliveryStatus.RATE_LIMITED,
+                    self._clock.now(),
+                    error_message=limit.reason,
+                )
+                await self._safely(self._store.insert(record), "record_rate_limited")
+                return
         pending = NotificationRecord(name, event.event_type, text, DeliveryStatus.PENDING, self._clock.now())
         row = await self._safely(self._store.insert(pending), "record_pending")
         await self._attempts(channel, message, row)

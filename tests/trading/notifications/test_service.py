@@ -201,7 +201,7 @@ async def test_stop_records_what_was_still_queued(pool, redis_client, clock) -> 
     await service.stop(deadline=0.05)
     stored = await rows(pool)
     assert len(stored) == 3 and {r["delivery_status"] for r in stored} == {"failed"}
-    assert service.notify(breaker_event()).channels == ()  # after stop: refused, recorded as failed
+    assert service.notify(breaker_event()).channels == ()  # after stop: refused (and logged)
 
 
 async def test_only_enabled_types_and_large_enough_trades_are_sent(pool, redis_client, clock) -> None:
@@ -317,3 +317,23 @@ async def test_scheduled_reports_are_sent_once_per_period_across_restarts(
     assert [r.kind for r in await restarted.reports_due()] == [NotificationEventType.WEEKLY_DIGEST]
     assert not await restarted.send_daily_summary(due["daily_summary"], daily)
     assert len(email.received) == 1
+
+
+async def test_a_channel_that_breaks_its_contract_is_recorded_not_fatal(pool, redis_client, clock) -> None:
+    class NotAsync:
+        name = C.WEBHOOK
+
+        def send(self, message):  # forgot `async`: returns None, which cannot be awaited
+            return None
+
+    email = RecordingChannel(C.EMAIL)
+    service = make_service(pool, redis_client, clock, {C.WEBHOOK: NotAsync(), C.EMAIL: email})
+    await service.start()
+    service.notify(breaker_event())
+    service.notify(breaker_event())
+    await service.drain(timeout=10)
+    await service.stop()
+    webhook_rows = await rows(pool, C.WEBHOOK)
+    assert [r["delivery_status"] for r in webhook_rows] == ["failed", "failed"]
+    assert webhook_rows[0]["error_message"].startswith("TypeError")
+    assert len(email.received) == 2

@@ -43,6 +43,8 @@ SECRET_VARIABLES = (
     "STONKS_EMAIL_PROVIDER",
     "STONKS_GMAIL_CLIENT_ID",
     "STONKS_SMTP_USERNAME",
+    "STONKS_SNS_REGION",
+    "AWS_REGION",
 )
 
 
@@ -211,3 +213,10 @@ def test_each_enabled_channel_gets_its_adapter_or_the_missing_setting_named() ->
     )
     assert isinstance(gmail[NotificationChannel.EMAIL], GmailApiEmail)
     assert build_channels(ChannelConfig(), NotificationSettings(), clock) == {}
+
+
+def test_sns_region_from_stonks_variable_or_aws_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    assert load_channel_config().sns_region == "eu-west-1"
+    monkeypatch.setenv("STONKS_SNS_REGION", "us-west-2")
+    assert load_channel_config().sns_region == "us-west-2"
