@@ -1,0 +1,244 @@
+"""What a backtest is asked to do: dates, capital, tier, universe, signal source and fill model
+(seed task 19.1). Frozen values, validated once, with errors naming the field and the reason
+(SPEC section 7: the API answers 422 with both).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, replace
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from services.shared.schemas import RiskTierName
+from services.trading.engine_settings import EngineSettings
+from services.trading.trading_window import CALENDAR_END, CALENDAR_START
+
+TICKER_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,14}$")
+MAX_SLIPPAGE_BPS = Decimal(1000)
+
+
+class BacktestConfigError(ValueError):
+    """A bad backtest request: `field` names the input, the message says what is wrong."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
+
+
+class SignalSource(StrEnum):
+    DATABASE = "database"  # the `recommendations` table for the range
+    MOMENTUM = "momentum"  # the sample SMA 10/30 crossover signal, computed from the bars
+    CSV = "csv"  # a file of recommendations
+
+
+@dataclass(frozen=True, slots=True)
+class CommissionModel:
+    """Commission per fill: `per_order + per_share * quantity + pct_of_notional * value`.
+    The default is zero (a commission-free broker)."""
+
+    per_order: Decimal = Decimal(0)
+    per_share: Decimal = Decimal(0)
+    pct_of_notional: Decimal = Decimal(0)
+
+    def commission(self, quantity: Decimal, price: Decimal) -> Decimal:
+        if not (self.per_order or self.per_share or self.pct_of_notional):
+            return Decimal(0)
+        return self.per_order + self.per_share * quantity + self.pct_of_notional * quantity * price
+
+
+@dataclass(frozen=True, slots=True)
+class FillModel:
+    """How orders meet daily bars (stated in `describe`, stored with every run).
+
+    - Market orders fill at the open of the bar they are due on, moved `slippage_bps` against
+      the trader (buys higher, sells lower).
+    - Stops, take-profits and the single-position breaker are checked against each bar's
+      low and high; a gap through a level fills at the open; when one bar touches both the
+      stop and the take-profit, the stop is assumed to have come first.
+    - Tranche i of a gradual entry fills `tranche_spacing_sessions * (i - 1)` sessions after
+      the first (0: all at the same open).
+    """
+
+    slippage_bps: Decimal = Decimal(5)
+    commission: CommissionModel = CommissionModel()
+    tranche_spacing_sessions: int = 1
+
+    @property
+    def slippage(self) -> Decimal:
+        return self.slippage_bps / Decimal(10_000)
+
+    def describe(self) -> str:
+        c = self.commission
+        return (
+            f"market orders fill at the open of their bar {self.slippage_bps} bps against the trader; stops, "
+            "take-profits and the single-position breaker are checked against each bar's low/high, a gap "
+            "through a level fills at the open, and a bar touching both stop and take-profit takes the stop; "
+            f"commission {c.per_order} per order + {c.per_share} per share + {c.pct_of_notional} of value; "
+            f"gradual-entry tranches {self.tranche_spacing_sessions} session(s) apart"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestConfig:
+    """One backtest. `settings` are the engine settings to replay with (enabled, at the chosen
+    tier); `tickers` empty means every ticker with daily bars in the range."""
+
+    start_date: date
+    end_date: date
+    initial_capital: Decimal
+    risk_tier: RiskTierName
+    tickers: tuple[str, ...] = ()
+    signals: SignalSource = SignalSource.DATABASE
+    csv_path: Path | None = None
+    fill: FillModel = FillModel()
+    rebalance_weekly: bool = True
+    settings: EngineSettings = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        _validate(self)
+        settings = self.settings or EngineSettings(enabled=True, risk_tier=self.risk_tier)
+        object.__setattr__(self, "settings", replace(settings, enabled=True, paused=False, risk_tier=self.risk_tier))
+
+    @classmethod
+    def parse(cls, **raw: Any) -> BacktestConfig:
+        """Build from loose input (strings from the CLI or JSON from the API), with one clear
+        `BacktestConfigError` for the first bad field."""
+        fill = raw.pop("fill", None) or FillModel(
+            slippage_bps=_decimal("slippage_bps", raw.pop("slippage_bps", FillModel.slippage_bps)),
+            commission=CommissionModel(
+                per_order=_decimal("commission_per_order", raw.pop("commission_per_order", 0)),
+                per_share=_decimal("commission_per_share", raw.pop("commission_per_share", 0)),
+                pct_of_notional=_decimal("commission_pct", raw.pop("commission_pct", 0)),
+            ),
+            tranche_spacing_sessions=_int("tranche_spacing_sessions", raw.pop("tranche_spacing_sessions", 1)),
+        )
+        unknown = set(raw) - {"start_date", "end_date", "initial_capital", "risk_tier", "tickers", "signals",
+                              "csv_path", "rebalance_weekly", "settings"}
+        if unknown:
+            name = min(unknown)
+            raise BacktestConfigError(name, f"unknown backtest option {name!r}")
+        for name in ("start_date", "end_date", "initial_capital"):
+            if raw.get(name) in (None, ""):
+                raise BacktestConfigError(name, f"{name} is required")
+        csv_path = raw.pop("csv_path", None)
+        signals = raw.pop("signals", None) or (SignalSource.CSV if csv_path else SignalSource.DATABASE)
+        return cls(
+            start_date=_date("start_date", raw.pop("start_date")),
+            end_date=_date("end_date", raw.pop("end_date")),
+            initial_capital=_decimal("initial_capital", raw.pop("initial_capital")),
+            risk_tier=_tier(raw.pop("risk_tier", RiskTierName.MODERATE)),
+            tickers=_tickers(raw.pop("tickers", None)),
+            signals=_signals(signals),
+            csv_path=Path(csv_path) if csv_path else None,
+            fill=fill,
+            **raw,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The config as stored in `backtest_runs.config`."""
+        c = self.fill.commission
+        return {
+            "start_date": self.start_date.isoformat(), "end_date": self.end_date.isoformat(),
+            "initial_capital": str(self.initial_capital), "risk_tier": self.risk_tier.value,
+            "tickers": list(self.tickers), "signals": self.signals.value,
+            "csv_path": str(self.csv_path) if self.csv_path else None,
+            "fill": {"slippage_bps": str(self.fill.slippage_bps),
+                     "commission": {"per_order": str(c.per_order), "per_share": str(c.per_share),
+                                    "pct_of_notional": str(c.pct_of_notional)},
+                     "tranche_spacing_sessions": self.fill.tranche_spacing_sessions,
+                     "statement": self.fill.describe()},
+            "rebalance_weekly": self.rebalance_weekly,
+            "max_open_positions": self.settings.max_open_positions,
+        }
+
+
+def _validate(config: BacktestConfig) -> None:
+    for name in ("start_date", "end_date"):
+        value = getattr(config, name)
+        if not isinstance(value, date):
+            raise BacktestConfigError(name, f"{name} must be a date, got {value!r}")
+        if not CALENDAR_START <= value <= CALENDAR_END:
+            raise BacktestConfigError(name, f"{name} {value} is outside the market calendar "
+                                            f"({CALENDAR_START} .. {CALENDAR_END})")
+    if config.end_date < config.start_date:
+        raise BacktestConfigError("end_date", f"end date {config.end_date} is before start date {config.start_date}")
+    capital = config.initial_capital
+    if not isinstance(capital, Decimal) or not capital.is_finite() or capital <= 0:
+        raise BacktestConfigError("initial_capital", f"initial capital must be a positive amount, got {capital}")
+    if not isinstance(config.risk_tier, RiskTierName):
+        raise BacktestConfigError("risk_tier", f"unknown risk tier {config.risk_tier!r}")
+    for ticker in config.tickers:
+        if not TICKER_PATTERN.match(ticker):
+            raise BacktestConfigError("tickers", f"{ticker!r} is not a ticker symbol")
+    if config.signals is SignalSource.CSV and config.csv_path is None:
+        raise BacktestConfigError("csv_path", "signals from a CSV need the path of the CSV file")
+    fill = config.fill
+    if not fill.slippage_bps.is_finite() or not 0 <= fill.slippage_bps <= MAX_SLIPPAGE_BPS:
+        raise BacktestConfigError("slippage_bps", f"slippage must be 0..{MAX_SLIPPAGE_BPS} bps, got {fill.slippage_bps}")
+    c = fill.commission
+    for name, value in (("commission_per_order", c.per_order), ("commission_per_share", c.per_share),
+                        ("commission_pct", c.pct_of_notional)):
+        if not value.is_finite() or value < 0:
+            raise BacktestConfigError(name, f"{name} must be zero or positive, got {value}")
+    if fill.tranche_spacing_sessions < 0:
+        raise BacktestConfigError("tranche_spacing_sessions", "tranche spacing must be 0 or more sessions")
+
+
+def _date(name: str, value: Any) -> date:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise BacktestConfigError(name, f"{name} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _decimal(name: str, value: Any) -> Decimal:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BacktestConfigError(name, f"{name} must be a finite number, got {value}")
+    try:
+        result = Decimal(str(value).strip().replace(",", "").lstrip("$"))
+    except (InvalidOperation, ValueError):
+        raise BacktestConfigError(name, f"{name} {value!r} is not a number") from None
+    if not result.is_finite():
+        raise BacktestConfigError(name, f"{name} must be a finite number, got {value}")
+    return result
+
+
+def _int(name: str, value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise BacktestConfigError(name, f"{name} {value!r} is not a whole number") from None
+
+
+def _tier(value: Any) -> RiskTierName:
+    try:
+        return RiskTierName(str(value).strip().lower())
+    except ValueError:
+        names = ", ".join(t.value for t in RiskTierName)
+        raise BacktestConfigError("risk_tier", f"unknown risk tier {value!r}: choose one of {names}") from None
+
+
+def _signals(value: Any) -> SignalSource:
+    try:
+        return SignalSource(str(value).strip().lower())
+    except ValueError:
+        names = ", ".join(s.value for s in SignalSource)
+        raise BacktestConfigError("signals", f"unknown signal source {value!r}: choose one of {names}") from None
+
+
+def _tickers(value: Any) -> tuple[str, ...]:
+    if not value:
+        return ()
+    items = value.split(",") if isinstance(value, str) else [part for v in value for part in str(v).split(",")]
+    tickers = tuple(dict.fromkeys(t.strip().upper() for t in items if t.strip()))
+    for ticker in tickers:
+        if not TICKER_PATTERN.match(ticker):
+            raise BacktestConfigError("tickers", f"{ticker!r} is not a ticker symbol")
+    return tickers

@@ -1,0 +1,88 @@
+"""What the decision core is told about the market at a backtest instant, with no lookahead:
+the backtest's counterpart of the engine's market view store (`market_view_store.py`).
+
+- price: during a session, the session's open (the price book's answer from daily bars);
+- ATR(14): the core's `average_true_range` over the last 60 bars completed before the session;
+- correlations: the core's `correlation_from_prices` over the last 90 completed sessions, for
+  only the candidate and the tickers held (the sizer asks for nothing else), then the core's
+  `CorrelationMatrix.get_portfolio_correlation`;
+- earnings proximity and high-severity macro events from the data the run was given.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from services.trading.backtest.market import MarketData
+from services.trading.correlation import (
+    LOOKBACK_DAYS,
+    MIN_OVERLAP,
+    CorrelationMatrix,
+    correlation_from_prices,
+)
+from services.trading.decision import MarketView
+from services.trading.engine_settings import EngineSettings
+from services.trading.models import OpenPosition, Recommendation
+from services.trading.trading_window import NEW_YORK, sessions_until
+
+
+@dataclass(frozen=True)
+class MarketContext:
+    market: MarketData
+    known_tickers: frozenset[str] = frozenset()  # tickers the `tickers` table knows (besides the market's)
+    sectors: Mapping[str, str] = field(default_factory=dict)
+    earnings: Mapping[str, Sequence[date]] = field(default_factory=dict)  # sorted dates per ticker
+    high_severity_events: Sequence[tuple[datetime, datetime | None]] = ()
+
+    def known(self, ticker: str) -> bool:
+        return ticker in self.market.index or ticker in self.known_tickers
+
+    def view(self, rec: Recommendation, day: int, now: datetime) -> MarketView:
+        if not self.known(rec.ticker):
+            return MarketView(ticker_known=False)
+        row = self.market.index.get(rec.ticker)
+        price = None if row is None else self.market.price(self.market.open, row, day)
+        # Only a buy reads the ATR (for its stop); a sell or a skip for want of a price does not.
+        atr = self.market.atr(row, day - 1) if price is not None and str(rec.action) == "buy" else None
+        sector = self.market.sectors.get(rec.ticker) or self.sectors.get(rec.ticker, "Unknown")
+        return MarketView(ticker_known=True, sector=sector, price=price, daily_atr=atr,
+                          sessions_until_earnings=self.sessions_until_earnings(rec.ticker, now),
+                          high_severity_event=self.high_severity_event(now))
+
+    def sessions_until_earnings(self, ticker: str, now: datetime) -> int | None:
+        dates = self.earnings.get(ticker)
+        if not dates:
+            return None
+        today = now.astimezone(NEW_YORK).date()
+        i = bisect.bisect_left(dates, today)
+        return None if i == len(dates) else sessions_until(now, dates[i])
+
+    def earnings_soon(self, ticker: str, now: datetime, settings: EngineSettings) -> bool:
+        sessions = self.sessions_until_earnings(ticker, now)
+        return sessions is not None and sessions <= settings.sizing.earnings_reduce_within_sessions
+
+    def high_severity_event(self, now: datetime) -> bool:
+        return any(start <= now and (end is None or now < end) for start, end in self.high_severity_events)
+
+    def correlations(self, day: int) -> WindowCorrelations:
+        return WindowCorrelations(self.market, day)
+
+
+class WindowCorrelations:
+    """The sizer's `CorrelationSource` for a decision during session `day`."""
+
+    def __init__(self, market: MarketData, day: int) -> None:
+        self.market, self.day = market, day
+
+    def get_portfolio_correlation(self, candidate: str, positions: Sequence[OpenPosition]) -> float:
+        index = self.market.index
+        others = sorted({p.ticker for p in positions if p.ticker != candidate and p.ticker in index})
+        if candidate not in index or not others:
+            return CorrelationMatrix.empty().get_portfolio_correlation(candidate, positions)
+        tickers = (candidate, *others)
+        prices = self.market.correlation_window([index[t] for t in tickers], self.day, LOOKBACK_DAYS)
+        matrix = CorrelationMatrix(tickers, correlation_from_prices(prices, min_overlap=MIN_OVERLAP))
+        return matrix.get_portfolio_correlation(candidate, positions)

@@ -1,0 +1,266 @@
+"""Daily bars as the backtester holds them: one float64 matrix per field, tickers x XNYS sessions,
+NaN where a bar is missing or invalid.
+
+Arrays, not bar objects: 500 tickers x 10 years is 1.3 million bars, and a `PriceBar` of four
+Decimals costs some 600 bytes where four floats cost 32. Prices are handed to the decision core
+as the `Decimal` of their shortest float repr, which is exact for prices of up to 15
+significant digits (every price in the sample and in any real feed).
+
+A missing or invalid bar is never filled in: it is NaN, the day is skipped for that ticker
+and the hole is reported as a `DataGap` (seed task 19.1: "skip dates, note gaps").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+import numpy as np
+
+from services.trading import stop_loss_manager
+from services.trading.market_data import PriceBar
+from services.trading.trading_window import CALENDAR_START, NEW_YORK, session_times, xnys_calendar
+
+# The engine's market view reads ATR(14) from the last 60 daily bars (market_view_store); the
+# backtest uses the same window so both see the same ATR.
+ATR_LOOKBACK_BARS = 60
+ATR_PERIOD = 14
+# Sessions of history loaded before the start: the 90-session correlation window, ATR's 60 bars
+# and the momentum signal's 30-session average all need it.
+WARMUP_SESSIONS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class DataGap:
+    """Sessions of the backtest range for which a ticker has no usable bar."""
+
+    ticker: str
+    first: date
+    last: date
+    sessions: int
+    reason: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"ticker": self.ticker, "first": self.first.isoformat(), "last": self.last.isoformat(),
+                "sessions": self.sessions, "reason": self.reason}
+
+
+def xnys_sessions(first: date, last: date) -> list[date]:
+    """XNYS session dates in [first, last]."""
+    labels = xnys_calendar().sessions_in_range(first.isoformat(), last.isoformat())
+    return [label.date() for label in labels]
+
+
+def warmup_start(start: date, sessions: int = WARMUP_SESSIONS) -> date:
+    """The session `sessions` sessions before `start` (or the calendar's first)."""
+    calendar = xnys_calendar()
+    first = calendar.date_to_session(start.isoformat(), direction="next")
+    position = max(calendar.sessions.get_loc(first) - sessions, 0)
+    return max(calendar.sessions[position].date(), CALENDAR_START)
+
+
+def to_decimal(value: float) -> Decimal:
+    return Decimal(repr(float(value)))
+
+
+MAX_DECIMALS = 8
+
+
+def decimal_places(values: np.ndarray) -> int | None:
+    """The fewest decimal places (up to 8) at which every finite value is exact as a float, or
+    None. Prices of a real feed have 2 to 4; they then convert to Decimal through integers."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0 or np.abs(finite).max() >= 1e6:
+        return None
+    for places in range(MAX_DECIMALS + 1):
+        scale = 10.0 ** places
+        if np.array_equal(np.round(finite * scale) / scale, finite):
+            return places
+    return None
+
+
+def to_decimals(values: np.ndarray, places: int | None) -> list[Decimal]:
+    """Decimals equal to `to_decimal` of each value, converted in bulk."""
+    if places is None:
+        return list(map(Decimal, map(repr, values.tolist())))
+    return [Decimal(i).scaleb(-places) for i in np.round(values * 10.0 ** places).astype(np.int64).tolist()]
+
+
+class MarketData:
+    """Aligned daily bars of a universe of tickers over a run of XNYS sessions."""
+
+    def __init__(self, tickers: Sequence[str], sessions: Sequence[date], open_: np.ndarray, high: np.ndarray,
+                 low: np.ndarray, close: np.ndarray, sectors: Mapping[str, str] | None = None) -> None:
+        self.tickers = tuple(tickers)
+        self.sessions = tuple(sessions)
+        shape = (len(self.tickers), len(self.sessions))
+        fields = [np.asarray(a, dtype=np.float64) for a in (open_, high, low, close)]
+        for array in fields:
+            if array.shape != shape:
+                raise ValueError(f"bar arrays must be tickers x sessions {shape}, got {array.shape}")
+        o, h, l, c = fields
+        present = np.isfinite(o) | np.isfinite(h) | np.isfinite(l) | np.isfinite(c)
+        with np.errstate(invalid="ignore"):
+            valid = (np.isfinite(o) & np.isfinite(h) & np.isfinite(l) & np.isfinite(c) & (l > 0)
+                     & (l <= np.minimum(o, c)) & (h >= np.maximum(o, c)))
+        self.invalid = present & ~valid
+        for array in fields:
+            array[~valid] = np.nan
+        self.open, self.high, self.low, self.close = o, h, l, c
+        self.valid = valid
+        self.index = {t: i for i, t in enumerate(self.tickers)}
+        self.sectors = {t: (sectors or {}).get(t, "Unknown") for t in self.tickers}
+        times = [session_times(d) for d in self.sessions]
+        if any(t is None for t in times):
+            raise ValueError("every session of the market data must be an XNYS session")
+        self.session_open: tuple[datetime, ...] = tuple(t[0] for t in times)  # type: ignore[index]
+        self.session_close: tuple[datetime, ...] = tuple(t[1] for t in times)  # type: ignore[index]
+        self.data_sessions = np.flatnonzero(valid.any(axis=0))
+        self.places = [decimal_places(np.stack([o[r], h[r], l[r], c[r]])) for r in range(len(self.tickers))]
+
+    # -- building ------------------------------------------------------------------------
+
+    @classmethod
+    def from_bars(cls, bars: Iterable[PriceBar], first: date, last: date,
+                  sectors: Mapping[str, str] | None = None) -> MarketData:
+        """From daily `PriceBar`s (sample data, CSV, database), each placed on the session of its
+        New York date. Bars outside [first, last] are ignored."""
+        sessions = xnys_sessions(first, last)
+        column = {d: i for i, d in enumerate(sessions)}
+        rows: dict[str, list[tuple[int, PriceBar]]] = {}
+        for bar in bars:
+            if bar.interval != "1d":
+                continue
+            i = column.get(bar.ts.astimezone(NEW_YORK).date())
+            if i is not None:
+                rows.setdefault(bar.ticker, []).append((i, bar))
+        tickers = sorted(rows)
+        arrays = [np.full((len(tickers), len(sessions)), np.nan) for _ in range(4)]
+        for r, ticker in enumerate(tickers):
+            for i, bar in rows[ticker]:
+                for array, value in zip(arrays, (bar.open, bar.high, bar.low, bar.close)):
+                    array[r, i] = float(value)
+        return cls(tickers, sessions, *arrays, sectors=sectors)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.open, self.high, self.low, self.close, self.valid, self.invalid))
+
+    def session_index(self, day: date, side: str = "left") -> int:
+        """Index of the first session on or after `day` (`side="right"`: strictly after)."""
+        import bisect
+
+        return (bisect.bisect_left if side == "left" else bisect.bisect_right)(self.sessions, day)
+
+    # -- reading for the decision core -------------------------------------------------
+
+    def price(self, field: np.ndarray, row: int, day: int) -> Decimal | None:
+        value = field[row, day]
+        return None if math.isnan(value) else to_decimal(value)
+
+    def last_close(self, row: int, day: int) -> Decimal | None:
+        """The latest close at or before session `day`."""
+        closes = self.close[row, : day + 1]
+        found = np.flatnonzero(~np.isnan(closes))
+        return to_decimal(closes[found[-1]]) if found.size else None
+
+    def atr(self, row: int, through: int) -> Decimal | None:
+        """ATR(14) by the decision core's `average_true_range` over the last 60 bars that exist
+        up to and including session `through`; None with fewer than 15."""
+        if through < 0:
+            return None
+        lo = max(0, through + 1 - 2 * ATR_LOOKBACK_BARS)
+        present = np.flatnonzero(self.valid[row, lo: through + 1])[-ATR_LOOKBACK_BARS:] + lo
+        if present.size < ATR_PERIOD + 1:
+            if lo == 0 or self.valid[row, : through + 1].sum() < ATR_PERIOD + 1:
+                return None
+            present = np.flatnonzero(self.valid[row, : through + 1])[-ATR_LOOKBACK_BARS:]
+        places = self.places[row]
+        highs, lows, closes = (to_decimals(field[row, present], places) for field in (self.high, self.low, self.close))
+        bars = list(map(stop_loss_manager.Bar, highs, lows, closes))
+        return stop_loss_manager.average_true_range(bars, ATR_PERIOD)
+
+    def atr_estimates(self, rows: np.ndarray, through: int) -> np.ndarray:
+        """Float ATR of several tickers at once, to find which stops may need re-evaluation.
+
+        Only a trigger: the level is always set by the core's Decimal `average_true_range`. The
+        same Wilder ATR over the same 60-bar window, written as one weighted sum of the true
+        ranges (the seed mean's weight is a^45/14, a later range's a^k/14, a = 13/14). NaN where
+        the window has a hole or is short, which sends that ticker to the core.
+        """
+        n = ATR_LOOKBACK_BARS
+        if through + 1 < n or rows.size == 0:
+            return np.full(rows.shape, np.nan)
+        window = slice(through + 1 - n, through + 1)
+        h, l, c = self.high[rows, window], self.low[rows, window], self.close[rows, window]
+        previous = c[:, :-1]
+        true_range = np.maximum(h[:, 1:] - l[:, 1:],
+                                np.maximum(np.abs(h[:, 1:] - previous), np.abs(l[:, 1:] - previous)))
+        return true_range @ _wilder_weights(n - 1, ATR_PERIOD)
+
+    def correlation_window(self, rows: Sequence[int], before: int, lookback: int) -> np.ndarray:
+        """Closes (sessions x tickers) of the last `lookback` sessions with any data before
+        session `before`: the closes known at a decision made during that session."""
+        end = np.searchsorted(self.data_sessions, before)
+        columns = self.data_sessions[max(0, end - lookback): end]
+        return self.close[np.asarray(rows)][:, columns].T
+
+    # -- gaps ------------------------------------------------------------------------------
+
+    def gaps(self, rows: Iterable[int], first: int, last: int) -> list[DataGap]:
+        """Holes in sessions [first, last] of each ticker: no bars at all, before its first bar,
+        after its last, missing in between, or an invalid bar (prices that do not hold together)."""
+        gaps: list[DataGap] = []
+        for row in rows:
+            ticker = self.tickers[row]
+            span = self.valid[row, first: last + 1]
+            if not span.any():
+                gaps.append(DataGap(ticker, self.sessions[first], self.sessions[last], last - first + 1,
+                                    "no usable daily bars in the range"))
+                continue
+            present = np.flatnonzero(span)
+            head, tail = present[0], present[-1]
+            if head > 0:
+                gaps.append(DataGap(ticker, self.sessions[first], self.sessions[first + head - 1], int(head),
+                                    f"no bars before its first bar on {self.sessions[first + head]}"))
+            if tail < span.size - 1:
+                gaps.append(DataGap(ticker, self.sessions[first + tail + 1], self.sessions[last],
+                                    int(span.size - 1 - tail), f"no bars after its last bar on "
+                                                               f"{self.sessions[first + tail]}"))
+            gaps += self._holes(row, first + head, first + tail)
+        return gaps
+
+    def _holes(self, row: int, first: int, last: int) -> list[DataGap]:
+        ticker = self.tickers[row]
+        gaps = []
+        for kind, mask, reason in (
+            ("invalid", self.invalid[row, first: last + 1], ("invalid bar: prices are not positive or low/high "
+                                                              "do not bracket open/close")),
+            ("missing", ~self.valid[row, first: last + 1] & ~self.invalid[row, first: last + 1], "missing bar"),
+        ):
+            if not mask.any():
+                continue
+            edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+            for start, stop in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+                gaps.append(DataGap(ticker, self.sessions[first + start], self.sessions[first + stop - 1],
+                                    int(stop - start), reason if kind == "invalid" or stop - start == 1
+                                    else reason + "s"))
+        return sorted(gaps, key=lambda g: g.first)
+
+
+_WEIGHTS: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _wilder_weights(ranges: int, period: int) -> np.ndarray:
+    key = (ranges, period)
+    if key not in _WEIGHTS:
+        a = (period - 1) / period
+        steps = ranges - period
+        weights = np.empty(ranges)
+        weights[:period] = a ** steps / period
+        weights[period:] = a ** np.arange(steps - 1, -1, -1) / period
+        _WEIGHTS[key] = weights
+    return _WEIGHTS[key]

@@ -1,0 +1,320 @@
+"""One backtest, session by session, through the engine's own rules (seed task 19.1).
+
+Each session, in this order:
+
+1. At the open (09:30 New York): expired halts and cooldowns resolve; holdings are priced at
+   the open; stops, take-profits and the single-position breaker that the open gapped through
+   fill at the open; the daily-loss breaker is checked on the value at the open; orders due
+   today fill (later tranches of gradual entries, after the entry gates are checked again);
+   on the first session of a week the rebalancer runs.
+2. At the window opening (09:45) and later in the session: the recommendations due are
+   decided by `decision.decide`, with the open as the price, ATR(14) of the bars completed so
+   far and correlations of the last 90 completed sessions. Orders decided at 09:45 fill at
+   this open; tranche i fills `tranche_spacing_sessions * (i - 1)` sessions later.
+3. Over the rest of the bar: stops, take-profits and the single-position breaker are checked
+   against the low and high (stop first when both are touched); stop-outs feed the
+   volatility breaker.
+4. At the close: holdings are priced at the close; trailing stops look at the bar's high,
+   stops are re-evaluated when ATR or the multiplier moved, heat tightening runs (all effective
+   from the next bar); the end-of-day value joins the equity curve; the daily-loss breaker,
+   the emergency reserve release and the risk tier are evaluated.
+
+A missing bar is skipped for its ticker (the holding keeps its last price) and reported as a
+gap. Nothing here is random and nothing reads the clock: the same inputs give the same result.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+
+from services.shared.schemas import OrderSide, RiskTierName
+from services.trading import (
+    circuit_breaker,
+    entry_guards,
+    performance_tracker,
+    rebalancer,
+    reserve_pool,
+    risk_tier_controller,
+    stop_loss_manager,
+)
+from services.trading.backtest.book import Book, Holding, StopPlan
+from services.trading.backtest.config import BacktestConfig
+from services.trading.backtest.context import MarketContext
+from services.trading.backtest.exits import find_exits
+from services.trading.backtest.market import to_decimal
+from services.trading.backtest.results import BacktestEvent, DecisionRecord
+from services.trading.backtest.signals import ScheduledRecommendation
+from services.trading.decision import DecisionContext, decide
+from services.trading.models import CircuitBreakerState, ClosedTrade
+from services.trading.trading_window import WINDOW_BUFFER, is_within_trading_window
+
+DECISION_ID_BASE = 0xB4C7 << 112  # decision ids of a backtest: this prefix + a sequence number
+STOP_OUTS = ("stop_loss", "trailing_stop")
+WIN_RATE_WINDOW = timedelta(days=30)  # the risk tier reads the trailing-30-day win rate (SPEC 5)
+ATR_TRIGGER_MARGIN = 0.9  # re-read the core ATR when the float estimate moved 90% of the threshold
+Progress = Callable[[float], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingOrder:
+    ticker: str
+    side: OrderSide
+    quantity: Decimal
+    decision_id: uuid.UUID
+    recommendation_id: int
+    tranche_index: int
+    tranche_count: int
+    plan: StopPlan | None
+
+
+class Simulation:
+    def __init__(self, config: BacktestConfig, context: MarketContext, schedule: dict[int, list[ScheduledRecommendation]],
+                 first: int, last: int, progress: Progress | None = None) -> None:
+        self.config, self.context, self.market = config, context, context.market
+        self.settings = config.settings
+        self.schedule, self.first, self.last = schedule, first, last
+        self.progress = progress
+        self.book = Book(config.initial_capital, config.fill, self.settings.reserve)
+        self.breakers = CircuitBreakerState()
+        self.decisions: list[DecisionRecord] = []
+        self.events: list[BacktestEvent] = []
+        self.equity: list[tuple] = []
+        self.pending: dict[int, list[PendingOrder]] = {}
+        self.cancelled: dict[uuid.UUID, str] = {}
+        self.stop_outs: deque[datetime] = deque(maxlen=64)
+        self.recent: deque[ClosedTrade] = deque()
+        self.peak = self.day_start_value = config.initial_capital
+        self.opened_today: set[str] = set()
+        self.day: int | None = None  # the session being simulated (where a failure happened)
+        self.week_starts = {d for d in range(first + 1, last + 1)
+                            if self.market.sessions[d].isocalendar()[:2] != self.market.sessions[d - 1].isocalendar()[:2]}
+
+    def run(self) -> None:
+        """Every session of the range; raises whatever a rule raises (the caller keeps the
+        partial result)."""
+        sessions = self.last - self.first + 1
+        step = max(1, sessions // 200)
+        for n, day in enumerate(range(self.first, self.last + 1), start=1):
+            self.day = day
+            self._open(day)
+            for item in self.schedule.get(day, ()):
+                self._decide(item, day)
+            self._exits(day, at_open=False)
+            self._close(day)
+            if self.progress is not None and (n % step == 0 or n == sessions):
+                self.progress(n / sessions)
+
+    # -- the open ---------------------------------------------------------------------------
+
+    def _open(self, day: int) -> None:
+        opened = self.market.session_open[day]
+        self.opened_today = set()
+        self.breakers, resolved = circuit_breaker.resolve_expired(self.breakers, opened)
+        for r in resolved:
+            self.events.append(BacktestEvent(opened, "breaker_resolved", r.reason, r.ticker))
+        self._price_holdings(self.market.open, day)
+        self.day_start_value = self.equity[-1][1] if self.equity else self.config.initial_capital
+        self._exits(day, at_open=True)
+        self._daily_loss(self.book.value(), opened)
+        for order in self.pending.pop(day, ()):
+            self._submit(order, day)
+        if self.config.rebalance_weekly and day in self.week_starts:
+            self._rebalance(day)
+
+    def _price_holdings(self, field: np.ndarray, day: int) -> None:
+        for holding in self.book.holdings.values():
+            value = field[holding.row, day]
+            if not math.isnan(value):
+                holding.price = to_decimal(value)
+
+    def _breaker(self, check: circuit_breaker.BreakerCheck) -> None:
+        if check.event is not None:
+            self.breakers = check.state
+            event = check.event
+            self.events.append(BacktestEvent(event.triggered_at, f"circuit_breaker:{event.trigger_type.value}",
+                                             event.reason, event.ticker))
+
+    def _daily_loss(self, value: Decimal, at: datetime) -> None:
+        # While a halt is in force a new trip could not extend it (both end at the next open):
+        # it is not checked again, so one loss is one event.
+        if not circuit_breaker.is_active(self.breakers, at):
+            self._breaker(circuit_breaker.check_daily_loss(self.breakers, self.day_start_value, value, at,
+                                                           settings=self.settings.breakers))
+
+    def _rebalance(self, day: int) -> None:
+        at = self.market.session_open[day] + WINDOW_BUFFER
+        plan = rebalancer.evaluate(self.book.portfolio(), self.settings.tier,
+                                   within_trading_window=is_within_trading_window(at),
+                                   circuit_breaker_active=circuit_breaker.is_active(self.breakers, at),
+                                   settings=self.settings.rebalance)
+        if plan.deferred:
+            self.events.append(BacktestEvent(at, "rebalance_deferred", plan.deferred_reason or ""))
+        for proposal in plan.proposals:
+            holding = self.book.holdings.get(proposal.ticker)
+            price = self.market.price(self.market.open, holding.row, day) if holding else None
+            if holding is not None and price is not None:
+                self._sell(holding, proposal.quantity, price, self.market.session_open[day], day, "rebalance")
+                self.events.append(BacktestEvent(at, "rebalance", proposal.reason, proposal.ticker))
+
+    # -- decisions and orders ----------------------------------------------------------------
+
+    def _decide(self, item: ScheduledRecommendation, day: int) -> None:
+        rec = item.rec
+        ctx = DecisionContext(self.book.portfolio(), self.breakers, self.settings, self.context.correlations(day))
+        decision_id = uuid.UUID(int=DECISION_ID_BASE + len(self.decisions))  # deterministic: the n-th decision
+        outcome = decide(rec, self.context.view(rec, day, item.decide_at), ctx, now=item.decide_at,
+                         decision_id=decision_id)
+        record = outcome.decision
+        failed = next((s["check"] for s in reversed(record.decision_trace["checks"]) if not s["passed"]), None)
+        self.decisions.append(DecisionRecord(rec.id, rec.ticker, str(rec.action), item.decide_at, outcome.acted,
+                                             failed, record.skip_reason, record.computed_share_quantity))
+        if not outcome.acted:
+            return
+        stops = outcome.stops
+        plan = None if stops is None else StopPlan(stops.atr_value, stops.atr_multiplier, stops.reward_risk_ratio,
+                                                   Decimal(repr(float(rec.confidence))))
+        spacing = self.config.fill.tranche_spacing_sessions
+        for intent in outcome.orders:
+            offset = (intent.tranche_index - 1) * spacing if intent.tranche_count > 1 else 0
+            order = PendingOrder(intent.ticker, intent.side, intent.quantity, decision_id, rec.id,
+                                 intent.tranche_index, intent.tranche_count, plan)
+            due = item.fill_session + offset
+            if due == day:
+                self._submit(order, day)
+            else:
+                self.pending.setdefault(due, []).append(order)
+
+    def _submit(self, order: PendingOrder, day: int) -> None:
+        if order.decision_id in self.cancelled:
+            return
+        at, trade_day = self.market.session_open[day], self.market.sessions[day]
+        row = self.market.index[order.ticker]
+        price = self.market.price(self.market.open, row, day)
+        holding = self.book.holdings.get(order.ticker)
+        if order.side is OrderSide.SELL:
+            if holding is None:
+                return
+            if price is None:  # no bar today: the sell waits for the next one
+                self.pending.setdefault(day + 1, []).append(order)
+                return
+            self._sell(holding, order.quantity, price, at, day, "sell_recommendation")
+            return
+        if order.tranche_index > 1:
+            if holding is None or order.decision_id not in holding.decisions:
+                return self._cancel(order, at, f"position closed before tranche {order.tranche_index} of "
+                                               f"{order.tranche_count} was due")
+            blocked = entry_guards.new_entry_block_reason(
+                order.ticker, self.book.portfolio().positions, self.breakers, at + WINDOW_BUFFER,
+                max_open_positions=self.settings.max_open_positions, checks=[])
+            if blocked:
+                return self._cancel(order, at, blocked)
+        if price is None:
+            return self._cancel(order, at, f"no {order.ticker} bar on {trade_day}: the order cannot fill")
+        assert order.plan is not None
+        refused = self.book.buy(order.ticker, row, self.market.sectors[order.ticker], order.quantity, price, at,
+                                trade_day, order.plan, order.decision_id, order.recommendation_id)
+        if refused:
+            return self._cancel(order, at, refused)
+        self.opened_today.add(order.ticker)
+
+    def _cancel(self, order: PendingOrder, at: datetime, reason: str) -> None:
+        self.cancelled[order.decision_id] = reason
+        kind = "tranche_cancelled" if order.tranche_index > 0 else "order_not_filled"
+        self.events.append(BacktestEvent(at, kind, f"tranche {order.tranche_index} of {order.tranche_count}: "
+                                                   f"{reason}" if order.tranche_index else reason, order.ticker))
+
+    def _sell(self, holding: Holding, quantity: Decimal, price: Decimal, at: datetime, day: int, reason: str) -> None:
+        record = self.book.sell(holding.ticker, quantity, price, at, self.market.sessions[day], reason)
+        self.recent.append(record.trade)
+
+    # -- exits ------------------------------------------------------------------------------
+
+    def _exits(self, day: int, *, at_open: bool) -> None:
+        held, rows, stops, take_profits, entries = self.book.arrays()
+        at = self.market.session_open[day] if at_open else self.market.session_close[day]
+        signals = find_exits(self.market, day, held, rows, stops, take_profits, entries, self.breakers, at,
+                             self.settings.breakers, at_open=at_open, opened_today=self.opened_today)
+        stopped_out = False
+        for signal in signals:
+            if signal.breaker is not None:
+                self._breaker(signal.breaker)
+            self._sell(signal.holding, signal.holding.quantity, signal.fill.price, at, day, signal.reason)
+            if signal.reason in STOP_OUTS:
+                self.stop_outs.append(at)
+                stopped_out = True
+        if stopped_out:
+            self._breaker(circuit_breaker.check_volatility(self.breakers, self.stop_outs, at,
+                                                           self.settings.breakers))
+
+    # -- the close --------------------------------------------------------------------------
+
+    def _close(self, day: int) -> None:
+        closed = self.market.session_close[day]
+        self._price_holdings(self.market.close, day)
+        self._maintain_stops(day, closed)
+        value = self.book.value()
+        self.equity.append((self.market.sessions[day], value))
+        self.peak = max(self.peak, value)
+        self._daily_loss(value, closed)
+        drawdown = performance_tracker.current_drawdown([self.peak, value])
+        release = reserve_pool.emergency_release(self.book.reserve, drawdown, closed, self.settings.reserve)
+        if release.entry is not None:
+            self.book.release_reserve(release.state, release.entry)
+            self.events.append(BacktestEvent(closed, "emergency_release", release.reason))
+        if release.new_risk_tier is not None:
+            self._set_tier(release.new_risk_tier, release.reason, closed)
+        while self.recent and closed - self.recent[0].exit_at > WIN_RATE_WINDOW:
+            self.recent.popleft()
+        change = risk_tier_controller.evaluate_risk_tier(
+            self.settings.risk_tier, win_rate=performance_tracker.win_rate(self.recent) if self.recent else None,
+            drawdown=drawdown, reserve_pct=float(self.book.reserve.balance / value) if value > 0 else 0.0,
+            now=closed)
+        if change is not None:
+            self._set_tier(change.new_tier, change.reason, closed)
+
+    def _set_tier(self, tier: RiskTierName, reason: str, at: datetime) -> None:
+        if tier is not self.settings.risk_tier:
+            self.events.append(BacktestEvent(at, "risk_tier", f"{self.settings.risk_tier.value} -> {tier.value}: "
+                                                              f"{reason}"))
+            self.settings = replace(self.settings, risk_tier=tier)
+
+    def _maintain_stops(self, day: int, at: datetime) -> None:
+        held, rows, *_ = self.book.arrays()
+        if not held:
+            return
+        market, stops = self.market, self.settings.stops
+        estimates = market.atr_estimates(rows, day)
+        trigger = float(stops.atr_change_threshold) * ATR_TRIGGER_MARGIN
+        base = self.settings.tier.stop_loss_atr_multiplier
+        for holding, estimate in zip(held, estimates.tolist()):
+            if math.isnan(market.high[holding.row, day]):
+                continue
+            levels = holding.levels
+            trailed = stop_loss_manager.apply_trailing_stop(
+                levels, holding.entry_price, to_decimal(market.high[holding.row, day]), at, stops)
+            levels = trailed or levels
+            multiplier = stop_loss_manager.effective_atr_multiplier(
+                base, earnings_soon=self.context.earnings_soon(holding.ticker, at, self.settings),
+                high_severity_event=self.context.high_severity_event(at), settings=stops)
+            stored = float(levels.atr_value)
+            if multiplier != levels.atr_multiplier or math.isnan(estimate) or abs(estimate - stored) > trigger * stored:
+                atr = market.atr(holding.row, day)
+                moved = None if atr is None else stop_loss_manager.re_evaluate_levels(
+                    levels, holding.entry_price, atr, at, atr_multiplier=multiplier, settings=stops)
+                levels = moved or levels
+            if levels is not holding.levels:
+                self.book.set_levels(holding, levels)
+        positions = [h.position() for h in self.book.holdings.values()]
+        for adjustment in stop_loss_manager.tighten_for_heat(positions, self.book.value(),
+                                                             self.settings.tier.max_portfolio_heat, stops):
+            holding = self.book.holdings[adjustment.ticker]
+            self.book.set_levels(holding, replace(holding.levels, stop_loss_price=adjustment.new_stop,
+                                                  last_updated=at))
