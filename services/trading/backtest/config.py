@@ -100,6 +100,14 @@ class BacktestConfig:
     settings: EngineSettings = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
+        # Loose but unambiguous input is normalised (a tier or source by name, a list of tickers).
+        if not isinstance(self.risk_tier, RiskTierName):
+            object.__setattr__(self, "risk_tier", _tier(self.risk_tier))
+        if not isinstance(self.signals, SignalSource):
+            object.__setattr__(self, "signals", _signals(self.signals))
+        if not isinstance(self.initial_capital, Decimal):
+            object.__setattr__(self, "initial_capital", _decimal("initial_capital", self.initial_capital))
+        object.__setattr__(self, "tickers", _tickers(self.tickers))
         _validate(self)
         settings = self.settings or EngineSettings(enabled=True, risk_tier=self.risk_tier)
         object.__setattr__(self, "settings", replace(settings, enabled=True, paused=False, risk_tier=self.risk_tier))

@@ -126,24 +126,31 @@ class MarketData:
     @classmethod
     def from_bars(cls, bars: Iterable[PriceBar], first: date, last: date,
                   sectors: Mapping[str, str] | None = None) -> MarketData:
-        """From daily `PriceBar`s (sample data, CSV, database), each placed on the session of its
-        New York date. Bars outside [first, last] are ignored."""
+        """From daily `PriceBar`s (sample data, CSV), each placed on the session of its New York
+        date. Bars outside [first, last] are ignored."""
+        rows = ((b.ticker, b.ts, float(b.open), float(b.high), float(b.low), float(b.close))
+                for b in bars if b.interval == "1d")
+        return cls.from_rows(rows, first, last, sectors)
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[tuple[str, datetime, float, float, float, float]], first: date, last: date,
+                  sectors: Mapping[str, str] | None = None, tickers: Sequence[str] = ()) -> MarketData:
+        """From (ticker, ts, open, high, low, close) rows, e.g. streamed from `price_bars`.
+        `tickers` are included even when they have no row."""
         sessions = xnys_sessions(first, last)
         column = {d: i for i, d in enumerate(sessions)}
-        rows: dict[str, list[tuple[int, PriceBar]]] = {}
-        for bar in bars:
-            if bar.interval != "1d":
-                continue
-            i = column.get(bar.ts.astimezone(NEW_YORK).date())
+        values: dict[str, list[tuple[int, tuple[float, float, float, float]]]] = {t: [] for t in tickers}
+        for ticker, ts, *ohlc in rows:
+            i = column.get(ts.astimezone(NEW_YORK).date())
             if i is not None:
-                rows.setdefault(bar.ticker, []).append((i, bar))
-        tickers = sorted(rows)
-        arrays = [np.full((len(tickers), len(sessions)), np.nan) for _ in range(4)]
-        for r, ticker in enumerate(tickers):
-            for i, bar in rows[ticker]:
-                for array, value in zip(arrays, (bar.open, bar.high, bar.low, bar.close)):
-                    array[r, i] = float(value)
-        return cls(tickers, sessions, *arrays, sectors=sectors)
+                values.setdefault(ticker, []).append((i, tuple(ohlc)))  # type: ignore[arg-type]
+        names = sorted(values)
+        arrays = [np.full((len(names), len(sessions)), np.nan) for _ in range(4)]
+        for r, ticker in enumerate(names):
+            for i, ohlc in values[ticker]:
+                for array, value in zip(arrays, ohlc):
+                    array[r, i] = value
+        return cls(names, sessions, *arrays, sectors=sectors)
 
     @property
     def nbytes(self) -> int:
