@@ -24,6 +24,7 @@ from services.shared.logging import configure_logging
 from services.shared.migrations import MigrationError
 from services.shared.runtime import resolve_server_urls
 from services.trading import setup_steps
+from services.trading.backtest.cli import backtest_command
 from services.trading.csv_import import CsvImportError
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ data_app = typer.Typer(help="Load market data: the bundled sample or your own CS
 app.add_typer(servers_app, name="servers")
 app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
+app.command("backtest")(backtest_command)
 
 console = Console(stderr=True)
 T = TypeVar("T")
