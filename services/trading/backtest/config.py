@@ -20,6 +20,7 @@ from services.trading.trading_window import CALENDAR_END, CALENDAR_START
 
 TICKER_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,14}$")
 MAX_SLIPPAGE_BPS = Decimal(1000)
+DEFAULT_SLIPPAGE_BPS = Decimal(5)  # SPEC section 4: the paper broker's default
 
 
 class BacktestConfigError(ValueError):
@@ -64,7 +65,7 @@ class FillModel:
       the first (0: all at the same open).
     """
 
-    slippage_bps: Decimal = Decimal(5)
+    slippage_bps: Decimal = DEFAULT_SLIPPAGE_BPS
     commission: CommissionModel = CommissionModel()
     tranche_spacing_sessions: int = 1
 
@@ -117,7 +118,7 @@ class BacktestConfig:
         """Build from loose input (strings from the CLI or JSON from the API), with one clear
         `BacktestConfigError` for the first bad field."""
         fill = raw.pop("fill", None) or FillModel(
-            slippage_bps=_decimal("slippage_bps", raw.pop("slippage_bps", FillModel.slippage_bps)),
+            slippage_bps=_decimal("slippage_bps", raw.pop("slippage_bps", DEFAULT_SLIPPAGE_BPS)),
             commission=CommissionModel(
                 per_order=_decimal("commission_per_order", raw.pop("commission_per_order", 0)),
                 per_share=_decimal("commission_per_share", raw.pop("commission_per_share", 0)),

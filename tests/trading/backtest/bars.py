@@ -13,7 +13,14 @@ from decimal import Decimal
 import numpy as np
 
 from services.shared.schemas import RiskTierName
-from services.trading.backtest import BacktestConfig, BacktestData, Backtester, FillModel, MarketData
+from services.trading.backtest import (
+    BacktestConfig,
+    BacktestData,
+    Backtester,
+    CommissionModel,
+    FillModel,
+    MarketData,
+)
 from services.trading.backtest.market import xnys_sessions
 from services.trading.engine_settings import EngineSettings
 from services.trading.gradual_entry import GradualEntrySettings
@@ -49,10 +56,11 @@ def rec(rec_id: int, ticker: str, session: int, action: str = "buy", confidence:
 
 
 def run(data_market: MarketData, recs: list[Recommendation], *, tier: RiskTierName = RiskTierName.MODERATE,
-        gradual: GradualEntrySettings = NO_TRANCHES, slippage: str = "0", capital: str = "10000", **config):
+        gradual: GradualEntrySettings = NO_TRANCHES, slippage: str = "0", capital: str = "10000",
+        commission: CommissionModel = CommissionModel(), **config):
     end = data_market.sessions[-1]
     settings = EngineSettings(enabled=True, risk_tier=tier, gradual=gradual)
-    cfg = BacktestConfig(SESSIONS[WARMUP], end, Decimal(capital), tier, fill=FillModel(slippage_bps=Decimal(slippage)),
+    cfg = BacktestConfig(SESSIONS[WARMUP], end, Decimal(capital), tier, fill=FillModel(slippage_bps=Decimal(slippage), commission=commission),
                          settings=settings, **config)
     return Backtester(BacktestData(data_market, recs)).run(cfg)
 
