@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import json
+import math
+from typing import Any
 
 import asyncpg
 
 
+def _json_safe(value: Any) -> Any:
+    """JSON has no NaN or infinity, and PostgreSQL refuses them: write them as strings, so a
+    bad upstream number shows in a decision trace instead of failing the write."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def encode_json(value: Any) -> str:
+    return json.dumps(_json_safe(value), default=str, allow_nan=False)
+
+
 async def _init_connection(connection: asyncpg.Connection) -> None:
     for type_name in ("json", "jsonb"):
-        await connection.set_type_codec(
-            type_name, encoder=lambda v: json.dumps(v, default=str), decoder=json.loads, schema="pg_catalog"
-        )
+        await connection.set_type_codec(type_name, encoder=encode_json, decoder=json.loads, schema="pg_catalog")
 
 
 async def connect(url: str) -> asyncpg.Connection:

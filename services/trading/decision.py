@@ -324,3 +324,12 @@ def exit_decision(ticker: str, quantity: Decimal, reason: OrderReason, detail: s
         created_at=now,
     )
     return DecisionOutcome(decision, (order,))
+
+
+def failed_decision(rec: Recommendation, market: MarketView, ctx: DecisionContext, *, now: datetime,
+                    decision_id: UUID, error: str) -> DecisionOutcome:
+    """A skip for a recommendation the core could not decide (a defect, not a market fact):
+    recorded once with the error, so it can never wedge the loop by failing every tick."""
+    trace = _Trace()
+    reason = trace.failed("internal_error", f"could not be decided: {error}")
+    return DecisionOutcome(_record(rec, market, ctx, now, decision_id, trace, reason, None, (), False))

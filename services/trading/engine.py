@@ -31,7 +31,7 @@ from services.trading import circuit_breaker, outbox, rebalancer, trading_window
 from services.trading.circuit_breaker import CircuitBreakerEvent
 from services.trading.clock import Clock
 from services.trading.correlation import CorrelationMatrix
-from services.trading.decision import DecisionContext, DecisionOutcome, decide, exit_decision
+from services.trading.decision import DecisionContext, DecisionOutcome, decide, exit_decision, failed_decision
 from services.trading.engine_settings import EngineSettings
 from services.trading.fill_handler import FillEffects, apply_report
 from services.trading.market_view_store import MarketViewStore
@@ -119,12 +119,16 @@ class TradingEngine:
         """Graceful stop: nothing in flight is lost (undelivered jobs stay in the outbox and
         half-applied reports in the processing list), so stopping is releasing the lock."""
         self.started = False
-        if self._lock_connection is not None:
+        holding = self.holds_lock
+        connection, self._lock_connection = self._lock_connection, None
+        if holding:
             try:
-                await self._lock_connection.execute("SELECT pg_advisory_unlock($1)", ENGINE_LOCK_KEY)
+                await connection.execute("SELECT pg_advisory_unlock($1)", ENGINE_LOCK_KEY)
+            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+                log.warning("could not release the account lock cleanly; it ends with its connection",
+                            error=str(exc))
             finally:
-                await self.pool.release(self._lock_connection)
-                self._lock_connection = None
+                await self.pool.release(connection)
         log.info("engine stopped")
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -155,9 +159,35 @@ class TradingEngine:
 
     # -- one tick -----------------------------------------------------------------------
 
+    @property
+    def holds_lock(self) -> bool:
+        try:
+            return self._lock_connection is not None and not self._lock_connection.is_closed()
+        except asyncpg.InterfaceError:  # the pool took the broken connection back
+            return False
+
+    async def _keep_lock(self) -> None:
+        """The lock dies with its connection (PostgreSQL restarted, connection dropped):
+        take it again on a new one, or stop acting if another engine took it meanwhile."""
+        if self.holds_lock:
+            try:  # a connection killed while idle looks open until it is used
+                await self._lock_connection.fetchval("SELECT 1")
+                return
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                log.warning("the connection holding the account lock died")
+        self._lock_connection = None
+        connection = await self.pool.acquire()
+        if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", ENGINE_LOCK_KEY):
+            await self.pool.release(connection)
+            raise RuntimeError("lost the account lock to another engine; this engine stops acting")
+        self._lock_connection = connection
+        log.warning("account lock re-acquired on a new connection")
+
     async def tick(self) -> TickReport:
         now = self.clock.now()
         report = TickReport(now)
+        if await self._guarded("lock", self._keep_lock(), report, default=False) is False:
+            return report
         loaded = await self._guarded("settings", self.store.load_settings(), report)
         if loaded is not None:
             self.settings = loaded
@@ -174,7 +204,8 @@ class TradingEngine:
         await self._guarded("session_close", self._close_session_if_due(now), report)
         return report
 
-    async def _guarded(self, component: str, work: Awaitable[Any], report: TickReport | None = None) -> Any:
+    async def _guarded(self, component: str, work: Awaitable[Any], report: TickReport | None = None,
+                       default: Any = None) -> Any:
         try:
             return await work
         except Exception as exc:  # noqa: BLE001 - the loop must outlive any one failure
@@ -187,7 +218,7 @@ class TradingEngine:
                                         component, message[:2000])
             except Exception:  # noqa: BLE001 - PostgreSQL itself may be what failed
                 pass
-            return None
+            return default
 
     # -- steps --------------------------------------------------------------------------
 
@@ -335,7 +366,12 @@ class TradingEngine:
         context = DecisionContext(portfolio, await self.store.breaker_state(), self.settings, self.correlations,
                                   micro_today)
         market = await self.market.view(rec.ticker, now, quote=quotes.get(rec.ticker))
-        outcome = decide(rec, market, context, now=now, decision_id=uuid.uuid4())
+        try:
+            outcome = decide(rec, market, context, now=now, decision_id=uuid.uuid4())
+        except Exception as exc:  # noqa: BLE001 - a defect must not retry forever
+            log.exception("decision core failed on a recommendation; recorded as a skip", recommendation_id=rec.id)
+            outcome = failed_decision(rec, market, context, now=now, decision_id=uuid.uuid4(),
+                                      error=f"{type(exc).__name__}: {exc}")
         async with self.pool.acquire() as connection:
             recorded = await outbox.record_decision(connection, outcome, self.mode, rec.confidence)
         if not recorded:

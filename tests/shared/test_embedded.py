@@ -57,7 +57,8 @@ def test_data_survives_a_restart(tmp_path: Path) -> None:
         redis.Redis.from_url(urls.redis_url).rpush("stonks:queue:broker_orders", "job-1")
         servers.stop()
         assert servers.is_running() == {"postgresql": False, "valkey": False}
-        urls = servers.ensure_running()
+        again = servers.ensure_running()
+        assert again == urls  # restarted on the same ports: clients keep their URLs
         assert redis.Redis.from_url(urls.redis_url).lrange("stonks:queue:broker_orders", 0, -1) == [b"job-1"]
     finally:
         servers.stop()

@@ -3,6 +3,7 @@ for the engine's integration tests."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -103,3 +104,11 @@ async def build_stack(pool: asyncpg.Pool, redis: aioredis.Redis, start: datetime
     engine = TradingEngine(pool, redis, clock)
     await engine.start()
     return Stack(pool, redis, clock, engine, broker)
+
+
+async def close_pool(pool: asyncpg.Pool, timeout: float = 10) -> None:
+    """Close a pool, or terminate it if a connection is still checked out."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout)
+    except asyncio.TimeoutError:
+        pool.terminate()
