@@ -82,7 +82,8 @@ def build_universe(n: int) -> tuple[MarketData, int]:
         source = long_series[i % 3]
         spare = len(source) - len(sessions)
         offset = (i * 97) % spare
-        window = source[offset: offset + len(sessions)] * (0.5 + (i % 9) * 0.25)
+        # Quoted to 4 decimals like the real series (and any real feed).
+        window = np.round(source[offset: offset + len(sessions)] * (0.5 + (i % 9) * 0.25), 4)
         for k, a in enumerate(arrays):
             a[i] = window[:, k]
         ticker = f"D{i:04d}"

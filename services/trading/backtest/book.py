@@ -100,6 +100,7 @@ class Book:
         self._lots: dict[str, TaxLotBook] = {}
         self._next_lot_id = 1
         self._arrays: tuple[np.ndarray, ...] | None = None
+        self._portfolio: PortfolioState | None = None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -107,7 +108,11 @@ class Book:
         return self.cash + sum((h.quantity * h.price for h in self.holdings.values()), ZERO)
 
     def portfolio(self) -> PortfolioState:
-        return PortfolioState(tuple(h.position() for h in self.holdings.values()), self.cash, self.reserve.balance)
+        """The account as the decision core sees it; rebuilt only after a change."""
+        if self._portfolio is None:
+            self._portfolio = PortfolioState(tuple(h.position() for h in self.holdings.values()), self.cash,
+                                             self.reserve.balance)
+        return self._portfolio
 
     def arrays(self) -> tuple[list[Holding], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Holdings with their rows, stops, take-profits and entries as arrays, for checking all
@@ -123,11 +128,12 @@ class Book:
         return (list(self.holdings.values()), *self._arrays)
 
     def changed(self) -> None:
-        self._arrays = None
+        """Call after changing a holding's price or levels in place."""
+        self._arrays = self._portfolio = None
 
     def set_levels(self, holding: Holding, levels: StopLevels) -> None:
         holding.levels = levels
-        self._arrays = None
+        self.changed()
 
     # -- fills -----------------------------------------------------------------------------
 
@@ -140,6 +146,7 @@ class Book:
         if cost > self.cash:
             return f"rejected: {quantity} {ticker} at {price:.4f} costs {cost:.2f}, cash is {self.cash:.2f}"
         self.cash -= cost
+        self.changed()
         held = self.holdings.get(ticker)
         if held is None:
             levels = stop_loss_manager.compute_initial_levels(price, plan.atr, plan.atr_multiplier,
@@ -157,7 +164,6 @@ class Book:
         held.decisions.add(decision_id)
         held.entry_fees += fee
         self._record_lots(tax_lots.record_entry, ticker, quantity, price, trade_day)
-        self._arrays = None
         return None
 
     def sell(self, ticker: str, quantity: Decimal, price_before_slippage: Decimal, at: datetime, trade_day: date,
@@ -175,11 +181,12 @@ class Book:
         held.entry_fees -= entry_fees
         if held.quantity <= 0:
             del self.holdings[ticker]
-        self._arrays = None
+        self.changed()
         self._record_lots(tax_lots.close_lots_fifo, ticker, quantity, price, trade_day)
         siphon = reserve_pool.siphon_profit(self.reserve, trade.pnl, at, self.reserve_settings)
         if siphon.entry is not None:
             self.reserve = siphon.state
+            self.changed()
             self.reserve_ledger.append(siphon.entry)
         record = TradeRecord(trade, exit_reason)
         self.trades.append(record)
@@ -187,6 +194,7 @@ class Book:
 
     def release_reserve(self, state: ReservePoolState, entry: ReserveLedgerEntry) -> None:
         self.reserve = state
+        self.changed()
         self.reserve_ledger.append(entry)
 
     def _record_lots(self, rule, ticker: str, quantity: Decimal, price: Decimal, trade_day: date) -> None:

@@ -179,16 +179,21 @@ class MarketData:
         up to and including session `through`; None with fewer than 15."""
         if through < 0:
             return None
-        lo = max(0, through + 1 - 2 * ATR_LOOKBACK_BARS)
-        present = np.flatnonzero(self.valid[row, lo: through + 1])[-ATR_LOOKBACK_BARS:] + lo
-        if present.size < ATR_PERIOD + 1:
-            if lo == 0 or self.valid[row, : through + 1].sum() < ATR_PERIOD + 1:
-                return None
+        lo = through + 1 - ATR_LOOKBACK_BARS
+        if lo >= 0 and self.valid[row, lo: through + 1].all():
+            bars = self._bars(row, slice(lo, through + 1))  # the usual case: no hole in the window
+        else:
             present = np.flatnonzero(self.valid[row, : through + 1])[-ATR_LOOKBACK_BARS:]
-        places = self.places[row]
-        highs, lows, closes = (to_decimals(field[row, present], places) for field in (self.high, self.low, self.close))
-        bars = list(map(stop_loss_manager.Bar, highs, lows, closes))
+            if present.size < ATR_PERIOD + 1:
+                return None
+            bars = self._bars(row, present)
         return stop_loss_manager.average_true_range(bars, ATR_PERIOD)
+
+    def _bars(self, row: int, window: slice | np.ndarray) -> list[stop_loss_manager.Bar]:
+        prices = to_decimals(np.concatenate((self.high[row, window], self.low[row, window], self.close[row, window])),
+                             self.places[row])
+        n = len(prices) // 3
+        return list(map(stop_loss_manager.Bar, prices[:n], prices[n: 2 * n], prices[2 * n:]))
 
     def atr_estimates(self, rows: np.ndarray, through: int) -> np.ndarray:
         """Float ATR of several tickers at once, to find which stops may need re-evaluation.

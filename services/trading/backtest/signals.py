@@ -69,20 +69,30 @@ def schedule(recs: Iterable[Recommendation], market: MarketData, first: int, las
     earliest = market.session_open[max(first - 1, 0)] if first > 0 else None
     latest = market.session_close[last]
     due: dict[int, list[ScheduledRecommendation]] = {}
+    when: dict[datetime, tuple[datetime, int, int] | None] = {}  # most recommendations share a stamp
     for rec in recs:
         if not eligible(rec) or rec.generated_at >= latest or (earliest and rec.generated_at < earliest):
             continue
-        at = rec.generated_at if is_within_trading_window(rec.generated_at) else next_window_open(rec.generated_at)
-        day = at.astimezone(NEW_YORK).date()
-        session = market.session_index(day)
-        if not first <= session <= last or market.sessions[session] != day:
-            continue
-        opening = session_times(day)[0] + WINDOW_BUFFER  # type: ignore[index]
-        due.setdefault(session, []).append(
-            ScheduledRecommendation(rec, at, session, session if at == opening else session + 1))
+        if rec.generated_at not in when:
+            when[rec.generated_at] = _decision_time(rec.generated_at, market, first, last)
+        timing = when[rec.generated_at]
+        if timing is not None:
+            at, session, fill_session = timing
+            due.setdefault(session, []).append(ScheduledRecommendation(rec, at, session, fill_session))
     for batch in due.values():
         batch.sort(key=lambda s: (s.decide_at, -_sortable(s.rec.confidence), s.rec.id))
     return due
+
+
+def _decision_time(generated_at: datetime, market: MarketData, first: int, last: int
+                   ) -> tuple[datetime, int, int] | None:
+    at = generated_at if is_within_trading_window(generated_at) else next_window_open(generated_at)
+    day = at.astimezone(NEW_YORK).date()
+    session = market.session_index(day)
+    if not first <= session <= last or market.sessions[session] != day:
+        return None
+    opening = session_times(day)[0] + WINDOW_BUFFER  # type: ignore[index]
+    return at, session, session if at == opening else session + 1
 
 
 def _sortable(confidence: float) -> float:
