@@ -65,6 +65,8 @@ class Backtester:
         except Exception as exc:  # noqa: BLE001 - any failure becomes a failed, partial result
             day = market.sessions[simulation.day] if simulation.day is not None else config.start_date
             error = f"failed on {day}: {type(exc).__name__}: {exc}"
+        if error is None:
+            simulation.expire_pending()
         return _result(config, simulation, market, rows, first, last, error)
 
     def _range(self, config: BacktestConfig) -> tuple[int, int]:

@@ -165,6 +165,14 @@ class Simulation:
                 self._sell(holding, proposal.quantity, price, self.market.session_open[day], day, "rebalance")
                 self.events.append(BacktestEvent(at, "rebalance", proposal.reason, proposal.ticker))
 
+    def expire_pending(self) -> None:
+        """Orders (later tranches, sells) the backtest ended before they were due."""
+        at = self.market.session_close[self.last]
+        for orders in self.pending.values():
+            for order in orders:
+                if order.decision_id not in self.cancelled:
+                    self._cancel(order, at, "the backtest ended before the order was due")
+
     # -- decisions and orders ----------------------------------------------------------------
 
     def _decide(self, item: ScheduledRecommendation, day: int) -> None:

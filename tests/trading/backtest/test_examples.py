@@ -123,3 +123,19 @@ def test_a_missing_bar_is_skipped_and_reported() -> None:
     assert (gap.ticker, gap.first, gap.last, gap.sessions) == ("XYZ", SESSIONS[E + 1], SESSIONS[E + 2], 2)
     assert result.open_positions[0].quantity == D(6)
     assert [value for _, value in result.equity_curve] == [D(10000)] * 4
+
+
+def test_the_weekly_rebalance_trims_a_position_grown_past_its_limit() -> None:
+    # Wide warm-up bars (ATR 20): stop 60, take-profit 180 for 6 shares bought at 100 on
+    # Wednesday E. The price jumps to 175; at Monday's open the position is $1,050 of $10,450,
+    # over the moderate tier's 10% of the Active Pool ($1,045): one share is sold at the open.
+    wide = [(100, 110, 90, 100)] * WARMUP
+    bars = wide + [(100, 101, 99, 100), (175, 176, 174, 175), (175, 176, 174, 175), (175, 176, 174, 175)]
+    assert SESSIONS[E + 3].weekday() == 0
+    result = run(market({"XYZ": bars}), [rec(1, "XYZ", WARMUP - 1)])
+    assert result.completed, result.error
+    trade = result.trades[0]
+    assert (trade.exit_reason, trade.quantity, trade.exit_price, trade.pnl) == ("rebalance", D(1), D(175), D(75))
+    assert trade.exit_date == SESSIONS[E + 3]
+    assert result.open_positions[0].quantity == D(5)
+    assert result.reserve_balance == D(15)
