@@ -80,6 +80,9 @@ async def _run(config: BacktestConfig, app_config) -> tuple[BacktestResult, obje
     try:
         await upgrade(connection)
         data = await load_backtest_data(connection, config)
+        if data.recommendations is not None and not data.recommendations:
+            errors.print("note: no recommendations in the range; write some with `stonks-trading signals` or "
+                         "replay the sample signal with `--signals momentum`", highlight=False)
         with Progress(TextColumn("backtesting"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
                       console=errors) as progress:
             task = progress.add_task("backtest", total=1.0)

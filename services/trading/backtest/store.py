@@ -190,7 +190,12 @@ async def run_backtest_job(pool: asyncpg.Pool, config: BacktestConfig, backtest_
         return
     finally:
         writer.cancel()
-    await save_backtest(pool, result, backtest_id)
+    try:
+        await save_backtest(pool, result, backtest_id)
+    except (asyncpg.PostgresError, OSError) as exc:
+        log.error("backtest result could not be saved", backtest_id=str(backtest_id), error=str(exc))
+        await _mark_failed(pool, backtest_id, f"the result could not be saved: {exc}")
+        return
     log.info("backtest finished", backtest_id=str(backtest_id), status=result.status, trades=len(result.trades))
 
 
