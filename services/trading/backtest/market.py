@@ -13,6 +13,7 @@ and the hole is reported as a `DataGap` (seed task 19.1: "skip dates, note gaps"
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -82,11 +83,9 @@ def decimal_places(values: np.ndarray) -> int | None:
     return None
 
 
-def to_decimals(values: np.ndarray, places: int | None) -> list[Decimal]:
-    """Decimals equal to `to_decimal` of each value, converted in bulk."""
-    if places is None:
-        return list(map(Decimal, map(repr, values.tolist())))
-    return [Decimal(i).scaleb(-places) for i in np.round(values * 10.0 ** places).astype(np.int64).tolist()]
+# What `average_true_range` reads of a bar: high, low, close. A named tuple carries them at half
+# the cost of building the frozen `stop_loss_manager.Bar`, and the ATR is read for every buy.
+AtrBar = namedtuple("AtrBar", "high low close")
 
 
 class MarketData:
@@ -176,24 +175,31 @@ class MarketData:
 
     def atr(self, row: int, through: int) -> Decimal | None:
         """ATR(14) by the decision core's `average_true_range` over the last 60 bars that exist
-        up to and including session `through`; None with fewer than 15."""
+        up to and including session `through`; None with fewer than 15.
+
+        Prices quoted to k decimals are handed over in units of 10^-k dollars (whole numbers)
+        and the ATR scaled back: Decimal arithmetic rounds to significant digits, so every step
+        of the rule gives the same digits in either unit and the result is the same number, at
+        half the cost of building fractional Decimals."""
         if through < 0:
             return None
         lo = through + 1 - ATR_LOOKBACK_BARS
         if lo >= 0 and self.valid[row, lo: through + 1].all():
-            bars = self._bars(row, slice(lo, through + 1))  # the usual case: no hole in the window
+            window: slice | np.ndarray = slice(lo, through + 1)  # the usual case: no hole in the window
         else:
-            present = np.flatnonzero(self.valid[row, : through + 1])[-ATR_LOOKBACK_BARS:]
-            if present.size < ATR_PERIOD + 1:
+            window = np.flatnonzero(self.valid[row, : through + 1])[-ATR_LOOKBACK_BARS:]
+            if window.size < ATR_PERIOD + 1:
                 return None
-            bars = self._bars(row, present)
-        return stop_loss_manager.average_true_range(bars, ATR_PERIOD)
-
-    def _bars(self, row: int, window: slice | np.ndarray) -> list[stop_loss_manager.Bar]:
-        prices = to_decimals(np.concatenate((self.high[row, window], self.low[row, window], self.close[row, window])),
-                             self.places[row])
-        n = len(prices) // 3
-        return list(map(stop_loss_manager.Bar, prices[:n], prices[n: 2 * n], prices[2 * n:]))
+        prices = np.concatenate((self.high[row, window], self.low[row, window], self.close[row, window]))
+        places = self.places[row]
+        if places is None:
+            values = list(map(Decimal, map(repr, prices.tolist())))
+        else:
+            values = list(map(Decimal, np.round(prices * 10.0 ** places).astype(np.int64).tolist()))
+        n = len(values) // 3
+        atr = stop_loss_manager.average_true_range(list(map(AtrBar, values[:n], values[n: 2 * n], values[2 * n:])),
+                                                   ATR_PERIOD)
+        return atr if places is None else atr.scaleb(-places)
 
     def atr_estimates(self, rows: np.ndarray, through: int) -> np.ndarray:
         """Float ATR of several tickers at once, to find which stops may need re-evaluation.

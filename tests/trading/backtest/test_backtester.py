@@ -62,6 +62,21 @@ def test_the_float_atr_estimate_matches_the_cores_atr_on_real_bars(sample) -> No
     assert stop_loss_manager.average_true_range(bars) == 2
 
 
+def test_the_atr_a_decision_sees_is_exactly_the_cores_on_decimal_bars(sample) -> None:
+    # market.atr hands whole-number prices to the core and scales the result back: the same digits.
+    market = sample.market
+    for row in range(len(market.tickers)):
+        assert market.places[row] == 4
+        for day in range(ATR_LOOKBACK_BARS + 3, len(market.sessions), 37):
+            present = np.flatnonzero(market.valid[row, : day + 1])[-ATR_LOOKBACK_BARS:]
+            if present.size < 15:
+                continue
+            bars = [stop_loss_manager.Bar(Decimal(repr(float(market.high[row, i]))),
+                                          Decimal(repr(float(market.low[row, i]))),
+                                          Decimal(repr(float(market.close[row, i])))) for i in present]
+            assert market.atr(row, day) == stop_loss_manager.average_true_range(bars)
+
+
 def test_an_unknown_ticker_or_an_empty_range_is_a_config_error(sample) -> None:
     with pytest.raises(BacktestConfigError, match="unknown ticker.*NOPE") as error:
         Backtester(sample).run(_config(tickers=("AAPL", "NOPE")))
