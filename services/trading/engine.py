@@ -287,7 +287,9 @@ class TradingEngine:
         today = now.astimezone(trading_window.NEW_YORK).date()
         if state["session_date"] == today:
             return
-        quotes = await self.market.prices.quotes(await self.store.held_tickers(), now)
+        # Valued at the last close: a gap at the open is the day's first loss, not its base.
+        last_close = trading_window.previous_session_close(now)
+        quotes = await self.market.prices.quotes(await self.store.held_tickers(), last_close)
         value = (await self.store.holdings(quotes)).total_value
         await self.store.update_engine_state(session_date=today, start_of_day_value=value)
 

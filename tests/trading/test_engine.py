@@ -5,6 +5,7 @@ profitable close, breaker halt and resume, and a restart that rebuilds the same 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -16,6 +17,7 @@ from tests.trading.engine_harness import (
     add_bar,
     at,
     build_stack,
+    close_pool,
     enable_engine,
     recommend,
     seed_ticker,
@@ -33,7 +35,7 @@ async def market(database_url: str):
     days = await seed_ticker(pool, "XYZ", RISING)
     await enable_engine(pool, gradual_entry_tranches=1)
     yield pool, days
-    await pool.close()
+    await close_pool(pool)
 
 
 @pytest.fixture
@@ -129,3 +131,74 @@ async def test_restart_rebuilds_the_same_state(stack) -> None:
     assert await engine.store.portfolio(quotes) == before
     assert await engine.store.breaker_state() == before_breakers
     assert (await engine.store.load_settings()) == built.engine.settings
+
+
+class RecordingNotifier:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict]] = []
+
+    def notify(self, event_type, data, occurred_at) -> None:
+        self.events.append((event_type.value, data))
+
+
+async def test_breaker_trips_halts_entries_and_resumes_next_session(market, redis_client) -> None:
+    pool, days = market
+    # A concentrated account, so one bad open costs more than the 3% daily-loss limit.
+    await enable_engine(pool, gradual_entry_tranches=1, absolute_position_cap=Decimal(20000),
+                        risk_tier_overrides={"moderate": {"base_allocation_pct": "0.5", "max_position_pct": "0.6",
+                                                      "max_sector_pct": "1"}})
+    await pool.execute("INSERT INTO tickers (ticker, sector) VALUES ('ABC', 'Energy')")
+    await seed_ticker(pool, "ABC", RISING, sector="Energy")
+    built = await build_stack(pool, redis_client, at(days[-1], 16, 5))
+    notifier = built.engine.notifier = RecordingNotifier()
+    try:
+        _, bought_day = await _buy_and_fill(built, days)
+        assert await pool.fetchval("SELECT count(*) FROM tax_lots") == 1
+        gap_day, after_day = sessions(bought_day, 3)[1:]
+        await add_bar(pool, "XYZ", gap_day, open_=104.0, close=103.0)  # -10% overnight
+        for day, price in ((gap_day, 120.0), (after_day, 121.0)):
+            await add_bar(pool, "ABC", day, open_=price, close=price)
+        await built.step(at(gap_day, 9, 45))
+        event = await pool.fetchrow("SELECT * FROM circuit_breaker_events WHERE trigger_type = 'daily_loss'")
+        assert event is not None and event["resolved_at"] is None
+        assert event["cooldown_expires"] == at(after_day, 9, 30)
+        halted = await recommend(pool, "ABC", at(gap_day, 10, 0))
+        await built.step(at(gap_day, 10, 5))
+        skip = await pool.fetchrow("SELECT * FROM trading_decisions WHERE recommendation_id = $1", halted)
+        assert skip["decision"] == "skip" and "daily_loss" in skip["skip_reason"]
+        await built.step(at(after_day, 9, 45))
+        assert await pool.fetchval("SELECT resolved_at FROM circuit_breaker_events") == at(after_day, 9, 45)
+        resumed = await recommend(pool, "ABC", at(after_day, 9, 50))
+        await built.step(at(after_day, 9, 55))
+        assert await pool.fetchval("SELECT decision FROM trading_decisions WHERE recommendation_id = $1",
+                                   resumed) == "act"
+        kinds = [kind for kind, _ in notifier.events]
+        assert kinds.index("circuit_breaker_triggered") < kinds.index("circuit_breaker_resumed")
+    finally:
+        await built.engine.stop()
+
+
+async def test_a_large_entry_goes_in_tranches_half_an_hour_apart(market, redis_client) -> None:
+    pool, days = market
+    await enable_engine(pool, gradual_entry_tranches=3)
+    built = await build_stack(pool, redis_client, at(days[-1], 16, 5))
+    try:
+        next_day = sessions(days[-1], 2)[1]
+        await add_bar(pool, "XYZ", next_day, open_=115.0, close=116.0)
+        rec = await recommend(pool, "XYZ", at(days[-1], 16, 10))
+        for minute in (45, 75, 105):
+            await built.step(at(next_day, 9, 0) + timedelta(minutes=minute))
+        decision = await pool.fetchrow("SELECT * FROM trading_decisions WHERE recommendation_id = $1", rec)
+        jobs = await pool.fetch("SELECT * FROM order_outbox WHERE trading_decision_id = $1 ORDER BY tranche_index",
+                                decision["id"])
+        assert [j["tranche_index"] for j in jobs] == [1, 2, 3]
+        assert [j["delivered_at"] - jobs[0]["delivered_at"] for j in jobs] == \
+            [timedelta(0), timedelta(minutes=30), timedelta(minutes=60)]
+        assert sum(j["quantity"] for j in jobs) == decision["computed_share_quantity"]
+        assert max(j["quantity"] for j in jobs) - min(j["quantity"] for j in jobs) <= 1
+        assert all(j["payload"]["tranche"]["parent_decision_id"] == str(decision["id"]) for j in jobs)
+        assert all(j["broker_status"] == "filled" for j in jobs)
+        assert await pool.fetchval("SELECT sum(remaining_quantity) FROM tax_lots") == \
+            decision["computed_share_quantity"]
+    finally:
+        await built.engine.stop()
