@@ -130,7 +130,7 @@ def main(sizes: list[int]) -> None:
         out = subprocess.run([sys.executable, __file__, "--one", str(n)], capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"{r['tickers']:>7} {r['real']:>4} {r['derived']:>7} {r['bars']:>9} {r['recommendations']:>6} "
-              f"{r['trades']:>6} {r['signal_s']:>8.3f} {r['run_s']:>7.3f} {r['total_s']:>7.3f} "
+              f"{r['trades']:>6} {r['signal_s']:>8.3f} {r['run_s']:>7.3f} {r['total_s']:>7.3f} {r['cpu_s']:>6.3f} "
               f"{r['bars_per_s']:>9,.0f} {r['data_mb']:>7.1f} {r['peak_rss_mb']:>7.0f} {r['run_alloc_peak_mb']:>12.1f}")
 
 

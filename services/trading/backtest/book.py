@@ -128,8 +128,12 @@ class Book:
         return (list(self.holdings.values()), *self._arrays)
 
     def changed(self) -> None:
-        """Call after changing a holding's price or levels in place."""
+        """Call after changing holdings or their levels in place."""
         self._arrays = self._portfolio = None
+
+    def repriced(self) -> None:
+        """Call after changing holdings' prices (the arrays hold no prices)."""
+        self._portfolio = None
 
     def set_levels(self, holding: Holding, levels: StopLevels) -> None:
         holding.levels = levels

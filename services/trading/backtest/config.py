@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from services.shared.schemas import RiskTierName
-from services.trading.engine_settings import EngineSettings
+from services.trading.engine_settings import TIER_FIELDS, EngineSettings
 from services.trading.trading_window import CALENDAR_END, CALENDAR_START
 
 TICKER_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,14}$")
@@ -163,6 +163,9 @@ class BacktestConfig:
                      "statement": self.fill.describe()},
             "rebalance_weekly": self.rebalance_weekly,
             "max_open_positions": self.settings.max_open_positions,
+            "tier": {name: str(getattr(self.settings.tier, name)) for name in TIER_FIELDS},
+            "gradual_entry": {"tranches": self.settings.gradual.tranche_count,
+                              "threshold_dollars": str(self.settings.gradual.threshold_dollars)},
         }
 
 

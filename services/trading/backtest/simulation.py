@@ -134,7 +134,7 @@ class Simulation:
             value = field[holding.row, day]
             if not math.isnan(value):
                 holding.price = to_decimal(value)
-        self.book.changed()
+        self.book.repriced()
 
     def _breaker(self, check: circuit_breaker.BreakerCheck) -> None:
         if check.event is not None:

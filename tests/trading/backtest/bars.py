@@ -30,6 +30,7 @@ from services.trading.trading_window import session_times
 WARMUP = 20
 SESSIONS = xnys_sessions(date(2024, 1, 2), date(2024, 3, 28))
 NO_TRANCHES = GradualEntrySettings(tranche_count=1)
+NO_COMMISSION = CommissionModel()
 
 
 def flat(price: float, n: int = WARMUP) -> list[tuple[float, float, float, float]]:
@@ -57,7 +58,7 @@ def rec(rec_id: int, ticker: str, session: int, action: str = "buy", confidence:
 
 def run(data_market: MarketData, recs: list[Recommendation], *, tier: RiskTierName = RiskTierName.MODERATE,
         gradual: GradualEntrySettings = NO_TRANCHES, slippage: str = "0", capital: str = "10000",
-        commission: CommissionModel = CommissionModel(), **config):
+        commission: CommissionModel = NO_COMMISSION, **config):
     end = data_market.sessions[-1]
     settings = EngineSettings(enabled=True, risk_tier=tier, gradual=gradual)
     cfg = BacktestConfig(SESSIONS[WARMUP], end, Decimal(capital), tier, fill=FillModel(slippage_bps=Decimal(slippage), commission=commission),
