@@ -86,7 +86,7 @@ class PaperBroker:
     async def drain(self) -> int:
         """Handle every job waiting now; return how many (used by the demo replay and tests)."""
         handled = 0
-        while (message := await self.orders.take(timeout_seconds=0.01)) is not None:
+        while (message := await self.orders.take_nowait()) is not None:
             await self.handle(message)
             handled += 1
         return handled

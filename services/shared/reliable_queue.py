@@ -31,6 +31,12 @@ class ReliableQueue:
         message = await self.client.blmove(self.name, self.processing, timeout_seconds, "RIGHT", "LEFT")
         return message.decode() if isinstance(message, bytes) else message
 
+    async def take_nowait(self) -> str | None:
+        """The oldest message if there is one, without waiting (blocking waits on the server
+        are only as fine as its timer, about 100 ms)."""
+        message = await self.client.lmove(self.name, self.processing, "RIGHT", "LEFT")
+        return message.decode() if isinstance(message, bytes) else message
+
     async def ack(self, message: str) -> None:
         await self.client.lrem(self.processing, 1, message)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Awaitable, Callable, NoReturn, TypeVar
 
@@ -23,7 +25,7 @@ from services.shared.embedded import EmbeddedServerError, EmbeddedServers
 from services.shared.logging import configure_logging
 from services.shared.migrations import MigrationError
 from services.shared.runtime import resolve_server_urls
-from services.trading import setup_steps
+from services.trading import main_job, setup_steps
 from services.trading.backtest.cli import backtest_command
 from services.trading.csv_import import CsvImportError
 
@@ -163,12 +165,28 @@ def signals(
     typer.echo(f"wrote {written} new recommendations")
 
 
+async def _serve(app_factory, host: str, port: int, log_level: str) -> None:
+    """Serve an ASGI app inside the running event loop (next to the engine)."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app_factory(), host=host, port=port, log_level=log_level.lower(),
+                                           lifespan="on"))
+    await server.serve()
+
+
+def _api_factory(pool, redis, engine=None):
+    from services.trading.app import create_app
+
+    return lambda: create_app()
+
+
 @app.command("serve")
 def serve(
     host: str = typer.Option(None, help="Address to listen on (default STONKS_API_HOST, 127.0.0.1)."),
     port: int = typer.Option(None, help="Port to listen on (default STONKS_API_PORT, 8000)."),
 ) -> None:
-    """Serve the HTTP API and dashboard."""
+    """Serve the HTTP API and dashboard only (no engine loop): for a second reader of a
+    running account, or to look at a finished demo."""
     import uvicorn
 
     config = _config()
@@ -177,15 +195,95 @@ def serve(
                 log_level=config.log_level.lower())
 
 
+def _parse_day(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        _fail(f"{option} {value!r} is not a date (YYYY-MM-DD)")
+
+
 @app.command("demo")
 def demo(
+    start: str = typer.Option("2011-03-01", help="First session to replay (YYYY-MM-DD)."),
+    end: str = typer.Option("2013-02-28", help="Last session to replay (the sample ends 2013-03-01)."),
+    capital: float = typer.Option(10_000, min=100, help="Starting cash of the paper account, in dollars."),
+    port: int = typer.Option(None, help="Port for the API and dashboard (default STONKS_API_PORT, 8000)."),
+    serve_after: bool = typer.Option(True, "--serve/--no-serve", help="Keep the dashboard up after the replay."),
+) -> None:
+    """**The main job.** Start the private servers, build a fresh demo database with the real
+    sample market and its momentum signals, then replay the sessions through the live stack
+    (engine, paper broker, Redis queues) on a simulated clock, with the dashboard up. Prints a
+    summary of what the engine did; your real account's database is never touched."""
+    config = _config()
+    plan = main_job.DemoPlan(_parse_day(start, "--start"), _parse_day(end, "--end"), Decimal(str(capital)),
+                             serve_after, config.api_host, port or config.api_port)
+    if plan.end < plan.start:
+        _fail(f"--end {plan.end} is before --start {plan.start}")
+
+    async def work() -> main_job.ReplaySummary:
+        with _progress() as progress:
+            loading = progress.add_task("loading the sample market", total=None)
+            database_url, redis_url, report, signals_written = await main_job.prepare_demo(
+                config, lambda n: progress.advance(loading, n))
+            progress.update(loading, total=report.bars, completed=report.bars)
+            console.print(f"{report.bars} real daily bars of {report.tickers} tickers ({report.source}); "
+                          f"{signals_written} momentum recommendations")
+            if plan.serve:
+                console.print(f"dashboard and API: http://{plan.host}:{plan.port}  (Ctrl-C to stop)")
+            days = main_job.sessions_between(plan.start, plan.end)
+            replaying = progress.add_task("replaying sessions", total=len(days))
+            serve_api = (lambda pool, redis: _serve(_api_factory(pool, redis), plan.host, plan.port,
+                                                   config.log_level)) if plan.serve else None
+            return await main_job.replay_demo(database_url, redis_url, plan,
+                                              lambda day: progress.update(replaying, advance=1,
+                                                                          description=f"replaying {day}"),
+                                              serve_api)
+
+    try:
+        summary = asyncio.run(work())
+    except EXPECTED_ERRORS as exc:
+        _fail(str(exc).strip() or type(exc).__name__)
+    _print_summary(summary)
+
+
+def _print_summary(summary: "main_job.ReplaySummary") -> None:
+    from rich.table import Table
+
+    table = Table(title="demo replay: what the engine did", show_header=False)
+    change = summary.final_value - summary.starting_value
+    for label, value in [
+        ("sessions replayed", summary.sessions),
+        ("recommendations decided", summary.decisions),
+        ("acted on", summary.acted),
+        ("closed trades", summary.trades),
+        ("stopped out / took profit", f"{summary.stop_exits} / {summary.take_profit_exits}"),
+        ("realized P&L", f"${summary.realized_pnl:,.2f}"),
+        ("account value", f"${summary.starting_value:,.2f} -> ${summary.final_value:,.2f} ({change:+,.2f})"),
+        ("Reserve Pool", f"${summary.reserve:,.2f}"),
+    ]:
+        table.add_row(label, str(value))
+    Console().print(table)
+
+
+@app.command("run")
+def run(
+    paper_broker: bool = typer.Option(True, "--paper-broker/--external-broker",
+                                      help="Fill orders with the built-in paper broker, or leave the queue to "
+                                           "the broker service."),
+    capital: float = typer.Option(10_000, min=0, help="Starting cash of a new paper account, in dollars."),
     port: int = typer.Option(None, help="Port for the API and dashboard (default STONKS_API_PORT, 8000)."),
 ) -> None:
-    """The main job: start the servers, migrate, load the sample market, write signals, and
-    serve the API and dashboard."""
-    load_sample()
-    signals(tickers=None)
-    serve(host=None, port=port)
+    """Run the engine for real on the wall clock: decision loop, stops, breakers, the
+    paper broker (by default) and the API, until Ctrl-C. The engine trades only once enabled
+    (`STONKS_TRADING_ENABLED=true` or through the API)."""
+    config = _config()
+    serve_api = lambda pool, redis, engine: _serve(_api_factory(pool, redis, engine), config.api_host,  # noqa: E731
+                                                   port or config.api_port, config.log_level)
+    try:
+        asyncio.run(main_job.run_live(config, paper_broker=paper_broker, capital=Decimal(str(capital)),
+                                      serve_api=serve_api))
+    except EXPECTED_ERRORS as exc:
+        _fail(str(exc).strip() or type(exc).__name__)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -184,10 +184,13 @@ class TradingEngine:
         log.warning("account lock re-acquired on a new connection")
 
     async def tick(self) -> TickReport:
+        from services.trading import telemetry  # Prometheus counters (issue 6)
+
         now = self.clock.now()
         report = TickReport(now)
+        timer = telemetry.tick_started(self.settings.polling_interval.total_seconds())
         if await self._guarded("lock", self._keep_lock(), report, default=False) is False:
-            return report
+            return telemetry.record_tick(report, timer)
         loaded = await self._guarded("settings", self.store.load_settings(), report)
         if loaded is not None:
             self.settings = loaded
@@ -202,7 +205,7 @@ class TradingEngine:
         sent = await self._guarded("outbox", self._deliver(now), report)
         report.orders_sent = sent or 0
         await self._guarded("session_close", self._close_session_if_due(now), report)
-        return report
+        return telemetry.record_tick(report, timer)
 
     async def _guarded(self, component: str, work: Awaitable[Any], report: TickReport | None = None,
                        default: Any = None) -> Any:
@@ -248,7 +251,7 @@ class TradingEngine:
 
     async def _apply_reports(self, now: datetime, report: TickReport) -> None:
         stop_outs = False
-        while (message := await self.fills.take(timeout_seconds=0.01)) is not None:
+        while (message := await self.fills.take_nowait()) is not None:
             try:
                 fill = FillReport.model_validate_json(message)
             except ValidationError as exc:

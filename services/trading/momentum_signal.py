@@ -5,8 +5,8 @@ It stands in for the upstream signal pipeline so the engine has something to tra
 - **buy** when the 10-session simple moving average of the close crosses above the 30-session
   one (a "golden cross"); **sell** when it crosses back below.
 - **confidence** grows with the 20-session rate of change in the signal's direction:
-  `0.5 + 0.45 * min(|roc20| / 0.20, 1)`, so a flat market gives 0.5 (below every risk tier's
-  threshold) and a 20% move or more gives 0.95.
+  `0.5 + 0.45 * min(|roc20| / 0.08, 1)`, so a flat market gives 0.5 (below every risk tier's
+  threshold), a 3% move about 0.67 and an 8% move or more 0.95.
 - Each recommendation is stamped at the close of the session whose bar produced it, with mode
   `paper_eligible` and trend window `20d`.
 
@@ -26,7 +26,7 @@ from services.trading.market_data import PriceBar
 FAST_WINDOW = 10
 SLOW_WINDOW = 30
 ROC_WINDOW = 20
-FULL_CONFIDENCE_MOVE = 0.20
+FULL_CONFIDENCE_MOVE = 0.08
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,7 @@ def test_signals_fire_exactly_at_sma_crossings(closes: list[float]) -> None:
 
 def test_confidence_rises_with_the_move() -> None:
     assert momentum_signal.confidence_for(0.0) == 0.5
-    assert momentum_signal.confidence_for(0.10) == pytest.approx(0.725)
+    assert momentum_signal.confidence_for(0.04) == pytest.approx(0.725)
     assert momentum_signal.confidence_for(0.50) == 0.95
 
 

@@ -1,0 +1,135 @@
+"""The two long-running jobs: `demo` (history replayed through the live stack on a simulated
+clock, the dashboard up) and `run` (the same stack on the wall clock, for real use).
+
+The demo works in a database of its own (`stonks_demo`, rebuilt on every run) and Redis
+database 1, so a demo never touches the state of a real account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Awaitable, Callable
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import redis.asyncio as aioredis
+import structlog
+
+from services.paper_broker.broker import PaperBroker, PaperBrokerSettings
+from services.shared.config import AppConfig
+from services.shared.db import connect, create_pool
+from services.shared.runtime import resolve_server_urls
+from services.trading import setup_steps
+from services.trading.clock import WallClock
+from services.trading.engine import TradingEngine
+from services.trading.replay import Replay, ReplaySummary, sessions_between
+
+log = structlog.get_logger(__name__)
+DEMO_DATABASE = "stonks_demo"
+DEMO_REDIS_DB = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DemoPlan:
+    start: date
+    end: date
+    capital: Decimal
+    serve: bool
+    host: str
+    port: int
+
+
+def _database_url(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def _redis_db(url: str, index: int) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{index}"))
+
+
+async def fresh_demo_database(server_url: str) -> str:
+    """Drop and recreate the demo's own database; return its URL."""
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {DEMO_DATABASE} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {DEMO_DATABASE}")
+    finally:
+        await admin.close()
+    return _database_url(server_url, DEMO_DATABASE)
+
+
+async def prepare_demo(config: AppConfig, on_bars: Callable[[int], None]) -> tuple[str, str, setup_steps.LoadReport, int]:
+    """Servers up, a fresh demo database migrated and loaded with the sample and signals."""
+    urls = resolve_server_urls(config)
+    database_url = await fresh_demo_database(urls.database_url)
+    redis_url = _redis_db(urls.redis_url, DEMO_REDIS_DB)
+    connection = await connect(database_url)
+    try:
+        await setup_steps.upgrade_schema(connection)
+        report = await setup_steps.load_sample_market(connection, on_bars)
+        signals = await setup_steps.write_momentum_signals(connection)
+    finally:
+        await connection.close()
+    client = aioredis.from_url(redis_url)
+    await client.flushdb()
+    await client.aclose()
+    return database_url, redis_url, report, signals
+
+
+async def replay_demo(database_url: str, redis_url: str, plan: DemoPlan, on_session: Callable[[date], None],
+                      serve_api: Callable[[asyncpg.Pool, aioredis.Redis], Awaitable[None]] | None) -> ReplaySummary:
+    """Replay the plan's sessions; the API (if given) serves the same database meanwhile and
+    after, until interrupted."""
+    pool = await create_pool(database_url, max_size=10)
+    redis = aioredis.from_url(redis_url)
+    api = asyncio.create_task(serve_api(pool, redis)) if serve_api else None
+    try:
+        summary = await Replay(pool, redis, plan.start, plan.end, capital=plan.capital).run(on_session)
+        if api is not None:
+            await api
+        return summary
+    finally:
+        if api is not None and not api.done():
+            api.cancel()
+        await redis.aclose()
+        await pool.close()
+
+
+async def run_live(config: AppConfig, *, paper_broker: bool, capital: Decimal,
+                   serve_api: Callable[[asyncpg.Pool, aioredis.Redis, TradingEngine], Awaitable[None]]) -> None:
+    """The engine (and the paper broker, unless a real broker consumes the queue) on the wall
+    clock, with the API, until SIGINT/SIGTERM."""
+    urls = resolve_server_urls(config)
+    connection = await connect(urls.database_url)
+    try:
+        await setup_steps.upgrade_schema(connection)
+    finally:
+        await connection.close()
+    pool = await create_pool(urls.database_url, max_size=10)
+    redis = aioredis.from_url(urls.redis_url)
+    clock = WallClock()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    engine = TradingEngine(pool, redis, clock)
+    await engine.start()
+    await engine.store.apply_environment(config.trading)
+    tasks = [asyncio.create_task(engine.run(stop)), asyncio.create_task(serve_api(pool, redis, engine))]
+    if paper_broker:
+        broker = PaperBroker.on_redis(pool, redis, clock, PaperBrokerSettings(starting_cash=capital))
+        await broker.start()
+        tasks.append(asyncio.create_task(broker.run(stop)))
+    try:
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await engine.stop()
+        await redis.aclose()
+        await pool.close()
