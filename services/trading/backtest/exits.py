@@ -45,9 +45,11 @@ def find_exits(market: MarketData, day: int, held: list[Holding], rows: np.ndarr
     else:
         low, high = market.low[rows, day], market.high[rows, day]
     loss_limit = float(settings.single_position_loss_pct) * BREAKER_MARGIN
-    with np.errstate(invalid="ignore"):
-        candidate = ((low <= stops * (1 + TOLERANCE)) | (high >= take_profits * (1 - TOLERANCE))
-                     | (low < entries * (1 - loss_limit)))
+    # A missing bar is NaN, and NaN compares False: no candidate, the day is skipped for it.
+    candidate = (low <= stops * (1 + TOLERANCE)) | (high >= take_profits * (1 - TOLERANCE))
+    candidate |= low < entries * (1 - loss_limit)
+    if not candidate.any():
+        return []
     signals = []
     for i in np.flatnonzero(candidate):
         holding = held[i]

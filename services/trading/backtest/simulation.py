@@ -321,8 +321,8 @@ class Simulation:
                 levels = moved or levels
             if levels is not holding.levels:
                 self.book.set_levels(holding, levels)
-        positions = [h.position() for h in self.book.holdings.values()]
-        for adjustment in stop_loss_manager.tighten_for_heat(positions, self.book.value(),
+        portfolio = self.book.portfolio()
+        for adjustment in stop_loss_manager.tighten_for_heat(portfolio.positions, portfolio.total_value,
                                                              self.settings.tier.max_portfolio_heat, stops):
             holding = self.book.holdings[adjustment.ticker]
             self.book.set_levels(holding, replace(holding.levels, stop_loss_price=adjustment.new_stop,
