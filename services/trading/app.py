@@ -1,21 +1,99 @@
-"""The trading engine's HTTP service (seed task 20.1): API, health probes and the dashboard."""
+"""The trading engine's HTTP service (seed task 20.1, SPEC section 7): the control plane API,
+health probes, Prometheus metrics and the built dashboard.
+
+    create_app(runtime)   serve a Runtime its caller built (tests, the demo: the caller owns
+                          the servers and drives the engine unless runtime.run_engine)
+    create_app()          build the Runtime at start-up from the environment and run the
+                          engine loop here (`uvicorn services.trading.app:app`)
+
+Creating the app does no I/O: everything that connects happens in the lifespan.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from services.shared.config import load_config
+from services.shared.logging import configure_logging
+from services.trading.api import commands
+from services.trading.api.routes import (
+    backtest,
+    config,
+    control,
+    decisions,
+    metrics,
+    notifications,
+    positions,
+    probes,
+    prometheus,
+    status,
+    trades,
+)
+from services.trading.api.runtime import EngineRunner, Runtime, close_runtime, open_runtime
+from services.trading.api.settings import load_api_settings
+
+DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "frontend" / "dist"
+ROUTERS = (probes, prometheus, status, positions, config, control, decisions, trades, metrics, backtest,
+           notifications)
+
+DESCRIPTION = """Control plane of the autonomous trading engine.
+
+Every endpoint that changes state (PUT config, POST pause/resume, POST backtest, PUT notification
+config) needs `Authorization: Bearer <token>`: `STONKS_API_TOKEN`, or the token generated on first
+start and kept in `<STONKS_DATA_DIR>/api-token`. Reads need it too unless the server listens on
+loopback only (`STONKS_API_PROTECT_READS`: auto, always, never). A wrong or missing token answers
+401 and changes nothing; invalid input answers 422 naming the field and the reason.
+
+Money, prices and quantities are decimal strings; statistics are numbers (null when not finite;
+an infinite profit factor is null with `profit_factor_infinite: true`).
+"""
 
 
-def create_app() -> FastAPI:
-    app = FastAPI(
-        title="stonks-oracle trading engine",
-        description="Control plane of the autonomous trading engine.",
-        version="0.1.0",
-    )
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": f"database or queue unavailable: {type(exc).__name__}"}, status_code=503)
 
-    @app.get("/health", tags=["probes"], summary="Liveness: the process answers")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
 
+def create_app(runtime: Runtime | None = None, *, dashboard_dir: Path | None = DASHBOARD_DIR) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        current = runtime
+        if current is None:
+            settings = load_config()
+            configure_logging(settings.log_level)
+            current = await open_runtime(settings, load_api_settings())
+        app.state.runtime = current
+        runner = EngineRunner(current.engine) if current.run_engine and current.engine is not None else None
+        app.state.engine_runner = runner
+        if runner is not None:
+            runner.start()
+        try:
+            yield
+        finally:
+            await current.backtests.stop(lambda backtest_id, error: commands.mark_backtest_failed(
+                current.pool, backtest_id, error))
+            if runner is not None:
+                await runner.stop()
+            await close_runtime(current)
+
+    app = FastAPI(title="stonks-oracle trading engine", description=DESCRIPTION, version="0.1.0",
+                  lifespan=lifespan)
+    # A runtime handed in serves requests at once, lifespan or not (httpx's ASGITransport runs none).
+    app.state.runtime = runtime
+    app.state.engine_runner = None
+    for module in ROUTERS:
+        app.include_router(module.router)
+    for error in (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, TimeoutError):
+        app.add_exception_handler(error, _database_unavailable)
+    if dashboard_dir is not None and dashboard_dir.is_dir():
+        # Mounted last, so every API route wins over a file of the same path.
+        app.mount("/", StaticFiles(directory=dashboard_dir, html=True), name="dashboard")
     return app
 
 

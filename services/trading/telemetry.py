@@ -22,12 +22,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 if TYPE_CHECKING:  # the engine imports this module; no import cycle at run time
     from services.trading.engine import TickReport
 
+disable_created_metrics()  # no `_created` twin of every counter: it only doubles the scrape
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 TICKS = Counter("stonks_engine_ticks", "Engine loop ticks run by this process.", registry=REGISTRY)

@@ -1,0 +1,28 @@
+"""422 answers in FastAPI's own validation shape, so every refusal names the field and the
+reason the same way: `{"detail": [{"type", "loc": ["body", field], "msg", "input"}]}`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi.exceptions import RequestValidationError
+
+from services.trading.api.models import ErrorBody
+
+UNAUTHORIZED = {401: {"model": ErrorBody, "description": "Missing or wrong bearer token; nothing was changed."}}
+
+
+def field_error(field: str, message: str, value: Any = None, *, where: str = "body") -> RequestValidationError:
+    return fields_error([field], message, value, where=where)
+
+
+def fields_error(fields: Iterable[str], message: str, value: Any = None, *,
+                 where: str = "body") -> RequestValidationError:
+    return RequestValidationError([{"type": "value_error", "loc": (where, field), "msg": message, "input": value}
+                                   for field in fields])
+
+
+def located(errors: Iterable[dict[str, Any]], where: str = "body") -> RequestValidationError:
+    """A pydantic model's errors, located in the request like FastAPI's own."""
+    return RequestValidationError([{**e, "loc": (where, *e["loc"])} for e in errors])

@@ -1,0 +1,50 @@
+"""Background backtests of this process (`POST /api/trading/backtest`): started as asyncio
+tasks, counted against a limit, and cancelled (their runs marked failed) when the server stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from uuid import UUID
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+class TooManyBacktests(RuntimeError):
+    pass
+
+
+class BacktestJobs:
+    def __init__(self, limit: int = 2) -> None:
+        self.limit = limit
+        self._tasks: dict[UUID, asyncio.Task] = {}
+
+    @property
+    def running(self) -> int:
+        return sum(1 for task in self._tasks.values() if not task.done())
+
+    def reserve(self) -> None:
+        """Raise `TooManyBacktests` when the limit is reached (checked before the run is recorded)."""
+        if self.running >= self.limit:
+            raise TooManyBacktests(f"{self.running} backtests are running; at most {self.limit} at once")
+
+    def start(self, backtest_id: UUID, job: Awaitable[None]) -> None:
+        task = asyncio.create_task(job, name=f"backtest-{backtest_id}")
+        self._tasks[backtest_id] = task  # a strong reference: asyncio keeps only weak ones
+        task.add_done_callback(lambda _: self._tasks.pop(backtest_id, None))
+
+    async def stop(self, mark_failed: Callable[[UUID, str], Awaitable[None]]) -> None:
+        """Cancel unfinished runs and record them failed, so none stays `running` forever."""
+        pending = {backtest_id: task for backtest_id, task in self._tasks.items() if not task.done()}
+        for task in pending.values():
+            task.cancel()
+        await asyncio.gather(*pending.values(), return_exceptions=True)
+        for backtest_id in pending:
+            try:
+                await mark_failed(backtest_id, "the server stopped before the backtest finished")
+            except Exception as exc:  # noqa: BLE001 - shutting down: say so and go on
+                log.warning("could not mark an interrupted backtest failed", backtest_id=str(backtest_id),
+                            error=str(exc))

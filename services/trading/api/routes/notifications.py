@@ -1,0 +1,84 @@
+"""Notification settings and history (seed tasks 16, 20.1, 23.8): GET/PUT
+/api/trading/notifications/config and GET /api/trading/notifications/history.
+
+PUT takes the fields to change (others kept), validates the merged settings whole with the
+notification service's own model, saves them with an audit record, and hands them to the
+running notification service, if this process has one.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import ConfigDict, ValidationError, create_model
+from pydantic.fields import FieldInfo
+
+from services.shared.schemas import DeliveryStatus, NotificationChannel, NotificationEventType
+from services.trading.api import commands, queries, views
+from services.trading.api.deps import PagingDep, RuntimeDep, require_read_access, require_token
+from services.trading.api.errors import UNAUTHORIZED, located
+from services.trading.api.models import NotificationView, Page
+from services.trading.api.routes.config import change_source
+from services.trading.notifications.settings import NotificationSettings, load_notification_settings
+
+router = APIRouter(prefix="/api/trading/notifications", tags=["notifications"])
+
+NotificationSettingsUpdate = create_model(
+    "NotificationSettingsUpdate", __config__=ConfigDict(extra="forbid", frozen=True),
+    __doc__="Notification settings to change; fields left out are kept. A recipient set to null is cleared.",
+    **{name: (info.annotation, FieldInfo.merge_field_infos(info, default=None))
+       for name, info in NotificationSettings.model_fields.items()})
+
+
+def _merged(current: NotificationSettings, update: Any) -> NotificationSettings:
+    try:
+        return NotificationSettings.model_validate({**current.model_dump(), **update.model_dump(exclude_unset=True)})
+    except ValidationError as exc:
+        raise located(_name_fields(exc.errors(include_url=False))) from None
+
+
+def _name_fields(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A rule of the whole model ("sms_enabled needs ...") is located at the field it names."""
+    named = []
+    for error in errors:
+        if not error["loc"]:
+            words = str(error["msg"]).removeprefix("Value error, ").split()
+            field = next((w for w in words if w in NotificationSettings.model_fields), None)
+            error = {**error, "loc": (field,) if field else ()}
+        named.append({k: v for k, v in error.items() if k != "ctx"} | {"msg": str(error["msg"])})
+    return named
+
+
+@router.get("/config", response_model=NotificationSettings, dependencies=[Depends(require_read_access)],
+            responses=UNAUTHORIZED, summary="Notification settings in force (recipients may come from the "
+            "environment)")
+async def get_notification_config(runtime: RuntimeDep) -> NotificationSettings:
+    return await load_notification_settings(runtime.pool, runtime.trading)
+
+
+@router.put("/config", response_model=NotificationSettings, dependencies=[Depends(require_token)],
+            responses=UNAUTHORIZED, summary="Change notification settings (fields sent; others kept), audited")
+async def put_notification_config(update: NotificationSettingsUpdate, request: Request,  # type: ignore[valid-type]
+                                  runtime: RuntimeDep) -> NotificationSettings:
+    settings = _merged(await load_notification_settings(runtime.pool), update)
+    await commands.save_notifications_audited(runtime.pool, settings,
+                                              change_source(request, "PUT /api/trading/notifications/config"))
+    in_force = await load_notification_settings(runtime.pool, runtime.trading)
+    if runtime.notifications is not None:
+        runtime.notifications.update_settings(in_force)
+    return in_force
+
+
+@router.get("/history", response_model=Page[NotificationView], dependencies=[Depends(require_read_access)],
+            responses=UNAUTHORIZED, summary="Notifications sent or attempted, newest first")
+async def notification_history(
+        runtime: RuntimeDep, page: PagingDep,
+        channel: Annotated[NotificationChannel | None, Query()] = None,
+        event_type: Annotated[NotificationEventType | None, Query()] = None,
+        status: Annotated[DeliveryStatus | None, Query(description="pending, delivered, failed, rate_limited")] = None,
+) -> Page[NotificationView]:
+    rows = await queries.notifications(runtime.pool, channel=channel, event_type=event_type, status=status,
+                                       limit=page.limit, offset=page.offset)
+    return Page[NotificationView](items=[views.notification(r) for r in rows.items], total=rows.total,
+                                  limit=page.limit, offset=page.offset)

@@ -1,0 +1,145 @@
+"""What the routes work with: the servers, the clock, the engine (if any) and the token.
+
+`create_app(runtime)` serves a `Runtime` built by its caller: tests and the demo build one
+around their own pool, clock and engine (`run_engine=False`: the caller drives the engine, the
+API only reports on it). `create_app()` with no runtime builds one at start-up from the
+environment (`open_runtime`) and, unless `STONKS_API_RUN_ENGINE=false`, runs the engine loop
+in this process (`EngineRunner`), as seed task 20.1 asks of the lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import asyncpg
+import redis.asyncio as aioredis
+import structlog
+
+from services.shared import migrations
+from services.shared.config import AppConfig, TradingConfig
+from services.shared.db import create_pool
+from services.shared.runtime import resolve_server_urls
+from services.trading.api.auth import TOKEN_FILE_NAME, ApiToken, resolve_token
+from services.trading.api.jobs import BacktestJobs
+from services.trading.api.settings import ApiSettings, ReadAccess, load_api_settings
+from services.trading.clock import Clock, WallClock
+from services.trading.engine import TradingEngine
+from services.trading.store import EngineStore
+
+log = structlog.get_logger(__name__)
+POOL_SIZE = 12  # the engine keeps two (its lock and its LISTEN); the rest serve requests and backtests
+
+
+class NotificationSettingsSink(Protocol):
+    """The running notification service: told when the owner saves new settings."""
+
+    def update_settings(self, settings: Any) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+    clock: Clock
+    token: ApiToken
+    engine: TradingEngine | None = None
+    # Start `engine` (take its lock, rebuild its state) and run its loop for the app's life.
+    # False: the engine, if any, is driven by the caller; the API reports on it only.
+    run_engine: bool = False
+    read_access: ReadAccess = ReadAccess.AUTO
+    api_host: str = "127.0.0.1"
+    trading: TradingConfig | None = None  # environment fallback for notification recipients
+    notifications: NotificationSettingsSink | None = None
+    backtests: BacktestJobs = field(default_factory=BacktestJobs)
+    owns_connections: bool = False  # close the pool and Redis client when the app stops
+
+    @property
+    def store(self) -> EngineStore:
+        return self.engine.store if self.engine is not None else EngineStore(self.pool)
+
+
+async def open_runtime(config: AppConfig, api: ApiSettings) -> Runtime:
+    """Connect to the configured servers (starting private ones when no URL is set), bring the
+    schema up to date, and settle the token."""
+    token = resolve_token(config.api_token, api.token_file or config.data_dir / TOKEN_FILE_NAME)
+    urls = await asyncio.to_thread(resolve_server_urls, config)
+    pool = await create_pool(urls.database_url, max_size=POOL_SIZE)
+    try:
+        async with pool.acquire() as connection:
+            await migrations.upgrade(connection)
+        redis = aioredis.from_url(urls.redis_url)
+        clock = WallClock()
+        engine = None
+        if api.run_engine:
+            engine = TradingEngine(pool, redis, clock)
+            await engine.store.apply_environment(config.trading)
+    except BaseException:
+        await pool.close()
+        raise
+    return Runtime(pool, redis, clock, token, engine=engine, run_engine=api.run_engine,
+                   read_access=api.protect_reads, api_host=config.api_host, trading=config.trading,
+                   backtests=BacktestJobs(api.max_backtests), owns_connections=True)
+
+
+def attached_runtime(config: AppConfig, pool: asyncpg.Pool, redis: aioredis.Redis, clock: Clock, *,
+                     engine: TradingEngine | None = None, notifications: NotificationSettingsSink | None = None,
+                     api: ApiSettings | None = None) -> Runtime:
+    """A runtime around servers and an engine its caller owns and drives (`run`, `demo`): the
+    token and read access come from the environment as for `open_runtime`; the app starts
+    nothing and closes nothing."""
+    api = api or load_api_settings()
+    token = resolve_token(config.api_token, api.token_file or config.data_dir / TOKEN_FILE_NAME)
+    return Runtime(pool, redis, clock, token, engine=engine, run_engine=False, read_access=api.protect_reads,
+                   api_host=config.api_host, trading=config.trading, notifications=notifications,
+                   backtests=BacktestJobs(api.max_backtests))
+
+
+async def close_runtime(runtime: Runtime) -> None:
+    if not runtime.owns_connections:
+        return
+    await runtime.redis.aclose()
+    try:
+        await asyncio.wait_for(runtime.pool.close(), 10)
+    except TimeoutError:
+        runtime.pool.terminate()
+
+
+class EngineRunner:
+    """The engine loop as a task of the app: start (waiting for the account lock if another
+    engine holds it, without holding up the server), run, and stop gracefully."""
+
+    def __init__(self, engine: TradingEngine) -> None:
+        self.engine = engine
+        self.error: str | None = None
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._main(), name="trading-engine")
+
+    async def _main(self) -> None:
+        try:
+            await self.engine.start()
+            await self.engine.run(self._stop)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("the engine loop stopped on an error")
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def stop(self, timeout: float = 30) -> None:
+        self._stop.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+            except TimeoutError:
+                log.warning("engine tick did not finish in time; cancelling it", timeout=timeout)
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
+        await self.engine.stop()
