@@ -206,7 +206,9 @@ def _breaker_triggered(d: Mapping[str, Any], at: datetime) -> Parts:
             (pause, until),
             ("Reason", text(d.get("reason"))),
         ],
-        "No new entries are made while the halt lasts; open positions keep their stops.",
+        f"The position was closed; {ticker} is not re-entered before {until}."
+        if ticker
+        else "No new entries are made while the halt lasts; open positions keep their stops.",
     )
     return sms, subject, body
 
