@@ -135,7 +135,10 @@ class EngineRunner:
 
     async def stop(self, timeout: float = 30) -> None:
         self._stop.set()
-        if self._task is not None:
+        if self._task is not None and not self.engine.started:
+            self._task.cancel()  # still waiting for the account lock: nothing in flight to finish
+            await asyncio.gather(self._task, return_exceptions=True)
+        elif self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout)
             except TimeoutError:
