@@ -16,13 +16,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.shared.config import load_config
 from services.shared.logging import configure_logging
 from services.trading.api import commands
+from services.trading.api.errors import unreadable_body
 from services.trading.api.routes import (
     backtest,
     config,
@@ -66,7 +69,8 @@ def create_app(runtime: Runtime | None = None, *, dashboard_dir: Path | None = D
         current = runtime
         if current is None:
             settings = load_config()
-            configure_logging(settings.log_level)
+            if not structlog.is_configured():  # `uvicorn services.trading.app:app`; the CLI configures its own
+                configure_logging(settings.log_level)
             current = await open_runtime(settings, load_api_settings())
         app.state.runtime = current
         runner = EngineRunner(current.engine) if current.run_engine and current.engine is not None else None
@@ -89,6 +93,7 @@ def create_app(runtime: Runtime | None = None, *, dashboard_dir: Path | None = D
     app.state.engine_runner = None
     for module in ROUTERS:
         app.include_router(module.router)
+    app.add_exception_handler(StarletteHTTPException, unreadable_body)
     for error in (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, TimeoutError):
         app.add_exception_handler(error, _database_unavailable)
     if dashboard_dir is not None and dashboard_dir.is_dir():

@@ -6,7 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from fastapi import Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.trading.api.models import ErrorBody
 
@@ -26,3 +30,12 @@ def fields_error(fields: Iterable[str], message: str, value: Any = None, *,
 def located(errors: Iterable[dict[str, Any]], where: str = "body") -> RequestValidationError:
     """A pydantic model's errors, located in the request like FastAPI's own."""
     return RequestValidationError([{**e, "loc": (where, *e["loc"])} for e in errors])
+
+
+async def unreadable_body(request: Request, exc: StarletteHTTPException) -> Response:
+    """A body that cannot even be decoded (not UTF-8 JSON) is invalid input like any other:
+    422 in the same shape, not FastAPI's bare 400. Every other HTTP error passes through."""
+    if exc.status_code == 400 and request.method in ("POST", "PUT", "PATCH"):
+        return JSONResponse({"detail": [{"type": "json_invalid", "loc": ["body"], "input": None,
+                                         "msg": "the body is not valid JSON (UTF-8)"}]}, status_code=422)
+    return await http_exception_handler(request, exc)

@@ -84,29 +84,35 @@ class History:
     thesis: str = "test"
 
 
-@pytest.fixture
-async def traded(pool: asyncpg.Pool, redis_client: aioredis.Redis) -> AsyncIterator[tuple[Api, History]]:
+async def make_history(pool: asyncpg.Pool, redis: aioredis.Redis) -> History:
     """XYZ bought and closed at its take-profit (a closed trade with a thesis, a siphon into the
-    Reserve Pool), ABC bought and still held with its stops, and a skip (unknown ticker)."""
+    Reserve Pool), ABC bought and still held with its stops, and a skip (unknown ticker). The
+    caller stops `history.stack.engine`."""
     days = await seed_ticker(pool, "XYZ", RISING)
     await seed_ticker(pool, "ABC", [50 + i * 0.25 for i in range(30)], sector="Energy")
     await enable_engine(pool, gradual_entry_tranches=1)
-    stack = await build_stack(pool, redis_client, at(days[-1], 16, 5))
+    stack = await build_stack(pool, redis, at(days[-1], 16, 5))
+    bought_day, exit_day = sessions(days[-1], 3)[1:]
+    await add_bar(pool, "XYZ", bought_day, open_=115.0, close=116.0)
+    await add_bar(pool, "ABC", bought_day, open_=57.5, close=57.6)
+    await recommend(pool, "XYZ", at(days[-1], 16, 10))
+    await recommend(pool, "ABC", at(days[-1], 16, 11), confidence=0.75)
+    await recommend(pool, "NOPE", at(days[-1], 16, 12))
+    await stack.step(at(bought_day, 9, 45))
+    take_profit = await pool.fetchval(
+        "SELECT take_profit_price FROM position_stop_levels WHERE active AND ticker = 'XYZ'")
+    await add_bar(pool, "XYZ", exit_day, open_=float(take_profit) + 1, close=float(take_profit) + 2)
+    await add_bar(pool, "ABC", exit_day, open_=57.7, close=57.8)
+    await stack.step(at(exit_day, 9, 45))
+    return History(stack, days, bought_day, exit_day)
+
+
+@pytest.fixture
+async def traded(pool: asyncpg.Pool, redis_client: aioredis.Redis) -> AsyncIterator[tuple[Api, History]]:
+    history = await make_history(pool, redis_client)
     try:
-        bought_day, exit_day = sessions(days[-1], 3)[1:]
-        await add_bar(pool, "XYZ", bought_day, open_=115.0, close=116.0)
-        await add_bar(pool, "ABC", bought_day, open_=57.5, close=57.6)
-        await recommend(pool, "XYZ", at(days[-1], 16, 10))
-        await recommend(pool, "ABC", at(days[-1], 16, 11), confidence=0.75)
-        await recommend(pool, "NOPE", at(days[-1], 16, 12))
-        await stack.step(at(bought_day, 9, 45))
-        take_profit = await pool.fetchval(
-            "SELECT take_profit_price FROM position_stop_levels WHERE active AND ticker = 'XYZ'")
-        await add_bar(pool, "XYZ", exit_day, open_=float(take_profit) + 1, close=float(take_profit) + 2)
-        await add_bar(pool, "ABC", exit_day, open_=57.7, close=57.8)
-        await stack.step(at(exit_day, 9, 45))
-        runtime = make_runtime(pool, redis_client, stack.clock, engine=stack.engine)
+        runtime = make_runtime(pool, redis_client, history.stack.clock, engine=history.stack.engine)
         async for client in serve(runtime):
-            yield Api(client, runtime, stack.clock), History(stack, days, bought_day, exit_day)
+            yield Api(client, runtime, history.stack.clock), history
     finally:
-        await stack.engine.stop()
+        await history.stack.engine.stop()

@@ -103,6 +103,15 @@ async def test_notification_settings_change_is_merged_validated_saved_and_audite
     assert "notifications/config" in audit["change_source"]
 
 
+@pytest.mark.xfail(strict=True, reason="migration 020's CHECK on sns_topic_arn uses {1,256}, beyond PostgreSQL's "
+                   "regex repetition limit of 255: every non-null topic is refused by the database")
+async def test_an_sns_topic_can_be_saved(api) -> None:
+    topic = "arn:aws:sns:us-east-1:123456789012:stonks-alerts"
+    response = await api.client.put("/api/trading/notifications/config", headers=AUTH,
+                                    json={"sms_enabled": True, "sns_topic_arn": topic})
+    assert response.status_code == 200 and response.json()["sns_topic_arn"] == topic
+
+
 @pytest.mark.parametrize(("body", "field"), [
     ({"sms_enabled": True}, "sms_enabled"),  # enabled with nowhere to send
     ({"sms_phone_number": "555-1234"}, "sms_phone_number"),
@@ -128,7 +137,7 @@ async def test_notification_history_newest_first_with_filters_and_pages(api) -> 
                VALUES ($1, $2, 'm', $3, $4)""", channel, event, status,
             datetime(2024, 3, 1, 15, minute, tzinfo=UTC))
     body = (await api.client.get("/api/trading/notifications/history")).json()
-    assert body["total"] == 3 and [n["event_type"] for n in body["items"]][0] == "risk_tier_changed"
+    assert body["total"] == 3 and body["items"][0]["event_type"] == "risk_tier_changed"
     by_channel = (await api.client.get("/api/trading/notifications/history", params={"channel": "email"})).json()
     assert by_channel["total"] == 2
     failed = (await api.client.get("/api/trading/notifications/history", params={"status": "failed"})).json()

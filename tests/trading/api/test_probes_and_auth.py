@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from services.shared.config import ConfigError
+from services.trading import app as app_module
 from services.trading.api.auth import TOKEN_FILE_NAME, resolve_token
 from services.trading.api.settings import ReadAccess
 from services.trading.app import create_app
@@ -143,9 +144,11 @@ async def test_the_app_builds_its_runtime_from_the_environment(database_url, red
                         "STONKS_DATA_DIR": str(tmp_path), "STONKS_API_PROTECT_READS": "always"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("STONKS_API_TOKEN", raising=False)
+    monkeypatch.setattr(app_module, "configure_logging", lambda level: None)  # keep pytest's stderr
     app = create_app(dashboard_dir=None)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport,
+                                                                   base_url="http://127.0.0.1") as client:
             assert (await _until_ready(client)).json()["checks"] == {"database": True, "migrations": True,
                                                                      "engine": True}
             token = (tmp_path / TOKEN_FILE_NAME).read_text().strip()

@@ -24,7 +24,7 @@ async def test_status_of_an_empty_account(api) -> None:
 
 
 async def test_status_shows_pools_heat_positions_with_stops_and_the_engine(traded) -> None:
-    api, history = traded
+    api, _ = traded
     body = (await api.client.get("/api/trading/status")).json()
     assert body["enabled"] is True and body["engine"] == {
         "attached": True, "runs_here": False, "started": True, "holds_lock": True, "loop_running": True,

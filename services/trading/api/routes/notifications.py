@@ -8,10 +8,11 @@ running notification service, if this process has one.
 
 from __future__ import annotations
 
+from datetime import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, ValidationError, WithJsonSchema, create_model
 from pydantic.fields import FieldInfo
 
 from services.shared.schemas import DeliveryStatus, NotificationChannel, NotificationEventType
@@ -24,11 +25,28 @@ from services.trading.notifications.settings import NotificationSettings, load_n
 
 router = APIRouter(prefix="/api/trading/notifications", tags=["notifications"])
 
-NotificationSettingsUpdate = create_model(
-    "NotificationSettingsUpdate", __config__=ConfigDict(extra="forbid", frozen=True),
-    __doc__="Notification settings to change; fields left out are kept. A recipient set to null is cleared.",
-    **{name: (info.annotation, FieldInfo.merge_field_infos(info, default=None))
-       for name, info in NotificationSettings.model_fields.items()})
+# A wall-clock time in New York, "HH:MM[:SS]" (JSON Schema's "time" format would demand an offset).
+WallTime = Annotated[time, WithJsonSchema({"type": "string", "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
+                                           "description": "HH:MM[:SS], America/New_York wall time."})]
+
+
+def _copy(name: str, doc: str, *, partial: bool) -> type[BaseModel]:
+    """NotificationSettings' fields (types, ranges, descriptions) as an API model: all optional
+    for an update, with times documented as New York wall-clock strings."""
+    fields = {}
+    for field, info in NotificationSettings.model_fields.items():
+        annotation = WallTime if info.annotation is time else info.annotation
+        fields[field] = (annotation, FieldInfo.merge_field_infos(info, default=None) if partial else info)
+    return create_model(name, __config__=ConfigDict(extra="forbid", frozen=True), __doc__=doc, **fields)
+
+
+NotificationSettingsUpdate = _copy("NotificationSettingsUpdate", "Notification settings to change; fields left "
+                                   "out are kept. A recipient set to null is cleared.", partial=True)
+NotificationSettingsView = _copy("NotificationSettingsView", "The notification settings in force.", partial=False)
+
+
+def _view(settings: NotificationSettings) -> BaseModel:
+    return NotificationSettingsView.model_validate(settings.model_dump())
 
 
 def _merged(current: NotificationSettings, update: Any) -> NotificationSettings:
@@ -50,24 +68,24 @@ def _name_fields(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return named
 
 
-@router.get("/config", response_model=NotificationSettings, dependencies=[Depends(require_read_access)],
+@router.get("/config", response_model=NotificationSettingsView, dependencies=[Depends(require_read_access)],
             responses=UNAUTHORIZED, summary="Notification settings in force (recipients may come from the "
             "environment)")
-async def get_notification_config(runtime: RuntimeDep) -> NotificationSettings:
-    return await load_notification_settings(runtime.pool, runtime.trading)
+async def get_notification_config(runtime: RuntimeDep) -> BaseModel:
+    return _view(await load_notification_settings(runtime.pool, runtime.trading))
 
 
-@router.put("/config", response_model=NotificationSettings, dependencies=[Depends(require_token)],
+@router.put("/config", response_model=NotificationSettingsView, dependencies=[Depends(require_token)],
             responses=UNAUTHORIZED, summary="Change notification settings (fields sent; others kept), audited")
 async def put_notification_config(update: NotificationSettingsUpdate, request: Request,  # type: ignore[valid-type]
-                                  runtime: RuntimeDep) -> NotificationSettings:
+                                  runtime: RuntimeDep) -> BaseModel:
     settings = _merged(await load_notification_settings(runtime.pool), update)
     await commands.save_notifications_audited(runtime.pool, settings,
                                               change_source(request, "PUT /api/trading/notifications/config"))
     in_force = await load_notification_settings(runtime.pool, runtime.trading)
     if runtime.notifications is not None:
         runtime.notifications.update_settings(in_force)
-    return in_force
+    return _view(in_force)
 
 
 @router.get("/history", response_model=Page[NotificationView], dependencies=[Depends(require_read_access)],
