@@ -43,6 +43,7 @@ from services.trading.store import EngineStore
 log = structlog.get_logger(__name__)
 ENGINE_LOCK_KEY = 0x7374_6F6E_6B65  # "stonke": one engine per account database
 NOTIFY_CHANNEL = "stonks_recommendations"
+RECOMMENDATION_PAGE = 200
 
 
 class Notifier(Protocol):
@@ -132,21 +133,42 @@ class TradingEngine:
         log.info("engine stopped")
 
     async def run(self, stop: asyncio.Event) -> None:
-        """The live loop: a tick, then sleep until a recommendation is inserted (NOTIFY) or the
-        polling interval passes, whichever comes first."""
+        """The live loop: a full tick every polling interval (the safety net), and in between
+        the decision step alone as soon as a recommendation is inserted (NOTIFY)."""
         listener = await self._listen()
+        loop = asyncio.get_running_loop()
+        next_full_tick = loop.time()
         try:
             while not stop.is_set():
-                await self.tick()
+                # Cleared before the step: a NOTIFY arriving during it wakes the next one.
                 self._wake.clear()
-                interval = self.settings.polling_interval.total_seconds()
+                if loop.time() >= next_full_tick:
+                    await self.tick()
+                    next_full_tick = loop.time() + self.settings.polling_interval.total_seconds()
+                else:
+                    await self.decide_pending()
                 waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
-                await asyncio.wait(waits, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waits, timeout=max(next_full_tick - loop.time(), 0),
+                                   return_when=asyncio.FIRST_COMPLETED)
                 for waiter in waits:
                     waiter.cancel()
         finally:
             if listener is not None:
                 await listener.close()
+
+    async def decide_pending(self) -> TickReport:
+        """The fast path for a new recommendation: decide what is waiting and send it."""
+        now = self.clock.now()
+        report = TickReport(now)
+        if not self.holds_lock:  # checked without I/O here; the full tick pings and re-takes it
+            return report
+        loaded = await self._guarded("settings", self.store.load_settings(), report)
+        if loaded is not None:
+            self.settings = loaded
+        if trading_window.is_within_trading_window(now):
+            await self._guarded("recommendations", self._decide_recommendations(now, report), report)
+            report.orders_sent = await self._guarded("outbox", self._deliver(now), report, default=0)
+        return report
 
     async def _listen(self) -> asyncpg.Connection | None:
         try:
@@ -217,8 +239,7 @@ class TradingEngine:
             if report is not None:
                 report.faults.append(f"{component}: {message}")
             try:
-                await self.pool.execute("INSERT INTO engine_faults (component, error) VALUES ($1, $2)",
-                                        component, message[:2000])
+                await self.store.record_fault(component, message)
             except Exception:  # noqa: BLE001 - PostgreSQL itself may be what failed
                 pass
             return default
@@ -229,21 +250,14 @@ class TradingEngine:
         state = await self.store.breaker_state()
         _, resolutions = circuit_breaker.resolve_expired(state, now)
         for resolution in resolutions:
-            await self.pool.execute(
-                """UPDATE circuit_breaker_events SET resolved_at = $1
-                   WHERE resolved_at IS NULL AND cooldown_expires IS NOT NULL AND cooldown_expires <= $1
-                     AND ($2::text IS NULL AND ticker IS NULL OR ticker = $2)""", now, resolution.ticker)
+            await self.store.resolve_breaker_events(resolution, now)
             log.info("circuit breaker resolved", reason=resolution.reason, ticker=resolution.ticker)
             if resolution.ticker is None:
                 self.notifier.notify(NotificationEventType.CIRCUIT_BREAKER_RESUMED,
                                      {"reason": resolution.reason}, now)
 
     async def _record_breaker_event(self, event: CircuitBreakerEvent) -> None:
-        await self.pool.execute(
-            """INSERT INTO circuit_breaker_events (trigger_type, threshold_value, actual_value, ticker, reason,
-                   cooldown_expires, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-            event.trigger_type.value, event.threshold_value, event.actual_value, event.ticker, event.reason,
-            event.cooldown_expires, event.triggered_at)
+        await self.store.record_breaker_event(event)
         log.warning("circuit breaker tripped", trigger=event.trigger_type.value, reason=event.reason)
         self.notifier.notify(NotificationEventType.CIRCUIT_BREAKER_TRIGGERED,
                              {"trigger": event.trigger_type.value, "reason": event.reason,
@@ -275,11 +289,8 @@ class TradingEngine:
                                   "exit_reason": effects.report.reason.value}, trade.exit_at)
 
     async def _check_volatility(self, now: datetime) -> None:
-        window = self.settings.breakers.volatility_window
-        rows = await self.pool.fetch(
-            """SELECT exit_at FROM closed_trades WHERE exit_reason = ANY($1::text[]) AND exit_at > $2
-               ORDER BY exit_at""", [OrderReason.STOP_LOSS.value, OrderReason.TRAILING_STOP.value], now - window)
-        check = circuit_breaker.check_volatility(await self.store.breaker_state(), [r["exit_at"] for r in rows], now,
+        stop_outs = await self.store.stop_outs_since(now - self.settings.breakers.volatility_window)
+        check = circuit_breaker.check_volatility(await self.store.breaker_state(), stop_outs, now,
                                                  self.settings.breakers)
         if check.event is not None:
             await self._record_breaker_event(check.event)
@@ -317,7 +328,7 @@ class TradingEngine:
         exiting = frozenset([t for t in quotes if await outbox.open_exit_exists(self.pool, t)])
         plan = protect(held, quotes, markets, breakers, self.settings, now, high_severity_event=high_severity,
                        total_value=portfolio.total_value, exiting=exiting)
-        await self._persist_levels(plan.level_updates, now)
+        await self.store.save_stop_levels(plan.level_updates, now)
         for event in plan.breaker_events:
             await self._record_breaker_event(event)
         context = DecisionContext(portfolio, plan.breakers, self.settings, self.correlations)
@@ -333,15 +344,6 @@ class TradingEngine:
         if check.event is not None:
             await self._record_breaker_event(check.event)
 
-    async def _persist_levels(self, updates, now: datetime) -> None:
-        for ticker, levels in updates.items():
-            await self.pool.execute(
-                """UPDATE position_stop_levels SET stop_loss_price = $2, take_profit_price = $3,
-                       trailing_stop_active = $4, atr_value = $5, atr_multiplier = $6, updated_at = $7
-                   WHERE ticker = $1 AND active""",
-                ticker, levels.stop_loss_price, levels.take_profit_price, levels.trailing_stop_active,
-                levels.atr_value, levels.atr_multiplier, now)
-
     async def _send_exit(self, exit_: Exit, context: DecisionContext, now: datetime, report: TickReport) -> None:
         outcome = exit_decision(exit_.ticker, exit_.quantity, exit_.reason, exit_.detail, context, now=now,
                                 decision_id=uuid.uuid4(), price=exit_.price, is_micro=exit_.is_micro)
@@ -352,22 +354,32 @@ class TradingEngine:
 
     async def _decide_recommendations(self, now: datetime, report: TickReport) -> None:
         state = await self.store.engine_state(now)
-        for rec in await self.store.undecided_recommendations(state["epoch"], now):
-            outcome = await self.decide_one(rec, now)
-            if outcome is not None:
-                report.decisions += 1
-                report.acted += outcome.acted
+        while True:  # in pages, until none is left: a burst must not wait for the next poll
+            page = await self.store.undecided_recommendations(state["epoch"], now, limit=RECOMMENDATION_PAGE)
+            decided_before = report.decisions
+            for rec in page:
+                outcome = await self.decide_one(rec, now)
+                if outcome is not None:
+                    report.decisions += 1
+                    report.acted += outcome.acted
+            if len(page) < RECOMMENDATION_PAGE or report.decisions == decided_before:
+                return
 
     async def decide_one(self, rec: Recommendation, now: datetime) -> DecisionOutcome | None:
         """Decide one recommendation once: a Redis mark first (fast, and it stops two racing
         paths of this process), the database's unique index last (authoritative)."""
         if not await self._mark(rec.id):
             return None
+        try:
+            return await self._decide_marked(rec, now)
+        except BaseException:
+            await self._unmark(rec.id)  # not decided after all: a later tick must try again
+            raise
+
+    async def _decide_marked(self, rec: Recommendation, now: datetime) -> DecisionOutcome | None:
         quotes = await self.market.prices.quotes([*await self.store.held_tickers(), rec.ticker], now)
         portfolio = await self.store.portfolio(quotes)
-        micro_today = await self.pool.fetchval(
-            """SELECT count(*) FROM trading_decisions WHERE is_micro_trade AND decision = 'act'
-               AND recommendation_id IS NOT NULL AND created_at >= $1""", _session_start(now))
+        micro_today = await self.store.micro_entries_since(_session_start(now))
         context = DecisionContext(portfolio, await self.store.breaker_state(), self.settings, self.correlations,
                                   micro_today)
         market = await self.market.view(rec.ticker, now, quote=quotes.get(rec.ticker))
@@ -386,6 +398,12 @@ class TradingEngine:
         log.info("decided", recommendation_id=rec.id, ticker=rec.ticker, decision=outcome.decision.decision.value,
                  shares=str(outcome.decision.computed_share_quantity), reason=outcome.decision.skip_reason)
         return outcome
+
+    async def _unmark(self, recommendation_id: int) -> None:
+        try:
+            await self.redis.delete(dedupe_key(recommendation_id))
+        except Exception:  # noqa: BLE001 - an expired or lost mark is harmless: the database decides
+            pass
 
     async def _mark(self, recommendation_id: int) -> bool:
         """False only when this very process already marked it (a racing duplicate)."""
@@ -428,8 +446,8 @@ class TradingEngine:
                                        price), context, now, report)
 
     async def _deliver(self, now: datetime) -> int:
-        breakers = await self.store.breaker_state()
         settings = self.settings
+        breakers = await self.store.breaker_state()
 
         def may_send(row) -> str | None:  # a later tranche is re-checked before it goes
             if settings.paused or not settings.enabled:

@@ -52,15 +52,34 @@ class MarketViewStore:
 
     async def view(self, ticker: str, now: datetime, *, quote: Quote | None = None,
                    high_severity_event: bool | None = None) -> MarketView:
-        sector = await self.pool.fetchval("SELECT sector FROM tickers WHERE ticker = $1", ticker)
-        if sector is None:
+        facts = await self.pool.fetchrow(_FACTS, ticker, now, now.astimezone(NEW_YORK).date())
+        if facts["sector"] is None:
             return MarketView(ticker_known=False)
         quote = quote or await self.prices.quote(ticker, now)
+        bars = await self.pool.fetch(_RECENT_BARS, ticker, now, ATR_LOOKBACK_BARS)
+        upcoming = facts["next_earnings"]
         return MarketView(
-            ticker_known=True, sector=sector, price=quote.price if quote else None,
-            daily_atr=await self.atr(ticker, now),
-            intraday_atr=await self.atr(ticker, now, ("5m", "1m")),
-            sessions_until_earnings=await self.sessions_until_earnings(ticker, now),
-            high_severity_event=(await self.high_severity_event(now)
-                                 if high_severity_event is None else high_severity_event),
+            ticker_known=True, sector=facts["sector"], price=quote.price if quote else None,
+            daily_atr=atr_from_rows([b for b in bars if b["interval"] == "1d"]),
+            intraday_atr=atr_from_rows([b for b in bars if b["interval"] != "1d"]),
+            sessions_until_earnings=None if upcoming is None else sessions_until(now, upcoming),
+            high_severity_event=facts["high_severity"] if high_severity_event is None else high_severity_event,
         )
+
+
+# One round trip for the facts a decision needs besides bars (latency matters: issue 5).
+_FACTS = """
+SELECT (SELECT sector FROM tickers WHERE ticker = $1) AS sector,
+       (SELECT min(earnings_date) FROM earnings_calendar WHERE ticker = $1 AND earnings_date >= $3) AS next_earnings,
+       EXISTS (SELECT 1 FROM macro_events WHERE severity = 'high' AND starts_at <= $2
+               AND (ends_at IS NULL OR ends_at > $2)) AS high_severity
+"""
+
+# The latest bars of each interval, newest first, in one round trip.
+_RECENT_BARS = """
+SELECT * FROM (
+    SELECT interval, high, low, close, ts,
+           row_number() OVER (PARTITION BY interval ORDER BY ts DESC) AS n
+    FROM price_bars WHERE ticker = $1 AND ts <= $2
+) bars WHERE n <= $3 ORDER BY interval, ts DESC
+"""

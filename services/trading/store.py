@@ -17,6 +17,7 @@ import asyncpg
 import structlog
 
 from services.shared.config import TradingConfig
+from services.trading.circuit_breaker import BreakerResolution, CircuitBreakerEvent
 from services.trading.engine_settings import EngineSettings
 from services.trading.models import (
     CircuitBreakerState,
@@ -154,7 +155,8 @@ class EngineStore:
         """The account as decisions must see it: held positions plus the orders already
         decided but not yet filled, so two buys in one tick cannot spend the same cash."""
         positions = {h.position.ticker: h.position for h in await self.held_positions(quotes)}
-        cash = await self.cash()
+        balances = await self.pool.fetchrow(_BALANCES)
+        cash, reserve = balances["cash"], balances["reserve"]
         for order in await self.pool.fetch(_PENDING_ORDERS):
             quote = quotes.get(order["ticker"])
             price = quote.price if quote else None
@@ -168,7 +170,7 @@ class EngineStore:
             cash -= order["quantity"] * price
             positions[order["ticker"]] = _with_pending_buy(position, order, price)
         live = tuple(p for p in positions.values() if p.quantity > 0)
-        return PortfolioState(live, cash, await self.reserve_balance())
+        return PortfolioState(live, cash, reserve)
 
     # -- circuit breakers ---------------------------------------------------------------
 
@@ -189,6 +191,45 @@ class EngineStore:
                 state = CircuitBreakerState(True, r["trigger_type"], r["created_at"], r["cooldown_expires"])
         return CircuitBreakerState(state.active, state.trigger_type, state.triggered_at, state.cooldown_expires,
                                    cooldowns)
+
+    async def record_breaker_event(self, event: CircuitBreakerEvent) -> None:
+        await self.pool.execute(
+            """INSERT INTO circuit_breaker_events (trigger_type, threshold_value, actual_value, ticker, reason,
+                   cooldown_expires, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+            event.trigger_type.value, event.threshold_value, event.actual_value, event.ticker, event.reason,
+            event.cooldown_expires, event.triggered_at)
+
+    async def resolve_breaker_events(self, resolution: BreakerResolution, now: datetime) -> None:
+        """Mark the expired events behind one resolution (the halt, or one ticker's cooldown)."""
+        await self.pool.execute(
+            """UPDATE circuit_breaker_events SET resolved_at = $1
+               WHERE resolved_at IS NULL AND cooldown_expires IS NOT NULL AND cooldown_expires <= $1
+                 AND ($2::text IS NULL AND ticker IS NULL OR ticker = $2)""", now, resolution.ticker)
+
+    async def stop_outs_since(self, since: datetime) -> list[datetime]:
+        rows = await self.pool.fetch(
+            """SELECT exit_at FROM closed_trades WHERE exit_reason IN ('stop_loss', 'trailing_stop') AND exit_at > $1
+               ORDER BY exit_at""", since)
+        return [r["exit_at"] for r in rows]
+
+    # -- positions and faults ------------------------------------------------------------
+
+    async def save_stop_levels(self, updates: Mapping[str, StopLevels], now: datetime) -> None:
+        await self.pool.executemany(
+            """UPDATE position_stop_levels SET stop_loss_price = $2, take_profit_price = $3,
+                   trailing_stop_active = $4, atr_value = $5, atr_multiplier = $6, updated_at = $7
+               WHERE ticker = $1 AND active""",
+            [(ticker, lv.stop_loss_price, lv.take_profit_price, lv.trailing_stop_active, lv.atr_value,
+              lv.atr_multiplier, now) for ticker, lv in updates.items()])
+
+    async def micro_entries_since(self, since: datetime) -> int:
+        return await self.pool.fetchval(
+            """SELECT count(*) FROM trading_decisions WHERE is_micro_trade AND decision = 'act'
+               AND recommendation_id IS NOT NULL AND created_at >= $1""", since)
+
+    async def record_fault(self, component: str, error: str) -> None:
+        await self.pool.execute("INSERT INTO engine_faults (component, error) VALUES ($1, $2)", component,
+                                error[:2000])
 
     # -- recommendations -----------------------------------------------------------------
 
@@ -216,6 +257,11 @@ def _with_pending_buy(position: OpenPosition | None, order: asyncpg.Record, pric
     entry = (position.entry_price * position.quantity + price * quantity) / total
     return replace(position, quantity=total, entry_price=entry)
 
+
+_BALANCES = """
+SELECT coalesce((SELECT cash FROM broker_account WHERE id = 1), 0) AS cash,
+       coalesce((SELECT balance_after FROM reserve_pool_ledger ORDER BY id DESC LIMIT 1), 0) AS reserve
+"""
 
 _PENDING_ORDERS = """
 SELECT o.ticker, o.side, o.quantity, o.stop_plan, t.sector FROM order_outbox o

@@ -1,0 +1,126 @@
+"""Decision latency through real servers: a recommendation row committed -> its order job on
+the broker queue (SPEC section 8, issue 5; target p99 under 20 ms on this machine).
+
+The live loop runs as in production (`TradingEngine.run`, woken by PostgreSQL NOTIFY), on a
+clock frozen inside a trading window so every recommendation is decidable. One recommendation
+at a time gives the latency distribution; a burst gives decisions per second.
+
+    python bench/bench_decision_latency.py [--count 200] [--burst 300]
+
+Uses the private embedded servers in a temporary directory unless STONKS_DATABASE_URL and
+STONKS_REDIS_URL are set (then a database `stonks_bench` is created on that server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from services.shared.config import load_config
+from services.shared.db import connect, create_pool
+from services.shared.embedded import EmbeddedServers
+from services.shared.migrations import upgrade
+from services.shared.redis_keys import QUEUE_BROKER_ORDERS
+from services.trading.clock import SimulatedClock
+from services.trading.engine import TradingEngine
+from services.trading.main_job import _database_url, _redis_db
+from tests.trading.engine_harness import at, enable_engine, seed_ticker, sessions
+
+TICKERS = [f"T{i:02d}" for i in range(20)]
+
+
+async def _fresh(url: str) -> str:
+    admin = await asyncpg.connect(url)
+    await admin.execute("DROP DATABASE IF EXISTS stonks_bench WITH (FORCE)")
+    await admin.execute("CREATE DATABASE stonks_bench")
+    await admin.close()
+    return _database_url(url, "stonks_bench")
+
+
+async def _insert(pool: asyncpg.Pool, ticker: str, generated_at: datetime) -> None:
+    await pool.execute(
+        """INSERT INTO recommendations (ticker, action, confidence, mode, trend_window, thesis, generated_at)
+           VALUES ($1, 'buy', 0.8, 'paper_eligible', '20d', 'bench', $2)""", ticker, generated_at)
+
+
+async def _wait_for_jobs(redis: aioredis.Redis, count: int) -> None:
+    while await redis.llen(QUEUE_BROKER_ORDERS) < count:
+        await asyncio.sleep(0.0002)
+
+
+async def main(count: int, burst: int) -> None:
+    config = load_config()
+    if config.database_url and config.redis_url:
+        database_url, redis_url = await _fresh(config.database_url), _redis_db(config.redis_url, 2)
+        servers = None
+    else:
+        servers = EmbeddedServers(Path(tempfile.mkdtemp(prefix="stonks-bench-")))
+        urls = servers.ensure_running()
+        database_url, redis_url = await _fresh(urls.database_url), _redis_db(urls.redis_url, 2)
+    connection = await connect(database_url)
+    await upgrade(connection)
+    await connection.close()
+    pool = await create_pool(database_url, max_size=10)
+    redis = aioredis.from_url(redis_url)
+    await redis.flushdb()
+    days = []
+    for ticker in TICKERS:
+        days = await seed_ticker(pool, ticker, [50 + i * 0.3 for i in range(40)], sector=f"S{ticker[-1]}")
+    # Each recommendation needs a price in the session the clock stands in.
+    window_day = sessions(days[-1], 2)[1]
+    for ticker in TICKERS:
+        from tests.trading.engine_harness import add_bar
+
+        await add_bar(pool, ticker, window_day, 62.0, 62.5)
+    # Tiny positions, a huge account: nothing in the bench is rejected for size or exposure.
+    await enable_engine(pool, gradual_entry_tranches=1, max_open_positions=500,
+                        risk_tier_overrides={"moderate": {"base_allocation_pct": "0.0001", "max_sector_pct": "1",
+                                                          "max_portfolio_heat": "1"}})
+    await pool.execute("INSERT INTO broker_account (id, cash) VALUES (1, 100000000)")
+    clock = SimulatedClock(at(window_day, 11, 0))
+    engine = TradingEngine(pool, redis, clock)
+    await engine.start()
+    await pool.execute("UPDATE engine_state SET epoch = $1", at(days[0], 9))
+    stop = asyncio.Event()
+    loop = asyncio.create_task(engine.run(stop))
+    await asyncio.sleep(0.5)  # first tick done, LISTEN in place
+    latencies = []
+    for i in range(count):
+        started = time.perf_counter()
+        await _insert(pool, TICKERS[i % len(TICKERS)], at(window_day, 10, 30))
+        await _wait_for_jobs(redis, i + 1)
+        latencies.append((time.perf_counter() - started) * 1000)
+    queued = await redis.llen(QUEUE_BROKER_ORDERS)
+    started = time.perf_counter()
+    for i in range(burst):
+        await _insert(pool, TICKERS[i % len(TICKERS)], at(window_day, 10, 30))
+    await _wait_for_jobs(redis, queued + burst)
+    burst_seconds = time.perf_counter() - started
+    stop.set()
+    await loop
+    await engine.stop()
+    latencies.sort()
+    p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)]
+    print(f"decision latency (row committed -> job on the queue), {count} recommendations one at a time:")
+    print(f"  p50 {statistics.median(latencies):.1f} ms   p99 {p99:.1f} ms   max {latencies[-1]:.1f} ms")
+    print(f"burst of {burst}: {burst / burst_seconds:.0f} decisions/s ({burst_seconds:.2f} s)")
+    await redis.aclose()
+    await pool.close()
+    if servers:
+        servers.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--burst", type=int, default=300)
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.count, arguments.burst))
