@@ -27,7 +27,7 @@ from services.shared.orders import FillReport
 from services.shared.redis_keys import QUEUE_BROKER_FILLS, QUEUE_BROKER_ORDERS, TRADING_DEDUPE_TTL_SECONDS, dedupe_key
 from services.shared.reliable_queue import ReliableQueue
 from services.shared.schemas import NotificationEventType, OrderReason, TradingMode
-from services.trading import circuit_breaker, outbox, rebalancer, trading_window
+from services.trading import circuit_breaker, outbox, owner_reports, rebalancer, trading_window
 from services.trading.circuit_breaker import CircuitBreakerEvent
 from services.trading.clock import Clock
 from services.trading.correlation import CorrelationMatrix
@@ -36,6 +36,8 @@ from services.trading.engine_settings import EngineSettings
 from services.trading.fill_handler import FillEffects, apply_report
 from services.trading.market_view_store import MarketViewStore
 from services.trading.models import PortfolioState, Recommendation
+from services.trading.notifications import events
+from services.trading.notifications.events import NotificationEvent
 from services.trading.protection import Exit, PositionMarket, protect
 from services.trading.session_close import close_session, refresh_correlations
 from services.trading.store import EngineStore
@@ -47,13 +49,17 @@ RECOMMENDATION_PAGE = 200
 
 
 class Notifier(Protocol):
-    def notify(self, event_type: NotificationEventType, data: dict[str, Any], occurred_at: datetime) -> None:
+    """What the engine needs of the notification service (notifications/service.py)."""
+
+    def notify(self, event: NotificationEvent) -> object:
         """Queue a notification; must never block or raise into the loop."""
 
 
-class SilentNotifier:
-    def notify(self, event_type: NotificationEventType, data: dict[str, Any], occurred_at: datetime) -> None:
-        log.info("notification", event_type=event_type.value, **{k: str(v) for k, v in data.items()})
+class LogNotifier:
+    """Without a notification service, events still reach the log."""
+
+    def notify(self, event: NotificationEvent) -> None:
+        log.info("notification", event_type=event.event_type.value, **{k: str(v) for k, v in event.data.items()})
 
 
 @dataclass
@@ -74,7 +80,7 @@ class TradingEngine:
         self.redis = redis
         self.clock = clock
         self.mode = mode
-        self.notifier = notifier or SilentNotifier()
+        self.notifier = notifier or LogNotifier()
         self.store = EngineStore(pool)
         self.market = MarketViewStore(pool)
         self.orders = ReliableQueue(redis, QUEUE_BROKER_ORDERS)
@@ -253,15 +259,12 @@ class TradingEngine:
             await self.store.resolve_breaker_events(resolution, now)
             log.info("circuit breaker resolved", reason=resolution.reason, ticker=resolution.ticker)
             if resolution.ticker is None:
-                self.notifier.notify(NotificationEventType.CIRCUIT_BREAKER_RESUMED,
-                                     {"reason": resolution.reason}, now)
+                self.notifier.notify(events.from_breaker_resolution(resolution))
 
     async def _record_breaker_event(self, event: CircuitBreakerEvent) -> None:
         await self.store.record_breaker_event(event)
         log.warning("circuit breaker tripped", trigger=event.trigger_type.value, reason=event.reason)
-        self.notifier.notify(NotificationEventType.CIRCUIT_BREAKER_TRIGGERED,
-                             {"trigger": event.trigger_type.value, "reason": event.reason,
-                              "until": event.cooldown_expires}, event.triggered_at)
+        self.notifier.notify(events.from_breaker_event(event))
 
     async def _apply_reports(self, now: datetime, report: TickReport) -> None:
         stop_outs = False
@@ -282,11 +285,13 @@ class TradingEngine:
             await self._check_volatility(now)
 
     def _announce(self, effects: FillEffects) -> None:
+        """Every close goes to the service, which keeps those over the owner's threshold."""
         trade = effects.closed_trade
-        if trade is not None and abs(trade.pnl) >= self.settings.large_trade_pnl_threshold:
-            self.notifier.notify(NotificationEventType.LARGE_TRADE_PNL,
-                                 {"ticker": trade.ticker, "pnl": trade.pnl, "pnl_pct": trade.pnl_pct,
-                                  "exit_reason": effects.report.reason.value}, trade.exit_at)
+        if trade is not None:
+            self.notifier.notify(events.large_trade_pnl(
+                trade.exit_at, ticker=trade.ticker, quantity=trade.quantity, entry_price=trade.entry_price,
+                exit_price=trade.exit_price, realized_pnl=trade.pnl, pnl_pct=trade.pnl_pct,
+                exit_reason=effects.report.reason.value))
 
     async def _check_volatility(self, now: datetime) -> None:
         stop_outs = await self.store.stop_outs_since(now - self.settings.breakers.volatility_window)
@@ -475,15 +480,29 @@ class TradingEngine:
         result = await close_session(self.store, session, portfolio, self.settings, start_value, now)
         self.correlations = result.correlations
         await self.store.update_engine_state(last_close_processed=session)
+        metrics = result.report.metrics
         if result.tier_change is not None:
-            self.notifier.notify(NotificationEventType.RISK_TIER_CHANGED,
-                                 {"previous": result.tier_change.previous_tier.value,
-                                  "new": result.tier_change.new_tier.value, "reason": result.tier_change.reason}, now)
+            self.notifier.notify(events.from_risk_tier_change(result.tier_change))
         if result.emergency is not None:
-            self.notifier.notify(NotificationEventType.EMERGENCY_LIQUIDATION,
-                                 {"released": -result.emergency.amount, "reason": result.emergency.notes}, now)
+            self.notifier.notify(events.emergency_liquidation(
+                now, drawdown=metrics.current_drawdown,
+                threshold=self.settings.reserve.emergency_drawdown_threshold_pct,
+                reserve_released=-result.emergency.amount, positions_closed=0,
+                total_value=metrics.total_portfolio_value, reason=result.emergency.notes))
         log.info("session closed", session=str(session), value=str(result.report.metrics.total_portfolio_value),
                  reserve=str(result.report.metrics.reserve_pool))
+
+
+    async def _send_reports(self, now: datetime) -> None:
+        """The daily summary and weekly digest, when the notification service says they are due."""
+        reports_due = getattr(self.notifier, "reports_due", None)
+        if reports_due is None:
+            return
+        for report in await reports_due():
+            if report.kind is NotificationEventType.DAILY_SUMMARY:
+                await self.notifier.send_daily_summary(report, await owner_reports.daily_summary(self.pool, report, now))
+            else:
+                await self.notifier.send_weekly_digest(report, await owner_reports.weekly_digest(self.pool, report, now))
 
 
 def _soon(sessions: int | None, settings: EngineSettings) -> bool:

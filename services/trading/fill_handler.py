@@ -25,7 +25,7 @@ from services.shared.orders import FillReport
 from services.shared.schemas import OrderReason, OrderSide
 from services.trading import reserve_pool, stop_loss_manager, tax_lot_store, tax_lots
 from services.trading.engine_settings import EngineSettings
-from services.trading.models import ClosedTrade, ReservePoolState
+from services.trading.models import ClosedTrade, ReservePoolState, StopLevels
 from services.trading.reserve_pool import ReserveLedgerEntry
 from services.trading.trading_window import NEW_YORK
 
@@ -115,22 +115,23 @@ async def _bought(connection: asyncpg.Connection, report: FillReport, order: asy
         return
     existing = await connection.fetchrow(
         "SELECT * FROM position_stop_levels WHERE ticker = $1 AND active FOR UPDATE", report.ticker)
-    entry = report.price
-    if existing is not None:  # a later tranche or an add-on: stops follow the average entry
+    atr, multiplier = Decimal(plan["atr"]).quantize(ATR_STEP), Decimal(plan["atr_multiplier"])
+    reward_risk = Decimal(plan["reward_risk_ratio"])
+    if existing is not None:  # a later tranche or an add-on
         held_before = await _held(connection, report.ticker) - report.quantity
-        entry = (existing["entry_price"] * held_before + report.price * report.quantity) / (held_before + report.quantity)
-    entry = entry.quantize(PRICE_STEP)
-    levels = stop_loss_manager.compute_initial_levels(
-        entry, Decimal(plan["atr"]).quantize(ATR_STEP), Decimal(plan["atr_multiplier"]),
-        Decimal(plan["reward_risk_ratio"]), report.at)
-    levels = replace(levels, stop_loss_price=levels.stop_loss_price.quantize(PRICE_STEP),
-                     take_profit_price=levels.take_profit_price.quantize(PRICE_STEP))
-    if existing is not None:
+        entry, levels = stop_loss_manager.levels_after_add(
+            _levels(existing), held_before, existing["entry_price"], report.quantity, report.price, atr, multiplier,
+            reward_risk, report.at)
         await connection.execute(
             """UPDATE position_stop_levels SET entry_price = $2, stop_loss_price = $3, take_profit_price = $4,
                    updated_at = $5 WHERE id = $1""",
-            existing["id"], entry, levels.stop_loss_price, levels.take_profit_price, report.at)
+            existing["id"], entry.quantize(PRICE_STEP), levels.stop_loss_price.quantize(PRICE_STEP),
+            levels.take_profit_price.quantize(PRICE_STEP), report.at)
         return
+    levels = stop_loss_manager.compute_initial_levels(report.price, atr, multiplier, reward_risk, report.at)
+    entry = report.price
+    levels = replace(levels, stop_loss_price=levels.stop_loss_price.quantize(PRICE_STEP),
+                     take_profit_price=levels.take_profit_price.quantize(PRICE_STEP))
     decision = await connection.fetchrow("SELECT id, recommendation_id FROM trading_decisions WHERE id = $1",
                                          report.trading_decision_id)
     await connection.execute(
@@ -141,6 +142,11 @@ async def _bought(connection: asyncpg.Connection, report: FillReport, order: asy
         report.ticker, entry, levels.stop_loss_price, levels.take_profit_price, levels.atr_value,
         levels.atr_multiplier, levels.reward_risk_ratio, Decimal(plan["confidence"]), bool(plan["is_micro_trade"]),
         decision["id"] if decision else None, decision["recommendation_id"] if decision else None, report.at)
+
+
+def _levels(row: asyncpg.Record) -> StopLevels:
+    return StopLevels(row["stop_loss_price"], row["take_profit_price"], row["trailing_stop_active"], row["atr_value"],
+                      row["atr_multiplier"], row["reward_risk_ratio"], row["updated_at"])
 
 
 async def _held(connection: asyncpg.Connection, ticker: str) -> Decimal:

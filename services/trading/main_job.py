@@ -26,6 +26,7 @@ from services.shared.runtime import resolve_server_urls
 from services.trading import setup_steps
 from services.trading.clock import WallClock
 from services.trading.engine import TradingEngine
+from services.trading.notifications.assembly import open_notification_service
 from services.trading.replay import Replay, ReplaySummary, sessions_between
 
 log = structlog.get_logger(__name__)
@@ -116,7 +117,9 @@ async def run_live(config: AppConfig, *, paper_broker: bool, capital: Decimal,
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    engine = TradingEngine(pool, redis, clock)
+    notifications = await open_notification_service(pool, redis, clock, trading_config=config.trading)
+    await notifications.start()
+    engine = TradingEngine(pool, redis, clock, notifier=notifications)
     await engine.start()
     await engine.store.apply_environment(config.trading)
     tasks = [asyncio.create_task(engine.run(stop)), asyncio.create_task(serve_api(pool, redis, engine))]
@@ -131,5 +134,6 @@ async def run_live(config: AppConfig, *, paper_broker: bool, capital: Decimal,
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await engine.stop()
+        await notifications.stop()
         await redis.aclose()
         await pool.close()

@@ -68,7 +68,7 @@ def crossover_signals(bars: Sequence[PriceBar]) -> list[RecommendationDraft]:
         directional = roc if action == "buy" else -roc
         confidence = confidence_for(directional) if directional > 0 else 0.5
         drafts.append(RecommendationDraft(
-            ticker=bars[i].ticker, action=action, confidence=round(confidence, 4), mode="paper_eligible",
+            ticker=bars[i].ticker, action=action, confidence=round(float(confidence), 4), mode="paper_eligible",
             trend_window="20d", generated_at=bars[i].ts,
             thesis=(f"momentum: SMA{FAST_WINDOW} {fast[i]:.2f} crossed {'above' if above[i] else 'below'} "
                     f"SMA{SLOW_WINDOW} {slow[i]:.2f}; {ROC_WINDOW}-session change {roc:+.1%}"),

@@ -262,3 +262,28 @@ def tighten_for_heat(
             )
         )
     return tuple(adjustments)
+
+
+def levels_after_add(
+    levels: StopLevels,
+    held_quantity: Decimal,
+    held_entry: Decimal,
+    fill_quantity: Decimal,
+    fill_price: Decimal,
+    atr: Decimal,
+    atr_multiplier: Decimal,
+    reward_risk_ratio: Decimal,
+    now: datetime,
+) -> tuple[Decimal, StopLevels]:
+    """A later tranche or an add-on: the entry becomes the average, and the levels follow it
+    (`compute_initial_levels` at the new entry) except that a stop never moves down and an
+    active trailing stop keeps its take-profit. Returns (new average entry, new levels)."""
+    entry = (held_entry * held_quantity + fill_price * fill_quantity) / (held_quantity + fill_quantity)
+    fresh = compute_initial_levels(entry, atr, atr_multiplier, reward_risk_ratio, now)
+    take_profit = levels.take_profit_price if levels.trailing_stop_active else fresh.take_profit_price
+    return entry, replace(
+        levels,
+        stop_loss_price=max(levels.stop_loss_price, fresh.stop_loss_price),
+        take_profit_price=take_profit,
+        last_updated=now,
+    )

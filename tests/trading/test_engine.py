@@ -137,8 +137,8 @@ class RecordingNotifier:
     def __init__(self) -> None:
         self.events: list[tuple[str, dict]] = []
 
-    def notify(self, event_type, data, occurred_at) -> None:
-        self.events.append((event_type.value, data))
+    def notify(self, event) -> None:
+        self.events.append((event.event_type.value, dict(event.data)))
 
 
 async def test_breaker_trips_halts_entries_and_resumes_next_session(market, redis_client) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -20,6 +21,7 @@ from services.trading.stop_loss_manager import (
     check_price_unavailable,
     compute_initial_levels,
     effective_atr_multiplier,
+    levels_after_add,
     re_evaluate_levels,
     tighten_for_heat,
 )
@@ -300,3 +302,26 @@ def test_price_unavailable_for_more_than_15_market_minutes_closes() -> None:
     assert check_price_unavailable("XYZ", _ny(10, 0), _ny(17, 0)) is None
     with pytest.raises(ValueError, match="naive"):
         check_price_unavailable("XYZ", datetime(2024, 6, 3, 10, 0), _ny(10, 30))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    held=st.integers(1, 500), add=st.integers(1, 500),
+    held_entry=st.decimals(Decimal("10"), Decimal("500"), places=2),
+    fill=st.decimals(Decimal("10"), Decimal("500"), places=2),
+    atr=st.decimals(Decimal("0.1"), Decimal("3"), places=2), trailing=st.booleans(),
+)
+def test_adding_to_a_position_never_loosens_its_stop(held, add, held_entry, fill, atr, trailing) -> None:
+    """Stops only move up (decision core I), also when a tranche or add-on fills: the entry
+    becomes the share-weighted average and the stop the higher of the old one and the one
+    SPEC section 6 gives at the new entry; an active trailing stop keeps its take-profit."""
+    now = datetime(2024, 3, 5, 16, tzinfo=timezone.utc)
+    old = compute_initial_levels(held_entry, atr, Decimal(2), Decimal(2), now)
+    if trailing:
+        old = replace(old, stop_loss_price=held_entry, trailing_stop_active=True)
+    entry, new = levels_after_add(old, Decimal(held), held_entry, Decimal(add), fill, atr, Decimal(2), Decimal(2), now)
+    # the share-weighted average, to Decimal's 28 significant digits
+    assert abs(entry * (held + add) - (held_entry * held + fill * add)) < Decimal("1e-20")
+    spec_stop = entry - atr * 2
+    assert new.stop_loss_price == max(old.stop_loss_price, spec_stop)
+    assert new.take_profit_price == (old.take_profit_price if trailing else entry + (entry - spec_stop) * 2)

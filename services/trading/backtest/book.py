@@ -158,13 +158,11 @@ class Book:
             held = Holding(ticker, row, sector, quantity, price, levels, plan.confidence, at, recommendation_id,
                            price=open_price)
             self.holdings[ticker] = held
-        else:  # a later tranche or an add-on: stops follow the average entry (as fill_handler)
-            entry = (held.entry_price * held.quantity + price * quantity) / (held.quantity + quantity)
-            fresh = stop_loss_manager.compute_initial_levels(entry, plan.atr, plan.atr_multiplier,
-                                                             plan.reward_risk_ratio, at)
-            held.levels = replace(held.levels, stop_loss_price=fresh.stop_loss_price,
-                                  take_profit_price=fresh.take_profit_price, last_updated=at)
-            held.entry_price, held.quantity = entry, held.quantity + quantity
+        else:  # a later tranche or an add-on: the same core rule as fill_handler
+            held.entry_price, held.levels = stop_loss_manager.levels_after_add(
+                held.levels, held.quantity, held.entry_price, quantity, price, plan.atr, plan.atr_multiplier,
+                plan.reward_risk_ratio, at)
+            held.quantity += quantity
         held.decisions.add(decision_id)
         held.entry_fees += fee
         self._record_lots(tax_lots.record_entry, ticker, quantity, price, trade_day)
