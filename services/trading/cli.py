@@ -8,6 +8,7 @@ under `STONKS_DATA_DIR`. Errors end with one line on stderr and a non-zero exit 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from datetime import date
 from decimal import Decimal
@@ -215,6 +216,8 @@ def demo(
     (engine, paper broker, Redis queues) on a simulated clock, with the dashboard up. Prints a
     summary of what the engine did; your real account's database is never touched."""
     config = _config()
+    if "STONKS_LOG_LEVEL" not in os.environ:
+        configure_logging("WARNING")  # the progress bar tells the story; warnings still show
     plan = main_job.DemoPlan(_parse_day(start, "--start"), _parse_day(end, "--end"), Decimal(str(capital)),
                              serve_after, config.api_host, port or config.api_port)
     if plan.end < plan.start:
