@@ -1,0 +1,188 @@
+#!/usr/bin/env node
+// The dashboard in a real headless Chromium (Debian's /usr/bin/chromium, driven by
+// playwright-core; no browser is ever downloaded), against a running engine API.
+//
+//   DASHBOARD_URL    where the built dashboard is served, e.g. http://127.0.0.1:8000/
+//   API_TOKEN        the engine's bearer token (for pause and resume)
+//   API_URL          the API base (default: DASHBOARD_URL + "api/trading")
+//   SCREENSHOT_PATH  where to save the overview's screenshot (default dashboard.png);
+//                    the other pages are saved beside it (…-decisions.png, …-performance.png)
+//   CHROMIUM_PATH    default /usr/bin/chromium
+//
+// Every figure the page must show is read from the API first: the test compares the page
+// with the engine's own answers, never with numbers written here. Exit 0: all checks passed.
+import { mkdtempSync, rmSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const DASHBOARD_URL = process.env.DASHBOARD_URL;
+const TOKEN = process.env.API_TOKEN ?? "";
+const SCREENSHOT_PATH = process.env.SCREENSHOT_PATH ?? "dashboard.png";
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const TIMEOUT = 20_000;
+
+if (!DASHBOARD_URL) fail("set DASHBOARD_URL to the dashboard's address, e.g. http://127.0.0.1:8000/");
+if (!existsSync(CHROMIUM)) fail(`${CHROMIUM} is missing: install Debian's packages (apt-get install -y chromium chromium-driver)`);
+const API_URL = (process.env.API_URL ?? new URL("api/trading", DASHBOARD_URL).href).replace(/\/$/, "");
+
+function fail(message) {
+  console.error(`FAIL: ${message}`);
+  process.exit(1);
+}
+
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+  console.log(`ok - ${message}`);
+}
+
+async function getJson(path) {
+  const response = await fetch(`${API_URL}${path}`, { headers: TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {} });
+  if (!response.ok) throw new Error(`GET ${path}: ${response.status} ${await response.text()}`);
+  return response.json();
+}
+
+const usd = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" });
+const shot = (suffix) => SCREENSHOT_PATH.replace(/(\.png)?$/, `-${suffix}.png`);
+
+const userDataDir = mkdtempSync(join(tmpdir(), "stonks-e2e-chromium-"));
+const context = await chromium.launchPersistentContext(userDataDir, {
+  executablePath: CHROMIUM,
+  headless: true,
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+  viewport: { width: 1440, height: 1000 },
+  deviceScaleFactor: 1,
+});
+const pageErrors = [];
+let exitCode = 0;
+try {
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(TIMEOUT);
+  page.on("pageerror", (error) => pageErrors.push(String(error)));
+  page.on("console", (message) => {
+    if (message.type() === "error") console.log(`  browser console: ${message.text()}`);
+  });
+
+  // -- Overview: the real risk tier and Active Pool ----------------------------------------
+  const status = await getJson("/status");
+  await page.goto(DASHBOARD_URL);
+  await page.getByTestId("risk-tier").waitFor();
+  const tier = (await page.getByTestId("risk-tier").innerText()).trim().toLowerCase();
+  check(tier === status.risk_tier, `overview shows the risk tier from the API (${status.risk_tier})`);
+  const activePool = (await page.getByTestId("active-pool").innerText()).trim();
+  check(activePool === usd.format(Number(status.active_pool)), `overview shows the Active Pool from the API (${activePool})`);
+  const reservePool = (await page.getByTestId("reserve-pool").innerText()).trim();
+  check(reservePool === usd.format(Number(status.reserve_pool)), `overview shows the Reserve Pool from the API (${reservePool})`);
+  check(await page.getByTestId("heat-gauge").locator("svg").count() === 1, "the portfolio heat gauge is drawn");
+  check(await page.getByTestId("api-error").count() === 0, "the overview shows no API error");
+
+  // -- Pause without the token: refused, said so, nothing changed -------------------------
+  if (!status.paused) {
+    await page.getByTestId("pause-button").click();
+    await page.getByTestId("api-error").filter({ hasText: "token" }).waitFor();
+    check(true, "Pause without the token shows the API's refusal");
+    check((await getJson("/status")).paused === false, "…and the engine is still not paused");
+  }
+
+  // -- Pause and resume with the token -------------------------------------------------------
+  await page.getByTestId("token-button").click();
+  await page.getByTestId("token-input").fill(TOKEN);
+  await page.getByTestId("token-save").click();
+  await page.getByTestId("pause-button").click();
+  await page.getByTestId("engine-state").filter({ hasText: "paused" }).waitFor();
+  check((await getJson("/status")).paused === true, "Pause with the token: the status says paused, and so does the API");
+  await page.screenshot({ path: shot("paused") });
+  await page.getByTestId("resume-button").click();
+  await page.waitForFunction(() => !document.querySelector('[data-testid="engine-state"]')?.textContent?.includes("paused"));
+  const resumed = await getJson("/status");
+  check(resumed.paused === false, `Resume restores it (status: ${await page.getByTestId("engine-state").innerText()})`);
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: SCREENSHOT_PATH, fullPage: true });
+
+  // -- Decisions: the real rows ---------------------------------------------------------------
+  const decisions = await getJson("/decisions?limit=25");
+  check(decisions.total > 0, `the API has decisions (${decisions.total})`);
+  await page.getByTestId("tab-decisions").click();
+  await page.getByTestId("decision-row").first().waitFor();
+  const rows = page.getByTestId("decision-row");
+  check(await rows.count() === decisions.items.length, `the decisions table lists the API's ${decisions.items.length} newest decisions`);
+  const first = decisions.items[0];
+  const firstText = await rows.first().innerText();
+  check(firstText.includes(first.ticker) && firstText.includes(first.decision),
+    `the first row is the newest decision (${first.ticker}, ${first.decision})`);
+  const reason = first.decision === "skip" ? first.skip_reason : null;
+  if (reason) check(firstText.includes(reason), "…with its skip reason");
+  await rows.first().click();
+  await page.getByTestId("decision-trace").waitFor();
+  check(await page.getByTestId("decision-trace").locator("li").count() > 0, "a row expands into its reasoning trace");
+  await page.screenshot({ path: shot("decisions"), fullPage: true });
+
+  // -- Performance charts -------------------------------------------------------------------
+  const history = await getJson("/metrics/history?limit=1");
+  check(history.total > 0, `the API has end-of-day snapshots (${history.total})`);
+  await page.getByTestId("tab-performance").click();
+  for (const id of ["chart-pnl", "chart-returns", "chart-drawdown"]) {
+    await page.locator(`[data-testid="${id}"] svg.recharts-surface`).first().waitFor();
+    check(true, `${id} renders an SVG chart`);
+  }
+  await page.locator('[data-testid="chart-pnl"] .recharts-line-curve').waitFor();
+  const curve = await page.locator('[data-testid="chart-pnl"] .recharts-line-curve').getAttribute("d");
+  check(curve !== null && curve.length > 20, "the cumulative P&L line has a path");
+  await page.screenshot({ path: shot("performance"), fullPage: true });
+
+  // -- Portfolio and trades: real rows, or the honest empty state -----------------------------
+  const positions = await getJson("/positions");
+  await page.getByTestId("tab-portfolio").click();
+  if (positions.items.length > 0) {
+    await page.getByTestId("positions-table").waitFor();
+    const text = await page.getByTestId("positions-table").innerText();
+    check(positions.items.every((p) => text.includes(p.ticker)), "the positions table lists every open position");
+  } else {
+    await page.getByTestId("positions").getByTestId("no-data").waitFor();
+    check(true, "no open positions: the portfolio says so");
+  }
+  const trades = await getJson("/trades?limit=25");
+  await page.getByTestId("tab-trades").click();
+  if (trades.total > 0) {
+    await page.getByTestId("trades-table").waitFor();
+    const text = await page.getByTestId("trades-table").innerText();
+    check(text.includes(trades.items[0].ticker) && text.includes(usd.format(Number(trades.items[0].pnl)).replace("-", "")),
+      `the trade history shows the newest closed trade (${trades.items[0].ticker})`);
+  } else {
+    await page.getByTestId("trades").getByTestId("no-data").waitFor();
+    check(true, "no closed trades: the history says so");
+  }
+
+  // -- Every other page renders without an error ---------------------------------------------
+  for (const tab of ["backtest", "micro", "notifications"]) {
+    await page.getByTestId(`tab-${tab}`).click();
+    await page.locator("main section").first().waitFor();
+    await page.waitForLoadState("networkidle");
+    check(await page.getByTestId("api-error").count() === 0, `the ${tab} page loads without an API error`);
+  }
+  check(pageErrors.length === 0, `no uncaught errors in the page${pageErrors.length ? `: ${pageErrors.join("; ")}` : ""}`);
+  console.log(`screenshot: ${SCREENSHOT_PATH}`);
+} catch (error) {
+  exitCode = 1;
+  console.error(`FAIL: ${error instanceof Error ? error.message : error}`);
+  try {
+    const page = context.pages()[0];
+    if (page) await page.screenshot({ path: shot("failure"), fullPage: true });
+    console.error(`page at failure: ${shot("failure")}`);
+  } catch {
+    // the browser is gone; the message above says why
+  }
+} finally {
+  await context.close();
+  rmSync(userDataDir, { recursive: true, force: true });
+}
+process.exit(exitCode);

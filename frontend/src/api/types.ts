@@ -1,0 +1,305 @@
+// Response shapes of the engine's API (services/trading/api/models.py and friends).
+// Money, prices and quantities arrive as decimal strings; statistics as numbers or null.
+
+export type Dec = string;
+export type Tier = "conservative" | "moderate" | "aggressive";
+export const TIERS: Tier[] = ["conservative", "moderate", "aggressive"];
+
+export interface Page<T> {
+  items: T[];
+  total: number;
+  limit: number;
+  offset: number;
+}
+
+export interface CircuitBreaker {
+  active: boolean;
+  trigger: string | null;
+  reason: string | null;
+  triggered_at: string | null;
+  until: string | null;
+  ticker_cooldowns: { ticker: string; until: string }[];
+}
+
+export interface Position {
+  ticker: string;
+  sector: string;
+  quantity: Dec;
+  entry_price: Dec;
+  current_price: Dec;
+  price_as_of: string | null;
+  market_value: Dec;
+  cost_basis: Dec;
+  unrealized_pnl: Dec;
+  unrealized_pnl_pct: Dec;
+  stop_loss_price: Dec | null;
+  take_profit_price: Dec | null;
+  trailing_stop_active: boolean;
+  atr_value: Dec | null;
+  risk_dollars: Dec;
+  signal_confidence: Dec | null;
+  is_micro_trade: boolean;
+  opened_at: string | null;
+}
+
+export interface EngineView {
+  attached: boolean;
+  runs_here: boolean;
+  started: boolean;
+  holds_lock: boolean;
+  loop_running: boolean;
+  mode: string | null;
+  error: string | null;
+}
+
+export interface Status {
+  as_of: string;
+  enabled: boolean;
+  paused: boolean;
+  risk_tier: Tier;
+  circuit_breaker: CircuitBreaker;
+  total_value: Dec;
+  cash: Dec;
+  active_pool: Dec;
+  reserve_pool: Dec;
+  portfolio_heat: Dec;
+  max_portfolio_heat: Dec;
+  open_position_count: number;
+  open_positions: Position[];
+  last_decision_at: string | null;
+  engine: EngineView;
+}
+
+export interface Positions {
+  as_of: string;
+  total_value: Dec;
+  items: Position[];
+  sector_exposure: Record<string, Dec>;
+}
+
+export interface Decision {
+  id: string;
+  recommendation_id: number | null;
+  ticker: string;
+  decision: "act" | "skip";
+  side: "buy" | "sell";
+  skip_reason: string | null;
+  category: string;
+  computed_position_size: Dec;
+  computed_share_quantity: Dec;
+  risk_tier_at_decision: string;
+  portfolio_heat_at_decision: Dec;
+  active_pool_at_decision: Dec;
+  reserve_pool_at_decision: Dec;
+  circuit_breaker_status: string;
+  earnings_proximity_flag: boolean;
+  is_micro_trade: boolean;
+  correlation_check_result: Record<string, unknown>;
+  sector_exposure_check_result: Record<string, unknown>;
+  decision_trace: Record<string, unknown>;
+  created_at: string;
+}
+
+export interface Trade {
+  id: number;
+  ticker: string;
+  quantity: Dec;
+  entry_price: Dec;
+  exit_price: Dec;
+  fees: Dec;
+  pnl: Dec;
+  pnl_pct: Dec;
+  entry_at: string;
+  exit_at: string;
+  hold_duration_seconds: number;
+  exit_reason: string;
+  is_micro_trade: boolean;
+  recommendation_id: number | null;
+  trading_decision_id: string | null;
+  thesis: string | null;
+}
+
+export interface TradeStats {
+  trade_count: number;
+  win_count: number;
+  loss_count: number;
+  win_rate: number | null;
+  avg_win: Dec;
+  avg_loss: Dec;
+  profit_factor: number | null;
+  profit_factor_infinite: boolean;
+  realized_pnl: Dec;
+  unrealized_pnl: Dec;
+}
+
+export interface Metrics {
+  as_of: string;
+  total_portfolio_value: Dec;
+  active_pool: Dec;
+  reserve_pool: Dec;
+  unrealized_pnl: Dec;
+  realized_pnl: Dec;
+  daily_pnl: Dec;
+  trade_count: number;
+  win_count: number;
+  loss_count: number;
+  win_rate: number | null;
+  avg_win: Dec;
+  avg_loss: Dec;
+  profit_factor: number | null;
+  profit_factor_infinite: boolean;
+  sharpe_ratio: number | null;
+  max_drawdown: number | null;
+  current_drawdown: number | null;
+  portfolio_heat: Dec;
+  micro: TradeStats;
+  history_days: number;
+}
+
+export interface Snapshot {
+  snapshot_date: string;
+  portfolio_value: Dec;
+  active_pool: Dec;
+  reserve_pool: Dec;
+  daily_return: number | null;
+  cumulative_return: number | null;
+  unrealized_pnl: Dec;
+  realized_pnl: Dec;
+  daily_pnl: Dec | null;
+  win_count: number;
+  loss_count: number;
+  win_rate: number | null;
+  trade_count: number | null;
+  profit_factor: number | null;
+  profit_factor_infinite: boolean;
+  sharpe_ratio: number | null;
+  max_drawdown: number | null;
+  current_drawdown: number | null;
+  portfolio_heat: Dec;
+  risk_tier: string;
+}
+
+export interface Config {
+  enabled: boolean;
+  paused: boolean;
+  risk_tier: Tier;
+  tiers: Record<string, Record<string, Dec>>;
+  micro_trading_enabled: boolean;
+  micro_trading_interval_seconds: Dec;
+  micro_trading_allocation_cap_pct: Dec;
+  micro_trading_max_daily: number;
+  micro_trading_max_hold_minutes: number;
+  updated_at: string;
+  [field: string]: unknown;
+}
+
+export interface ConfigChange {
+  changed: string[];
+  config: Config;
+}
+
+export interface EngineSwitch {
+  enabled: boolean;
+  paused: boolean;
+  changed: boolean;
+}
+
+export interface BacktestRequest {
+  start_date: string;
+  end_date: string;
+  initial_capital: string;
+  risk_tier: Tier;
+  tickers?: string[];
+  signals?: "database" | "momentum";
+}
+
+export interface BacktestAccepted {
+  backtest_id: string;
+  status: "running";
+  result_url: string;
+}
+
+export interface BacktestSummary {
+  id: string;
+  status: "running" | "completed" | "failed";
+  progress: number;
+  error_message: string | null;
+  start_date: string;
+  end_date: string;
+  initial_capital: Dec;
+  risk_tier: string;
+  final_value: Dec | null;
+  total_return: number | null;
+  sharpe_ratio: number | null;
+  max_drawdown: number | null;
+  win_rate: number | null;
+  profit_factor: number | null;
+  profit_factor_infinite: boolean;
+  trade_count: number | null;
+  created_at: string;
+  completed_at: string | null;
+}
+
+export interface BacktestTrade {
+  ticker: string;
+  side: string;
+  quantity: Dec;
+  entry_price: Dec;
+  exit_price: Dec | null;
+  pnl: Dec | null;
+  fees: Dec;
+  entry_date: string;
+  exit_date: string | null;
+  hold_duration_days: number | null;
+  exit_reason: string | null;
+  recommendation_id: number | null;
+}
+
+export interface BacktestView extends BacktestSummary {
+  config: Record<string, unknown>;
+  equity_curve: { date: string; value: Dec }[];
+  data_gaps: Record<string, unknown>[];
+  details: Record<string, unknown>;
+  trades: BacktestTrade[];
+}
+
+export const EVENT_TYPES = [
+  "circuit_breaker_triggered",
+  "circuit_breaker_resumed",
+  "risk_tier_changed",
+  "emergency_liquidation",
+  "large_trade_pnl",
+  "daily_summary",
+  "weekly_digest",
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export interface NotificationSettings {
+  sms_enabled: boolean;
+  email_enabled: boolean;
+  webhook_enabled: boolean;
+  sms_rate_limit_per_hour: number;
+  email_rate_limit_per_hour: number;
+  webhook_rate_limit_per_hour: number;
+  notification_event_types: EventType[];
+  large_trade_pnl_threshold: Dec | number;
+  daily_summary_time: string;
+  weekly_digest_weekday: number;
+  weekly_digest_time: string;
+  sms_phone_number: string | null;
+  sns_topic_arn: string | null;
+  email_sender: string | null;
+  email_recipients: string[];
+}
+
+export interface NotificationRecord {
+  id: number;
+  channel: string;
+  event_type: string;
+  message: string;
+  delivery_status: string;
+  retry_count: number;
+  error_message: string | null;
+  created_at: string;
+  delivered_at: string | null;
+}

@@ -1,0 +1,246 @@
+// Seed task 23.2: the engine at a glance, and the owner's controls.
+import { useState } from "react";
+import { useQuery } from "@tanstack/react-query";
+import { api } from "../api/client";
+import {
+  usePauseTradingEngine,
+  useResumeTradingEngine,
+  useTradingMetrics,
+  useTradingStatus,
+  useUpdateTradingConfig,
+} from "../api/hooks";
+import { TIERS, type Page, type Status, type Tier, type Trade } from "../api/types";
+import { Badge, Card, ErrorBox, QueryView, Stat, useNow } from "../components/ui";
+import { dateTime, duration, label, money, num, pct, pnlClass, signedMoney } from "../format";
+
+export function engineState(s: Status): { text: string; tone: "green" | "amber" | "red" | "slate" } {
+  if (s.circuit_breaker.active) return { text: "halted by circuit breaker", tone: "red" };
+  if (!s.enabled) return { text: "disabled", tone: "slate" };
+  if (s.paused) return { text: "paused", tone: "amber" };
+  return { text: "trading", tone: "green" };
+}
+
+export function OverviewPanel() {
+  const status = useTradingStatus();
+  return (
+    <div className="grid gap-4 xl:grid-cols-3">
+      <Card title="Trading engine" subtitle="Refreshes every 5 s" className="xl:col-span-2" testId="overview">
+        <QueryView query={status} what="the engine status">
+          {(s) => <StatusGrid status={s} />}
+        </QueryView>
+      </Card>
+      <Card title="Controls" testId="controls">
+        <QueryView query={status} what="the engine status">
+          {(s) => <Controls status={s} />}
+        </QueryView>
+      </Card>
+      <Card title="Circuit breaker" testId="breaker">
+        <QueryView query={status} what="the circuit breaker">
+          {(s) => <Breaker status={s} />}
+        </QueryView>
+      </Card>
+      <Card title="Portfolio heat" subtitle="Open risk to stops, as a share of total value" testId="heat">
+        <QueryView query={status} what="portfolio heat">
+          {(s) => <HeatGauge heat={num(s.portfolio_heat) ?? 0} max={num(s.max_portfolio_heat) ?? 0} />}
+        </QueryView>
+      </Card>
+      <Card title="Last 24 hours" testId="last-24h">
+        <Last24h />
+      </Card>
+    </div>
+  );
+}
+
+function StatusGrid({ status: s }: { status: Status }) {
+  const state = engineState(s);
+  const loop = s.engine.loop_running ? "engine loop running here" : s.engine.attached ? "engine attached, loop driven elsewhere" : "engine loop runs in another process";
+  return (
+    <div>
+      <div className="mb-3 flex flex-wrap items-center gap-2 text-sm">
+        <Badge tone={state.tone} testId="engine-state">{state.text}</Badge>
+        <span className="text-slate-400">{loop}</span>
+        {s.engine.error && <Badge tone="red">loop stopped: {s.engine.error}</Badge>}
+      </div>
+      <div className="grid grid-cols-2 gap-3 md:grid-cols-4">
+        <Stat label="Risk tier" value={<span className="capitalize">{s.risk_tier}</span>} testId="risk-tier" />
+        <Stat label="Active Pool" value={money(s.active_pool)} hint="total value − Reserve Pool" testId="active-pool" />
+        <Stat label="Reserve Pool" value={money(s.reserve_pool)} hint="siphoned profits, kept out of play" testId="reserve-pool" />
+        <Stat label="Total value" value={money(s.total_value)} hint={`cash ${money(s.cash)}`} testId="total-value" />
+        <Stat label="Open positions" value={s.open_position_count} testId="open-positions" />
+        <Stat label="Portfolio heat" value={pct(s.portfolio_heat)} hint={`limit ${pct(s.max_portfolio_heat, 0)}`} />
+        <Stat label="Last decision" value={<span className="text-base">{dateTime(s.last_decision_at)}</span>} />
+        <Stat label="As of" value={<span className="text-base">{dateTime(s.as_of)}</span>} />
+      </div>
+    </div>
+  );
+}
+
+function Controls({ status: s }: { status: Status }) {
+  const pause = usePauseTradingEngine();
+  const resume = useResumeTradingEngine();
+  const update = useUpdateTradingConfig();
+  const [tier, setTier] = useState<Tier | "">("");
+  const busy = pause.isPending || resume.isPending || update.isPending;
+  const error = pause.error ?? resume.error ?? update.error;
+  const reset = () => [pause, resume, update].forEach((m) => m.reset());
+  return (
+    <div className="space-y-4 text-sm">
+      <div className="flex flex-wrap gap-2">
+        <button data-testid="pause-button" className="btn-danger" disabled={busy || s.paused} onClick={() => { reset(); pause.mutate(); }}>
+          Pause
+        </button>
+        <button data-testid="resume-button" className="btn-primary" disabled={busy || !s.paused} onClick={() => { reset(); resume.mutate(); }}>
+          Resume
+        </button>
+        <button
+          data-testid="enable-button"
+          className="btn-secondary"
+          disabled={busy}
+          onClick={() => {
+            const next = !s.enabled;
+            if (next && !window.confirm("Enable autonomous trading? The engine will place real orders on this account.")) return;
+            reset();
+            update.mutate({ enabled: next });
+          }}
+        >
+          {s.enabled ? "Disable trading" : "Enable trading"}
+        </button>
+      </div>
+      <p className="text-xs text-slate-400">
+        Pause stops new entries; open positions stay protected by their stops. Trading also needs the owner's enable switch
+        (now <strong className="text-slate-200">{s.enabled ? "on" : "off"}</strong>).
+      </p>
+      <form
+        className="flex flex-wrap items-end gap-2"
+        onSubmit={(e) => {
+          e.preventDefault();
+          if (!tier || tier === s.risk_tier) return;
+          reset();
+          update.mutate({ risk_tier: tier }, { onSuccess: () => setTier("") });
+        }}
+      >
+        <label className="text-xs text-slate-300">
+          Risk tier
+          <select data-testid="tier-select" className="input mt-1 block w-44 capitalize" value={tier || s.risk_tier} onChange={(e) => setTier(e.target.value as Tier)}>
+            {TIERS.map((t) => (
+              <option key={t} value={t}>{t}</option>
+            ))}
+          </select>
+        </label>
+        <button className="btn-secondary" disabled={busy || !tier || tier === s.risk_tier} type="submit">
+          Apply tier
+        </button>
+      </form>
+      {busy && <p className="text-xs text-slate-400">Sending…</p>}
+      {error && <ErrorBox error={error} what="the change (nothing was changed)" />}
+    </div>
+  );
+}
+
+function Breaker({ status: s }: { status: Status }) {
+  const now = useNow();
+  const b = s.circuit_breaker;
+  const cooldowns = b.ticker_cooldowns.filter((c) => Date.parse(c.until) > now);
+  const left = b.until ? (Date.parse(b.until) - now) / 1000 : null;
+  return (
+    <div className="space-y-3 text-sm">
+      {b.active ? (
+        <div className="rounded-lg border border-rose-800 bg-rose-950/40 p-3">
+          <div className="flex items-center gap-2">
+            <Badge tone="red" testId="breaker-state">active</Badge>
+            <span className="font-medium text-rose-200">{label(b.trigger)}</span>
+          </div>
+          {b.reason && <p className="mt-2 text-rose-100">{b.reason}</p>}
+          <dl className="mt-2 grid grid-cols-2 gap-1 text-xs text-rose-200/80">
+            <dt>Triggered</dt>
+            <dd>{dateTime(b.triggered_at)}</dd>
+            <dt>Time left</dt>
+            <dd data-testid="breaker-time-left">{left === null ? "until resolved by hand" : left > 0 ? duration(left) : "ending…"}</dd>
+          </dl>
+        </div>
+      ) : (
+        <div className="flex items-center gap-2">
+          <Badge tone="green" testId="breaker-state">inactive</Badge>
+          <span className="text-slate-400">No trading halt in force.</span>
+        </div>
+      )}
+      <div>
+        <div className="mb-1 text-xs font-medium tracking-wider text-slate-400 uppercase">Ticker cooldowns</div>
+        {cooldowns.length === 0 ? (
+          <p className="text-xs text-slate-500">None.</p>
+        ) : (
+          <ul className="space-y-1 text-xs">
+            {cooldowns.map((c) => (
+              <li key={c.ticker} className="flex justify-between">
+                <span className="font-medium text-slate-200">{c.ticker}</span>
+                <span className="text-slate-400">{duration((Date.parse(c.until) - now) / 1000)} left</span>
+              </li>
+            ))}
+          </ul>
+        )}
+      </div>
+    </div>
+  );
+}
+
+export function HeatGauge({ heat, max }: { heat: number; max: number }) {
+  // A half-circle gauge scaled to the tier's limit; the tick at 80% is where stops tighten.
+  const share = max > 0 ? Math.min(heat / max, 1.2) : 0;
+  const angle = Math.PI * (1 - Math.min(share, 1));
+  const r = 70;
+  const x = 90 + r * Math.cos(angle);
+  const y = 90 - r * Math.sin(angle);
+  const color = share >= 1 ? "#f43f5e" : share >= 0.8 ? "#f59e0b" : "#10b981";
+  const tick = Math.PI * 0.2;
+  return (
+    <div className="flex flex-col items-center" data-testid="heat-gauge">
+      <svg viewBox="0 0 180 100" className="w-full max-w-xs">
+        <path d="M20 90 A70 70 0 0 1 160 90" fill="none" stroke="#1e293b" strokeWidth="14" strokeLinecap="round" />
+        {share > 0 && (
+          <path d={`M20 90 A70 70 0 0 1 ${x.toFixed(2)} ${y.toFixed(2)}`} fill="none" stroke={color} strokeWidth="14" strokeLinecap="round" />
+        )}
+        <line x1={90 + 60 * Math.cos(tick)} y1={90 - 60 * Math.sin(tick)} x2={90 + 82 * Math.cos(tick)} y2={90 - 82 * Math.sin(tick)} stroke="#f59e0b" strokeWidth="2" />
+        <text x="90" y="78" textAnchor="middle" className="fill-slate-100" fontSize="20" fontWeight="600">
+          {pct(heat, 1)}
+        </text>
+        <text x="90" y="95" textAnchor="middle" className="fill-slate-400" fontSize="9">
+          of {pct(max, 0)} limit
+        </text>
+      </svg>
+      <p className="mt-1 text-center text-xs text-slate-400">
+        {share >= 1 ? "At the limit: new entries are refused." : share >= 0.8 ? "Above 80% of the limit: stops of the least confident positions tighten." : "Room for new entries."}
+      </p>
+    </div>
+  );
+}
+
+function Last24h() {
+  const metrics = useTradingMetrics();
+  // Rounded to the minute so the query key (and the cache) does not change every render.
+  const since = new Date(Math.floor(Date.now() / 60_000) * 60_000 - 86_400_000).toISOString();
+  const trades = useQuery({
+    queryKey: ["trades-24h", since],
+    queryFn: () => api<Page<Trade>>("GET", "/trades", { query: { since, limit: 500 } }),
+    refetchInterval: 30_000,
+  });
+  return (
+    <div className="grid grid-cols-2 gap-3">
+      <QueryView query={metrics} what="metrics">
+        {(m) => <Stat label="P&L today" value={signedMoney(m.daily_pnl)} valueClass={pnlClass(m.daily_pnl)} hint="since the session's start value" testId="daily-pnl" />}
+      </QueryView>
+      <QueryView query={trades} what="recent trades">
+        {(t) => {
+          const sum = t.items.reduce((acc, x) => acc + (num(x.pnl) ?? 0), 0);
+          return (
+            <Stat
+              label="Realized, 24 h"
+              value={t.total === 0 ? "—" : signedMoney(sum)}
+              valueClass={t.total === 0 ? undefined : pnlClass(sum)}
+              hint={t.total === 0 ? "no trades closed in the last 24 h" : `${t.total} trade${t.total === 1 ? "" : "s"} closed`}
+            />
+          );
+        }}
+      </QueryView>
+    </div>
+  );
+}
