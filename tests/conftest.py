@@ -12,6 +12,8 @@ template, so tests cannot see each other's rows; `redis_client` gets a flushed d
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 from typing import AsyncIterator, Iterator
@@ -35,17 +37,21 @@ def _with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def server_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerUrls]:
+def server_urls() -> Iterator[ServerUrls]:
     database_url = os.environ.get("STONKS_TEST_DATABASE_URL")
     redis_url = os.environ.get("STONKS_TEST_REDIS_URL")
     if database_url and redis_url:
         yield ServerUrls(database_url, redis_url)
         return
-    servers = EmbeddedServers(Path(tmp_path_factory.mktemp("servers")))
+    # Not under pytest's own temporary directories: another pytest run on the machine may
+    # prune those (changing permissions as it goes) while this run's servers still use them.
+    directory = Path(tempfile.mkdtemp(prefix="stonks-test-servers-"))
+    servers = EmbeddedServers(directory)
     try:
         yield servers.ensure_running()
     finally:
         servers.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,10 @@ ALTER TABLE trading_engine_config
     ADD COLUMN sms_phone_number text
         CHECK (sms_phone_number ~ '^\+[1-9][0-9]{6,14}$'),
     ADD COLUMN sns_topic_arn text
-        CHECK (sns_topic_arn ~ '^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$'),
+        -- Topic names are 1-256 characters; PostgreSQL's regex repetition stops at 255, so
+        -- the length is checked apart.
+        CHECK (sns_topic_arn ~ '^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+(\.fifo)?$'
+               AND char_length(split_part(sns_topic_arn, ':', 6)) <= 256),
     ADD COLUMN email_sender text,
     ADD COLUMN email_recipients text[] NOT NULL DEFAULT '{}';
 

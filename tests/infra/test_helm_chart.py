@@ -14,7 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-helm = pytest.importorskip("helm_python", reason="helm-python-sdk (Helm's Go SDK) is not installed")
+import helm_python as helm  # noqa: E402 - Helm's Go SDK, a test dependency
 
 CHART = Path(__file__).resolve().parents[2] / "infra" / "helm" / "stonks-oracle"
 RELEASE, NAMESPACE = "stonks", "stonks-oracle"

@@ -207,7 +207,6 @@ def test_matrix_is_read_only():
 STOCKS = Path(__import__("bokeh_sampledata").__file__).parent / "_data" / "stocks.csv.gz"
 
 
-@pytest.mark.skipif(not STOCKS.exists(), reason="bokeh_sampledata stocks file not installed")
 def test_real_closes_match_pandas_pairwise_corr():
     """On real daily closes, the vectorised result equals pandas' pairwise-complete
     `DataFrame.corr(min_periods=20)` of `pct_change(fill_method=None)` returns."""

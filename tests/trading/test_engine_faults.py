@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import asyncpg

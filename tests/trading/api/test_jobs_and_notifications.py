@@ -103,8 +103,6 @@ async def test_notification_settings_change_is_merged_validated_saved_and_audite
     assert "notifications/config" in audit["change_source"]
 
 
-@pytest.mark.xfail(strict=True, reason="migration 020's CHECK on sns_topic_arn uses {1,256}, beyond PostgreSQL's "
-                   "regex repetition limit of 255: every non-null topic is refused by the database")
 async def test_an_sns_topic_can_be_saved(api) -> None:
     topic = "arn:aws:sns:us-east-1:123456789012:stonks-alerts"
     response = await api.client.put("/api/trading/notifications/config", headers=AUTH,
