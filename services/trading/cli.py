@@ -29,6 +29,7 @@ from services.shared.runtime import resolve_server_urls
 from services.trading import main_job, setup_steps
 from services.trading.backtest.cli import backtest_command
 from services.trading.csv_import import CsvImportError
+from services.trading.replay import sessions_between
 
 app = typer.Typer(
     help="Autonomous trading engine of stonks-oracle: sets up its servers and data, trades, "
@@ -166,19 +167,40 @@ def signals(
     typer.echo(f"wrote {written} new recommendations")
 
 
-async def _serve(app_factory, host: str, port: int, log_level: str) -> None:
-    """Serve an ASGI app inside the running event loop (next to the engine)."""
-    import uvicorn
+def _api_server(config: AppConfig, port: int | None) -> main_job.ApiServer:
+    """Serves the API and dashboard in the job's own event loop, next to its engine."""
 
-    server = uvicorn.Server(uvicorn.Config(app_factory(), host=host, port=port, log_level=log_level.lower(),
-                                           lifespan="on"))
-    await server.serve()
+    async def serve(runtime_parts: main_job.RuntimeParts) -> None:
+        import uvicorn
+
+        from services.trading.api.auth import TOKEN_FILE_NAME, resolve_token
+        from services.trading.api.runtime import Runtime
+        from services.trading.app import create_app
+
+        token = resolve_token(config.api_token, config.data_dir / TOKEN_FILE_NAME, announce=console.print)
+        runtime = Runtime(runtime_parts.pool, runtime_parts.redis, runtime_parts.clock, token,
+                          engine=runtime_parts.engine, api_host=config.api_host, trading=config.trading,
+                          notifications=runtime_parts.notifications)
+        server = uvicorn.Server(uvicorn.Config(create_app(runtime), host=config.api_host,
+                                               port=port or config.api_port, log_level="warning"))
+        try:
+            await server.serve()
+        except SystemExit:  # uvicorn's way of saying it could not start: the job goes on without it
+            console.print("[bold red]error:[/] the API and dashboard could not start (see above)")
+
+    return serve
 
 
-def _api_factory(pool, redis, engine=None):
-    from services.trading.app import create_app
+def _require_free_port(host: str, port: int) -> None:
+    """Refuse to start a long job whose dashboard could not listen."""
+    import socket
 
-    return lambda: create_app()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            _fail(f"port {port} on {host} is already in use; choose another with --port or STONKS_API_PORT")
 
 
 @app.command("serve")
@@ -222,6 +244,8 @@ def demo(
                              serve_after, config.api_host, port or config.api_port)
     if plan.end < plan.start:
         _fail(f"--end {plan.end} is before --start {plan.start}")
+    if plan.serve:
+        _require_free_port(plan.host, plan.port)
 
     async def work() -> main_job.ReplaySummary:
         with _progress() as progress:
@@ -233,10 +257,9 @@ def demo(
                           f"{signals_written} momentum recommendations")
             if plan.serve:
                 console.print(f"dashboard and API: http://{plan.host}:{plan.port}  (Ctrl-C to stop)")
-            days = main_job.sessions_between(plan.start, plan.end)
+            days = sessions_between(plan.start, plan.end)
             replaying = progress.add_task("replaying sessions", total=len(days))
-            serve_api = (lambda pool, redis: _serve(_api_factory(pool, redis), plan.host, plan.port,
-                                                   config.log_level)) if plan.serve else None
+            serve_api = _api_server(config, plan.port) if plan.serve else None
             return await main_job.replay_demo(database_url, redis_url, plan,
                                               lambda day: progress.update(replaying, advance=1,
                                                                           description=f"replaying {day}"),
@@ -280,11 +303,10 @@ def run(
     paper broker (by default) and the API, until Ctrl-C. The engine trades only once enabled
     (`STONKS_TRADING_ENABLED=true` or through the API)."""
     config = _config()
-    serve_api = lambda pool, redis, engine: _serve(_api_factory(pool, redis, engine), config.api_host,  # noqa: E731
-                                                   port or config.api_port, config.log_level)
+    _require_free_port(config.api_host, port or config.api_port)
     try:
         asyncio.run(main_job.run_live(config, paper_broker=paper_broker, capital=Decimal(str(capital)),
-                                      serve_api=serve_api))
+                                      serve_api=_api_server(config, port)))
     except EXPECTED_ERRORS as exc:
         _fail(str(exc).strip() or type(exc).__name__)
 

@@ -24,14 +24,29 @@ from services.shared.config import AppConfig
 from services.shared.db import connect, create_pool
 from services.shared.runtime import resolve_server_urls
 from services.trading import setup_steps
-from services.trading.clock import WallClock
+from services.trading.clock import Clock, WallClock
 from services.trading.engine import TradingEngine
 from services.trading.notifications.assembly import open_notification_service
-from services.trading.replay import Replay, ReplaySummary, sessions_between
+from services.trading.notifications.service import NotificationService
+from services.trading.replay import Replay, ReplaySummary
 
 log = structlog.get_logger(__name__)
 DEMO_DATABASE = "stonks_demo"
 DEMO_REDIS_DB = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeParts:
+    """What a job hands its API server: the API reports on this engine, never runs a second."""
+
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+    clock: Clock
+    engine: TradingEngine
+    notifications: NotificationService | None = None
+
+
+ApiServer = Callable[[RuntimeParts], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,14 +97,15 @@ async def prepare_demo(config: AppConfig, on_bars: Callable[[int], None]) -> tup
 
 
 async def replay_demo(database_url: str, redis_url: str, plan: DemoPlan, on_session: Callable[[date], None],
-                      serve_api: Callable[[asyncpg.Pool, aioredis.Redis], Awaitable[None]] | None) -> ReplaySummary:
+                      serve_api: ApiServer | None) -> ReplaySummary:
     """Replay the plan's sessions; the API (if given) serves the same database meanwhile and
     after, until interrupted."""
-    pool = await create_pool(database_url, max_size=10)
+    pool = await create_pool(database_url, max_size=12)
     redis = aioredis.from_url(redis_url)
-    api = asyncio.create_task(serve_api(pool, redis)) if serve_api else None
+    replay = Replay(pool, redis, plan.start, plan.end, capital=plan.capital)
+    api = asyncio.create_task(serve_api(RuntimeParts(pool, redis, replay.clock, replay.engine))) if serve_api else None
     try:
-        summary = await Replay(pool, redis, plan.start, plan.end, capital=plan.capital).run(on_session)
+        summary = await replay.run(on_session)
         if api is not None:
             await api
         return summary
@@ -100,8 +116,7 @@ async def replay_demo(database_url: str, redis_url: str, plan: DemoPlan, on_sess
         await pool.close()
 
 
-async def run_live(config: AppConfig, *, paper_broker: bool, capital: Decimal,
-                   serve_api: Callable[[asyncpg.Pool, aioredis.Redis, TradingEngine], Awaitable[None]]) -> None:
+async def run_live(config: AppConfig, *, paper_broker: bool, capital: Decimal, serve_api: ApiServer) -> None:
     """The engine (and the paper broker, unless a real broker consumes the queue) on the wall
     clock, with the API, until SIGINT/SIGTERM."""
     urls = resolve_server_urls(config)
@@ -110,7 +125,7 @@ async def run_live(config: AppConfig, *, paper_broker: bool, capital: Decimal,
         await setup_steps.upgrade_schema(connection)
     finally:
         await connection.close()
-    pool = await create_pool(urls.database_url, max_size=10)
+    pool = await create_pool(urls.database_url, max_size=12)
     redis = aioredis.from_url(urls.redis_url)
     clock = WallClock()
     stop = asyncio.Event()
@@ -122,7 +137,8 @@ async def run_live(config: AppConfig, *, paper_broker: bool, capital: Decimal,
     engine = TradingEngine(pool, redis, clock, notifier=notifications)
     await engine.start()
     await engine.store.apply_environment(config.trading)
-    tasks = [asyncio.create_task(engine.run(stop)), asyncio.create_task(serve_api(pool, redis, engine))]
+    tasks = [asyncio.create_task(engine.run(stop)),
+             asyncio.create_task(serve_api(RuntimeParts(pool, redis, clock, engine, notifications)))]
     if paper_broker:
         broker = PaperBroker.on_redis(pool, redis, clock, PaperBrokerSettings(starting_cash=capital))
         await broker.start()
