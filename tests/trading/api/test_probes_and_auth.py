@@ -24,7 +24,7 @@ from tests.trading.engine_harness import at
 pytestmark = pytest.mark.integration
 
 
-async def _until_ready(client: httpx.AsyncClient, timeout: float = 20) -> httpx.Response:
+async def _until_ready(client: httpx.AsyncClient, timeout: float = 60) -> httpx.Response:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         response = await client.get("/ready")
