@@ -173,14 +173,11 @@ def _api_server(config: AppConfig, port: int | None) -> main_job.ApiServer:
     async def serve(runtime_parts: main_job.RuntimeParts) -> None:
         import uvicorn
 
-        from services.trading.api.auth import TOKEN_FILE_NAME, resolve_token
-        from services.trading.api.runtime import Runtime
+        from services.trading.api.runtime import attached_runtime
         from services.trading.app import create_app
 
-        token = resolve_token(config.api_token, config.data_dir / TOKEN_FILE_NAME, announce=console.print)
-        runtime = Runtime(runtime_parts.pool, runtime_parts.redis, runtime_parts.clock, token,
-                          engine=runtime_parts.engine, api_host=config.api_host, trading=config.trading,
-                          notifications=runtime_parts.notifications)
+        runtime = attached_runtime(config, runtime_parts.pool, runtime_parts.redis, runtime_parts.clock,
+                                   engine=runtime_parts.engine, notifications=runtime_parts.notifications)
         server = uvicorn.Server(uvicorn.Config(create_app(runtime), host=config.api_host,
                                                port=port or config.api_port, log_level="warning"))
         try:
@@ -214,6 +211,7 @@ def serve(
 
     config = _config()
     _with_database(lambda connection: asyncio.sleep(0))  # servers up and schema current first
+    os.environ["STONKS_API_RUN_ENGINE"] = "false"  # this command serves; `run` trades
     uvicorn.run("services.trading.app:app", host=host or config.api_host, port=port or config.api_port,
                 log_level=config.log_level.lower())
 

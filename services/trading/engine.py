@@ -27,7 +27,7 @@ from services.shared.orders import FillReport
 from services.shared.redis_keys import QUEUE_BROKER_FILLS, QUEUE_BROKER_ORDERS, TRADING_DEDUPE_TTL_SECONDS, dedupe_key
 from services.shared.reliable_queue import ReliableQueue
 from services.shared.schemas import NotificationEventType, OrderReason, TradingMode
-from services.trading import circuit_breaker, outbox, owner_reports, rebalancer, trading_window
+from services.trading import circuit_breaker, outbox, owner_reports, rebalancer, telemetry, trading_window
 from services.trading.circuit_breaker import CircuitBreakerEvent
 from services.trading.clock import Clock
 from services.trading.correlation import CorrelationMatrix
@@ -168,13 +168,14 @@ class TradingEngine:
         report = TickReport(now)
         if not self.holds_lock:  # checked without I/O here; the full tick pings and re-takes it
             return report
+        timer = telemetry.tick_started(self.settings.polling_interval.total_seconds())
         loaded = await self._guarded("settings", self.store.load_settings(), report)
         if loaded is not None:
             self.settings = loaded
         if trading_window.is_within_trading_window(now):
             await self._guarded("recommendations", self._decide_recommendations(now, report), report)
             report.orders_sent = await self._guarded("outbox", self._deliver(now), report, default=0)
-        return report
+        return telemetry.record_tick(report, timer)
 
     async def _listen(self) -> asyncpg.Connection | None:
         try:
@@ -212,8 +213,6 @@ class TradingEngine:
         log.warning("account lock re-acquired on a new connection")
 
     async def tick(self) -> TickReport:
-        from services.trading import telemetry  # Prometheus counters (issue 6)
-
         now = self.clock.now()
         report = TickReport(now)
         timer = telemetry.tick_started(self.settings.polling_interval.total_seconds())
@@ -233,6 +232,7 @@ class TradingEngine:
         sent = await self._guarded("outbox", self._deliver(now), report)
         report.orders_sent = sent or 0
         await self._guarded("session_close", self._close_session_if_due(now), report)
+        await self._guarded("reports", self._send_reports(now), report)
         return telemetry.record_tick(report, timer)
 
     async def _guarded(self, component: str, work: Awaitable[Any], report: TickReport | None = None,
