@@ -146,10 +146,13 @@ try {
     await page.getByTestId("positions-table").waitFor();
     const text = await page.getByTestId("positions-table").innerText();
     check(positions.items.every((p) => text.includes(p.ticker)), "the positions table lists every open position");
+    await page.locator('[data-testid="sector-chart"] svg.recharts-surface').waitFor();
+    check(true, "the sector allocation pie renders");
   } else {
     await page.getByTestId("positions").getByTestId("no-data").waitFor();
     check(true, "no open positions: the portfolio says so");
   }
+  await page.screenshot({ path: shot("portfolio"), fullPage: true });
   const trades = await getJson("/trades?limit=25");
   await page.getByTestId("tab-trades").click();
   if (trades.total > 0) {
@@ -161,13 +164,32 @@ try {
     await page.getByTestId("trades").getByTestId("no-data").waitFor();
     check(true, "no closed trades: the history says so");
   }
+  await page.screenshot({ path: shot("trades"), fullPage: true });
+
+  // -- Backtesting: launch one through the form, poll until it completes ------------------------
+  await page.getByTestId("tab-backtest").click();
+  const form = page.getByTestId("backtest-form");
+  await form.waitFor();
+  await form.getByLabel("Start", { exact: true }).fill(process.env.BACKTEST_START ?? "2003-01-02");
+  await form.getByLabel("End", { exact: true }).fill(process.env.BACKTEST_END ?? "2003-12-31");
+  await form.getByLabel("Signals").selectOption("momentum");
+  await form.getByRole("button", { name: "Run backtest" }).click();
+  await page.getByTestId("backtest-status").filter({ hasText: /completed|failed/ }).waitFor({ timeout: 120_000 });
+  const backtestStatus = await page.getByTestId("backtest-status").innerText();
+  check(backtestStatus === "completed", `a backtest launched from the form runs to the end (${backtestStatus})`);
+  const latest = (await getJson("/backtest?limit=1")).items[0];
+  check(latest.status === "completed", "…and the API agrees");
+  await page.locator('[data-testid="backtest-equity"] svg.recharts-surface').waitFor();
+  check(true, "its equity curve renders");
+  await page.screenshot({ path: shot("backtest"), fullPage: true });
 
   // -- Every other page renders without an error ---------------------------------------------
-  for (const tab of ["backtest", "micro", "notifications"]) {
+  for (const tab of ["micro", "notifications"]) {
     await page.getByTestId(`tab-${tab}`).click();
     await page.locator("main section").first().waitFor();
     await page.waitForLoadState("networkidle");
     check(await page.getByTestId("api-error").count() === 0, `the ${tab} page loads without an API error`);
+    await page.screenshot({ path: shot(tab), fullPage: true });
   }
   check(pageErrors.length === 0, `no uncaught errors in the page${pageErrors.length ? `: ${pageErrors.join("; ")}` : ""}`);
   console.log(`screenshot: ${SCREENSHOT_PATH}`);

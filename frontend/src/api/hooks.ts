@@ -142,7 +142,7 @@ export function useBacktests() {
   return useQuery({
     queryKey: ["backtests"],
     queryFn: () => api<Page<BacktestSummary>>("GET", "/backtest", { query: { limit: 20 } }),
-    refetchInterval: REFRESH_MS.normal,
+    refetchInterval: (query) => (query.state.data?.items.some((b) => b.status === "running") ? 2_000 : REFRESH_MS.normal),
   });
 }
 

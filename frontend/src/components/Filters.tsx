@@ -18,7 +18,7 @@ export function FilterBar(props: {
     >
       <label>
         Ticker
-        <input data-testid="filter-ticker" className="input mt-1 block w-28 uppercase" value={ticker} placeholder="any" onChange={(e) => setTicker(e.target.value)} />
+        <input data-testid="filter-ticker" className="input mt-1 block w-28 uppercase placeholder:normal-case" value={ticker} placeholder="any" onChange={(e) => setTicker(e.target.value)} />
       </label>
       <label>
         From

@@ -1,5 +1,6 @@
 // Seed task 23.6: launch a backtest through the same decision code, watch it, read its results.
-import { useState } from "react";
+import { useEffect, useState } from "react";
+import { useQueryClient } from "@tanstack/react-query";
 import { Area, AreaChart, CartesianGrid, ResponsiveContainer, Tooltip, XAxis, YAxis } from "recharts";
 import { useBacktestLaunch, useBacktestResult, useBacktests } from "../api/hooks";
 import { TIERS, type BacktestView, type Tier } from "../api/types";
@@ -73,13 +74,13 @@ function LaunchForm({ onLaunched }: { onLaunched: (id: string) => void }) {
       <label>
         Signals
         <select className="input mt-1 block w-full" value={signals} onChange={(e) => setSignals(e.target.value as "database" | "momentum")}>
-          <option value="database">recommendations table</option>
-          <option value="momentum">sample momentum (SMA 10/30)</option>
+          <option value="database">recommendations</option>
+          <option value="momentum">momentum (SMA 10/30)</option>
         </select>
       </label>
       <label>
         Tickers
-        <input className="input mt-1 block w-full uppercase" placeholder="all with bars" value={tickers} onChange={(e) => setTickers(e.target.value)} />
+        <input className="input mt-1 block w-full uppercase placeholder:normal-case" placeholder="all with bars" value={tickers} onChange={(e) => setTickers(e.target.value)} />
       </label>
       <div className="col-span-2 flex items-center gap-3">
         <button className="btn-primary" type="submit" disabled={launch.isPending}>
@@ -128,6 +129,12 @@ function History({ selected, onSelect }: { selected: string | null; onSelect: (i
 
 function Result({ id }: { id: string }) {
   const result = useBacktestResult(id);
+  const client = useQueryClient();
+  const status = result.data?.status;
+  useEffect(() => {
+    // The list shows progress too: refresh it as soon as this run changes state.
+    if (status) void client.invalidateQueries({ queryKey: ["backtests"] });
+  }, [status, client]);
   return <QueryView query={result} what="the backtest">{(b) => <ResultView b={b} />}</QueryView>;
 }
 

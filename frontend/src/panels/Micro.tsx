@@ -76,7 +76,9 @@ export function MicroPanel() {
         </QueryView>
         <div className="mt-3">
           <QueryView query={metrics} what="metrics">
-            {(m) => (
+            {(m) => m.micro.trade_count === 0 ? (
+              <p className="text-xs text-slate-500">No micro-trades closed yet.</p>
+            ) : (
               <p className="text-xs text-slate-400">
                 All time: {m.micro.trade_count} micro-trades, win rate {pct(m.micro.win_rate, 1)}, profit factor{" "}
                 {m.micro.profit_factor_infinite ? "∞" : ratio(m.micro.profit_factor)}, realized {signedMoney(m.micro.realized_pnl)}.

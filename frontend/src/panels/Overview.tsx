@@ -5,13 +5,14 @@ import { api } from "../api/client";
 import {
   usePauseTradingEngine,
   useResumeTradingEngine,
+  useTradingDecisions,
   useTradingMetrics,
   useTradingStatus,
   useUpdateTradingConfig,
 } from "../api/hooks";
 import { TIERS, type Page, type Status, type Tier, type Trade } from "../api/types";
-import { Badge, Card, ErrorBox, QueryView, Stat, useNow } from "../components/ui";
-import { dateTime, duration, label, money, num, pct, pnlClass, signedMoney } from "../format";
+import { Badge, Card, Empty, ErrorBox, QueryView, Stat, Table, useNow } from "../components/ui";
+import { dateTime, duration, label, money, num, pct, pnlClass, price, qty, signedMoney } from "../format";
 
 export function engineState(s: Status): { text: string; tone: "green" | "amber" | "red" | "slate" } {
   if (s.circuit_breaker.active) return { text: "halted by circuit breaker", tone: "red" };
@@ -46,6 +47,14 @@ export function OverviewPanel() {
       </Card>
       <Card title="Last 24 hours" testId="last-24h">
         <Last24h />
+      </Card>
+      <Card title="Open positions" subtitle="At the latest prices; details under Portfolio" className="xl:col-span-2">
+        <QueryView query={status} what="positions">
+          {(s) => <PositionsSummary status={s} />}
+        </QueryView>
+      </Card>
+      <Card title="Latest decisions" subtitle="Details and traces under Decisions">
+        <LatestDecisions />
       </Card>
     </div>
   );
@@ -242,5 +251,58 @@ function Last24h() {
         }}
       </QueryView>
     </div>
+  );
+}
+
+function PositionsSummary({ status: s }: { status: Status }) {
+  if (s.open_positions.length === 0) return <Empty>No open positions.</Empty>;
+  return (
+    <Table head={["Ticker", "Qty", "Entry", "Current", "Unrealized P&L", "Stop", "Take-profit"]} align={["l", "r", "r", "r", "r", "r", "r"]}>
+      {s.open_positions.map((p) => (
+        <tr key={p.ticker}>
+          <td className="px-2 py-1.5 font-semibold text-slate-100">
+            {p.ticker} <span className="text-xs font-normal text-slate-500">{p.sector}</span>
+          </td>
+          <td className="px-2 py-1.5 text-right tabular-nums">{qty(p.quantity)}</td>
+          <td className="px-2 py-1.5 text-right tabular-nums">{price(p.entry_price)}</td>
+          <td className="px-2 py-1.5 text-right tabular-nums">{price(p.current_price)}</td>
+          <td className={`px-2 py-1.5 text-right tabular-nums ${pnlClass(p.unrealized_pnl)}`}>
+            {signedMoney(p.unrealized_pnl)} <span className="text-xs opacity-80">({pct(p.unrealized_pnl_pct, 2, true)})</span>
+          </td>
+          <td className="px-2 py-1.5 text-right tabular-nums">{price(p.stop_loss_price)}</td>
+          <td className="px-2 py-1.5 text-right tabular-nums">{price(p.take_profit_price)}</td>
+        </tr>
+      ))}
+    </Table>
+  );
+}
+
+function LatestDecisions() {
+  const decisions = useTradingDecisions({ limit: 6, offset: 0 });
+  return (
+    <QueryView query={decisions} what="decisions">
+      {(page) =>
+        page.items.length === 0 ? (
+          <Empty>No decisions yet.</Empty>
+        ) : (
+          <ul className="space-y-2 text-sm">
+            {page.items.map((d) => (
+              <li key={d.id} className="flex items-start gap-2">
+                <Badge tone={d.decision === "act" ? "green" : "slate"}>{d.decision}</Badge>
+                <div className="min-w-0">
+                  <div className="text-slate-200">
+                    <span className="font-semibold">{d.ticker}</span> {d.side}{" "}
+                    <span className="text-xs text-slate-500">{dateTime(d.created_at)}</span>
+                  </div>
+                  <div className="truncate text-xs text-slate-400" title={d.skip_reason ?? d.category}>
+                    {d.decision === "skip" ? d.skip_reason : `${label(d.category)} · ${qty(d.computed_share_quantity)} shares, ${money(d.computed_position_size)}`}
+                  </div>
+                </div>
+              </li>
+            ))}
+          </ul>
+        )
+      }
+    </QueryView>
   );
 }
