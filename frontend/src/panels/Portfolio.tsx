@@ -70,7 +70,7 @@ function SectorPie({ data }: { data: Positions }) {
       <div className="h-56" data-testid="sector-chart">
         <ResponsiveContainer>
           <PieChart>
-            <Pie data={slices} dataKey="value" nameKey="sector" innerRadius="55%" outerRadius="85%" paddingAngle={2} isAnimationActive={false}>
+            <Pie data={slices} dataKey="value" nameKey="sector" innerRadius="55%" outerRadius="85%" paddingAngle={slices.length > 1 ? 2 : 0} isAnimationActive={false}>
               {slices.map((s, i) => (
                 <Cell key={s.sector} fill={PALETTE[i % PALETTE.length]} stroke="#0f172a" />
               ))}
