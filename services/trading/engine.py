@@ -21,25 +21,20 @@ from typing import Any, Awaitable, Protocol
 import asyncpg
 import redis.asyncio as aioredis
 import structlog
-from pydantic import ValidationError
 
-from services.shared.orders import FillReport
 from services.shared.redis_keys import QUEUE_BROKER_FILLS, QUEUE_BROKER_ORDERS, TRADING_DEDUPE_TTL_SECONDS, dedupe_key
 from services.shared.reliable_queue import ReliableQueue
-from services.shared.schemas import NotificationEventType, OrderReason, TradingMode
-from services.trading import circuit_breaker, outbox, owner_reports, rebalancer, telemetry, trading_window
-from services.trading.circuit_breaker import CircuitBreakerEvent
+from services.shared.schemas import TradingMode
+from services.trading import circuit_breaker, outbox, telemetry, trading_window
 from services.trading.clock import Clock
 from services.trading.correlation import CorrelationMatrix
-from services.trading.decision import DecisionContext, DecisionOutcome, decide, exit_decision, failed_decision
+from services.trading.decision import DecisionContext, DecisionOutcome, decide, failed_decision
 from services.trading.engine_settings import EngineSettings
-from services.trading.fill_handler import FillEffects, apply_report
 from services.trading.market_view_store import MarketViewStore
-from services.trading.models import PortfolioState, Recommendation
-from services.trading.notifications import events
+from services.trading.models import Recommendation
 from services.trading.notifications.events import NotificationEvent
-from services.trading.protection import Exit, PositionMarket, protect
-from services.trading.session_close import close_session, refresh_correlations
+from services.trading.session_close import refresh_correlations
+from services.trading.account_duties import AccountDuties
 from services.trading.store import EngineStore
 
 log = structlog.get_logger(__name__)
@@ -88,11 +83,11 @@ class TradingEngine:
         self.instance_id = uuid.uuid4().hex
         self.settings = EngineSettings()
         self.correlations = CorrelationMatrix.empty()
-        self.last_stop_check: datetime | None = None
         self.last_decision_at: datetime | None = None
         self.started = False
         self._lock_connection: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
+        self.duties = AccountDuties(self)
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -221,18 +216,18 @@ class TradingEngine:
         loaded = await self._guarded("settings", self.store.load_settings(), report)
         if loaded is not None:
             self.settings = loaded
-        await self._guarded("breakers", self._resolve_breakers(now), report)
-        await self._guarded("fills", self._apply_reports(now, report), report)
+        await self._guarded("breakers", self.duties.resolve_breakers(now), report)
+        await self._guarded("fills", self.duties.apply_reports(now, report), report)
         if trading_window.is_market_open(now):
-            await self._guarded("session", self._open_session(now), report)
-            await self._guarded("protection", self._protect(now, report), report)
+            await self._guarded("session", self.duties.open_session(now), report)
+            await self._guarded("protection", self.duties.protect(now, report), report)
         if trading_window.is_within_trading_window(now):
             await self._guarded("recommendations", self._decide_recommendations(now, report), report)
-            await self._guarded("rebalance", self._weekly_rebalance(now, report), report)
+            await self._guarded("rebalance", self.duties.weekly_rebalance(now, report), report)
         sent = await self._guarded("outbox", self._deliver(now), report)
         report.orders_sent = sent or 0
-        await self._guarded("session_close", self._close_session_if_due(now), report)
-        await self._guarded("reports", self._send_reports(now), report)
+        await self._guarded("session_close", self.duties.close_session_if_due(now), report)
+        await self._guarded("reports", self.duties.send_reports(now), report)
         return telemetry.record_tick(report, timer)
 
     async def _guarded(self, component: str, work: Awaitable[Any], report: TickReport | None = None,
@@ -251,111 +246,6 @@ class TradingEngine:
             return default
 
     # -- steps --------------------------------------------------------------------------
-
-    async def _resolve_breakers(self, now: datetime) -> None:
-        state = await self.store.breaker_state()
-        _, resolutions = circuit_breaker.resolve_expired(state, now)
-        for resolution in resolutions:
-            await self.store.resolve_breaker_events(resolution, now)
-            log.info("circuit breaker resolved", reason=resolution.reason, ticker=resolution.ticker)
-            if resolution.ticker is None:
-                self.notifier.notify(events.from_breaker_resolution(resolution))
-
-    async def _record_breaker_event(self, event: CircuitBreakerEvent) -> None:
-        await self.store.record_breaker_event(event)
-        log.warning("circuit breaker tripped", trigger=event.trigger_type.value, reason=event.reason)
-        self.notifier.notify(events.from_breaker_event(event))
-
-    async def _apply_reports(self, now: datetime, report: TickReport) -> None:
-        stop_outs = False
-        while (message := await self.fills.take_nowait()) is not None:
-            try:
-                fill = FillReport.model_validate_json(message)
-            except ValidationError as exc:
-                log.error("malformed broker report parked", error=str(exc).splitlines()[0])
-                await self.fills.dead_letter(message)
-                continue
-            effects = await apply_report(self.pool, fill, self.settings)
-            await self.fills.ack(message)
-            if effects is not None:
-                report.reports_applied += 1
-                stop_outs |= effects.stop_out
-                self._announce(effects)
-        if stop_outs:
-            await self._check_volatility(now)
-
-    def _announce(self, effects: FillEffects) -> None:
-        """Every close goes to the service, which keeps those over the owner's threshold."""
-        trade = effects.closed_trade
-        if trade is not None:
-            self.notifier.notify(events.large_trade_pnl(
-                trade.exit_at, ticker=trade.ticker, quantity=trade.quantity, entry_price=trade.entry_price,
-                exit_price=trade.exit_price, realized_pnl=trade.pnl, pnl_pct=trade.pnl_pct,
-                exit_reason=effects.report.reason.value))
-
-    async def _check_volatility(self, now: datetime) -> None:
-        stop_outs = await self.store.stop_outs_since(now - self.settings.breakers.volatility_window)
-        check = circuit_breaker.check_volatility(await self.store.breaker_state(), stop_outs, now,
-                                                 self.settings.breakers)
-        if check.event is not None:
-            await self._record_breaker_event(check.event)
-
-    async def _open_session(self, now: datetime) -> None:
-        """Remember the account's value at the session's first tick: the daily-loss base."""
-        state = await self.store.engine_state(now)
-        today = now.astimezone(trading_window.NEW_YORK).date()
-        if state["session_date"] == today:
-            return
-        # Valued at the last close: a gap at the open is the day's first loss, not its base.
-        last_close = trading_window.previous_session_close(now)
-        quotes = await self.market.prices.quotes(await self.store.held_tickers(), last_close)
-        value = (await self.store.holdings(quotes)).total_value
-        await self.store.update_engine_state(session_date=today, start_of_day_value=value)
-
-    def _stop_check_due(self, now: datetime, high_severity: bool) -> bool:
-        interval = self.settings.fast_stop_check_interval if high_severity else self.settings.stop_check_interval
-        return self.last_stop_check is None or now - self.last_stop_check >= interval
-
-    async def _protect(self, now: datetime, report: TickReport) -> None:
-        high_severity = await self.market.high_severity_event(now)
-        if not self._stop_check_due(now, high_severity):
-            return
-        self.last_stop_check = now
-        quotes = await self.market.prices.quotes(await self.store.held_tickers(), now)
-        held = await self.store.held_positions(quotes)
-        portfolio = await self.store.portfolio(quotes)
-        breakers = await self.store.breaker_state()
-        await self._check_daily_loss(await self.store.holdings(quotes), breakers, now)
-        markets = {h.position.ticker: PositionMarket(await self.market.atr(h.position.ticker, now),
-                                                     _soon(await self.market.sessions_until_earnings(
-                                                         h.position.ticker, now), self.settings))
-                   for h in held}
-        exiting = frozenset([t for t in quotes if await outbox.open_exit_exists(self.pool, t)])
-        plan = protect(held, quotes, markets, breakers, self.settings, now, high_severity_event=high_severity,
-                       total_value=portfolio.total_value, exiting=exiting)
-        await self.store.save_stop_levels(plan.level_updates, now)
-        for event in plan.breaker_events:
-            await self._record_breaker_event(event)
-        context = DecisionContext(portfolio, plan.breakers, self.settings, self.correlations)
-        for exit_ in plan.exits:
-            await self._send_exit(exit_, context, now, report)
-
-    async def _check_daily_loss(self, portfolio: PortfolioState, breakers, now: datetime) -> None:
-        state = await self.store.engine_state(now)
-        if state["start_of_day_value"] is None or circuit_breaker.is_active(breakers, now):
-            return
-        check = circuit_breaker.check_daily_loss(breakers, state["start_of_day_value"], portfolio.total_value, now,
-                                                 settings=self.settings.breakers)
-        if check.event is not None:
-            await self._record_breaker_event(check.event)
-
-    async def _send_exit(self, exit_: Exit, context: DecisionContext, now: datetime, report: TickReport) -> None:
-        outcome = exit_decision(exit_.ticker, exit_.quantity, exit_.reason, exit_.detail, context, now=now,
-                                decision_id=uuid.uuid4(), price=exit_.price, is_micro=exit_.is_micro)
-        async with self.pool.acquire() as connection:
-            await outbox.record_decision(connection, outcome, self.mode)
-        report.exits += 1
-        log.info("exit decided", ticker=exit_.ticker, reason=exit_.reason.value, detail=exit_.detail)
 
     async def _decide_recommendations(self, now: datetime, report: TickReport) -> None:
         state = await self.store.engine_state(now)
@@ -427,29 +317,6 @@ class TradingEngine:
                     recommendation_id=recommendation_id)
         return True
 
-    async def _weekly_rebalance(self, now: datetime, report: TickReport) -> None:
-        """Once a week, at the first trading window of the week (Monday's, or the next)."""
-        year, week, _ = now.astimezone(trading_window.NEW_YORK).isocalendar()
-        label = f"{year}-W{week:02d}"
-        state = await self.store.engine_state(now)
-        if state["last_rebalance_week"] == label:
-            return
-        await self.store.update_engine_state(last_rebalance_week=label)
-        quotes = await self.market.prices.quotes(await self.store.held_tickers(), now)
-        portfolio = await self.store.portfolio(quotes)
-        breakers = await self.store.breaker_state()
-        plan = rebalancer.evaluate(portfolio, self.settings.tier, within_trading_window=True,
-                                   circuit_breaker_active=circuit_breaker.is_active(breakers, now),
-                                   settings=self.settings.rebalance)
-        if plan.deferred:
-            log.info("weekly rebalance deferred", reason=plan.deferred_reason)
-            return
-        context = DecisionContext(portfolio, breakers, self.settings, self.correlations)
-        for proposal in plan.proposals:
-            price = quotes[proposal.ticker].price if proposal.ticker in quotes else None
-            await self._send_exit(Exit(proposal.ticker, proposal.quantity, OrderReason.REBALANCE, proposal.reason,
-                                       price), context, now, report)
-
     async def _deliver(self, now: datetime) -> int:
         settings = self.settings
         breakers = await self.store.breaker_state()
@@ -464,50 +331,6 @@ class TradingEngine:
             return None
 
         return await outbox.deliver_due(self.pool, self.orders, now, may_send)
-
-    async def _close_session_if_due(self, now: datetime) -> None:
-        session_close = trading_window.previous_session_close(now)
-        session = session_close.astimezone(trading_window.NEW_YORK).date()
-        state = await self.store.engine_state(now)
-        if state["last_close_processed"] is not None and state["last_close_processed"] >= session:
-            return
-        if session_close < state["epoch"]:
-            return
-        # Valued at the session's closing prices, whenever the engine gets to it.
-        quotes = await self.market.prices.quotes(await self.store.held_tickers(), session_close)
-        portfolio = await self.store.holdings(quotes)
-        start_value = state["start_of_day_value"] if state["session_date"] == session else portfolio.total_value
-        result = await close_session(self.store, session, portfolio, self.settings, start_value, now)
-        self.correlations = result.correlations
-        await self.store.update_engine_state(last_close_processed=session)
-        metrics = result.report.metrics
-        if result.tier_change is not None:
-            self.notifier.notify(events.from_risk_tier_change(result.tier_change))
-        if result.emergency is not None:
-            self.notifier.notify(events.emergency_liquidation(
-                now, drawdown=metrics.current_drawdown,
-                threshold=self.settings.reserve.emergency_drawdown_threshold_pct,
-                reserve_released=-result.emergency.amount, positions_closed=0,
-                total_value=metrics.total_portfolio_value, reason=result.emergency.notes))
-        log.info("session closed", session=str(session), value=str(result.report.metrics.total_portfolio_value),
-                 reserve=str(result.report.metrics.reserve_pool))
-
-
-    async def _send_reports(self, now: datetime) -> None:
-        """The daily summary and weekly digest, when the notification service says they are due."""
-        reports_due = getattr(self.notifier, "reports_due", None)
-        if reports_due is None:
-            return
-        for report in await reports_due():
-            if report.kind is NotificationEventType.DAILY_SUMMARY:
-                await self.notifier.send_daily_summary(report, await owner_reports.daily_summary(self.pool, report, now))
-            else:
-                await self.notifier.send_weekly_digest(report, await owner_reports.weekly_digest(self.pool, report, now))
-
-
-def _soon(sessions: int | None, settings: EngineSettings) -> bool:
-    return sessions is not None and sessions <= settings.sizing.earnings_reduce_within_sessions
-
 
 def _session_start(now: datetime) -> datetime:
     times = trading_window.session_times(now.astimezone(trading_window.NEW_YORK).date())
