@@ -75,6 +75,12 @@ def _wait_ready(url: str, server: subprocess.Popen, timeout: float = 60) -> None
 
 
 @pytest.fixture
+def node() -> str:
+    """Checked before the (slow) state is built: a missing tool fails at once, saying how."""
+    return _require_tools()
+
+
+@pytest.fixture
 def app_server(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[str]:
     """`uvicorn services.trading.app:app` on a free loopback port, against the test database;
     the engine loop runs elsewhere (here: nowhere), so the state stays what the replay made."""
@@ -105,8 +111,7 @@ async def replayed(database_url: str, redis_url: str, redis_client) -> None:  # 
 
 
 @pytest.mark.timeout(600)
-async def test_dashboard_in_chromium(replayed: None, app_server: str, tmp_path: Path) -> None:
-    node = _require_tools()
+async def test_dashboard_in_chromium(node: str, replayed: None, app_server: str) -> None:
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     screenshot = SCREENSHOT_DIR / "dashboard.png"
     env = {**os.environ, "DASHBOARD_URL": app_server, "API_TOKEN": TOKEN, "SCREENSHOT_PATH": str(screenshot)}
