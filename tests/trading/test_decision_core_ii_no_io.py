@@ -7,28 +7,9 @@ entry guards and micro-trading and runs each once.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
+from tests.trading.no_network import run_without_network
 
-ROOT = Path(__file__).resolve().parents[2]
-
-SCRIPT = textwrap.dedent("""
-    import socket
-
-    def refuse(*args, **kwargs):
-        raise RuntimeError("network access attempted by the decision core")
-
-    class RefusingSocket(socket.socket):
-        def __init__(self, *args, **kwargs):
-            refuse()
-
-    socket.socket = RefusingSocket
-    socket.create_connection = refuse
-    socket.getaddrinfo = refuse
-    socket.socketpair = refuse
-
+SCRIPT = """
     from datetime import date, datetime, timedelta, timezone
     from decimal import Decimal as D
 
@@ -63,10 +44,8 @@ SCRIPT = textwrap.dedent("""
     assert decision.approved, decision.reason
     assert micro_trading.positions_to_auto_close(portfolio.positions, now)
     print("no-io-ok")
-""")
+"""
 
 
 def test_decision_core_ii_runs_without_network() -> None:
-    result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert "no-io-ok" in result.stdout
+    run_without_network(SCRIPT)
