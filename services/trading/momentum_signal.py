@@ -56,21 +56,43 @@ def crossover_signals(bars: Sequence[PriceBar]) -> list[RecommendationDraft]:
     """Recommendations for one ticker's daily bars, oldest first."""
     if len(bars) <= SLOW_WINDOW:
         return []
-    closes = np.array([float(b.close) for b in bars])
+    closes = np.fromiter((float(b.close) for b in bars), dtype=np.float64, count=len(bars))
+    fast, slow, crossings = _crossings(closes)
+    values = closes.tolist()
+    return [_draft(bars[i].ticker, bars[i].ts, values, fast, slow, i) for i in crossings]
+
+
+def crossover_signals_of_closes(ticker: str, closes: np.ndarray, stamps: Sequence[datetime]
+                                ) -> list[RecommendationDraft]:
+    """`crossover_signals` of one ticker's closes (float64, oldest first) stamped `stamps[i]`:
+    the same rule on arrays, for callers (the backtester) that hold bars as arrays."""
+    if len(closes) <= SLOW_WINDOW:
+        return []
+    closes = np.asarray(closes, dtype=np.float64)
+    fast, slow, crossings = _crossings(closes)
+    values = closes.tolist()
+    return [_draft(ticker, stamps[i], values, fast, slow, i) for i in crossings]
+
+
+def _crossings(closes: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """The SMAs and the indices i >= SLOW_WINDOW where the fast SMA crossed the slow one
+    between bars i - 1 and i (the slow SMA known at i - 1)."""
     fast, slow = _sma(closes, FAST_WINDOW), _sma(closes, SLOW_WINDOW)
     above = fast > slow
-    drafts = []
-    for i in range(SLOW_WINDOW, len(bars)):
-        if above[i] == above[i - 1] or np.isnan(slow[i - 1]):
-            continue
-        action = "buy" if above[i] else "sell"
-        roc = closes[i] / closes[i - ROC_WINDOW] - 1.0
-        directional = roc if action == "buy" else -roc
-        confidence = confidence_for(directional) if directional > 0 else 0.5
-        drafts.append(RecommendationDraft(
-            ticker=bars[i].ticker, action=action, confidence=round(float(confidence), 4), mode="paper_eligible",
-            trend_window="20d", generated_at=bars[i].ts,
-            thesis=(f"momentum: SMA{FAST_WINDOW} {fast[i]:.2f} crossed {'above' if above[i] else 'below'} "
-                    f"SMA{SLOW_WINDOW} {slow[i]:.2f}; {ROC_WINDOW}-session change {roc:+.1%}"),
-        ))
-    return drafts
+    changed = (above[SLOW_WINDOW:] != above[SLOW_WINDOW - 1:-1]) & ~np.isnan(slow[SLOW_WINDOW - 1:-1])
+    return fast, slow, (np.flatnonzero(changed) + SLOW_WINDOW).tolist()
+
+
+def _draft(ticker: str, ts: datetime, closes: list[float], fast: np.ndarray, slow: np.ndarray, i: int
+           ) -> RecommendationDraft:
+    up = bool(fast[i] > slow[i])
+    action = "buy" if up else "sell"
+    roc = closes[i] / closes[i - ROC_WINDOW] - 1.0
+    directional = roc if up else -roc
+    confidence = confidence_for(directional) if directional > 0 else 0.5
+    return RecommendationDraft(
+        ticker=ticker, action=action, confidence=round(float(confidence), 4), mode="paper_eligible",
+        trend_window="20d", generated_at=ts,
+        thesis=(f"momentum: SMA{FAST_WINDOW} {float(fast[i]):.2f} crossed {'above' if up else 'below'} "
+                f"SMA{SLOW_WINDOW} {float(slow[i]):.2f}; {ROC_WINDOW}-session change {roc:+.1%}"),
+    )

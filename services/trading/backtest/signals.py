@@ -1,7 +1,7 @@
 """Where the backtest's recommendations come from, and when each one is decided.
 
 Sources: the `recommendations` table (read by the store), a CSV file, or the sample momentum
-signal (`momentum_signal.crossover_signals`, run on the backtest's own bars). Like the live
+signal (`momentum_signal.crossover_signals_of_closes`, run on the backtest's own bars). Like the live
 engine's poll, only `buy`/`sell` recommendations in `paper_eligible`/`live_eligible` mode are
 taken.
 
@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import csv
 import math
-from collections import namedtuple
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +29,7 @@ import numpy as np
 from services.shared.schemas import RecommendationMode
 from services.trading.backtest.market import MarketData
 from services.trading.models import Recommendation
-from services.trading.momentum_signal import crossover_signals
+from services.trading.momentum_signal import crossover_signals_of_closes
 from services.trading.trading_window import (
     NEW_YORK,
     WINDOW_BUFFER,
@@ -101,26 +99,18 @@ def _sortable(confidence: float) -> float:
 
 # -- the sample momentum signal -----------------------------------------------------------
 
-_BarView = namedtuple("_BarView", "ticker ts close")  # what crossover_signals reads of a bar
+class _Stamps(Sequence[datetime]):
+    """The close instants of one ticker's existing bars, looked up only where read (at
+    crossings) instead of building a list per ticker."""
 
-
-class _DailyCloses(Sequence[_BarView]):
-    """One ticker's existing bars as the read-only sequence `crossover_signals` reads (ticker,
-    ts, close), built on demand from the arrays instead of a million `PriceBar`s."""
-
-    def __init__(self, ticker: str, closes: np.ndarray, stamps: Sequence[datetime]) -> None:
-        self.ticker, self.closes, self.stamps = ticker, closes.tolist(), stamps
+    def __init__(self, present: np.ndarray, closes_at: Sequence[datetime]) -> None:
+        self.present, self.closes_at = present, closes_at
 
     def __len__(self) -> int:
-        return len(self.closes)
+        return len(self.present)
 
     def __getitem__(self, i):  # type: ignore[override]
-        if isinstance(i, slice):
-            raise TypeError("slicing is not supported")
-        return _BarView(self.ticker, self.stamps[i], self.closes[i])
-
-    def __iter__(self) -> Iterator[_BarView]:
-        return map(_BarView, repeat(self.ticker), self.stamps, self.closes)
+        return self.closes_at[self.present[i]]
 
 
 def momentum_recommendations(market: MarketData, rows: Iterable[int] | None = None) -> list[Recommendation]:
@@ -129,8 +119,8 @@ def momentum_recommendations(market: MarketData, rows: Iterable[int] | None = No
     drafts = []
     for row in range(len(market.tickers)) if rows is None else rows:
         present = np.flatnonzero(market.valid[row])
-        stamps = [market.session_close[i] for i in present]
-        drafts += crossover_signals(_DailyCloses(market.tickers[row], market.close[row, present], stamps))
+        drafts += crossover_signals_of_closes(market.tickers[row], market.close[row, present],
+                                              _Stamps(present, market.session_close))
     drafts.sort(key=lambda d: (d.generated_at, d.ticker, d.action))
     # float(): the signal hands out numpy floats, which the sizer cannot read as decimals; a
     # recommendation read back from the database is a plain float.
