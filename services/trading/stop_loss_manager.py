@@ -54,10 +54,6 @@ class StopAdjustment:
     reason: str
 
 
-def _true_range(bar: Bar, previous_close: Decimal) -> Decimal:
-    return max(bar.high - bar.low, abs(bar.high - previous_close), abs(bar.low - previous_close))
-
-
 def average_true_range(bars: Sequence[Bar], period: int = 14) -> Decimal:
     """ATR with Wilder's smoothing: the first value is the simple mean of the first `period`
     true ranges, then ATR_t = (ATR_{t-1} * (period - 1) + TR_t) / period.
@@ -65,14 +61,48 @@ def average_true_range(bars: Sequence[Bar], period: int = 14) -> Decimal:
     True range needs the previous close, so the first bar only provides that close and
     `period + 1` bars are the minimum. Bars are oldest first.
     """
+    _check_atr_input(len(bars), period)
+    ranges = [max(high - low, abs(high - previous), abs(low - previous))
+              for previous, high, low in zip([b.close for b in bars[:-1]], [b.high for b in bars[1:]],
+                                             [b.low for b in bars[1:]])]
+    return _wilder(sum(ranges[:period], ZERO), ranges[period:], period)
+
+
+def average_true_range_of_units(highs: Sequence[int], lows: Sequence[int], closes: Sequence[int],
+                                period: int = 14) -> Decimal:
+    """`average_true_range` of bars whose prices are whole numbers (e.g. prices quoted to k
+    decimals, in units of 10^-k dollars), given as columns, oldest first: the fast path for
+    callers holding bars as arrays (the backtester).
+
+    The same rule to the same digits: a true range of whole numbers is exact either way (Python
+    integers here, Decimals there), as is the sum seeding the mean; the smoothing is the same
+    Decimal arithmetic. Accepts lists or integer numpy arrays.
+    """
+    _check_atr_input(len(highs), period)
+    if not isinstance(highs, list):  # numpy: the true ranges of all bars at once, exact in int64
+        import numpy as np
+
+        h, lo, c = (np.asarray(a, dtype=np.int64) for a in (highs, lows, closes))
+        previous = c[:-1]
+        ranges = np.maximum(h[1:] - lo[1:], np.maximum(np.abs(h[1:] - previous), np.abs(lo[1:] - previous))).tolist()
+    else:
+        ranges = [max(high - low, abs(high - previous), abs(low - previous))
+                  for previous, high, low in zip(closes[:-1], highs[1:], lows[1:])]
+    return _wilder(ZERO + sum(ranges[:period]), ranges[period:], period)
+
+
+def _check_atr_input(bars: int, period: int) -> None:
     if period < 1:
         raise ValueError(f"ATR period must be positive, got {period}")
-    if len(bars) < period + 1:
-        raise ValueError(f"ATR({period}) needs at least {period + 1} bars, got {len(bars)}")
-    ranges = [_true_range(bar, previous.close) for previous, bar in zip(bars, bars[1:])]
-    atr = sum(ranges[:period], ZERO) / period
-    for true_range in ranges[period:]:
-        atr = (atr * (period - 1) + true_range) / period
+    if bars < period + 1:
+        raise ValueError(f"ATR({period}) needs at least {period + 1} bars, got {bars}")
+
+
+def _wilder(seed_sum: Decimal, later_ranges: Sequence[Decimal | int], period: int) -> Decimal:
+    atr = seed_sum / period
+    weight = period - 1
+    for true_range in later_ranges:
+        atr = (atr * weight + true_range) / period
     return atr
 
 

@@ -177,10 +177,11 @@ class MarketData:
         """ATR(14) by the decision core's `average_true_range` over the last 60 bars that exist
         up to and including session `through`; None with fewer than 15.
 
-        Prices quoted to k decimals are handed over in units of 10^-k dollars (whole numbers)
-        and the ATR scaled back: Decimal arithmetic rounds to significant digits, so every step
-        of the rule gives the same digits in either unit and the result is the same number, at
-        half the cost of building fractional Decimals."""
+        Prices quoted to k decimals are handed to the core's whole-number fast path
+        (`average_true_range_of_units`) in units of 10^-k dollars and the ATR scaled back:
+        Decimal arithmetic rounds to significant digits, so every step of the rule gives the
+        same digits in either unit and the result is the same number, without building a Decimal
+        per price."""
         if through < 0:
             return None
         lo = through + 1 - ATR_LOOKBACK_BARS
@@ -190,16 +191,16 @@ class MarketData:
             window = np.flatnonzero(self.valid[row, : through + 1])[-ATR_LOOKBACK_BARS:]
             if window.size < ATR_PERIOD + 1:
                 return None
-        prices = np.concatenate((self.high[row, window], self.low[row, window], self.close[row, window]))
         places = self.places[row]
         if places is None:
-            values = list(map(Decimal, map(repr, prices.tolist())))
-        else:
-            values = list(map(Decimal, np.round(prices * 10.0 ** places).astype(np.int64).tolist()))
-        n = len(values) // 3
-        atr = stop_loss_manager.average_true_range(list(map(AtrBar, values[:n], values[n: 2 * n], values[2 * n:])),
-                                                   ATR_PERIOD)
-        return atr if places is None else atr.scaleb(-places)
+            values = list(map(Decimal, map(repr, np.concatenate(
+                (self.high[row, window], self.low[row, window], self.close[row, window])).tolist())))
+            n = len(values) // 3
+            return stop_loss_manager.average_true_range(
+                list(map(AtrBar, values[:n], values[n: 2 * n], values[2 * n:])), ATR_PERIOD)
+        scale = 10.0 ** places
+        units = [np.round(field[row, window] * scale).astype(np.int64) for field in (self.high, self.low, self.close)]
+        return stop_loss_manager.average_true_range_of_units(*units, ATR_PERIOD).scaleb(-places)
 
     def atr_estimates(self, rows: np.ndarray, through: int) -> np.ndarray:
         """Float ATR of several tickers at once, to find which stops may need re-evaluation.
