@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Mapping
@@ -108,23 +109,25 @@ class OpenPosition:
         return self.quantity * max(self.entry_price - self.stop_loss_price, ZERO)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PortfolioState:
     """The account as the decision core sees it at one instant.
 
     Only positions, cash and the Reserve Pool balance are stored; everything else follows
-    from them (SPEC section 6: `active_pool = total_value - reserve`).
+    from them (SPEC section 6: `active_pool = total_value - reserve`). The state is immutable,
+    so each derived figure is summed once, on first use, and kept (`cached_property` writes to
+    the instance `__dict__`, hence no `slots` here).
     """
 
     positions: tuple[OpenPosition, ...]
     cash: Decimal
     reserve_pool: Decimal = ZERO
 
-    @property
+    @cached_property
     def total_value(self) -> Decimal:
         return self.cash + sum((p.market_value for p in self.positions), ZERO)
 
-    @property
+    @cached_property
     def active_pool(self) -> Decimal:
         return self.total_value - self.reserve_pool
 
@@ -134,19 +137,28 @@ class PortfolioState:
 
     @property
     def sector_exposure(self) -> dict[str, Decimal]:
-        """Market value held per sector."""
+        """Market value held per sector (a fresh dict: the caller may change it)."""
+        return dict(self._sector_exposure)
+
+    @cached_property
+    def _sector_exposure(self) -> dict[str, Decimal]:
         exposure: dict[str, Decimal] = defaultdict(lambda: ZERO)
         for position in self.positions:
             exposure[position.sector] += position.market_value
         return dict(exposure)
 
-    @property
+    @cached_property
+    def risk_dollars(self) -> Decimal:
+        """`sum(qty * max(entry - stop, 0))`: what is lost if every stop fires at its price."""
+        return sum((p.risk_dollars for p in self.positions), ZERO)
+
+    @cached_property
     def portfolio_heat(self) -> Decimal:
         """`sum(qty * max(entry - stop, 0)) / total_value` (SPEC section 6); 0 when empty."""
         total = self.total_value
         if total <= 0:
             return ZERO
-        return sum((p.risk_dollars for p in self.positions), ZERO) / total
+        return self.risk_dollars / total
 
     def position(self, ticker: str) -> OpenPosition | None:
         return next((p for p in self.positions if p.ticker == ticker), None)

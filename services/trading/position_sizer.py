@@ -100,15 +100,9 @@ class _Book:
 
     @classmethod
     def of(cls, portfolio: PortfolioState) -> _Book:
-        sector_value: dict[str, Decimal] = {}
-        risk = invested = ZERO
-        for p in portfolio.positions:
-            value = p.market_value
-            invested += value
-            risk += p.risk_dollars
-            sector_value[p.sector] = sector_value.get(p.sector, ZERO) + value
-        total = portfolio.cash + invested
-        return cls(portfolio.positions, total, total - portfolio.reserve_pool, risk, sector_value)
+        # The portfolio's own figures (summed once per state, in the same order as here before).
+        return cls(portfolio.positions, portfolio.total_value, portfolio.active_pool, portfolio.risk_dollars,
+                   portfolio.sector_exposure)
 
 
 class _Rejected(Exception):
