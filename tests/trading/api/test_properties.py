@@ -36,7 +36,6 @@ from services.trading.backtest.results import TaxReport
 from services.trading.backtest.store import save_backtest
 from services.trading.circuit_breaker import CircuitBreakerEvent
 from services.trading.clock import SimulatedClock
-from services.trading.engine import TradingEngine
 from services.trading.fill_handler import insert_ledger_entry
 from services.trading.models import ClosedTrade, OpenPosition, PortfolioState
 from services.trading.performance_tracker import compute_metrics
@@ -251,11 +250,9 @@ def test_property_29_persistence_round_trip(database_url, redis_url, objects) ->
             assert [(r["previous_tier"], r["new_tier"], r["trigger_source"], r["trigger_metrics"], r["created_at"])
                     for r in rows] == [(c.previous_tier.value, c.new_tier.value, c.trigger_source,
                                         dict(c.trigger_metrics), c.changed_at) for c in objects["tiers"]]
-            # circuit breaker events, written by the engine's own recorder
-            engine = TradingEngine(pool, aioredis.from_url(redis_url), SimulatedClock(NOW))
+            # circuit breaker events, written by the engine's store
             for event in objects["breakers"]:
-                await engine._record_breaker_event(event)
-            await engine.redis.aclose()
+                await store.record_breaker_event(event)
             rows = await pool.fetch("SELECT * FROM circuit_breaker_events ORDER BY id")
             assert [CircuitBreakerEvent(CircuitBreakerTriggerType(r["trigger_type"]), r["threshold_value"],
                                         r["actual_value"], r["created_at"], r["cooldown_expires"], r["reason"],
