@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -122,6 +123,7 @@ def _sizing_trace(size: PositionSizeResult | None) -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=4096)  # many recommendations share a stamp (a session's close); the calendar is fixed
 def recommendation_expiry(generated_at: datetime) -> datetime:
     """A recommendation is actionable until the end of the first trading window that opens
     after it was generated; after that the market it described has moved on."""

@@ -86,6 +86,7 @@ def is_market_open(instant: datetime) -> bool:
     return times is not None and times[0] <= instant < times[1]
 
 
+@functools.lru_cache(maxsize=4096)  # asked once per check of every decision; the calendar never changes
 def is_within_trading_window(instant: datetime, buffer: timedelta = WINDOW_BUFFER) -> bool:
     """True on [open + buffer, close - buffer) of an XNYS session (SPEC section 6)."""
     times = session_times(_new_york_date(instant))
