@@ -18,6 +18,8 @@ from services.trading.engine import TradingEngine
 from services.trading.trading_window import session_times
 
 FIRST_SESSION = date(2024, 1, 2)
+# Thirty sessions of a gentle rise: ATR(14) about 2.5 with 1% wicks, a price near 115.
+RISING = [100 + i * 0.5 for i in range(30)]
 
 
 def sessions(start: date, count: int) -> list[date]:

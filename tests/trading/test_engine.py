@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from services.shared.db import create_pool
 from services.shared.redis_keys import QUEUE_BROKER_ORDERS
 from tests.trading.engine_harness import (
+    RISING,
     add_bar,
     at,
     build_stack,
@@ -26,7 +27,6 @@ from tests.trading.engine_harness import (
 
 pytestmark = pytest.mark.integration
 
-RISING = [100 + i * 0.5 for i in range(30)]  # ATR(14) about 2.5 with 1% wicks
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from services.shared.embedded import EmbeddedValkey
 from services.shared.redis_keys import QUEUE_BROKER_ORDERS
 from services.trading.engine import ENGINE_LOCK_KEY, TradingEngine
 from tests.trading.engine_harness import (
+    RISING,
     add_bar,
     at,
     build_stack,
@@ -29,7 +30,6 @@ from tests.trading.engine_harness import (
 
 pytestmark = pytest.mark.integration
 
-RISING = [100 + i * 0.5 for i in range(30)]
 
 
 @pytest.fixture

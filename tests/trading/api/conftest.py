@@ -20,6 +20,7 @@ from services.trading.api.settings import ReadAccess
 from services.trading.app import create_app
 from services.trading.clock import SimulatedClock
 from tests.trading.engine_harness import (
+    RISING,
     Stack,
     add_bar,
     at,
@@ -33,7 +34,6 @@ from tests.trading.engine_harness import (
 
 TOKEN = "test-token-0123456789-abcdefghij"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-RISING = [100 + i * 0.5 for i in range(30)]
 
 
 @dataclass
