@@ -14,9 +14,8 @@ import asyncpg
 from services.trading import stop_loss_manager
 from services.trading.decision import MarketView
 from services.trading.price_book import PriceBook, Quote
+from services.trading.stop_loss_manager import ATR_LOOKBACK_BARS
 from services.trading.trading_window import NEW_YORK, sessions_until
-
-ATR_LOOKBACK_BARS = 60  # enough for Wilder's smoothing to settle past its 15-bar minimum
 
 
 def atr_from_rows(rows: Sequence[asyncpg.Record]) -> Decimal | None:

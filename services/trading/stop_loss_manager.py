@@ -21,6 +21,11 @@ from decimal import Decimal
 from services.trading.models import ZERO, OpenPosition, StopLevels, StopTrigger
 from services.trading.trading_window import current_session_open, require_aware
 
+ATR_PERIOD = 14
+# The bars an ATR(14) is read from, live and in backtests alike: enough for Wilder's smoothing
+# to settle well past its 15-bar minimum, so both see the same value.
+ATR_LOOKBACK_BARS = 60
+
 
 @dataclass(frozen=True, slots=True)
 class Bar:

@@ -23,12 +23,9 @@ import numpy as np
 
 from services.trading import stop_loss_manager
 from services.trading.market_data import PriceBar
+from services.trading.stop_loss_manager import ATR_LOOKBACK_BARS, ATR_PERIOD
 from services.trading.trading_window import CALENDAR_START, NEW_YORK, session_times, xnys_calendar
 
-# The engine's market view reads ATR(14) from the last 60 daily bars (market_view_store); the
-# backtest uses the same window so both see the same ATR.
-ATR_LOOKBACK_BARS = 60
-ATR_PERIOD = 14
 # Sessions of history loaded before the start: the 90-session correlation window, ATR's 60 bars
 # and the momentum signal's 30-session average all need it.
 WARMUP_SESSIONS = 100
