@@ -245,8 +245,16 @@ def demo(
     if plan.serve:
         _require_free_port(plan.host, plan.port)
 
-    async def work() -> main_job.ReplaySummary:
-        with _progress() as progress:
+    progress = _progress()
+
+    def finished(summary: main_job.ReplaySummary) -> None:
+        progress.stop()  # the summary goes below a finished bar, not under a live one
+        _print_summary(summary)
+        if plan.serve:
+            console.print(f"the dashboard stays up at http://{plan.host}:{plan.port}; Ctrl-C stops it")
+
+    async def work() -> None:
+        with progress:
             loading = progress.add_task("loading the sample market", total=None)
             database_url, redis_url, report, signals_written = await main_job.prepare_demo(
                 config, lambda n: progress.advance(loading, n))
@@ -258,16 +266,15 @@ def demo(
             days = sessions_between(plan.start, plan.end)
             replaying = progress.add_task("replaying sessions", total=len(days))
             serve_api = _api_server(config, plan.port) if plan.serve else None
-            return await main_job.replay_demo(database_url, redis_url, plan,
-                                              lambda day: progress.update(replaying, advance=1,
-                                                                          description=f"replaying {day}"),
-                                              serve_api)
+            await main_job.replay_demo(database_url, redis_url, plan,
+                                       lambda day: progress.update(replaying, advance=1,
+                                                                   description=f"replaying {day}"),
+                                       finished, serve_api)
 
     try:
-        summary = asyncio.run(work())
+        asyncio.run(work())
     except EXPECTED_ERRORS as exc:
         _fail(str(exc).strip() or type(exc).__name__)
-    _print_summary(summary)
 
 
 def _print_summary(summary: "main_job.ReplaySummary") -> None:

@@ -97,18 +97,17 @@ async def prepare_demo(config: AppConfig, on_bars: Callable[[int], None]) -> tup
 
 
 async def replay_demo(database_url: str, redis_url: str, plan: DemoPlan, on_session: Callable[[date], None],
-                      serve_api: ApiServer | None) -> ReplaySummary:
-    """Replay the plan's sessions; the API (if given) serves the same database meanwhile and
-    after, until interrupted."""
+                      on_finished: Callable[[ReplaySummary], None], serve_api: ApiServer | None) -> None:
+    """Replay the plan's sessions and report the summary as soon as the replay ends; the API
+    (if given) serves the same database meanwhile and after, until interrupted."""
     pool = await create_pool(database_url, max_size=12)
     redis = aioredis.from_url(redis_url)
     replay = Replay(pool, redis, plan.start, plan.end, capital=plan.capital)
     api = asyncio.create_task(serve_api(RuntimeParts(pool, redis, replay.clock, replay.engine))) if serve_api else None
     try:
-        summary = await replay.run(on_session)
+        on_finished(await replay.run(on_session))
         if api is not None:
             await api
-        return summary
     finally:
         if api is not None and not api.done():
             api.cancel()
