@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -23,6 +24,8 @@ from pathlib import Path
 
 import asyncpg
 import redis.asyncio as aioredis
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: services, tests
 
 from services.shared.config import load_config
 from services.shared.db import connect, create_pool
