@@ -30,12 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 from services.shared.config import load_config
 from services.shared.db import connect, create_pool
 from services.shared.embedded import EmbeddedServers
+from services.shared.logging import configure_logging
 from services.shared.migrations import upgrade
 from services.shared.redis_keys import QUEUE_BROKER_ORDERS
 from services.trading.clock import SimulatedClock
 from services.trading.engine import TradingEngine
 from services.trading.main_job import _database_url, _redis_db
-from tests.trading.engine_harness import at, enable_engine, seed_ticker, sessions
+from tests.trading.engine_harness import add_bar, at, enable_engine, seed_ticker, sessions
 
 TICKERS = [f"T{i:02d}" for i in range(20)]
 
@@ -60,6 +61,8 @@ async def _wait_for_jobs(redis: aioredis.Redis, count: int) -> None:
 
 
 async def main(count: int, burst: int) -> None:
+    # The engine logs every decision as it does in production (to stderr); the figures go to stdout.
+    configure_logging("INFO")
     config = load_config()
     if config.database_url and config.redis_url:
         database_url, redis_url = await _fresh(config.database_url), _redis_db(config.redis_url, 2)
@@ -80,8 +83,6 @@ async def main(count: int, burst: int) -> None:
     # Each recommendation needs a price in the session the clock stands in.
     window_day = sessions(days[-1], 2)[1]
     for ticker in TICKERS:
-        from tests.trading.engine_harness import add_bar
-
         await add_bar(pool, ticker, window_day, 62.0, 62.5)
     # Tiny positions, a huge account: nothing in the bench is rejected for size or exposure.
     await enable_engine(pool, gradual_entry_tranches=1, max_open_positions=500,
