@@ -273,11 +273,13 @@ class TradingEngine:
 
     async def _decide_marked(self, rec: Recommendation, now: datetime) -> DecisionOutcome | None:
         quotes = await self.market.prices.quotes([*await self.store.held_tickers(), rec.ticker], now)
-        portfolio = await self.store.portfolio(quotes)
-        micro_today = await self.store.micro_entries_since(_session_start(now))
-        context = DecisionContext(portfolio, await self.store.breaker_state(), self.settings, self.correlations,
-                                  micro_today)
-        market = await self.market.view(rec.ticker, now, quote=quotes.get(rec.ticker))
+        # Independent reads, each on its own pooled connection: their round trips overlap
+        # (decision latency, issue 5).
+        portfolio, breakers, micro_today, market = await asyncio.gather(
+            self.store.portfolio(quotes), self.store.breaker_state(),
+            self.store.micro_entries_since(_session_start(now)),
+            self.market.view(rec.ticker, now, quote=quotes.get(rec.ticker)))
+        context = DecisionContext(portfolio, breakers, self.settings, self.correlations, micro_today)
         try:
             outcome = decide(rec, market, context, now=now, decision_id=uuid.uuid4())
         except Exception as exc:  # noqa: BLE001 - a defect must not retry forever

@@ -7,6 +7,7 @@ Everything the engine knows is rebuilt from here on every start (seed task 13.1,
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -154,10 +155,11 @@ class EngineStore:
     async def portfolio(self, quotes: Mapping[str, Quote]) -> PortfolioState:
         """The account as decisions must see it: held positions plus the orders already
         decided but not yet filled, so two buys in one tick cannot spend the same cash."""
-        positions = {h.position.ticker: h.position for h in await self.held_positions(quotes)}
-        balances = await self.pool.fetchrow(_BALANCES)
+        held, balances, pending = await asyncio.gather(
+            self.held_positions(quotes), self.pool.fetchrow(_BALANCES), self.pool.fetch(_PENDING_ORDERS))
+        positions = {h.position.ticker: h.position for h in held}
         cash, reserve = balances["cash"], balances["reserve"]
-        for order in await self.pool.fetch(_PENDING_ORDERS):
+        for order in pending:
             quote = quotes.get(order["ticker"])
             price = quote.price if quote else None
             position = positions.get(order["ticker"])
