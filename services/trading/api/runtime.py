@@ -26,6 +26,8 @@ from services.trading.api.jobs import BacktestJobs
 from services.trading.api.settings import ApiSettings, ReadAccess, load_api_settings
 from services.trading.clock import Clock, WallClock
 from services.trading.engine import TradingEngine
+from services.trading.notifications.assembly import open_notification_service
+from services.trading.notifications.service import NotificationService
 from services.trading.store import EngineStore
 
 log = structlog.get_logger(__name__)
@@ -71,16 +73,21 @@ async def open_runtime(config: AppConfig, api: ApiSettings) -> Runtime:
             await migrations.upgrade(connection)
         redis = aioredis.from_url(urls.redis_url)
         clock = WallClock()
-        engine = None
+        engine, notifications = None, None
         if api.run_engine:
-            engine = TradingEngine(pool, redis, clock)
+            # The engine this app runs alerts the owner as `stonks-trading run`'s does (the
+            # chart's deployment runs this path).
+            notifications = await open_notification_service(pool, redis, clock, trading_config=config.trading)
+            engine = TradingEngine(pool, redis, clock, notifier=notifications)
             await engine.store.apply_environment(config.trading)
+            await notifications.start()
     except BaseException:
         await pool.close()
         raise
     return Runtime(pool, redis, clock, token, engine=engine, run_engine=api.run_engine,
                    read_access=api.protect_reads, api_host=config.api_host, trading=config.trading,
-                   backtests=BacktestJobs(api.max_backtests), owns_connections=True)
+                   notifications=notifications, backtests=BacktestJobs(api.max_backtests),
+                   owns_connections=True)
 
 
 def attached_runtime(config: AppConfig, pool: asyncpg.Pool, redis: aioredis.Redis, clock: Clock, *,
@@ -99,6 +106,8 @@ def attached_runtime(config: AppConfig, pool: asyncpg.Pool, redis: aioredis.Redi
 async def close_runtime(runtime: Runtime) -> None:
     if not runtime.owns_connections:
         return
+    if isinstance(runtime.notifications, NotificationService):
+        await runtime.notifications.stop()  # queued alerts go out (or are recorded as failed) first
     await runtime.redis.aclose()
     try:
         await asyncio.wait_for(runtime.pool.close(), 10)

@@ -18,6 +18,7 @@ from services.trading.api.settings import ReadAccess
 from services.trading.app import create_app
 from services.trading.clock import SimulatedClock
 from services.trading.engine import ENGINE_LOCK_KEY, TradingEngine
+from services.trading.notifications.service import NotificationService
 from tests.trading.api.conftest import AUTH, TOKEN, make_runtime, serve
 from tests.trading.engine_harness import at
 
@@ -156,6 +157,11 @@ async def test_the_app_builds_its_runtime_from_the_environment(database_url, red
             assert (await client.get("/api/trading/status")).status_code == 401
             status = await client.get("/api/trading/status", headers={"Authorization": f"Bearer {token}"})
             assert status.json()["engine"]["runs_here"] is True
+            # The engine it runs alerts the owner through the real notification service (the
+            # chart's deployment runs this path), the one the notification settings update.
+            runtime = app.state.runtime
+            assert isinstance(runtime.engine.notifier, NotificationService)
+            assert runtime.notifications is runtime.engine.notifier
 
 
 async def test_the_dashboard_is_served_at_the_root_and_the_api_wins(api, tmp_path: Path) -> None:
