@@ -97,12 +97,17 @@ class _Book:
     active_pool: Decimal
     risk_dollars: Decimal
     sector_value: dict[str, Decimal]
+    spendable_cash: Decimal
 
     @classmethod
     def of(cls, portfolio: PortfolioState) -> _Book:
         # The portfolio's own figures (summed once per state, in the same order as here before).
+        # The Reserve Pool is kept in cash: only the cash beyond it may buy anything.
         return cls(portfolio.positions, portfolio.total_value, portfolio.active_pool, portfolio.risk_dollars,
-                   portfolio.sector_exposure)
+                   portfolio.sector_exposure, portfolio.cash - portfolio.reserve_pool)
+
+    def held_value(self, ticker: str) -> Decimal:
+        return sum((p.market_value for p in self.positions if p.ticker == ticker), ZERO)
 
 
 class _Rejected(Exception):
@@ -168,7 +173,9 @@ class PositionSizer:
                 )
             multiplier = self._multiplier(request, book, trace)
             dollars = self._dollars(confidence, multiplier, book, tier, trace)
+            dollars = self._position_limit(request, dollars, book, tier, trace)
             dollars = self._sector_cap(request, dollars, book, tier, trace)
+            dollars = self._cash_limit(dollars, book, trace)
             shares = self._shares(request, dollars, trace)
             self._heat_check(request, shares, book, tier)
         except _Rejected as rejection:
@@ -280,6 +287,60 @@ class PositionSizer:
             )
             dollars = cap
         return dollars
+
+    def _position_limit(
+        self,
+        request: SizingRequest,
+        dollars: Fraction,
+        book: _Book,
+        tier: RiskTierConfig,
+        trace: list[SizingAdjustment],
+    ) -> Fraction:
+        """An add-on to a held ticker: the whole position, not just the new shares, stays within
+        `max_position_pct` of the Active Pool and the absolute cap (seed property 1)."""
+        held = _exact(book.held_value(request.ticker))
+        if held == 0:
+            return dollars
+        limit = min(_exact(tier.max_position_pct) * _exact(book.active_pool),
+                    _exact(self._settings.absolute_position_cap))
+        room = limit - held
+        if room <= 0:
+            raise _Rejected(
+                f"{request.ticker} is already held at ${_dec(held, 2)}, at or above its position limit "
+                f"${_dec(limit, 2)} (the {tier.name} tier's {tier.max_position_pct} of Active Pool, "
+                f"at most ${self._settings.absolute_position_cap})"
+            )
+        if dollars <= room:
+            return dollars
+        trace.append(
+            SizingAdjustment(
+                "position_limit",
+                _dec(room / dollars),
+                f"{request.ticker} is already held at ${_dec(held, 2)}; the position may reach "
+                f"${_dec(limit, 2)}: add-on cut to ${_dec(room, 2)}",
+            )
+        )
+        return room
+
+    def _cash_limit(self, dollars: Fraction, book: _Book, trace: list[SizingAdjustment]) -> Fraction:
+        """Never spend the Reserve Pool or cash the account does not have (pending buys are
+        already taken out of the portfolio's cash)."""
+        spendable = _exact(book.spendable_cash)
+        if spendable <= 0:
+            raise _Rejected(
+                f"no cash to spend: ${_dec(spendable, 2)} left after keeping the Reserve Pool in cash"
+            )
+        if dollars <= spendable:
+            return dollars
+        trace.append(
+            SizingAdjustment(
+                "cash_available",
+                _dec(spendable / dollars),
+                f"${_dec(dollars, 2)} exceeds the ${_dec(spendable, 2)} of cash beyond the Reserve Pool: "
+                f"position cut to it",
+            )
+        )
+        return spendable
 
     def _sector_cap(
         self,
