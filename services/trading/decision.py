@@ -199,7 +199,7 @@ def _buy(rec: Recommendation, market: MarketView, ctx: DecisionContext, now: dat
     trace.passed("sizing", f"{size.share_quantity} shares, ${size.dollar_amount:.2f} "
                            f"({size.allocation_pct:.2%} of the Active Pool)")
     plan = gradual_entry.plan_entry(str(decision_id), rec.ticker, size.share_quantity, market.price,
-                                    ctx.portfolio.active_pool, now, settings.gradual)
+                                    ctx.portfolio.active_pool, now, settings.gradual, settings.sizing.share_step)
     orders = tuple(OrderIntent(rec.ticker, OrderSide.BUY, t.quantity, OrderReason.ENTRY, t.scheduled_at,
                                t.index if t.count > 1 else 0, t.count) for t in plan.tranches)
     if len(orders) > 1:

@@ -83,24 +83,28 @@ def split_into_tranches(
     parent_decision_id: str,
     first_at: datetime,
     settings: GradualEntrySettings | None = None,
+    share_step: Decimal = Decimal(1),
 ) -> tuple[Tranche, ...]:
-    """Split whole shares into up to `tranche_count` tranches `tranche_spacing` apart.
-    Earlier tranches take the remainder, so sizes are non-increasing and differ by <= 1."""
+    """Split a share count into up to `tranche_count` tranches `tranche_spacing` apart, in
+    units of `share_step` (1: whole shares; 0.0001 with fractional shares on). Earlier
+    tranches take the remainder, so sizes are non-increasing and differ by at most one step."""
     s = settings or GradualEntrySettings()
     require_aware(first_at, "first_at")
-    total = Decimal(total_shares)
-    if total <= 0 or total != total.to_integral_value():
-        raise ValueError(f"gradual entry splits a positive whole number of shares, got {total_shares}")
+    if share_step <= 0:
+        raise ValueError(f"share step must be positive, got {share_step}")
+    units = Decimal(total_shares) / share_step
+    if units <= 0 or units != units.to_integral_value():
+        raise ValueError(f"gradual entry splits a positive number of {share_step}-share steps, got {total_shares}")
     if s.tranche_count < 1:
         raise ValueError(f"tranche count must be at least 1, got {s.tranche_count}")
-    count = min(s.tranche_count, int(total))
-    base, remainder = divmod(int(total), count)
+    count = min(s.tranche_count, int(units))
+    base, remainder = divmod(int(units), count)
     return tuple(
         Tranche(
             i + 1,
             count,
             parent_decision_id,
-            Decimal(base + (1 if i < remainder else 0)),
+            (base + (1 if i < remainder else 0)) * share_step,
             first_at + s.tranche_spacing * i,
         )
         for i in range(count)
@@ -115,13 +119,14 @@ def plan_entry(
     active_pool: Decimal,
     now: datetime,
     settings: GradualEntrySettings | None = None,
+    share_step: Decimal = Decimal(1),
 ) -> GradualEntryPlan:
     """A plan for one buy decision: tranches above the threshold, one order below it."""
     s = settings or GradualEntrySettings()
     if not should_use_gradual_entry(Decimal(total_shares) * price, active_pool, s):
         s = replace(s, tranche_count=1)
     return GradualEntryPlan(
-        parent_decision_id, ticker, split_into_tranches(total_shares, parent_decision_id, now, s)
+        parent_decision_id, ticker, split_into_tranches(total_shares, parent_decision_id, now, s, share_step)
     )
 
 

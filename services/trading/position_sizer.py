@@ -58,6 +58,11 @@ class SizingSettings:
     earnings_reject_within_sessions: int = 1
     earnings_factor: Decimal = Decimal("0.5")
 
+    @property
+    def share_step(self) -> Decimal:
+        """The smallest quantity bought: one share, or a fraction when fractional shares are on."""
+        return self.fractional_share_step if self.fractional_shares else Decimal(1)
+
 
 @dataclass(frozen=True, slots=True)
 class SizingRequest:
@@ -373,7 +378,7 @@ class PositionSizer:
         return room
 
     def _shares(self, request: SizingRequest, dollars: Fraction, trace: list[SizingAdjustment]) -> Decimal:
-        step = self._settings.fractional_share_step if self._settings.fractional_shares else Decimal(1)
+        step = self._settings.share_step
         shares = math.floor(dollars / (_exact(request.current_price) * _exact(step))) * step
         if shares <= 0:
             unit = "share step" if self._settings.fractional_shares else "whole share"

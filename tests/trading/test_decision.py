@@ -55,6 +55,18 @@ def test_a_confident_buy_acts_with_orders_stops_and_trace() -> None:
     assert decision.decision_trace["sizing"]["adjustments"]
 
 
+def test_fractional_shares_buy_in_fractional_tranches() -> None:
+    """With fractional shares on, a buy is sized in 0.0001-share steps and still split into
+    tranches (it used to fail on the whole-share split and become a skip)."""
+    fractional = replace(ON, sizing=replace(ON.sizing, fractional_shares=True))
+    outcome = _decide(_rec(), market=replace(MARKET, price=Decimal("333.33")), ctx=_ctx(settings_=fractional))
+    decision = outcome.decision
+    assert decision.decision is TradingDecisionType.ACT, decision.skip_reason
+    assert decision.computed_share_quantity != decision.computed_share_quantity.to_integral_value()
+    assert len(outcome.orders) == ON.gradual.tranche_count
+    assert sum(o.quantity for o in outcome.orders) == decision.computed_share_quantity
+
+
 @pytest.mark.parametrize(
     ("rec", "market", "reason"),
     [

@@ -50,6 +50,20 @@ def test_property_21_tranche_splitting(shares: int, price: Decimal, active_pool:
     assert all(t.status is TrancheStatus.PENDING for t in tranches)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 50_000_000), st.integers(1, 6))
+def test_property_21_with_fractional_shares(units: int, count: int) -> None:
+    """Property 21 in 0.0001-share steps (fractional shares on): tranches sum to the whole,
+    differ by at most one step, and each is a whole number of steps."""
+    step = D("0.0001")
+    total = units * step
+    tranches = split_into_tranches(total, "d", NOW, GradualEntrySettings(tranche_count=count), share_step=step)
+    sizes = [t.quantity for t in tranches]
+    assert len(sizes) == min(count, units)
+    assert sum(sizes) == total and min(sizes) >= step and max(sizes) - min(sizes) <= step
+    assert all(size % step == 0 for size in sizes)
+
+
 def test_threshold_is_min_of_thirty_dollars_and_five_percent() -> None:
     assert not should_use_gradual_entry(D("30"), D("10000"))
     assert should_use_gradual_entry(D("30.01"), D("10000"))
