@@ -42,7 +42,32 @@ async function getJson(path) {
   return response.json();
 }
 
+/** Every row of a list endpoint matching `query` (the dashboard sums them the same way). */
+async function getAll(path, query = {}) {
+  const items = [];
+  for (let offset = 0; ; offset += 500) {
+    const page = await getJson(`${path}?${new URLSearchParams({ ...query, limit: 500, offset })}`);
+    items.push(...page.items);
+    if (page.items.length === 0 || items.length >= page.total) return items;
+  }
+}
+
+/** Midnight in New York (the engine's session day), `daysAgo` days before the day of `ms`. */
+function newYorkDayStart(ms, daysAgo = 0) {
+  const parts = new Intl.DateTimeFormat("en-US", { timeZone: "America/New_York", year: "numeric", month: "numeric", day: "numeric" })
+    .formatToParts(ms);
+  const p = Object.fromEntries(parts.map((x) => [x.type, Number(x.value)]));
+  // 05:00 UTC of that date is before 2 a.m. in New York: its offset is the one at midnight.
+  const early = new Date(Date.UTC(p.year, p.month - 1, p.day - daysAgo, 5));
+  const offset = early.toLocaleString("en-US", { timeZone: "America/New_York", timeZoneName: "longOffset" }).match(/GMT([+-]\d\d):(\d\d)/);
+  const minutes = offset ? Number(offset[1]) * 60 + Math.sign(Number(offset[1])) * Number(offset[2]) : 0;
+  return new Date(Date.UTC(p.year, p.month - 1, p.day - daysAgo) - minutes * 60_000).toISOString();
+}
+
+const sumPnl = (trades) => trades.reduce((acc, t) => acc + Number(t.pnl), 0);
+
 const usd = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" });
+const signedUsd = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD", signDisplay: "exceptZero" });
 const shot = (suffix) => SCREENSHOT_PATH.replace(/(\.png)?$/, `-${suffix}.png`);
 
 const userDataDir = mkdtempSync(join(tmpdir(), "stonks-e2e-chromium-"));
@@ -72,9 +97,23 @@ try {
     if (message.type() === "error") console.log(`  browser console: ${message.text()}`);
   });
 
+  const text = async (testId) => {
+    await page.getByTestId(testId).waitFor();
+    return (await page.getByTestId(testId).innerText()).trim();
+  };
+
+  // -- The browser's clock is not the engine's --------------------------------------------------
+  // The engine's clock is its own (a replay's is simulated): put the browser's an hour after the
+  // newest closed trade, so a widget that windows by the browser's clock shows other figures
+  // than the API's at the engine's as_of.
+  const newest = (await getJson("/trades?limit=1")).items[0];
+  const browserNow = newest ? Date.parse(newest.exit_at) + 3_600_000 : Date.UTC(2001, 0, 2, 15);
+  await context.clock.setSystemTime(browserNow);
+
   // -- Overview: the real risk tier and Active Pool ----------------------------------------
   const status = await getJson("/status");
   await page.goto(DASHBOARD_URL);
+  console.log(`  browser clock ${new Date(await page.evaluate(() => Date.now())).toISOString()}, engine's ${status.as_of}`);
   await page.getByTestId("risk-tier").waitFor();
   const tier = (await page.getByTestId("risk-tier").innerText()).trim().toLowerCase();
   check(tier === status.risk_tier, `overview shows the risk tier from the API (${status.risk_tier})`);
@@ -84,6 +123,13 @@ try {
   check(reservePool === usd.format(Number(status.reserve_pool)), `overview shows the Reserve Pool from the API (${reservePool})`);
   check(await page.getByTestId("heat-gauge").locator("svg").count() === 1, "the portfolio heat gauge is drawn");
   check(await page.getByTestId("api-error").count() === 0, "the overview shows no API error");
+
+  // "Realized, 24 h" is the 24 h before the engine's now (rounded down to the minute).
+  const engineNow = Date.parse((await getJson("/status")).as_of);
+  const last24h = await getAll("/trades", { since: new Date(Math.floor(engineNow / 60_000) * 60_000 - 86_400_000).toISOString() });
+  const realized = await text("realized-24h");
+  check(realized === (last24h.length ? signedUsd.format(sumPnl(last24h)) : "—"),
+    `"Realized, 24 h" is the API's ${last24h.length} trades in the engine's last 24 h (${realized})`);
 
   // -- Pause without the token: refused, said so, nothing changed -------------------------
   if (!status.paused) {
@@ -137,6 +183,17 @@ try {
   await page.locator('[data-testid="chart-pnl"] .recharts-line-curve').waitFor();
   const curve = await page.locator('[data-testid="chart-pnl"] .recharts-line-curve').getAttribute("d");
   check(curve !== null && curve.length > 20, "the cumulative P&L line has a path");
+  // Day one counts: P&L is from the value the first session opened with (its close − its daily P&L).
+  const snapshots = await getAll("/metrics/history");
+  const [firstClose, lastClose] = [snapshots[0], snapshots[snapshots.length - 1]];
+  check(firstClose.daily_pnl !== null, `the first snapshot has its day's P&L (${firstClose.daily_pnl})`);
+  const opened = Number(firstClose.portfolio_value) - Number(firstClose.daily_pnl);
+  const totalPnl = Number(lastClose.portfolio_value) - opened;
+  const pnlSubtitle = await page.getByTestId("chart-pnl").locator("header p").innerText();
+  check(pnlSubtitle.endsWith(signedUsd.format(totalPnl)), `the cumulative P&L counts from the first open, day one included (${pnlSubtitle})`);
+  const booked = Number(lastClose.realized_pnl) + Number(lastClose.unrealized_pnl);
+  // (to a few cents: the snapshot's P&L figures are rounded apart from its value)
+  check(Math.abs(booked - totalPnl) < 0.05, `…and matches the last close's realized + unrealized P&L (${booked.toFixed(4)} vs ${totalPnl.toFixed(4)})`);
   await page.screenshot({ path: shot("performance"), fullPage: true });
 
   // -- Portfolio and trades: real rows, or the honest empty state -----------------------------
@@ -182,6 +239,18 @@ try {
   await page.locator('[data-testid="backtest-equity"] svg.recharts-surface').waitFor();
   check(true, "its equity curve renders");
   await page.screenshot({ path: shot("backtest"), fullPage: true });
+
+  // -- Micro: today and 7 days are the engine's New York days -----------------------------------
+  await page.getByTestId("tab-micro").click();
+  const microNow = Date.parse((await getJson("/status")).as_of);
+  const acts = await getAll("/decisions", { decision: "act", since: newYorkDayStart(microNow) });
+  const entries = acts.filter((d) => d.is_micro_trade && d.recommendation_id !== null).length;
+  check(await text("micro-entries-today") === String(entries), `micro "Entries today" is the API's ${entries} micro entries today`);
+  const week = (await getAll("/trades", { since: newYorkDayStart(microNow, 6) })).filter((t) => t.is_micro_trade);
+  const closedToday = week.filter((t) => Date.parse(t.exit_at) >= Date.parse(newYorkDayStart(microNow))).length;
+  check(await text("micro-closed-today") === String(closedToday), `micro "Closed today" is the API's ${closedToday}`);
+  check(await text("micro-7d-count") === String(week.length), `micro "Closed, 7 days" is the API's ${week.length}`);
+  check(await text("micro-7d-pnl") === (week.length ? signedUsd.format(sumPnl(week)) : "—"), "…with their P&L");
 
   // -- Every other page renders without an error ---------------------------------------------
   for (const tab of ["micro", "notifications"]) {

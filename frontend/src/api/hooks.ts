@@ -1,5 +1,6 @@
 // TanStack Query hooks for every trading endpoint (seed task 23.1). Reads refresh on their
 // own; a change invalidates what it affects, so the panels show the engine's word, not ours.
+import { useEffect, useState } from "react";
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api } from "./client";
 import type {
@@ -28,6 +29,74 @@ export function useTradingStatus() {
     queryKey: ["status"],
     queryFn: () => api<Status>("GET", "/status"),
     refetchInterval: REFRESH_MS.fast,
+  });
+}
+
+/** The current time by the browser, ticking: countdowns stay live between refetches. */
+export function useNow(intervalMs = 1000): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const id = window.setInterval(() => setNow(Date.now()), intervalMs);
+    return () => window.clearInterval(id);
+  }, [intervalMs]);
+  return now;
+}
+
+/** "Now" by the engine's clock (status.as_of, advanced by the time since it was read), in ms:
+ * a replay runs on a simulated clock, and every window and countdown must use the engine's.
+ * Null until the first status. */
+export function useEngineNow(): number | null {
+  const status = useTradingStatus();
+  const browserNow = useNow();
+  if (!status.data) return null;
+  return Date.parse(status.data.as_of) + Math.max(0, browserNow - status.dataUpdatedAt);
+}
+
+const NEW_YORK = new Intl.DateTimeFormat("en-US", {
+  timeZone: "America/New_York", year: "numeric", month: "numeric", day: "numeric",
+  hour: "numeric", minute: "numeric", second: "numeric", hourCycle: "h23",
+});
+
+/** New York's wall-clock time at `ms`, read as if it were UTC. */
+function newYorkWall(ms: number): number {
+  const p = Object.fromEntries(NEW_YORK.formatToParts(ms).map((x) => [x.type, Number(x.value)]));
+  return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second);
+}
+
+/** Midnight in New York (the engine's session day) `daysAgo` days before the day of `ms`, as an ISO instant. */
+export function newYorkDayStart(ms: number, daysAgo = 0): string {
+  const instant = Math.floor(ms / 1000) * 1000;
+  const wall = newYorkWall(instant);
+  const midnight = wall - (wall % 86_400_000) - daysAgo * 86_400_000;
+  const guess = midnight - (wall - instant); // New York's offset may differ at midnight (DST): take it there
+  return new Date(midnight - (newYorkWall(guess) - guess)).toISOString();
+}
+
+type Query = Record<string, string | number | undefined>;
+
+/** Every row of a list endpoint that matches `query`, read by pages of 500 up to `max` rows;
+ * `total` says how many matched, so a caller can tell when it got only the newest `max`. */
+async function allRows<T>(path: string, query: Query, max = 5_000): Promise<Page<T>> {
+  const items: T[] = [];
+  let total = 0;
+  for (let offset = 0; offset < max; offset += 500) {
+    const page = await api<Page<T>>("GET", path, { query: { ...query, limit: Math.min(500, max - offset), offset } });
+    items.push(...page.items);
+    total = page.total;
+    if (page.items.length === 0 || items.length >= total) break;
+  }
+  return { items, total, limit: max, offset: 0 };
+}
+
+/** All trades or decisions matching `query` (e.g. a time window), for sums the API does not make.
+ * Waits while `query` is null (e.g. for the engine's clock). */
+export function useAllRows<T extends Trade | Decision>(path: "/trades" | "/decisions", query: Query | null) {
+  return useQuery({
+    queryKey: [path.slice(1), "all", query],
+    queryFn: () => allRows<T>(path, query ?? {}),
+    enabled: query !== null,
+    refetchInterval: REFRESH_MS.normal,
+    placeholderData: keepPreviousData,
   });
 }
 
@@ -86,15 +155,7 @@ export function useTradingMetrics() {
 export function useTradingMetricsHistory() {
   return useQuery({
     queryKey: ["metrics-history"],
-    queryFn: async () => {
-      const items: Snapshot[] = [];
-      for (let offset = 0; ; offset += 500) {
-        const page = await api<Page<Snapshot>>("GET", "/metrics/history", { query: { limit: 500, offset } });
-        items.push(...page.items);
-        if (page.items.length === 0 || items.length >= page.total || offset > 50_000) break;
-      }
-      return items;
-    },
+    queryFn: async () => (await allRows<Snapshot>("/metrics/history", {}, 50_000)).items,
     refetchInterval: REFRESH_MS.slow,
   });
 }
@@ -146,13 +207,14 @@ export function useBacktests() {
   });
 }
 
-/** Polls while the backtest runs; stops once it completed or failed. */
+/** Polls while the backtest runs; stops once it completed or failed, or the request failed (shown). */
 export function useBacktestResult(id: string | null) {
   return useQuery({
     queryKey: ["backtest", id],
     queryFn: () => api<BacktestView>("GET", `/backtest/${id}`),
     enabled: id !== null,
-    refetchInterval: (query) => (query.state.data?.status === "running" || !query.state.data ? 1_500 : false),
+    refetchInterval: (query) =>
+      query.state.status !== "error" && (query.state.data?.status ?? "running") === "running" ? 1_500 : false,
   });
 }
 

@@ -1,4 +1,4 @@
-import { useEffect, useState, type ReactNode } from "react";
+import type { ReactNode } from "react";
 import type { UseQueryResult } from "@tanstack/react-query";
 
 export function Card(props: { title: string; subtitle?: ReactNode; actions?: ReactNode; children: ReactNode; className?: string; testId?: string }) {
@@ -98,16 +98,6 @@ export function Pager(props: { offset: number; limit: number; total: number; onC
       </div>
     </div>
   );
-}
-
-/** The current time, ticking: countdowns stay live between refetches. */
-export function useNow(intervalMs = 1000): number {
-  const [now, setNow] = useState(() => Date.now());
-  useEffect(() => {
-    const id = window.setInterval(() => setNow(Date.now()), intervalMs);
-    return () => window.clearInterval(id);
-  }, [intervalMs]);
-  return now;
 }
 
 export function Table(props: { head: ReactNode[]; children: ReactNode; testId?: string; align?: ("l" | "r")[] }) {

@@ -1,15 +1,16 @@
 // Seed task 23.7: the micro-trading mode, its limits, and how its trades are doing.
-import { usePositions, useTradingConfig, useTradingMetrics, useTrades, useUpdateTradingConfig } from "../api/hooks";
-import type { Trade } from "../api/types";
+import {
+  newYorkDayStart,
+  useAllRows,
+  useEngineNow,
+  usePositions,
+  useTradingConfig,
+  useTradingMetrics,
+  useUpdateTradingConfig,
+} from "../api/hooks";
+import type { Decision, Trade } from "../api/types";
 import { Badge, Card, Empty, ErrorBox, QueryView, Stat, Table } from "../components/ui";
 import { dateTime, num, pct, pnlClass, price, qty, ratio, signedMoney } from "../format";
-
-function startOfDay(daysAgo = 0): string {
-  const d = new Date();
-  d.setHours(0, 0, 0, 0);
-  d.setDate(d.getDate() - daysAgo);
-  return d.toISOString();
-}
 
 function summary(trades: Trade[]) {
   const micro = trades.filter((t) => t.is_micro_trade);
@@ -23,8 +24,13 @@ export function MicroPanel() {
   const update = useUpdateTradingConfig();
   const metrics = useTradingMetrics();
   const positions = usePositions();
-  const week = useTrades({ since: startOfDay(7), limit: 500, offset: 0 });
-  const todayIso = startOfDay(0);
+  // Days are the engine's session days (New York), by the engine's clock.
+  const now = useEngineNow();
+  const today = now === null ? null : newYorkDayStart(now);
+  const weekStart = now === null ? null : newYorkDayStart(now, 6);
+  // The daily limit counts micro entries (act decisions on a recommendation), not closed trades.
+  const acts = useAllRows<Decision>("/decisions", today === null ? null : { decision: "act", since: today });
+  const week = useAllRows<Trade>("/trades", weekStart === null ? null : { since: weekStart });
   return (
     <div className="grid gap-4 xl:grid-cols-3">
       <Card title="Micro-trading mode" subtitle="Short intraday trades on 1d / intraday signals" testId="micro">
@@ -59,21 +65,34 @@ export function MicroPanel() {
           )}
         </QueryView>
       </Card>
-      <Card title="Micro-trades" subtitle="Closed micro-trades" className="xl:col-span-2">
-        <QueryView query={week} what="recent trades">
-          {(page) => {
-            const today = summary(page.items.filter((t) => t.exit_at >= todayIso || Date.parse(t.exit_at) >= Date.parse(todayIso)));
-            const seven = summary(page.items);
-            return (
-              <div className="grid grid-cols-2 gap-3 md:grid-cols-4">
-                <Stat label="Today" value={today.count} hint="closed micro-trades" testId="micro-today-count" />
-                <Stat label="Today's P&L" value={today.count ? signedMoney(today.pnl) : "—"} valueClass={today.count ? pnlClass(today.pnl) : undefined} />
-                <Stat label="7 days" value={seven.count} hint={`win rate ${pct(seven.winRate, 0)}`} />
-                <Stat label="7-day P&L" value={seven.count ? signedMoney(seven.pnl) : "—"} valueClass={seven.count ? pnlClass(seven.pnl) : undefined} />
-              </div>
-            );
-          }}
-        </QueryView>
+      <Card title="Micro-trades" subtitle="Today and the last 7 days, in the engine's session days (New York)" className="xl:col-span-2">
+        <div className="grid grid-cols-2 gap-3 md:grid-cols-5">
+          <QueryView query={acts} what="today's decisions">
+            {(page) => (
+              <Stat
+                label="Entries today"
+                value={page.items.filter((d) => d.is_micro_trade && d.recommendation_id !== null).length}
+                hint={`limit ${config.data?.micro_trading_max_daily ?? "—"} a day`}
+                testId="micro-entries-today"
+              />
+            )}
+          </QueryView>
+          <QueryView query={week} what="recent trades">
+            {(page) => {
+              const closedToday = summary(page.items.filter((t) => Date.parse(t.exit_at) >= Date.parse(today ?? "")));
+              const seven = summary(page.items);
+              const partial = page.items.length < page.total ? `; of the latest ${page.items.length} trades only` : "";
+              return (
+                <>
+                  <Stat label="Closed today" value={closedToday.count} hint="micro-trades" testId="micro-closed-today" />
+                  <Stat label="Today's P&L" value={closedToday.count ? signedMoney(closedToday.pnl) : "—"} valueClass={closedToday.count ? pnlClass(closedToday.pnl) : undefined} testId="micro-today-pnl" />
+                  <Stat label="Closed, 7 days" value={seven.count} hint={`win rate ${pct(seven.winRate, 0)}${partial}`} testId="micro-7d-count" />
+                  <Stat label="7-day P&L" value={seven.count ? signedMoney(seven.pnl) : "—"} valueClass={seven.count ? pnlClass(seven.pnl) : undefined} testId="micro-7d-pnl" />
+                </>
+              );
+            }}
+          </QueryView>
+        </div>
         <div className="mt-3">
           <QueryView query={metrics} what="metrics">
             {(m) => m.micro.trade_count === 0 ? (

@@ -1,8 +1,8 @@
 // Seed task 23.2: the engine at a glance, and the owner's controls.
 import { useState } from "react";
-import { useQuery } from "@tanstack/react-query";
-import { api } from "../api/client";
 import {
+  useAllRows,
+  useEngineNow,
   usePauseTradingEngine,
   useResumeTradingEngine,
   useTradingDecisions,
@@ -10,8 +10,8 @@ import {
   useTradingStatus,
   useUpdateTradingConfig,
 } from "../api/hooks";
-import { TIERS, type Page, type Status, type Tier, type Trade } from "../api/types";
-import { Badge, Card, Empty, ErrorBox, QueryView, Stat, Table, useNow } from "../components/ui";
+import { TIERS, type Status, type Tier, type Trade } from "../api/types";
+import { Badge, Card, Empty, ErrorBox, QueryView, Stat, Table } from "../components/ui";
 import { dateTime, duration, label, money, num, pct, pnlClass, price, qty, signedMoney } from "../format";
 
 export function engineState(s: Status): { text: string; tone: "green" | "amber" | "red" | "slate" } {
@@ -147,7 +147,7 @@ function Controls({ status: s }: { status: Status }) {
 }
 
 function Breaker({ status: s }: { status: Status }) {
-  const now = useNow();
+  const now = useEngineNow() ?? Date.parse(s.as_of);
   const b = s.circuit_breaker;
   const cooldowns = b.ticker_cooldowns.filter((c) => Date.parse(c.until) > now);
   const left = b.until ? (Date.parse(b.until) - now) / 1000 : null;
@@ -225,13 +225,10 @@ export function HeatGauge({ heat, max }: { heat: number; max: number }) {
 
 function Last24h() {
   const metrics = useTradingMetrics();
-  // Rounded to the minute so the query key (and the cache) does not change every render.
-  const since = new Date(Math.floor(Date.now() / 60_000) * 60_000 - 86_400_000).toISOString();
-  const trades = useQuery({
-    queryKey: ["trades-24h", since],
-    queryFn: () => api<Page<Trade>>("GET", "/trades", { query: { since, limit: 500 } }),
-    refetchInterval: 30_000,
-  });
+  // By the engine's clock, rounded to the minute so the query key does not change every second.
+  const now = useEngineNow();
+  const since = now === null ? null : new Date(Math.floor(now / 60_000) * 60_000 - 86_400_000).toISOString();
+  const trades = useAllRows<Trade>("/trades", since === null ? null : { since });
   return (
     <div className="grid grid-cols-2 gap-3">
       <QueryView query={metrics} what="metrics">
@@ -240,12 +237,14 @@ function Last24h() {
       <QueryView query={trades} what="recent trades">
         {(t) => {
           const sum = t.items.reduce((acc, x) => acc + (num(x.pnl) ?? 0), 0);
+          const partial = t.items.length < t.total ? ` (sum of the latest ${t.items.length})` : "";
           return (
             <Stat
               label="Realized, 24 h"
               value={t.total === 0 ? "—" : signedMoney(sum)}
               valueClass={t.total === 0 ? undefined : pnlClass(sum)}
-              hint={t.total === 0 ? "no trades closed in the last 24 h" : `${t.total} trade${t.total === 1 ? "" : "s"} closed`}
+              hint={t.total === 0 ? "no trades closed in the engine's last 24 h" : `${t.total} trade${t.total === 1 ? "" : "s"} closed${partial}`}
+              testId="realized-24h"
             />
           );
         }}

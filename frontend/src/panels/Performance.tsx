@@ -48,18 +48,18 @@ interface Point {
 }
 
 export function toPoints(snapshots: Snapshot[]): Point[] {
-  const first = snapshots[0];
-  const v0 = num(first.portfolio_value) ?? 0;
-  const r0 = first.cumulative_return;
-  // The value the account started from: the first snapshot already includes its day's return.
-  const start = r0 !== null && Number.isFinite(r0) && r0 > -1 ? v0 / (1 + r0) : v0;
-  return snapshots.map((s) => {
+  // The session close writes daily_return = cumulative_return = 0 on the first snapshot (it has
+  // no previous close), so day one's gain is in its daily_pnl only: the account started that
+  // session at value − daily_pnl. Older snapshots without daily_pnl start from the first close.
+  const v0 = num(snapshots[0].portfolio_value) ?? 0;
+  const start = v0 - (num(snapshots[0].daily_pnl) ?? 0);
+  return snapshots.map((s, i) => {
     const value = num(s.portfolio_value) ?? 0;
     return {
       date: s.snapshot_date,
       value,
       pnl: value - start,
-      ret: s.daily_return,
+      ret: i === 0 ? (start > 0 ? v0 / start - 1 : null) : s.daily_return,
       drawdown: s.current_drawdown === null ? null : -s.current_drawdown,
     };
   });
@@ -81,7 +81,7 @@ function Charts({ snapshots }: { snapshots: Snapshot[] }) {
   const last = points[points.length - 1];
   return (
     <div className="grid gap-4 xl:grid-cols-2">
-      <ChartCard title="Cumulative P&L" subtitle={`Since ${day(points[0].date)}: ${signedMoney(last.pnl)}`} testId="chart-pnl">
+      <ChartCard title="Cumulative P&L" subtitle={`Since the open of ${day(points[0].date)}: ${signedMoney(last.pnl)}`} testId="chart-pnl">
         <LineChart data={points} margin={{ top: 8, right: 12, left: 8, bottom: 0 }}>
           <CartesianGrid {...GRID} />
           <XAxis dataKey="date" {...AXIS} tickFormatter={tickDate} minTickGap={32} />
