@@ -181,6 +181,7 @@ def _buy(rec: Recommendation, market: MarketView, ctx: DecisionContext, now: dat
         max_open_positions=settings.max_open_positions, checks=checks)
     for check in checks:
         trace.passed("entry_gate", check)
+    blocked = blocked or micro_trading.mixed_position_reason(rec.ticker, ctx.portfolio.positions, micro=False)
     if blocked:
         return trace.failed("entry_gate", blocked), None, None, ()
     earnings_soon = market.sessions_until_earnings is not None and \

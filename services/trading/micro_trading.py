@@ -121,6 +121,19 @@ def _micro_gates(request: MicroTradeRequest, settings: MicroTradingSettings, mic
     return None
 
 
+def mixed_position_reason(ticker: str, positions: Iterable[OpenPosition], *, micro: bool) -> str | None:
+    """A ticker is held either as a micro-trade or as a standard position, never both: one
+    position has one set of stops, and a micro-trade's tight stop and timed close must not
+    govern a standard holding (nor the other way round). The reason to refuse, or None."""
+    held = next((p for p in positions if p.ticker == ticker), None)
+    if held is None:
+        return None
+    if micro:
+        return (f"{ticker} is already held as a micro-trade: one micro-trade per ticker at a time"
+                if held.is_micro_trade else f"{ticker} is held as a standard position: no micro-trade on top of it")
+    return f"{ticker} is held as a micro-trade: no standard entry until it closes" if held.is_micro_trade else None
+
+
 def evaluate_micro_trade(
     request: MicroTradeRequest,
     *,
@@ -136,10 +149,11 @@ def evaluate_micro_trade(
     the micro cap, then stops at 1.0x intraday ATR and take-profit at 1.5x that distance."""
     settings = settings or MicroTradingSettings()
     checks: list[str] = []
-    reason = _micro_gates(request, settings, micro_trades_today, checks) or entry_guards.new_entry_block_reason(
-        request.ticker, portfolio.positions, breakers, now, max_open_positions=settings.max_open_positions,
-        checks=checks,
-    )
+    reason = (_micro_gates(request, settings, micro_trades_today, checks)
+              or mixed_position_reason(request.ticker, portfolio.positions, micro=True)
+              or entry_guards.new_entry_block_reason(request.ticker, portfolio.positions, breakers, now,
+                                                     max_open_positions=settings.max_open_positions,
+                                                     checks=checks))
     if reason:
         return _skip(reason, checks)
     multiplier = micro_stop_multiplier(request, settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -11,13 +12,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.shared.schemas import OrderReason, RiskTierName, TrendWindow
+from services.trading.decision import DecisionContext, MarketView, decide
+from services.trading.engine_settings import EngineSettings
 from services.trading.micro_trading import (
     MicroTradeRequest,
     MicroTradingSettings,
     evaluate_micro_trade,
     positions_to_auto_close,
 )
-from services.trading.models import RISK_TIER_DEFAULTS, CircuitBreakerState, OpenPosition, PortfolioState
+from services.trading.models import (
+    RISK_TIER_DEFAULTS,
+    CircuitBreakerState,
+    OpenPosition,
+    PortfolioState,
+    Recommendation,
+)
 from services.trading.position_sizer import PositionSizer
 
 D = Decimal
@@ -184,3 +193,20 @@ def test_high_severity_event_tightens_the_micro_stop_like_any_other():
 def test_unknown_open_time_is_closed():
     (exit_,) = positions_to_auto_close([position("X", "Tech", micro=True)], IN_WINDOW)
     assert "no recorded open time" in exit_.reason
+
+
+def test_a_ticker_is_held_as_a_micro_trade_or_a_standard_position_never_both():
+    """A micro-trade's tight stop and timed close must never govern a standard holding, nor a
+    standard entry fold into a micro position: each side refuses the other, and a second
+    micro-trade waits for the first to close."""
+    standard = PortfolioState(calm_portfolio().positions + (position("NEW", "Banks"),), D(10000))
+    micro_held = PortfolioState(calm_portfolio().positions + (position("NEW", "Banks", micro=True),), D(10000))
+    assert "standard position" in evaluate(request(), standard).reason
+    assert "one micro-trade per ticker" in evaluate(request(), micro_held).reason
+    assert evaluate(request(), calm_portfolio()).approved
+
+    rec = Recommendation(1, "NEW", "buy", 0.9, "paper_eligible", "20d", "thesis", IN_WINDOW)
+    market = MarketView(ticker_known=True, sector="Banks", price=D(10), daily_atr=D("0.2"))
+    context = DecisionContext(micro_held, NO_BREAKERS, EngineSettings(enabled=True), FixedCorrelation())
+    decision = decide(rec, market, context, now=IN_WINDOW, decision_id=uuid.uuid4()).decision
+    assert decision.skip_reason and "held as a micro-trade" in decision.skip_reason
