@@ -173,13 +173,25 @@ def test_network_policy_admits_query_api_dashboard_and_traefik_on_8000(
             "podSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}}} in peers
 
 
-def test_network_policy_egress_is_dns_postgres_redis_and_public_https(manifests: list[dict[str, Any]]) -> None:
+def test_network_policy_egress_is_dns_postgres_redis_and_public_https_and_smtp(
+        manifests: list[dict[str, Any]]) -> None:
+    """Every notification channel can reach out: SNS, the Gmail API and webhooks over HTTPS,
+    email over SMTP submission (587) or implicit TLS (465), public addresses only."""
     policy = only(manifests, "NetworkPolicy")["spec"]
     ports = {(p["port"], p["protocol"]) for rule in policy["egress"] for p in rule["ports"]}
-    assert ports == {(53, "UDP"), (53, "TCP"), (5432, "TCP"), (6379, "TCP"), (443, "TCP")}
-    (https,) = [rule for rule in policy["egress"] if rule["ports"][0]["port"] == 443]
-    block = https["to"][0]["ipBlock"]
+    assert ports == {(53, "UDP"), (53, "TCP"), (5432, "TCP"), (6379, "TCP"), (443, "TCP"), (587, "TCP"),
+                     (465, "TCP")}
+    (public,) = [rule for rule in policy["egress"] if rule["ports"][0]["port"] == 443]
+    assert {p["port"] for p in public["ports"]} == {443, 587, 465}
+    block = public["to"][0]["ipBlock"]
     assert block["cidr"] == "0.0.0.0/0" and "10.0.0.0/8" in block["except"]
+
+
+def test_trading_is_not_switched_off_again_at_every_pod_start(manifests: list[dict[str, Any]]) -> None:
+    """The owner's enable switch lives in the database; a STONKS_TRADING_ENABLED in the pod's
+    environment would overwrite it at each start (the environment is applied on start)."""
+    container = only(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert "STONKS_TRADING_ENABLED" not in {e["name"] for e in container.get("env", [])}
 
 
 def test_network_policy_also_covers_the_migration_job(manifests: list[dict[str, Any]]) -> None:
