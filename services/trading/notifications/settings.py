@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import time
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
 from pydantic import (
@@ -133,19 +133,26 @@ _COLUMNS = tuple(NotificationSettings.model_fields)
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM trading_engine_config WHERE id = 1"
 
 
+def with_fallback(values: dict[str, Any], fallback: TradingConfig | None) -> dict[str, Any]:
+    """Stored settings as they are in force: recipients not stored come from the environment.
+    Deployments configured before the API existed set recipients there (seed task 1.4); they
+    stand until the owner saves recipients of their own."""
+    if fallback is None:
+        return values
+    values = dict(values)
+    values["sms_phone_number"] = values["sms_phone_number"] or fallback.sns_phone_number
+    values["sns_topic_arn"] = values["sns_topic_arn"] or fallback.sns_topic_arn
+    values["email_sender"] = values["email_sender"] or fallback.gmail_sender
+    if not values["email_recipients"] and fallback.gmail_recipient:
+        values["email_recipients"] = (fallback.gmail_recipient,)
+    return values
+
+
 def _from_row(row: asyncpg.Record, fallback: TradingConfig | None) -> NotificationSettings:
     values = {column: row[column] for column in _COLUMNS}
     values["email_recipients"] = tuple(values["email_recipients"] or ())
     values["notification_event_types"] = tuple(values["notification_event_types"] or ())
-    if fallback is not None:
-        # Deployments configured before the API existed set recipients in the environment
-        # (seed task 1.4); they stand until the owner saves recipients of their own.
-        values["sms_phone_number"] = values["sms_phone_number"] or fallback.sns_phone_number
-        values["sns_topic_arn"] = values["sns_topic_arn"] or fallback.sns_topic_arn
-        values["email_sender"] = values["email_sender"] or fallback.gmail_sender
-        if not values["email_recipients"] and fallback.gmail_recipient:
-            values["email_recipients"] = (fallback.gmail_recipient,)
-    return NotificationSettings.model_validate(values, context={"stored": True})
+    return NotificationSettings.model_validate(with_fallback(values, fallback), context={"stored": True})
 
 
 async def load_notification_settings(

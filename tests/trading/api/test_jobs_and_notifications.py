@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from services.shared.config import TradingConfig
 from services.trading.api.jobs import BacktestJobs
 from services.trading.backtest import BacktestConfig
 from services.trading.backtest.store import create_backtest_run
@@ -101,6 +102,24 @@ async def test_notification_settings_change_is_merged_validated_saved_and_audite
     audit = await api.pool.fetchrow("SELECT * FROM trading_config_audit ORDER BY id DESC LIMIT 1")
     assert audit["previous_config"]["email_enabled"] is False and audit["new_config"]["email_enabled"] is True
     assert "notifications/config" in audit["change_source"]
+
+
+async def test_recipients_from_the_environment_let_a_channel_be_switched_on_and_stay_unsaved(
+        pool, redis_client) -> None:
+    """A deployment that set its phone number and address in the environment (seed task 1.4):
+    the dashboard sends only the switch, the switch is accepted, and the recipients keep
+    coming from the environment instead of being copied into the database."""
+    trading = TradingConfig(sns_phone_number="+15551234567", gmail_recipient="owner@example.com")
+    runtime = make_runtime(pool, redis_client, SimulatedClock(at(date(2024, 3, 1), 10)), trading=trading)
+    async for client in serve(runtime):
+        response = await client.put("/api/trading/notifications/config", headers=AUTH,
+                                    json={"sms_enabled": True, "email_enabled": True})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["sms_enabled"] and body["sms_phone_number"] == "+15551234567"
+        assert body["email_enabled"] and body["email_recipients"] == ["owner@example.com"]
+    stored = await pool.fetchrow("SELECT sms_enabled, sms_phone_number, email_recipients FROM trading_engine_config")
+    assert stored["sms_enabled"] is True and stored["sms_phone_number"] is None and not stored["email_recipients"]
 
 
 async def test_an_sns_topic_can_be_saved(api) -> None:

@@ -15,13 +15,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, ValidationError, WithJsonSchema, create_model
 from pydantic.fields import FieldInfo
 
+from services.shared.config import TradingConfig
 from services.shared.schemas import DeliveryStatus, NotificationChannel, NotificationEventType
 from services.trading.api import commands, queries, views
 from services.trading.api.deps import PagingDep, RuntimeDep, require_read_access, require_token
 from services.trading.api.errors import UNAUTHORIZED, located
 from services.trading.api.models import NotificationView, Page
 from services.trading.api.routes.config import change_source
-from services.trading.notifications.settings import NotificationSettings, load_notification_settings
+from services.trading.notifications.settings import NotificationSettings, load_notification_settings, with_fallback
 
 router = APIRouter(prefix="/api/trading/notifications", tags=["notifications"])
 
@@ -49,9 +50,13 @@ def _view(settings: NotificationSettings) -> BaseModel:
     return NotificationSettingsView.model_validate(settings.model_dump())
 
 
-def _merged(current: NotificationSettings, update: Any) -> NotificationSettings:
+def _merged(stored: NotificationSettings, update: Any, fallback: TradingConfig | None) -> NotificationSettings:
+    """The stored settings with the update applied, checked as they will be in force: a
+    recipient from the environment lets a channel be switched on, and stays there, unsaved."""
+    values = {**stored.model_dump(), **update.model_dump(exclude_unset=True)}
     try:
-        return NotificationSettings.model_validate({**current.model_dump(), **update.model_dump(exclude_unset=True)})
+        NotificationSettings.model_validate(with_fallback(values, fallback))
+        return NotificationSettings.model_validate(values, context={"stored": True})
     except ValidationError as exc:
         raise located(_name_fields(exc.errors(include_url=False))) from None
 
@@ -79,7 +84,7 @@ async def get_notification_config(runtime: RuntimeDep) -> BaseModel:
             responses=UNAUTHORIZED, summary="Change notification settings (fields sent; others kept), audited")
 async def put_notification_config(update: NotificationSettingsUpdate, request: Request,  # type: ignore[valid-type]
                                   runtime: RuntimeDep) -> BaseModel:
-    settings = _merged(await load_notification_settings(runtime.pool), update)
+    settings = _merged(await load_notification_settings(runtime.pool), update, runtime.trading)
     await commands.save_notifications_audited(runtime.pool, settings,
                                               change_source(request, "PUT /api/trading/notifications/config"))
     in_force = await load_notification_settings(runtime.pool, runtime.trading)
