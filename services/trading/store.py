@@ -85,6 +85,11 @@ class EngineStore:
                 await connection.execute(
                     "INSERT INTO trading_config_audit (previous_config, new_config, change_source) VALUES ($1, $2, $3)",
                     before, after, source)
+            if previous["risk_tier"] != new["risk_tier"]:
+                # The tier's history shows the owner's changes beside the controller's.
+                await connection.execute(
+                    "INSERT INTO risk_tier_history (previous_tier, new_tier, trigger_source) VALUES ($1, $2, $3)",
+                    previous["risk_tier"], new["risk_tier"], source)
         return before, after
 
     async def apply_environment(self, trading: TradingConfig) -> None:

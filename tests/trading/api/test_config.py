@@ -51,6 +51,10 @@ async def test_a_change_is_applied_and_audited_with_its_source(api) -> None:
     assert "PUT /api/trading/config" in audit["change_source"]
     settings = await api.runtime.store.load_settings()
     assert settings.max_open_positions == 5 and settings.risk_tier.value == "conservative"
+    # The owner's tier change sits in the tier's history beside the controller's.
+    (history,) = await api.pool.fetch("SELECT * FROM risk_tier_history")
+    assert (history["previous_tier"], history["new_tier"]) == ("moderate", "conservative")
+    assert "PUT /api/trading/config" in history["trigger_source"]
 
 
 async def test_tier_overrides_replace_the_defaults_they_name(api) -> None:
