@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 import asyncpg
+import redis.exceptions
 import structlog
 from pydantic import ValidationError
 
@@ -32,6 +33,16 @@ log = structlog.get_logger(__name__)
 CENT = Decimal("0.01")
 PRICE_STEP = Decimal("0.0001")
 BPS = Decimal("0.0001")
+# A server that is down or restarting: the job waits (never rejected) until it is back.
+TRANSIENT_ERRORS = (
+    OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.TransactionRollbackError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+)
+# A job failing for any other reason (a defect, bad data) is tried this often, then rejected.
+MAX_JOB_ATTEMPTS = 3
+BACKOFF_FIRST_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +89,62 @@ class PaperBroker:
             log.warning("paper broker recovered unfinished order jobs", count=recovered)
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Handle jobs until `stop`; no single failure ends the loop. A job that fails stays in
+        the processing list and is put back at the head of the queue (this broker is the
+        queue's only consumer), so it is neither lost nor doubled (`client_order_id`)."""
+        failures = 0  # consecutive failures of any kind: the back-off
+        defects = 0  # consecutive non-transient failures of the job at the head: the bound
         while not stop.is_set():
-            message = await self.orders.take(timeout_seconds=0.5)
-            if message is not None:
-                await self.handle(message)
+            try:
+                message = await self.orders.take(timeout_seconds=0.5)
+                if message is not None:
+                    await self._handle_or_reject(message, defects + 1)
+                failures = defects = 0
+            except Exception as exc:  # noqa: BLE001 - the broker must outlive any one failure
+                transient = isinstance(exc, TRANSIENT_ERRORS)
+                failures, defects = failures + 1, defects + (0 if transient else 1)
+                log.error("paper broker failed; the job will be retried", error=f"{type(exc).__name__}: {exc}",
+                          failures=failures, transient=transient)
+                await _pause(stop, min(BACKOFF_FIRST_SECONDS * 2 ** (failures - 1), BACKOFF_MAX_SECONDS))
+                await self._requeue()
+
+    async def _handle_or_reject(self, message: str, attempt: int) -> None:
+        try:
+            await self.handle(message)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:
+            if attempt < MAX_JOB_ATTEMPTS:
+                raise
+            # Retrying a defect forever would wedge every later order behind it: say no, with why.
+            log.exception("paper broker rejects a job it failed to handle", attempts=attempt)
+            await self.reject(message, f"paper broker error: {type(exc).__name__}: {exc}")
+
+    async def _requeue(self) -> None:
+        try:
+            await self.orders.recover()
+        except Exception as exc:  # noqa: BLE001 - Redis down: the next pass retries
+            log.warning("paper broker could not requeue its unfinished job yet", error=str(exc))
+
+    async def reject(self, message: str, reason: str) -> FillReport:
+        """Record and report a rejection for a job that could not be handled; if the job was
+        recorded after all, its recorded outcome is re-sent instead."""
+        job = OrderJob.model_validate_json(message)
+        async with self.pool.acquire() as connection, connection.transaction():
+            order_id = await connection.fetchval(
+                """INSERT INTO broker_orders (client_order_id, job_id, trading_decision_id, ticker, side, quantity,
+                       order_type, time_in_force, mode, reason, status, reject_reason, created_at, updated_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'rejected', $11, $12, $12)
+                   ON CONFLICT (client_order_id) DO NOTHING RETURNING id""",
+                job.client_order_id, job.job_id, job.trading_decision_id, job.ticker, job.side.value, job.quantity,
+                job.order_type, job.time_in_force, job.mode.value, job.reason.value, reason[:500], self.clock.now())
+            if order_id is None:
+                report = await self._earlier_outcome(connection, job)
+            else:
+                report = self._report(job, order_id, "rejected", reject_reason=reason[:500])
+        await self.fills.push(report.model_dump_json())
+        await self.orders.ack(message)
+        return report
 
     async def drain(self) -> int:
         """Handle every job waiting now; return how many (used by the demo replay and tests)."""
@@ -178,3 +241,11 @@ class PaperBroker:
             quantity=job.quantity, price=price, fee=fee, reject_reason=reject_reason, fill_id=fill_id,
             at=at or self.clock.now(),
         )
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep `seconds`, or less if `stop` is set meanwhile."""
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except asyncio.TimeoutError:
+        pass

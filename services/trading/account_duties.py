@@ -8,10 +8,15 @@ the decision core's; these methods read state, call the rule, and persist what i
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
+import asyncpg
+import redis.exceptions
 import structlog
 from pydantic import ValidationError
 
@@ -25,12 +30,22 @@ from services.trading.fill_handler import FillEffects, apply_report
 from services.trading.models import PortfolioState
 from services.trading.notifications import events
 from services.trading.protection import Exit, PositionMarket, protect
+from services.trading.recent_prices import rapid_moves
 from services.trading.session_close import close_session
 
 if TYPE_CHECKING:
     from services.trading.engine import TickReport, TradingEngine
 
 log = structlog.get_logger(__name__)
+# A report that fails to apply this many times (never counting a server being down) is parked.
+MAX_REPORT_ATTEMPTS = 5
+REPORT_ATTEMPTS_SUFFIX = ":attempts"
+# A server down or restarting: the pass stops and the next tick retries, nothing is counted.
+TRANSIENT_ERRORS = (
+    OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.TransactionRollbackError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+)
 
 
 class AccountDuties:
@@ -63,8 +78,8 @@ class AccountDuties:
         for resolution in resolutions:
             await self.store.resolve_breaker_events(resolution, now)
             log.info("circuit breaker resolved", reason=resolution.reason, ticker=resolution.ticker)
-            if resolution.ticker is None:
-                self.notifier.notify(events.from_breaker_resolution(resolution))
+            # A ticker's cooldown ending is announced too, as docs/notifications.md promises.
+            self.notifier.notify(events.from_breaker_resolution(resolution))
 
     async def _record_breaker_event(self, event: CircuitBreakerEvent) -> None:
         await self.store.record_breaker_event(event)
@@ -72,6 +87,11 @@ class AccountDuties:
         self.notifier.notify(events.from_breaker_event(event))
 
     async def apply_reports(self, now: datetime, report: TickReport) -> None:
+        """Apply every broker report waiting. Reports left half-handled by an earlier pass go
+        first (applying twice is a no-op: `applied_fills` is keyed by client_order_id). A
+        report that fails is kept for the next tick without holding up the others, and parked
+        after MAX_REPORT_ATTEMPTS; a server that is down ends the pass (nothing counted)."""
+        await self.fills.recover()  # the engine is the queue's only consumer
         stop_outs = False
         while (message := await self.fills.take_nowait()) is not None:
             try:
@@ -80,14 +100,41 @@ class AccountDuties:
                 log.error("malformed broker report parked", error=str(exc).splitlines()[0])
                 await self.fills.dead_letter(message)
                 continue
-            effects = await apply_report(self.pool, fill, self.settings)
+            try:
+                effects = await apply_report(self.pool, fill, self.settings)
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one bad report must not block the others
+                await self._report_failed(message, fill, exc, report)
+                continue
             await self.fills.ack(message)
+            await self.fills.client.hdel(self._attempts_key, _digest(message))
             if effects is not None:
                 report.reports_applied += 1
                 stop_outs |= effects.stop_out
                 self._announce(effects)
         if stop_outs:
             await self._check_volatility(now)
+
+    @property
+    def _attempts_key(self) -> str:
+        return f"{self.fills.name}{REPORT_ATTEMPTS_SUFFIX}"
+
+    async def _report_failed(self, message: str, fill: FillReport, exc: Exception, report: TickReport) -> None:
+        """Count a failed application (in Redis, so a restart does not reset it); park the
+        report once it has failed too often, loudly: its effects need the owner's attention."""
+        error = f"{type(exc).__name__}: {exc}"
+        attempts = await self.fills.client.hincrby(self._attempts_key, _digest(message), 1)
+        report.faults.append(f"fills: {fill.client_order_id}: {error}")
+        await self.store.record_fault("fills", f"report {fill.client_order_id} failed (attempt {attempts}): {error}")
+        if attempts < MAX_REPORT_ATTEMPTS:
+            log.error("broker report failed to apply; retried next tick", client_order_id=fill.client_order_id,
+                      attempt=attempts, error=error)
+            return
+        log.critical("broker report parked after repeated failures; apply it by hand", attempts=attempts,
+                     client_order_id=fill.client_order_id, ticker=fill.ticker, error=error)
+        await self.fills.dead_letter(message)
+        await self.fills.client.hdel(self._attempts_key, _digest(message))
 
     def _announce(self, effects: FillEffects) -> None:
         """Every close goes to the service, which keeps those over the owner's threshold."""
@@ -123,7 +170,9 @@ class AccountDuties:
 
     async def protect(self, now: datetime, report: TickReport) -> None:
         high_severity = await self.market.high_severity_event(now)
-        if not self._stop_check_due(now, high_severity):
+        # A rapid move (seed task 13.1) brings the protective pass forward.
+        if not self._stop_check_due(now, high_severity) and not await rapid_moves(
+                self.pool, await self.store.held_tickers(), now, since=self.last_stop_check):
             return
         self.last_stop_check = now
         quotes = await self.market.prices.quotes(await self.store.held_tickers(), now)
@@ -147,7 +196,7 @@ class AccountDuties:
 
     async def _check_daily_loss(self, portfolio: PortfolioState, breakers, now: datetime) -> None:
         state = await self.store.engine_state(now)
-        if state["start_of_day_value"] is None or circuit_breaker.is_active(breakers, now):
+        if state["start_of_day_value"] is None or _daily_loss_halt_in_force(breakers, now):
             return
         check = circuit_breaker.check_daily_loss(breakers, state["start_of_day_value"], portfolio.total_value, now,
                                                  settings=self.settings.breakers)
@@ -169,14 +218,14 @@ class AccountDuties:
         state = await self.store.engine_state(now)
         if state["last_rebalance_week"] == label:
             return
-        await self.store.update_engine_state(last_rebalance_week=label)
         quotes = await self.market.prices.quotes(await self.store.held_tickers(), now)
-        portfolio = await self.store.portfolio(quotes)
+        # Trims are sized from filled shares: unfilled buys cannot be sold.
+        portfolio = await self.store.portfolio(quotes, pending_buys=False)
         breakers = await self.store.breaker_state()
         plan = rebalancer.evaluate(portfolio, self.settings.tier, within_trading_window=True,
                                    circuit_breaker_active=circuit_breaker.is_active(breakers, now),
                                    settings=self.settings.rebalance)
-        if plan.deferred:
+        if plan.deferred:  # tried again next tick: the week is not done until its plan ran
             log.info("weekly rebalance deferred", reason=plan.deferred_reason)
             return
         context = DecisionContext(portfolio, breakers, self.settings, self.correlations)
@@ -184,6 +233,9 @@ class AccountDuties:
             price = quotes[proposal.ticker].price if proposal.ticker in quotes else None
             await self.send_exit(Exit(proposal.ticker, proposal.quantity, OrderReason.REBALANCE, proposal.reason,
                                        price), context, now, report)
+        # Marked last: a step that raised retries next tick, and the trims already sent
+        # count as pending sells, so the new plan asks only for what is left.
+        await self.store.update_engine_state(last_rebalance_week=label)
 
     async def close_session_if_due(self, now: datetime) -> None:
         session_close = trading_window.previous_session_close(now)
@@ -197,18 +249,24 @@ class AccountDuties:
         quotes = await self.market.prices.quotes(await self.store.held_tickers(), session_close)
         portfolio = await self.store.holdings(quotes)
         start_value = state["start_of_day_value"] if state["session_date"] == session else portfolio.total_value
+        # Records last_close_processed in the close's own transaction.
         result = await close_session(self.store, session, portfolio, self.settings, start_value, now)
         self.engine.correlations = result.correlations
-        await self.store.update_engine_state(last_close_processed=session)
         metrics = result.report.metrics
         if result.tier_change is not None:
             self.notifier.notify(events.from_risk_tier_change(result.tier_change))
-        if result.emergency is not None:
+        if result.emergency_reason is not None:
+            # The emergency rule releases the reserve and forces the conservative tier; it
+            # closes no position (SPEC section 6), hence positions_closed 0.
+            released = -result.emergency.amount if result.emergency is not None else Decimal(0)
             self.notifier.notify(events.emergency_liquidation(
                 now, drawdown=metrics.current_drawdown,
                 threshold=self.settings.reserve.emergency_drawdown_threshold_pct,
-                reserve_released=-result.emergency.amount, positions_closed=0,
-                total_value=metrics.total_portfolio_value, reason=result.emergency.notes))
+                reserve_released=released, positions_closed=0,
+                total_value=metrics.total_portfolio_value, reason=result.emergency_reason))
+        if result.high_water_crossed:  # no owner event type fits yet: see the snapshot's metrics
+            log.warning("reserve crossed its high-water mark: the owner may withdraw or rebalance",
+                        reason=result.high_water)
         log.info("session closed", session=str(session), value=str(result.report.metrics.total_portfolio_value),
                  reserve=str(result.report.metrics.reserve_pool))
 
@@ -222,6 +280,19 @@ class AccountDuties:
                 await self.notifier.send_daily_summary(report, await owner_reports.daily_summary(self.pool, report, now))
             else:
                 await self.notifier.send_weekly_digest(report, await owner_reports.weekly_digest(self.pool, report, now))
+
+
+def _daily_loss_halt_in_force(breakers, now: datetime) -> bool:
+    """A halt already lasting until the next session opens (a daily-loss halt, or a longer or
+    manual one) makes a daily-loss trip redundant; a shorter one (volatility) does not."""
+    if not circuit_breaker.is_active(breakers, now):
+        return False
+    expires = breakers.cooldown_expires
+    return expires is None or expires >= trading_window.next_session_open(now)
+
+
+def _digest(message: str) -> str:
+    return hashlib.sha256(message.encode()).hexdigest()
 
 
 def _soon(sessions: int | None, settings: EngineSettings) -> bool:

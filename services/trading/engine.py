@@ -24,7 +24,7 @@ import structlog
 
 from services.shared.redis_keys import QUEUE_BROKER_FILLS, QUEUE_BROKER_ORDERS, TRADING_DEDUPE_TTL_SECONDS, dedupe_key
 from services.shared.reliable_queue import ReliableQueue
-from services.shared.schemas import TradingMode
+from services.shared.schemas import RecommendationAction, TradingMode
 from services.trading import circuit_breaker, outbox, telemetry, trading_window
 from services.trading.clock import Clock
 from services.trading.correlation import CorrelationMatrix
@@ -118,10 +118,14 @@ class TradingEngine:
         await asyncio.wait_for(waiting, timeout)
 
     async def stop(self) -> None:
-        """Graceful stop: nothing in flight is lost (undelivered jobs stay in the outbox and
-        half-applied reports in the processing list), so stopping is releasing the lock."""
+        """Graceful stop (seed task 13.1): later tranches are cancelled (no engine will
+        re-check them when due); other undelivered jobs stay in the outbox and half-applied
+        reports in the processing list, for the next start. Then the lock is released."""
         self.started = False
         holding = self.holds_lock
+        if holding:  # only the lock holder owns the outbox; a waiting engine must not touch it
+            await self._guarded("stop", outbox.cancel_later_tranches(
+                self.pool, "the engine stopped before the tranche was due", self.clock.now()))
         connection, self._lock_connection = self._lock_connection, None
         if holding:
             try:
@@ -273,10 +277,12 @@ class TradingEngine:
 
     async def _decide_marked(self, rec: Recommendation, now: datetime) -> DecisionOutcome | None:
         quotes = await self.market.prices.quotes([*await self.store.held_tickers(), rec.ticker], now)
+        # A sell is sized from shares actually held; a buy sees unfilled buys as spent cash.
+        selling = str(rec.action) == RecommendationAction.SELL.value
         # Independent reads, each on its own pooled connection: their round trips overlap
         # (decision latency, issue 5).
         portfolio, breakers, micro_today, market = await asyncio.gather(
-            self.store.portfolio(quotes), self.store.breaker_state(),
+            self.store.portfolio(quotes, pending_buys=not selling), self.store.breaker_state(),
             self.store.micro_entries_since(_session_start(now)),
             self.market.view(rec.ticker, now, quote=quotes.get(rec.ticker)))
         context = DecisionContext(portfolio, breakers, self.settings, self.correlations, micro_today)
@@ -323,16 +329,33 @@ class TradingEngine:
         settings = self.settings
         breakers = await self.store.breaker_state()
 
-        def may_send(row) -> str | None:  # a later tranche is re-checked before it goes
-            if settings.paused or not settings.enabled:
-                return "engine paused or disabled before the tranche was due"
-            if circuit_breaker.is_active(breakers, now):
-                return "a circuit breaker tripped before the tranche was due"
-            if not trading_window.is_within_trading_window(now):
-                return "the trading window closed before the tranche was due"
-            return None
+        def may_send(row) -> outbox.Refusal | None:
+            if row["side"] == "sell":  # exits reduce risk: sent whenever the market is open
+                return None if trading_window.is_market_open(now) else outbox.WAIT
+            return _entry_refusal(row, now, settings, breakers)
 
         return await outbox.deliver_due(self.pool, self.orders, now, may_send)
+
+
+def _entry_refusal(row, now: datetime, settings: EngineSettings, breakers) -> outbox.Refusal | None:
+    """Every buy (any tranche) is re-checked when it goes: conditions may have changed since
+    its decision. A day order is sent in its decision's own trading window or never."""
+    decided = row["decided_at"].astimezone(trading_window.NEW_YORK).date()
+    if now.astimezone(trading_window.NEW_YORK).date() != decided:
+        return outbox.Refusal("an entry from an earlier session is not sent late (time in force: day)")
+    if not trading_window.is_within_trading_window(now):
+        times = trading_window.session_times(decided)
+        if times is not None and now < times[0] + trading_window.WINDOW_BUFFER:
+            return outbox.WAIT
+        return outbox.Refusal("the trading window closed before the order was sent")
+    if settings.paused or not settings.enabled:
+        return outbox.Refusal("engine paused or disabled before the order was sent")
+    if circuit_breaker.is_active(breakers, now):
+        return outbox.Refusal("a circuit breaker tripped before the order was sent")
+    if circuit_breaker.is_ticker_in_cooldown(breakers, row["ticker"], now):
+        return outbox.Refusal(f"{row['ticker']} entered its single-position cooldown before the order was sent")
+    return None
+
 
 def _session_start(now: datetime) -> datetime:
     times = trading_window.session_times(now.astimezone(trading_window.NEW_YORK).date())

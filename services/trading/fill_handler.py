@@ -6,7 +6,8 @@ re-sends outcomes after a restart): `applied_fills` is keyed by `client_order_id
 - A filled buy opens (or adds to) a tax lot, and places the position's stop and take-profit
   around the real fill price with the ATR the decision used.
 - A filled sell closes lots first in, first out (wash sales included), records the closed
-  trade at the position's average entry, moves `profit * reserve_siphon_pct` into the Reserve
+  trade at the position's average entry (its fees: the sell's commission plus the buys'
+  commission pro rata, as the backtester counts them), moves `profit * reserve_siphon_pct` into the Reserve
   Pool on a profitable close, and retires the stop levels once nothing is left.
 - A rejection is recorded on the order, and cancels the remaining tranches of its entry.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Iterable
 
 import asyncpg
 import structlog
@@ -25,7 +26,7 @@ from services.shared.orders import FillReport
 from services.shared.schemas import OrderReason, OrderSide
 from services.trading import reserve_pool, stop_loss_manager, tax_lot_store, tax_lots
 from services.trading.engine_settings import EngineSettings
-from services.trading.models import ClosedTrade, ReservePoolState, StopLevels
+from services.trading.models import ZERO, ClosedTrade, ReservePoolState, StopLevels
 from services.trading.reserve_pool import ReserveLedgerEntry
 from services.trading.trading_window import NEW_YORK
 
@@ -155,6 +156,32 @@ async def _held(connection: asyncpg.Connection, ticker: str) -> Decimal:
            FROM broker_fills WHERE ticker = $1""", ticker)
 
 
+def entry_fee_share(fills: Iterable[tuple[str, Decimal, Decimal]], quantity: Decimal) -> Decimal:
+    """The buy commission a sale of `quantity` carries: the position's unallocated entry fees
+    pro rata by quantity, as backtest/book.py does. `fills` are the ticker's earlier
+    (side, quantity, fee) in order; each sale takes its share, and a flat position none."""
+    fees, held = ZERO, ZERO
+    for side, filled, fee in fills:
+        if side == OrderSide.BUY.value:
+            fees, held = fees + fee, held + filled
+            continue
+        if held <= filled:
+            fees, held = ZERO, ZERO
+            continue
+        fees, held = fees - fees * filled / held, held - filled
+    if held <= 0:
+        return ZERO
+    return fees * min(quantity, held) / held
+
+
+async def _earlier_fills(connection: asyncpg.Connection, report: FillReport) -> list[tuple[str, Decimal, Decimal]]:
+    rows = await connection.fetch(
+        """SELECT side, quantity, fee FROM applied_fills
+           WHERE ticker = $1 AND status = 'filled' AND client_order_id <> $2
+           ORDER BY reported_at, applied_at, client_order_id""", report.ticker, report.client_order_id)
+    return [(r["side"], r["quantity"], r["fee"]) for r in rows]
+
+
 async def _sold(connection: asyncpg.Connection, report: FillReport, settings: EngineSettings) -> FillEffects:
     book = await tax_lot_store.load_book(connection, report.ticker)
     update = tax_lots.close_lots_fifo(book, ticker=report.ticker, quantity=report.quantity, price=report.price,
@@ -163,11 +190,12 @@ async def _sold(connection: asyncpg.Connection, report: FillReport, settings: En
     levels = await connection.fetchrow(
         "SELECT * FROM position_stop_levels WHERE ticker = $1 AND active FOR UPDATE", report.ticker)
     entry_price = levels["entry_price"] if levels else update.closed[0].cost_basis_per_share
+    entry_fees = entry_fee_share(await _earlier_fills(connection, report), report.quantity)
     trade = ClosedTrade(
         ticker=report.ticker, entry_price=entry_price, exit_price=report.price, quantity=report.quantity,
         entry_at=levels["created_at"] if levels else report.at, exit_at=report.at,
         recommendation_id=levels["recommendation_id"] if levels else None,
-        is_micro_trade=bool(levels["is_micro_trade"]) if levels else False, fees=report.fee)
+        is_micro_trade=bool(levels["is_micro_trade"]) if levels else False, fees=report.fee + entry_fees)
     await connection.execute(
         """INSERT INTO closed_trades (ticker, quantity, entry_price, exit_price, fees, pnl, entry_at, exit_at,
                exit_reason, recommendation_id, trading_decision_id, is_micro_trade)

@@ -115,6 +115,45 @@ async def replay_demo(database_url: str, redis_url: str, plan: DemoPlan, on_sess
         await pool.close()
 
 
+RESTART_FIRST_SECONDS = 1.0
+RESTART_MAX_SECONDS = 60.0
+
+
+async def supervise(name: str, work: Callable[[], Awaitable[None]], stop: asyncio.Event,
+                    first_delay: float = RESTART_FIRST_SECONDS) -> int:
+    """Run `work()` until `stop`; if it dies (or returns early), say so loudly and start it
+    again after a growing pause: a dead broker or engine loop would otherwise leave orders
+    unfilled while the API still looks healthy. Returns how many restarts it took."""
+    restarts, delay = 0, first_delay
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        started = loop.time()
+        try:
+            await work()
+            if stop.is_set():
+                break
+            log.error("a long-running task returned before stop; restarting it", task=name)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - whatever killed it, the job must go on
+            log.exception("a long-running task died; restarting it", task=name)
+        restarts += 1
+        if loop.time() - started > RESTART_MAX_SECONDS:
+            delay = first_delay  # it ran well for a while: this is a new failure, not a crash loop
+        try:
+            await asyncio.wait_for(stop.wait(), delay)
+        except asyncio.TimeoutError:
+            pass
+        delay = min(delay * 2, RESTART_MAX_SECONDS)
+    return restarts
+
+
+async def _restartable(broker: PaperBroker, stop: asyncio.Event) -> None:
+    """The broker's loop, taking back (at each restart) the job it was handling when it died."""
+    await broker.start()
+    await broker.run(stop)
+
+
 async def run_live(config: AppConfig, *, paper_broker: bool, capital: Decimal, serve_api: ApiServer) -> None:
     """The engine (and the paper broker, unless a real broker consumes the queue) on the wall
     clock, with the API, until SIGINT/SIGTERM."""
@@ -136,12 +175,11 @@ async def run_live(config: AppConfig, *, paper_broker: bool, capital: Decimal, s
     engine = TradingEngine(pool, redis, clock, notifier=notifications)
     await engine.start()
     await engine.store.apply_environment(config.trading)
-    tasks = [asyncio.create_task(engine.run(stop)),
+    tasks = [asyncio.create_task(supervise("engine", lambda: engine.run(stop), stop)),
              asyncio.create_task(serve_api(RuntimeParts(pool, redis, clock, engine, notifications)))]
     if paper_broker:
         broker = PaperBroker.on_redis(pool, redis, clock, PaperBrokerSettings(starting_cash=capital))
-        await broker.start()
-        tasks.append(asyncio.create_task(broker.run(stop)))
+        tasks.append(asyncio.create_task(supervise("paper broker", lambda: _restartable(broker, stop), stop)))
     try:
         await stop.wait()
     finally:

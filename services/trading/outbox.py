@@ -10,6 +10,7 @@ its `client_order_id` is deterministic, and the broker fills a client order id o
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
@@ -18,7 +19,7 @@ import structlog
 
 from services.shared.orders import OrderJob, Tranche, client_order_id
 from services.shared.reliable_queue import ReliableQueue
-from services.shared.schemas import TradingMode
+from services.shared.schemas import OrderSide, TradingMode
 from services.trading.decision import DecisionOutcome, OrderIntent
 from services.trading.models import TradingDecision
 
@@ -38,6 +39,17 @@ INSERT INTO order_outbox (job_id, client_order_id, trading_decision_id, ticker, 
     tranche_index, tranche_count, stop_plan, payload, not_before)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a due job is not sent now: cancelled with `reason`, or (no reason) kept for later."""
+
+    reason: str | None
+
+
+WAIT = Refusal(None)
+CANCEL_BUYS_ON_SELL = "a sell of the ticker was decided before this entry was sent"
 
 
 def _decision_row(d: TradingDecision) -> tuple[Any, ...]:
@@ -77,6 +89,7 @@ async def record_decision(connection: asyncpg.Connection, outcome: DecisionOutco
         if status.endswith(" 0"):
             return False
         plan = stop_plan(outcome, confidence)
+        await _cancel_buys_sold_by(connection, outcome, d.created_at)
         for intent in outcome.orders:
             job = order_job(d.id, intent, mode, d.created_at)
             await connection.execute(
@@ -86,19 +99,38 @@ async def record_decision(connection: asyncpg.Connection, outcome: DecisionOutco
     return True
 
 
+async def _cancel_buys_sold_by(connection: asyncpg.Connection, outcome: DecisionOutcome, now: datetime) -> None:
+    """A sell (exit, sell signal, trim) ends the entry in progress: its unsent tranches must
+    not buy the ticker back."""
+    for ticker in {o.ticker for o in outcome.orders if o.side is OrderSide.SELL}:
+        status = await connection.execute(
+            """UPDATE order_outbox SET cancelled_at = $2, cancel_reason = $3
+               WHERE ticker = $1 AND side = 'buy' AND delivered_at IS NULL AND cancelled_at IS NULL""",
+            ticker, now, CANCEL_BUYS_ON_SELL)
+        if not status.endswith(" 0"):
+            log.warning("unsent entries cancelled by a sell", ticker=ticker, count=status.split()[-1])
+
+
 async def deliver_due(pool: asyncpg.Pool, queue: ReliableQueue, now: datetime,
-                      may_send: Callable[[asyncpg.Record], str | None] | None = None) -> int:
-    """Push every undelivered job whose time has come; mark each delivered after the push.
-    `may_send(row)` returns a reason to cancel instead (conditions deteriorated before a
-    later tranche), or None."""
+                      may_send: Callable[[asyncpg.Record], Refusal | str | None] | None = None) -> int:
+    """Push every undelivered job whose time has come, sells first (exits keep priority);
+    mark each delivered after the push. `may_send(row)` (the row has the decision's time as
+    `decided_at`) returns None to send, `WAIT` to keep the job for later, or a `Refusal`
+    (or a bare reason) to cancel it and the rest of its entry."""
     rows = await pool.fetch(
-        """SELECT * FROM order_outbox WHERE delivered_at IS NULL AND cancelled_at IS NULL AND not_before <= $1
-           ORDER BY not_before, id""", now)
+        """SELECT o.*, d.created_at AS decided_at FROM order_outbox o
+           JOIN trading_decisions d ON d.id = o.trading_decision_id
+           WHERE o.delivered_at IS NULL AND o.cancelled_at IS NULL AND o.not_before <= $1
+           ORDER BY o.side = 'sell' DESC, o.not_before, o.id""", now)
     sent = 0
     for row in rows:
-        reason = may_send(row) if may_send and row["tranche_index"] > 1 else None
-        if reason:
-            await cancel_remaining(pool, row["trading_decision_id"], reason, now)
+        verdict = may_send(row) if may_send else None
+        if isinstance(verdict, str):
+            verdict = Refusal(verdict)
+        if verdict is not None and verdict.reason is None:  # WAIT
+            continue
+        if verdict is not None:
+            await cancel_remaining(pool, row["trading_decision_id"], verdict.reason, now)
             continue
         await queue.push(_payload_json(row["payload"]))
         await pool.execute("UPDATE order_outbox SET delivered_at = $2 WHERE id = $1", row["id"], now)
@@ -118,6 +150,19 @@ async def cancel_remaining(pool: asyncpg.Pool, decision_id: uuid.UUID, reason: s
     cancelled = int(status.split()[-1])
     if cancelled:
         log.warning("remaining tranches cancelled", decision_id=str(decision_id), count=cancelled, reason=reason)
+    return cancelled
+
+
+async def cancel_later_tranches(pool: asyncpg.Pool, reason: str, now: datetime) -> int:
+    """Cancel every unsent later tranche (index 2 and up) of every entry: a stopping engine
+    will not be there to re-check them when they fall due (seed task 13.1)."""
+    status = await pool.execute(
+        """UPDATE order_outbox SET cancelled_at = $1, cancel_reason = $2
+           WHERE side = 'buy' AND tranche_index > 1 AND delivered_at IS NULL AND cancelled_at IS NULL""",
+        now, reason)
+    cancelled = int(status.split()[-1])
+    if cancelled:
+        log.warning("later tranches cancelled", count=cancelled, reason=reason)
     return cancelled
 
 

@@ -119,3 +119,14 @@ def reserve_high_water(
             f"Reserve Pool {reserve_balance} is above {s.reserve_high_water_pct} of total value {total_value}"
         )
     return None
+
+
+def emergency_crossed(
+    previous_drawdown: Decimal | None, drawdown: Decimal, settings: ReserveSettings | None = None
+) -> bool:
+    """True on the first session whose drawdown is beyond the emergency threshold after one
+    that was not (or after none): the owner is alerted once per crossing, not every session
+    the account stays down, even when the reserve is already empty."""
+    s = settings or ReserveSettings()
+    beyond = drawdown > s.emergency_drawdown_threshold_pct
+    return beyond and not (previous_drawdown is not None and previous_drawdown > s.emergency_drawdown_threshold_pct)

@@ -1,6 +1,7 @@
 """What happens once a session has closed (seed tasks 15.3, 25.3, 11.1, 7.1): the day's
-snapshot and metrics, the emergency drawdown rule, the risk tier evaluation, and the
-correlation refresh. Each rule is the decision core's; this module reads and writes.
+snapshot and metrics, the emergency drawdown rule, the risk tier evaluation, the reserve
+high-water signal and the correlation refresh. Each rule is the decision core's; this module
+reads and writes, all of a session's close in one transaction so that it happens once.
 """
 
 from __future__ import annotations
@@ -21,28 +22,36 @@ from services.trading.models import ClosedTrade, PortfolioState
 from services.trading.performance_tracker import PerformanceReport
 from services.trading.reserve_pool import ReserveLedgerEntry
 from services.trading.risk_tier_controller import RiskTierChange
-from services.trading.store import EngineStore
+from services.trading.store import EngineStore, _jsonable
 
 log = structlog.get_logger(__name__)
+Executor = asyncpg.Pool | asyncpg.Connection
 TRAILING_WINDOW = timedelta(days=30)
 
 
 @dataclass(frozen=True, slots=True)
 class SessionCloseResult:
+    """What the close decided. `emergency_reason` is set on the session the drawdown first
+    went beyond the emergency threshold (the owner hears once per crossing), `high_water`
+    while the reserve is above its high-water share, `high_water_crossed` on its first day."""
+
     report: PerformanceReport
     tier_change: RiskTierChange | None
     emergency: ReserveLedgerEntry | None
     correlations: correlation.CorrelationMatrix
+    emergency_reason: str | None = None
+    high_water: str | None = None
+    high_water_crossed: bool = False
 
 
-async def closed_trades(pool: asyncpg.Pool, since: datetime | None = None) -> list[ClosedTrade]:
+async def closed_trades(pool: Executor, since: datetime | None = None) -> list[ClosedTrade]:
     rows = await pool.fetch(
         "SELECT * FROM closed_trades WHERE $1::timestamptz IS NULL OR exit_at >= $1 ORDER BY exit_at, id", since)
     return [ClosedTrade(r["ticker"], r["entry_price"], r["exit_price"], r["quantity"], r["entry_at"], r["exit_at"],
                         r["recommendation_id"], r["is_micro_trade"], r["fees"]) for r in rows]
 
 
-async def equity_curve(pool: asyncpg.Pool, before: date) -> list[Decimal]:
+async def equity_curve(pool: Executor, before: date) -> list[Decimal]:
     rows = await pool.fetch(
         "SELECT portfolio_value FROM portfolio_snapshots WHERE snapshot_date < $1 ORDER BY snapshot_date", before)
     return [r["portfolio_value"] for r in rows]
@@ -68,47 +77,92 @@ async def refresh_correlations(pool: asyncpg.Pool, as_of: date, now: datetime) -
 
 async def close_session(store: EngineStore, session: date, portfolio: PortfolioState, settings: EngineSettings,
                         start_of_day_value: Decimal, now: datetime) -> SessionCloseResult:
-    pool = store.pool
-    trades = await closed_trades(pool)
-    report = performance_tracker.compute_metrics(
-        portfolio=portfolio, closed_trades=trades, equity_curve=await equity_curve(pool, session),
-        start_of_day_value=start_of_day_value, computed_at=now)
-    emergency = await _emergency_release(pool, report, settings, now)
-    tier = settings.risk_tier
+    """The whole close in one transaction, `last_close_processed` included: a close that
+    fails part way leaves nothing behind, so a retry cannot change the risk tier twice."""
+    # A cache, safe to redo: refreshed first so its failure leaves nothing half-done.
+    matrix = await refresh_correlations(store.pool, session, now)
+    async with store.pool.acquire() as connection, connection.transaction():
+        trades = await closed_trades(connection)
+        previous = await _previous_snapshot(connection, session)
+        # At the close today's value is an end-of-day value: Sharpe counts today's return
+        # (SPEC section 6). The tracker appends the value again, which moves no drawdown.
+        curve = [*await equity_curve(connection, session), portfolio.total_value]
+        report = performance_tracker.compute_metrics(
+            portfolio=portfolio, closed_trades=trades, equity_curve=curve,
+            start_of_day_value=start_of_day_value, computed_at=now)
+        emergency = await _emergency_release(connection, report, settings, now)
+        change = _tier_change(settings, report, emergency, trades, now)
+        if change is not None:
+            await _record_tier_change(connection, change)
+        high_water = reserve_pool.reserve_high_water(emergency.state.balance, portfolio.total_value,
+                                                     settings.reserve)
+        if high_water is not None:
+            log.info("reserve above its high-water mark", reason=high_water)
+        tier = change.new_tier if change is not None else settings.risk_tier
+        await _snapshot(connection, session, report, tier, portfolio, now, high_water)
+        await connection.execute("UPDATE engine_state SET last_close_processed = $1, updated_at = now() WHERE id = 1",
+                                 session)
+    crossed = reserve_pool.emergency_crossed(_drawdown(previous), Decimal(str(report.metrics.current_drawdown)),
+                                             settings.reserve)
+    return SessionCloseResult(report, change, emergency.entry, matrix, emergency.reason if crossed else None,
+                              high_water, high_water is not None and not _high_water(previous))
+
+
+def _tier_change(settings: EngineSettings, report: PerformanceReport, emergency: reserve_pool.ReserveUpdate,
+                 trades: list[ClosedTrade], now: datetime) -> RiskTierChange | None:
+    """The emergency rule's conservative tier wins; otherwise the usual evaluation."""
     if emergency.new_risk_tier is None:
         recent = [t for t in trades if t.exit_at >= now - TRAILING_WINDOW and not t.is_micro_trade]
         trailing = performance_tracker.win_rate(recent) if recent else None
-        change = risk_tier_controller.evaluate_from_metrics(settings.risk_tier, report.metrics,
-                                                            trailing_win_rate=trailing, now=now)
-    elif settings.risk_tier is not emergency.new_risk_tier:
-        change = RiskTierChange(settings.risk_tier, emergency.new_risk_tier, "emergency_liquidation",
-                                emergency.reason, now, {"drawdown": report.metrics.current_drawdown})
-    else:
-        change = None
-    if change is not None:
-        tier = change.new_tier
-        await _record_tier_change(store, change)
-    await _snapshot(pool, session, report, tier, portfolio, now)
-    matrix = await refresh_correlations(pool, session, now)
-    return SessionCloseResult(report, change, emergency.entry, matrix)
+        return risk_tier_controller.evaluate_from_metrics(settings.risk_tier, report.metrics,
+                                                          trailing_win_rate=trailing, now=now)
+    if settings.risk_tier is not emergency.new_risk_tier:
+        return RiskTierChange(settings.risk_tier, emergency.new_risk_tier, "emergency_liquidation",
+                              emergency.reason, now, {"drawdown": report.metrics.current_drawdown})
+    return None
 
 
-async def _emergency_release(pool: asyncpg.Pool, report: PerformanceReport, settings: EngineSettings,
+async def _previous_snapshot(connection: asyncpg.Connection, session: date) -> asyncpg.Record | None:
+    return await connection.fetchrow(
+        """SELECT current_drawdown_pct, metrics FROM portfolio_snapshots WHERE snapshot_date < $1
+           ORDER BY snapshot_date DESC LIMIT 1""", session)
+
+
+def _drawdown(snapshot: asyncpg.Record | None) -> Decimal | None:
+    return None if snapshot is None else Decimal(str(snapshot["current_drawdown_pct"]))
+
+
+def _high_water(snapshot: asyncpg.Record | None) -> bool:
+    return snapshot is not None and bool((snapshot["metrics"] or {}).get("reserve_high_water"))
+
+
+async def _emergency_release(connection: asyncpg.Connection, report: PerformanceReport, settings: EngineSettings,
                              now: datetime) -> reserve_pool.ReserveUpdate:
     """The emergency drawdown rule; its update says whether it fired (`new_risk_tier`)."""
-    update = reserve_pool.emergency_release(await reserve_state(pool), Decimal(str(report.metrics.current_drawdown)),
-                                            now, settings.reserve)
+    update = reserve_pool.emergency_release(await reserve_state(connection),
+                                            Decimal(str(report.metrics.current_drawdown)), now, settings.reserve)
     if update.entry is not None:
-        async with pool.acquire() as connection:
-            await insert_ledger_entry(connection, update.entry)
+        await insert_ledger_entry(connection, update.entry)
     if update.new_risk_tier is not None:
         log.warning("emergency drawdown rule fired", reason=update.reason)
     return update
 
 
-async def _record_tier_change(store: EngineStore, change: RiskTierChange) -> None:
-    await store.update_config({"risk_tier": change.new_tier.value}, source=f"risk_tier_controller: {change.reason}")
-    await store.pool.execute(
+async def _record_tier_change(target: EngineStore | asyncpg.Connection, change: RiskTierChange) -> None:
+    """The new tier, its audit record and its history row, on the close's connection (inside
+    its transaction, which is why `EngineStore.update_config`, with its own, is not used), or
+    on a store's pool in a transaction of their own."""
+    if isinstance(target, EngineStore):
+        async with target.pool.acquire() as connection, connection.transaction():
+            return await _record_tier_change(connection, change)
+    before = await target.fetchrow("SELECT * FROM trading_engine_config WHERE id = 1 FOR UPDATE")
+    after = await target.fetchrow(
+        "UPDATE trading_engine_config SET risk_tier = $1, updated_at = now() WHERE id = 1 RETURNING *",
+        change.new_tier.value)
+    await target.execute(
+        "INSERT INTO trading_config_audit (previous_config, new_config, change_source) VALUES ($1, $2, $3)",
+        _jsonable(before), _jsonable(after), f"risk_tier_controller: {change.reason}")
+    await target.execute(
         """INSERT INTO risk_tier_history (previous_tier, new_tier, trigger_source, trigger_metrics, created_at)
            VALUES ($1, $2, $3, $4, $5)""",
         change.previous_tier.value, change.new_tier.value, change.trigger_source, dict(change.trigger_metrics),
@@ -117,8 +171,8 @@ async def _record_tier_change(store: EngineStore, change: RiskTierChange) -> Non
                 reason=change.reason)
 
 
-async def _snapshot(pool: asyncpg.Pool, session: date, report: PerformanceReport, tier: RiskTierName,
-                    portfolio: PortfolioState, now: datetime) -> None:
+async def _snapshot(pool: Executor, session: date, report: PerformanceReport, tier: RiskTierName,
+                    portfolio: PortfolioState, now: datetime, high_water: str | None = None) -> None:
     m = report.metrics
     previous = await pool.fetchval(
         "SELECT portfolio_value FROM portfolio_snapshots WHERE snapshot_date < $1 ORDER BY snapshot_date DESC LIMIT 1",
@@ -147,5 +201,7 @@ async def _snapshot(pool: asyncpg.Pool, session: date, report: PerformanceReport
         m.current_drawdown, m.portfolio_heat, tier.value, positions,
         {"profit_factor": m.profit_factor if m.profit_factor != float("inf") else "Infinity",
          "trade_count": m.trade_count, "daily_pnl": m.daily_pnl, "avg_win": m.avg_win, "avg_loss": m.avg_loss,
-         "micro": {"trade_count": micro.trade_count, "win_rate": micro.win_rate, "realized_pnl": micro.realized_pnl}},
+         "micro": {"trade_count": micro.trade_count, "win_rate": micro.win_rate, "realized_pnl": micro.realized_pnl},
+         # Seed 7.1's high-water signal, for the status and metrics views (None below the mark).
+         "reserve_high_water": high_water},
         now)

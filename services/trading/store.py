@@ -157,9 +157,11 @@ class EngineStore:
         positions = tuple(h.position for h in await self.held_positions(quotes))
         return PortfolioState(positions, await self.cash(), await self.reserve_balance())
 
-    async def portfolio(self, quotes: Mapping[str, Quote]) -> PortfolioState:
+    async def portfolio(self, quotes: Mapping[str, Quote], *, pending_buys: bool = True) -> PortfolioState:
         """The account as decisions must see it: held positions plus the orders already
-        decided but not yet filled, so two buys in one tick cannot spend the same cash."""
+        decided but not yet filled, so two buys in one tick cannot spend the same cash.
+        With `pending_buys=False` (what a sell is sized from) unfilled buys are left out:
+        only shares the broker holds, less pending sells, can be sold."""
         held, balances, pending = await asyncio.gather(
             self.held_positions(quotes), self.pool.fetchrow(_BALANCES), self.pool.fetch(_PENDING_ORDERS))
         positions = {h.position.ticker: h.position for h in held}
@@ -172,7 +174,7 @@ class EngineStore:
                 if position is not None:
                     positions[order["ticker"]] = replace(position, quantity=max(position.quantity - order["quantity"], ZERO))
                 continue
-            if price is None:
+            if price is None or not pending_buys:
                 continue
             cash -= order["quantity"] * price
             positions[order["ticker"]] = _with_pending_buy(position, order, price)
@@ -214,8 +216,9 @@ class EngineStore:
                  AND ($2::text IS NULL AND ticker IS NULL OR ticker = $2)""", now, resolution.ticker)
 
     async def stop_outs_since(self, since: datetime) -> list[datetime]:
+        """Stop-outs at or after `since`: the volatility breaker's window includes both ends."""
         rows = await self.pool.fetch(
-            """SELECT exit_at FROM closed_trades WHERE exit_reason IN ('stop_loss', 'trailing_stop') AND exit_at > $1
+            """SELECT exit_at FROM closed_trades WHERE exit_reason IN ('stop_loss', 'trailing_stop') AND exit_at >= $1
                ORDER BY exit_at""", since)
         return [r["exit_at"] for r in rows]
 
@@ -270,10 +273,14 @@ SELECT coalesce((SELECT cash FROM broker_account WHERE id = 1), 0) AS cash,
        coalesce((SELECT balance_after FROM reserve_pool_ledger ORDER BY id DESC LIMIT 1), 0) AS reserve
 """
 
+# Decided but without an outcome yet. An order the broker already filled or rejected is not
+# pending even before its report is applied: a fill is already in the held positions.
 _PENDING_ORDERS = """
 SELECT o.ticker, o.side, o.quantity, o.stop_plan, t.sector FROM order_outbox o
 LEFT JOIN tickers t ON t.ticker = o.ticker
 WHERE o.broker_status IS NULL AND o.cancelled_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM broker_orders b WHERE b.client_order_id = o.client_order_id
+                  AND b.status IN ('filled', 'rejected'))
 ORDER BY o.id
 """
 

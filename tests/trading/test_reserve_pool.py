@@ -14,6 +14,7 @@ from services.trading.models import OpenPosition, PortfolioState, ReservePoolSta
 from services.trading.reserve_pool import (
     ReserveSettings,
     compute_active_pool,
+    emergency_crossed,
     emergency_release,
     reserve_high_water,
     siphon_profit,
@@ -113,3 +114,25 @@ def test_high_water_signal_above_thirty_percent() -> None:
 def test_naive_time_refused() -> None:
     with pytest.raises(ValueError, match="naive"):
         siphon_profit(ReservePoolState(), D("10"), datetime(2024, 6, 3, 16, 0))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(decimals("0", "0.5", 3), min_size=1, max_size=30), decimals("0.05", "0.45", 2))
+def test_emergency_alert_once_per_crossing(drawdowns: list[Decimal], threshold: Decimal) -> None:
+    """Seed 7.1 / SPEC 6: an alert on each session the drawdown goes beyond the threshold
+    from within it (or from no history), never on the sessions it stays beyond."""
+    s = ReserveSettings(emergency_drawdown_threshold_pct=threshold)
+    previous = [None, *drawdowns[:-1]]
+    alerts = [emergency_crossed(p, d, s) for p, d in zip(previous, drawdowns)]
+    beyond = [d > threshold for d in drawdowns]
+    runs_beyond = sum(1 for i, b in enumerate(beyond) if b and (i == 0 or not beyond[i - 1]))
+    assert sum(alerts) == runs_beyond
+    assert all(b for a, b in zip(alerts, beyond) if a)
+
+
+def test_emergency_crossing_edges() -> None:
+    s = ReserveSettings()
+    assert emergency_crossed(None, D("0.21"), s)
+    assert emergency_crossed(D("0.20"), D("0.21"), s)  # exactly at the threshold is within it
+    assert not emergency_crossed(D("0.25"), D("0.30"), s)
+    assert not emergency_crossed(D("0.10"), D("0.20"), s)

@@ -1,0 +1,262 @@
+"""An order's life from decision to applied report, on real PostgreSQL and Valkey: later
+tranches never buy after an exit, a cooldown, a stop or their session; sells are sized from
+shares actually held; a filled order is not counted twice; a report that failed to apply is
+retried (once applied, never again) and parked if it keeps failing; the volatility window
+includes its first instant."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import redis.asyncio as aioredis
+
+from services.shared.db import create_pool
+from services.shared.orders import FillReport
+from services.shared.redis_keys import QUEUE_BROKER_FILLS, QUEUE_BROKER_ORDERS
+from services.shared.schemas import OrderReason, OrderSide
+from services.trading import circuit_breaker
+from services.trading.account_duties import MAX_REPORT_ATTEMPTS
+from tests.trading.engine_harness import (
+    RISING,
+    add_bar,
+    at,
+    build_stack,
+    close_pool,
+    enable_engine,
+    recommend,
+    seed_ticker,
+    sessions,
+)
+
+pytestmark = pytest.mark.integration
+
+PROCESSING = QUEUE_BROKER_FILLS + ":processing"
+# A real PostgreSQL failure while a report is applied (a stand-in for any defect).
+FAILING_APPLY = """
+CREATE FUNCTION refuse_report() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'report refused'; END $$;
+CREATE TRIGGER refuse_report BEFORE INSERT ON applied_fills FOR EACH ROW EXECUTE FUNCTION refuse_report();
+"""
+HEAL = "DROP TRIGGER refuse_report ON applied_fills; DROP FUNCTION refuse_report();"
+
+
+@pytest.fixture
+async def market(database_url: str):
+    pool = await create_pool(database_url, max_size=8)
+    days = await seed_ticker(pool, "XYZ", RISING)
+    trading_day, later_day = sessions(days[-1], 3)[1:]
+    await add_bar(pool, "XYZ", trading_day, open_=115.0, close=116.0)
+    await add_bar(pool, "XYZ", later_day, open_=116.0, close=117.0)
+    await enable_engine(pool, gradual_entry_tranches=3)
+    yield pool, days, trading_day, later_day
+    await close_pool(pool)
+
+
+@pytest.fixture
+async def stack(market, redis_client: aioredis.Redis):
+    pool, days, trading_day, later_day = market
+    built = await build_stack(pool, redis_client, at(days[-1], 16, 5))
+    await recommend(pool, "XYZ", at(days[-1], 16, 10))
+    yield built, trading_day, later_day
+    await built.engine.stop()
+
+
+async def _tranches(pool) -> list:
+    return await pool.fetch("SELECT * FROM order_outbox WHERE side = 'buy' ORDER BY tranche_index")
+
+
+async def _bought(pool) -> Decimal:
+    return await pool.fetchval("SELECT coalesce(sum(quantity), 0) FROM broker_fills WHERE side = 'buy'")
+
+
+async def _decide_only(built, instant) -> None:
+    """Decide at `instant` and die before delivering (the outbox keeps the jobs)."""
+    built.clock.set(instant)
+    [candidate] = await built.engine.store.undecided_recommendations(instant - timedelta(days=30), instant)
+    assert (await built.engine.decide_one(candidate, instant)).acted
+
+
+# -- later tranches (bug 3) ----------------------------------------------------------------
+
+async def test_a_sell_cancels_the_unsent_tranches_and_sells_only_what_is_held(stack) -> None:
+    built, day, _ = stack
+    await built.step(at(day, 9, 45))
+    first = (await _tranches(built.pool))[0]
+    assert first["broker_status"] == "filled"
+    sell = await recommend(built.pool, "XYZ", at(day, 9, 50), action="sell")
+    await built.step(at(day, 9, 50))
+    decision = await built.pool.fetchrow("SELECT * FROM trading_decisions WHERE recommendation_id = $1", sell)
+    assert decision["decision"] == "act" and decision["computed_share_quantity"] == first["quantity"]
+    order = await built.pool.fetchrow("SELECT * FROM order_outbox WHERE trading_decision_id = $1", decision["id"])
+    assert order["broker_status"] == "filled", order["broker_reason"]  # not rejected for selling unfilled shares
+    for minute in (75, 105):
+        await built.step(at(day, 9) + timedelta(minutes=minute))
+    later = (await _tranches(built.pool))[1:]
+    assert all(t["delivered_at"] is None and "sell" in t["cancel_reason"] for t in later)
+    assert await _bought(built.pool) == first["quantity"]
+    assert await built.engine.store.held_tickers() == []
+
+
+async def test_a_tranche_is_not_sent_into_a_ticker_cooldown(stack) -> None:
+    built, day, _ = stack
+    await built.step(at(day, 9, 45))
+    await built.pool.execute(
+        """INSERT INTO circuit_breaker_events (trigger_type, threshold_value, actual_value, ticker, reason,
+               cooldown_expires, created_at) VALUES ('single_position', 0.08, 0.09, 'XYZ', 'test', $1, $2)""",
+        at(day, 10) + timedelta(hours=24), at(day, 10))
+    assert circuit_breaker.is_ticker_in_cooldown(await built.engine.store.breaker_state(), "XYZ", at(day, 10, 15))
+    await built.step(at(day, 10, 15))
+    later = (await _tranches(built.pool))[1:]
+    assert all(t["delivered_at"] is None and t["cancelled_at"] is not None for t in later)
+    assert await _bought(built.pool) == (await _tranches(built.pool))[0]["quantity"]
+
+
+async def test_stopping_the_engine_cancels_the_later_tranches(stack) -> None:
+    built, day, _ = stack
+    await built.step(at(day, 9, 45))
+    await built.engine.stop()
+    first, *later = await _tranches(built.pool)
+    assert first["broker_status"] == "filled"
+    assert [t["cancel_reason"] for t in later] == ["the engine stopped before the tranche was due"] * 2
+    restarted = await built.restart_engine()
+    await built.step(at(day, 10, 15))
+    assert await _bought(built.pool) == first["quantity"] and restarted.holds_lock
+
+
+async def test_entries_from_an_earlier_session_are_cancelled_not_sent_late(stack, redis_client) -> None:
+    built, day, later_day = stack
+    await _decide_only(built, at(day, 15, 40))  # the first tranche never went out that day
+    await built.step(at(later_day, 9, 45))
+    jobs = await _tranches(built.pool)
+    assert len(jobs) == 3 and all(j["delivered_at"] is None for j in jobs)
+    assert all("earlier session" in j["cancel_reason"] for j in jobs)
+    assert await redis_client.llen(QUEUE_BROKER_ORDERS) == 0 and await _bought(built.pool) == 0
+
+
+async def test_a_later_tranche_due_after_the_window_is_not_sent_next_session(stack) -> None:
+    built, day, later_day = stack
+    await built.step(at(day, 15, 40))  # tranches 2 and 3 fall due at 16:10 and 16:40
+    await built.step(at(later_day, 9, 45))
+    first, *later = await _tranches(built.pool)
+    assert first["broker_status"] == "filled"
+    assert all(t["delivered_at"] is None and t["cancelled_at"] is not None for t in later)
+    assert await _bought(built.pool) == first["quantity"]
+
+
+async def test_no_entry_is_sent_outside_the_trading_window(stack, redis_client) -> None:
+    built, day, _ = stack
+    await _decide_only(built, at(day, 15, 40))
+    await built.step(at(day, 15, 50))  # the market is open, the trading window is not
+    jobs = await _tranches(built.pool)
+    assert all(j["delivered_at"] is None and "window closed" in j["cancel_reason"] for j in jobs)
+    assert await redis_client.llen(QUEUE_BROKER_ORDERS) == 0
+
+
+async def test_an_exit_goes_out_at_the_open_before_the_trading_window(stack) -> None:
+    built, day, later_day = stack
+    await enable_engine(built.pool, gradual_entry_tranches=1)
+    await built.step(at(day, 9, 45))
+    stop = await built.pool.fetchval("SELECT stop_loss_price FROM position_stop_levels WHERE active")
+    crash_day = sessions(later_day, 2)[1]
+    await add_bar(built.pool, "XYZ", crash_day, open_=float(stop) - 3, close=float(stop) - 4)
+    await built.step(at(crash_day, 9, 35))
+    trade = await built.pool.fetchrow("SELECT * FROM closed_trades")
+    assert trade is not None and trade["exit_reason"] == "stop_loss"
+
+
+# -- pending orders (bugs 4 and 5) ---------------------------------------------------------
+
+async def test_a_fill_not_yet_applied_is_not_counted_twice(stack) -> None:
+    built, day, _ = stack
+    await enable_engine(built.pool, gradual_entry_tranches=1)
+    built.clock.set(at(day, 9, 45))
+    await built.engine.tick()
+    await built.broker.drain()  # filled at the broker; the engine has not applied the report
+    bought = await _bought(built.pool)
+    assert bought > 0
+    quotes = await built.engine.market.prices.quotes(["XYZ"], built.clock.now())
+    portfolio = await built.engine.store.portfolio(quotes)
+    assert portfolio.position("XYZ").quantity == bought
+    assert portfolio.cash == await built.pool.fetchval("SELECT cash FROM broker_account")
+
+
+async def test_unfilled_buys_are_not_sellable(stack) -> None:
+    built, day, _ = stack
+    await built.step(at(day, 9, 45))
+    quotes = await built.engine.market.prices.quotes(["XYZ"], built.clock.now())
+    decided = await built.engine.store.portfolio(quotes)
+    sellable = await built.engine.store.portfolio(quotes, pending_buys=False)
+    first, *later = await _tranches(built.pool)
+    assert decided.position("XYZ").quantity == sum(t["quantity"] for t in (first, *later))
+    assert sellable.position("XYZ").quantity == first["quantity"]
+
+
+# -- broker reports (bug 2) ----------------------------------------------------------------
+
+async def test_a_report_that_failed_to_apply_is_retried_next_tick_and_applied_once(stack, redis_client) -> None:
+    built, day, _ = stack
+    await enable_engine(built.pool, gradual_entry_tranches=1)
+    built.clock.set(at(day, 9, 45))
+    await built.engine.tick()
+    await built.broker.drain()
+    outcome = (await redis_client.lindex(QUEUE_BROKER_FILLS, 0)).decode()
+    await built.pool.execute(FAILING_APPLY)
+    failed = await built.engine.tick()
+    assert any("report refused" in f for f in failed.faults)
+    assert await redis_client.llen(PROCESSING) + await redis_client.llen(QUEUE_BROKER_FILLS) == 1
+    await built.pool.execute(HEAL)
+    built.clock.set(at(day, 9, 46))
+    applied = await built.engine.tick()
+    assert applied.reports_applied == 1 and applied.faults == []
+    assert await built.pool.fetchval("SELECT sum(remaining_quantity) FROM tax_lots") == await _bought(built.pool)
+    assert await redis_client.llen(PROCESSING) == 0
+    await built.broker.fills.push(outcome)
+    await built.engine.tick()  # the same outcome again (a broker re-sending it) changes nothing
+    assert await built.pool.fetchval("SELECT count(*) FROM applied_fills") == 1
+    assert await built.pool.fetchval("SELECT count(*) FROM tax_lots") == 1
+
+
+async def test_a_report_that_keeps_failing_is_parked_without_blocking_the_others(stack, redis_client) -> None:
+    built, day, _ = stack
+    await built.pool.execute(FAILING_APPLY.replace("BEGIN RAISE", "BEGIN IF NEW.ticker = 'BAD' THEN RAISE")
+                             .replace("refused'; END", "refused'; END IF; RETURN NEW; END"))
+    bad = FillReport(client_order_id="bad-1", trading_decision_id=uuid.uuid4(), broker_order_id=1, ticker="BAD", side=OrderSide.BUY,
+                     reason=OrderReason.ENTRY, status="rejected", quantity=Decimal(1), reject_reason="test",
+                     at=at(day, 9, 40))
+    good = bad.model_copy(update={"client_order_id": "good-1", "ticker": "XYZ"})
+    await built.engine.fills.push(bad.model_dump_json())
+    await built.engine.fills.push(good.model_dump_json())
+    built.clock.set(at(day, 9, 40))
+    for attempt in range(1, MAX_REPORT_ATTEMPTS + 1):
+        report = await built.engine.tick()
+        assert any("bad-1" in f for f in report.faults)
+        if attempt == 1:
+            assert report.reports_applied == 1  # the good one went through at once
+    parked = [json.loads(m) for m in await redis_client.lrange(QUEUE_BROKER_FILLS + ":dead", 0, -1)]
+    assert [p["client_order_id"] for p in parked] == ["bad-1"]
+    assert await redis_client.llen(PROCESSING) == 0 and await redis_client.llen(QUEUE_BROKER_FILLS) == 0
+    assert await built.pool.fetchval("SELECT array_agg(client_order_id) FROM applied_fills") == ["good-1"]
+    assert await built.pool.fetchval("SELECT count(*) FROM engine_faults WHERE component = 'fills'") >= \
+        MAX_REPORT_ATTEMPTS
+    assert (await built.engine.tick()).faults == []
+
+
+# -- volatility window (bug 6) -------------------------------------------------------------
+
+async def test_a_stop_out_exactly_thirty_minutes_ago_counts_for_the_volatility_breaker(stack) -> None:
+    built, day, _ = stack
+    now = at(day, 11)
+    for minutes_ago in (30, 10, 0):
+        exit_at = now - timedelta(minutes=minutes_ago)
+        await built.pool.execute(
+            """INSERT INTO closed_trades (ticker, quantity, entry_price, exit_price, fees, pnl, entry_at, exit_at,
+                   exit_reason) VALUES ('XYZ', 1, 100, 95, 0, -5, $1, $2, 'stop_loss')""",
+            exit_at - timedelta(hours=1), exit_at)
+    stop_outs = await built.engine.store.stop_outs_since(now - timedelta(minutes=30))
+    assert len(stop_outs) == 3
+    check = circuit_breaker.check_volatility(await built.engine.store.breaker_state(), stop_outs, now)
+    assert check.event is not None
