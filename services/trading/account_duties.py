@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from services.shared.orders import FillReport
 from services.shared.schemas import NotificationEventType, OrderReason
-from services.trading import circuit_breaker, outbox, owner_reports, rebalancer, trading_window
+from services.trading import breaker_cache, circuit_breaker, outbox, owner_reports, rebalancer, trading_window
 from services.trading.circuit_breaker import CircuitBreakerEvent
 from services.trading.decision import DecisionContext, exit_decision
 from services.trading.engine_settings import EngineSettings
@@ -80,11 +80,16 @@ class AccountDuties:
             log.info("circuit breaker resolved", reason=resolution.reason, ticker=resolution.ticker)
             # A ticker's cooldown ending is announced too, as docs/notifications.md promises.
             self.notifier.notify(events.from_breaker_resolution(resolution))
+        await self._mirror_breakers(now)  # every full tick: the mirror heals after a Redis restart
 
     async def _record_breaker_event(self, event: CircuitBreakerEvent) -> None:
         await self.store.record_breaker_event(event)
         log.warning("circuit breaker tripped", trigger=event.trigger_type.value, reason=event.reason)
         self.notifier.notify(events.from_breaker_event(event))
+        await self._mirror_breakers(event.triggered_at)
+
+    async def _mirror_breakers(self, now: datetime) -> None:
+        await breaker_cache.publish(self.engine.redis, await self.store.breaker_state(), now)
 
     async def apply_reports(self, now: datetime, report: TickReport) -> None:
         """Apply every broker report waiting. Reports left half-handled by an earlier pass go

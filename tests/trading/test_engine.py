@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 
 from services.shared.db import create_pool
 from services.shared.redis_keys import QUEUE_BROKER_ORDERS
+from services.trading import breaker_cache
 from tests.trading.engine_harness import (
     RISING,
     add_bar,
@@ -162,12 +163,15 @@ async def test_breaker_trips_halts_entries_and_resumes_next_session(market, redi
         event = await pool.fetchrow("SELECT * FROM circuit_breaker_events WHERE trigger_type = 'daily_loss'")
         assert event is not None and event["resolved_at"] is None
         assert event["cooldown_expires"] == at(after_day, 9, 30)
+        mirrored = await breaker_cache.read(redis_client)  # the Redis mirror for fast lookup (task 8.1)
+        assert mirrored.state.active and mirrored.state.cooldown_expires == at(after_day, 9, 30)
         halted = await recommend(pool, "ABC", at(gap_day, 10, 0))
         await built.step(at(gap_day, 10, 5))
         skip = await pool.fetchrow("SELECT * FROM trading_decisions WHERE recommendation_id = $1", halted)
         assert skip["decision"] == "skip" and "daily_loss" in skip["skip_reason"]
         await built.step(at(after_day, 9, 45))
         assert await pool.fetchval("SELECT resolved_at FROM circuit_breaker_events") == at(after_day, 9, 45)
+        assert not (await breaker_cache.read(redis_client)).state.active
         resumed = await recommend(pool, "ABC", at(after_day, 9, 50))
         await built.step(at(after_day, 9, 55))
         assert await pool.fetchval("SELECT decision FROM trading_decisions WHERE recommendation_id = $1",
