@@ -112,11 +112,11 @@ async def _cancel_buys_sold_by(connection: asyncpg.Connection, outcome: Decision
 
 
 async def deliver_due(pool: asyncpg.Pool, queue: ReliableQueue, now: datetime,
-                      may_send: Callable[[asyncpg.Record], Refusal | str | None] | None = None) -> int:
+                      may_send: Callable[[asyncpg.Record], Refusal | None] | None = None) -> int:
     """Push every undelivered job whose time has come, sells first (exits keep priority);
     mark each delivered after the push. `may_send(row)` (the row has the decision's time as
-    `decided_at`) returns None to send, `WAIT` to keep the job for later, or a `Refusal`
-    (or a bare reason) to cancel it and the rest of its entry."""
+    `decided_at`) returns None to send, `WAIT` to keep the job for later, or a `Refusal` to
+    cancel it and the rest of its entry."""
     rows = await pool.fetch(
         """SELECT o.*, d.created_at AS decided_at FROM order_outbox o
            JOIN trading_decisions d ON d.id = o.trading_decision_id
@@ -125,8 +125,6 @@ async def deliver_due(pool: asyncpg.Pool, queue: ReliableQueue, now: datetime,
     sent = 0
     for row in rows:
         verdict = may_send(row) if may_send else None
-        if isinstance(verdict, str):
-            verdict = Refusal(verdict)
         if verdict is not None and verdict.reason is None:  # WAIT
             continue
         if verdict is not None:
