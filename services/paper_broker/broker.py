@@ -105,7 +105,7 @@ class PaperBroker:
                 failures, defects = failures + 1, defects + (0 if transient else 1)
                 log.error("paper broker failed; the job will be retried", error=f"{type(exc).__name__}: {exc}",
                           failures=failures, transient=transient)
-                await _pause(stop, min(BACKOFF_FIRST_SECONDS * 2 ** (failures - 1), BACKOFF_MAX_SECONDS))
+                await pause_unless_stopped(stop, min(BACKOFF_FIRST_SECONDS * 2 ** (failures - 1), BACKOFF_MAX_SECONDS))
                 await self._requeue()
 
     async def _handle_or_reject(self, message: str, attempt: int) -> None:
@@ -243,7 +243,7 @@ class PaperBroker:
         )
 
 
-async def _pause(stop: asyncio.Event, seconds: float) -> None:
+async def pause_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
     """Sleep `seconds`, or less if `stop` is set meanwhile."""
     try:
         await asyncio.wait_for(stop.wait(), seconds)

@@ -19,7 +19,7 @@ import asyncpg
 import redis.asyncio as aioredis
 import structlog
 
-from services.paper_broker.broker import PaperBroker, PaperBrokerSettings
+from services.paper_broker.broker import PaperBroker, PaperBrokerSettings, pause_unless_stopped
 from services.shared.config import AppConfig
 from services.shared.db import connect, create_pool
 from services.shared.runtime import resolve_server_urls
@@ -140,10 +140,7 @@ async def supervise(name: str, work: Callable[[], Awaitable[None]], stop: asynci
         restarts += 1
         if loop.time() - started > RESTART_MAX_SECONDS:
             delay = first_delay  # it ran well for a while: this is a new failure, not a crash loop
-        try:
-            await asyncio.wait_for(stop.wait(), delay)
-        except asyncio.TimeoutError:
-            pass
+        await pause_unless_stopped(stop, delay)
         delay = min(delay * 2, RESTART_MAX_SECONDS)
     return restarts
 

@@ -22,7 +22,7 @@ from services.trading.models import ClosedTrade, PortfolioState
 from services.trading.performance_tracker import PerformanceReport
 from services.trading.reserve_pool import ReserveLedgerEntry
 from services.trading.risk_tier_controller import RiskTierChange
-from services.trading.store import EngineStore, _jsonable
+from services.trading.store import EngineStore
 
 log = structlog.get_logger(__name__)
 Executor = asyncpg.Pool | asyncpg.Connection
@@ -93,7 +93,7 @@ async def close_session(store: EngineStore, session: date, portfolio: PortfolioS
         emergency = await _emergency_release(connection, report, settings, now)
         change = _tier_change(settings, report, emergency, trades, now)
         if change is not None:
-            await _record_tier_change(connection, change)
+            await _record_tier_change(store, change, connection)
         high_water = reserve_pool.reserve_high_water(emergency.state.balance, portfolio.total_value,
                                                      settings.reserve)
         if high_water is not None:
@@ -148,25 +148,12 @@ async def _emergency_release(connection: asyncpg.Connection, report: Performance
     return update
 
 
-async def _record_tier_change(target: EngineStore | asyncpg.Connection, change: RiskTierChange) -> None:
-    """The new tier, its audit record and its history row, on the close's connection (inside
-    its transaction, which is why `EngineStore.update_config`, with its own, is not used), or
-    on a store's pool in a transaction of their own."""
-    if isinstance(target, EngineStore):
-        async with target.pool.acquire() as connection, connection.transaction():
-            return await _record_tier_change(connection, change)
-    before = await target.fetchrow("SELECT * FROM trading_engine_config WHERE id = 1 FOR UPDATE")
-    after = await target.fetchrow(
-        "UPDATE trading_engine_config SET risk_tier = $1, updated_at = now() WHERE id = 1 RETURNING *",
-        change.new_tier.value)
-    await target.execute(
-        "INSERT INTO trading_config_audit (previous_config, new_config, change_source) VALUES ($1, $2, $3)",
-        _jsonable(before), _jsonable(after), f"risk_tier_controller: {change.reason}")
-    await target.execute(
-        """INSERT INTO risk_tier_history (previous_tier, new_tier, trigger_source, trigger_metrics, created_at)
-           VALUES ($1, $2, $3, $4, $5)""",
-        change.previous_tier.value, change.new_tier.value, change.trigger_source, dict(change.trigger_metrics),
-        change.changed_at)
+async def _record_tier_change(store: EngineStore, change: RiskTierChange,
+                             connection: asyncpg.Connection | None = None) -> None:
+    """The new tier with its audit record and history row (on the close's connection, inside
+    its transaction)."""
+    await store.update_config({"risk_tier": change.new_tier.value}, source=f"risk_tier_controller: {change.reason}",
+                              connection=connection, tier_change=change)
     log.warning("risk tier changed", previous=change.previous_tier.value, new=change.new_tier.value,
                 reason=change.reason)
 

@@ -28,6 +28,7 @@ from services.trading.models import (
     StopLevels,
 )
 from services.trading.price_book import Quote
+from services.trading.risk_tier_controller import RiskTierChange
 
 log = structlog.get_logger(__name__)
 ZERO = Decimal(0)
@@ -68,10 +69,17 @@ class EngineStore:
     async def load_settings(self) -> EngineSettings:
         return EngineSettings.from_row(await self.config_row())
 
-    async def update_config(self, changes: Mapping[str, Any], source: str) -> tuple[dict, dict]:
+    async def update_config(self, changes: Mapping[str, Any], source: str, *,
+                            connection: asyncpg.Connection | None = None,
+                            tier_change: RiskTierChange | None = None) -> tuple[dict, dict]:
         """Apply `changes` (column -> value) all or nothing, with an audit record of the
-        previous and new configuration and where the change came from (seed task 20.2)."""
-        async with self.pool.acquire() as connection, connection.transaction():
+        previous and new configuration and where the change came from (seed task 20.2). A
+        tier change also goes to `risk_tier_history`: the controller's with its metrics
+        (`tier_change`), the owner's with the source. On `connection`, inside its transaction."""
+        if connection is None:
+            async with self.pool.acquire() as connection:
+                return await self.update_config(changes, source, connection=connection, tier_change=tier_change)
+        async with connection.transaction():
             previous = await connection.fetchrow("SELECT * FROM trading_engine_config WHERE id = 1 FOR UPDATE")
             if changes:
                 columns = list(changes)
@@ -85,11 +93,13 @@ class EngineStore:
                 await connection.execute(
                     "INSERT INTO trading_config_audit (previous_config, new_config, change_source) VALUES ($1, $2, $3)",
                     before, after, source)
-            if previous["risk_tier"] != new["risk_tier"]:
-                # The tier's history shows the owner's changes beside the controller's.
-                await connection.execute(
-                    "INSERT INTO risk_tier_history (previous_tier, new_tier, trigger_source) VALUES ($1, $2, $3)",
-                    previous["risk_tier"], new["risk_tier"], source)
+            if tier_change is not None:
+                await connection.execute(_INSERT_TIER_HISTORY, tier_change.previous_tier.value,
+                                         tier_change.new_tier.value, tier_change.trigger_source,
+                                         dict(tier_change.trigger_metrics), tier_change.changed_at)
+            elif previous["risk_tier"] != new["risk_tier"]:
+                await connection.execute(_INSERT_TIER_HISTORY, previous["risk_tier"], new["risk_tier"], source, {},
+                                         None)
         return before, after
 
     async def apply_environment(self, trading: TradingConfig) -> None:
@@ -267,6 +277,11 @@ def _with_pending_buy(position: OpenPosition | None, order: asyncpg.Record, pric
     entry = (position.entry_price * position.quantity + price * quantity) / total
     return replace(position, quantity=total, entry_price=entry)
 
+
+_INSERT_TIER_HISTORY = """
+INSERT INTO risk_tier_history (previous_tier, new_tier, trigger_source, trigger_metrics, created_at)
+VALUES ($1, $2, $3, $4, coalesce($5, now()))
+"""
 
 _BALANCES = """
 SELECT coalesce((SELECT cash FROM broker_account WHERE id = 1), 0) AS cash,
