@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
@@ -55,8 +56,12 @@ async def _insert(pool: asyncpg.Pool, ticker: str, generated_at: datetime) -> No
            VALUES ($1, 'buy', 0.8, 'paper_eligible', '20d', 'bench', $2)""", ticker, generated_at)
 
 
-async def _wait_for_jobs(redis: aioredis.Redis, count: int) -> None:
+async def _wait_for_jobs(pool: asyncpg.Pool, redis: aioredis.Redis, count: int, timeout: float = 10) -> None:
+    deadline = time.perf_counter() + timeout
     while await redis.llen(QUEUE_BROKER_ORDERS) < count:
+        if time.perf_counter() > deadline:  # a skip sends no job: say why instead of waiting forever
+            reason = await pool.fetchval("SELECT skip_reason FROM trading_decisions ORDER BY created_at DESC LIMIT 1")
+            raise SystemExit(f"no order job after {timeout:.0f} s; the latest decision says: {reason}")
         await asyncio.sleep(0.0002)
 
 
@@ -84,8 +89,9 @@ async def main(count: int, burst: int) -> None:
     window_day = sessions(days[-1], 2)[1]
     for ticker in TICKERS:
         await add_bar(pool, ticker, window_day, 62.0, 62.5)
-    # Tiny positions, a huge account: nothing in the bench is rejected for size or exposure.
-    await enable_engine(pool, gradual_entry_tranches=1, max_open_positions=500,
+    # Tiny positions, a huge account: nothing in the bench is rejected for size or exposure
+    # (each ticker is bought again and again, so the position limit must leave room too).
+    await enable_engine(pool, gradual_entry_tranches=1, max_open_positions=500, absolute_position_cap=Decimal(10**9),
                         risk_tier_overrides={"moderate": {"base_allocation_pct": "0.0001", "max_sector_pct": "1",
                                                           "max_portfolio_heat": "1"}})
     await pool.execute("INSERT INTO broker_account (id, cash) VALUES (1, 100000000)")
@@ -100,13 +106,13 @@ async def main(count: int, burst: int) -> None:
     for i in range(count):
         started = time.perf_counter()
         await _insert(pool, TICKERS[i % len(TICKERS)], at(window_day, 10, 30))
-        await _wait_for_jobs(redis, i + 1)
+        await _wait_for_jobs(pool, redis, i + 1)
         latencies.append((time.perf_counter() - started) * 1000)
     queued = await redis.llen(QUEUE_BROKER_ORDERS)
     started = time.perf_counter()
     for i in range(burst):
         await _insert(pool, TICKERS[i % len(TICKERS)], at(window_day, 10, 30))
-    await _wait_for_jobs(redis, queued + burst)
+    await _wait_for_jobs(pool, redis, queued + burst)
     burst_seconds = time.perf_counter() - started
     stop.set()
     await loop

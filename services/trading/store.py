@@ -115,8 +115,7 @@ class EngineStore:
 
     async def engine_state(self, now: datetime) -> asyncpg.Record:
         """The engine's bookkeeping row; created on first start with `epoch = now`."""
-        await self.pool.execute("INSERT INTO engine_state (id, epoch) VALUES (1, $1) ON CONFLICT (id) DO NOTHING", now)
-        return await self.pool.fetchrow("SELECT * FROM engine_state WHERE id = 1")
+        return await self.pool.fetchrow(_ENGINE_STATE, now)
 
     async def update_engine_state(self, **values: Any) -> None:
         columns = list(values)
@@ -277,6 +276,12 @@ def _with_pending_buy(position: OpenPosition | None, order: asyncpg.Record, pric
     entry = (position.entry_price * position.quantity + price * quantity) / total
     return replace(position, quantity=total, entry_price=entry)
 
+
+# One round trip (it is on the decision path): the row as it was, or as just created.
+_ENGINE_STATE = """
+WITH created AS (INSERT INTO engine_state (id, epoch) VALUES (1, $1) ON CONFLICT (id) DO NOTHING RETURNING *)
+SELECT * FROM created UNION ALL SELECT * FROM engine_state WHERE id = 1 LIMIT 1
+"""
 
 _INSERT_TIER_HISTORY = """
 INSERT INTO risk_tier_history (previous_tier, new_tier, trigger_source, trigger_metrics, created_at)
