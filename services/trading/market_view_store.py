@@ -5,6 +5,7 @@ and whether a high-severity macro event is in progress. Only bars complete at `n
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from decimal import Decimal
 from typing import Iterable, Sequence
@@ -51,11 +52,13 @@ class MarketViewStore:
 
     async def view(self, ticker: str, now: datetime, *, quote: Quote | None = None,
                    high_severity_event: bool | None = None) -> MarketView:
-        facts = await self.pool.fetchrow(_FACTS, ticker, now, now.astimezone(NEW_YORK).date())
+        # The facts and the bars at once (decision latency): the bars are wasted only on an
+        # unknown ticker, which is rare and skipped anyway.
+        facts, bars = await asyncio.gather(self.pool.fetchrow(_FACTS, ticker, now, now.astimezone(NEW_YORK).date()),
+                                           self.pool.fetch(_RECENT_BARS, ticker, now, ATR_LOOKBACK_BARS))
         if facts["sector"] is None:
             return MarketView(ticker_known=False)
         quote = quote or await self.prices.quote(ticker, now)
-        bars = await self.pool.fetch(_RECENT_BARS, ticker, now, ATR_LOOKBACK_BARS)
         upcoming = facts["next_earnings"]
         return MarketView(
             ticker_known=True, sector=facts["sector"], price=quote.price if quote else None,
