@@ -252,9 +252,9 @@ class TradingEngine:
     # -- steps --------------------------------------------------------------------------
 
     async def _decide_recommendations(self, now: datetime, report: TickReport) -> None:
-        state = await self.store.engine_state(now)
         while True:  # in pages, until none is left: a burst must not wait for the next poll
-            page = await self.store.undecided_recommendations(state["epoch"], now, limit=RECOMMENDATION_PAGE)
+            # From the engine's epoch (read in the same query): older rows are history.
+            page = await self.store.undecided_recommendations(None, now, limit=RECOMMENDATION_PAGE)
             decided_before = report.decisions
             for rec in page:
                 outcome = await self.decide_one(rec, now)

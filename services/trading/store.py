@@ -252,11 +252,12 @@ class EngineStore:
 
     # -- recommendations -----------------------------------------------------------------
 
-    async def undecided_recommendations(self, since: datetime, until: datetime, limit: int = 200
+    async def undecided_recommendations(self, since: datetime | None, until: datetime, limit: int = 200
                                         ) -> list[Recommendation]:
-        """Recommendations for the engine not decided yet, most confident first. `hold` and
-        `research` rows are not for the engine; anything else, however malformed, is taken
-        so that it gets a decision with a reason."""
+        """Recommendations for the engine not decided yet, most confident first, generated from
+        `since` (None: the engine's epoch) to `until`. `hold` and `research` rows are not for
+        the engine; anything else, however malformed, is taken so that it gets a decision with
+        a reason."""
         rows = await self.pool.fetch(_UNDECIDED, since, until, limit)
         return [Recommendation(r["id"], r["ticker"], r["action"], r["confidence"], r["mode"], r["trend_window"],
                                r["thesis"], r["generated_at"]) for r in rows]
@@ -331,7 +332,8 @@ ORDER BY h.ticker
 
 _UNDECIDED = """
 SELECT r.* FROM recommendations r
-WHERE r.generated_at >= $1 AND r.generated_at <= $2
+WHERE r.generated_at >= coalesce($1::timestamptz, (SELECT epoch FROM engine_state WHERE id = 1))
+  AND r.generated_at <= $2
   AND r.action <> 'hold' AND r.mode <> 'research'
   AND NOT EXISTS (SELECT 1 FROM trading_decisions d WHERE d.recommendation_id = r.id)
 ORDER BY (CASE WHEN r.confidence = 'NaN' THEN -1 ELSE r.confidence END) DESC, r.generated_at, r.id
