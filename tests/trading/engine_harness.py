@@ -114,3 +114,16 @@ async def close_pool(pool: asyncpg.Pool, timeout: float = 10) -> None:
         await asyncio.wait_for(pool.close(), timeout)
     except asyncio.TimeoutError:
         pool.terminate()
+
+
+class RecordingNotifier:
+    """The engine's notifier, recording each event (type, data) instead of sending it."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict]] = []
+
+    def notify(self, event) -> None:
+        self.events.append((event.event_type.value, dict(event.data)))
+
+    def kinds(self) -> list[str]:
+        return [kind for kind, _ in self.events]

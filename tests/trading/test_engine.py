@@ -11,15 +11,14 @@ from decimal import Decimal
 import pytest
 import redis.asyncio as aioredis
 
-from services.shared.db import create_pool
 from services.shared.redis_keys import QUEUE_BROKER_ORDERS
 from services.trading import breaker_cache
 from tests.trading.engine_harness import (
     RISING,
+    RecordingNotifier,
     add_bar,
     at,
     build_stack,
-    close_pool,
     enable_engine,
     recommend,
     seed_ticker,
@@ -28,15 +27,6 @@ from tests.trading.engine_harness import (
 
 pytestmark = pytest.mark.integration
 
-
-
-@pytest.fixture
-async def market(database_url: str):
-    pool = await create_pool(database_url, max_size=6)
-    days = await seed_ticker(pool, "XYZ", RISING)
-    await enable_engine(pool, gradual_entry_tranches=1)
-    yield pool, days
-    await close_pool(pool)
 
 
 @pytest.fixture
@@ -132,14 +122,6 @@ async def test_restart_rebuilds_the_same_state(stack) -> None:
     assert await engine.store.portfolio(quotes) == before
     assert await engine.store.breaker_state() == before_breakers
     assert (await engine.store.load_settings()) == built.engine.settings
-
-
-class RecordingNotifier:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict]] = []
-
-    def notify(self, event) -> None:
-        self.events.append((event.event_type.value, dict(event.data)))
 
 
 async def test_breaker_trips_halts_entries_and_resumes_next_session(market, redis_client) -> None:

@@ -14,7 +14,6 @@ import redis.asyncio as aioredis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.shared.db import create_pool
 from services.shared.orders import FillReport
 from services.shared.schemas import OrderReason, OrderSide
 from services.trading import performance_tracker
@@ -22,14 +21,12 @@ from services.trading.engine_settings import EngineSettings
 from services.trading.fill_handler import apply_report, entry_fee_share
 from services.trading.recent_prices import rapid_moves
 from tests.trading.engine_harness import (
-    RISING,
+    RecordingNotifier,
     add_bar,
     at,
     build_stack,
-    close_pool,
     enable_engine,
     recommend,
-    seed_ticker,
     sessions,
 )
 
@@ -37,26 +34,6 @@ pytestmark = pytest.mark.integration
 
 FILL_DAY = date(2024, 3, 4)
 CONCENTRATED = {"moderate": {"base_allocation_pct": "0.5", "max_position_pct": "0.6", "max_sector_pct": "1"}}
-
-
-class RecordingNotifier:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict]] = []
-
-    def notify(self, event) -> None:
-        self.events.append((event.event_type.value, dict(event.data)))
-
-    def kinds(self) -> list[str]:
-        return [kind for kind, _ in self.events]
-
-
-@pytest.fixture
-async def market(database_url: str):
-    pool = await create_pool(database_url, max_size=6)
-    days = await seed_ticker(pool, "XYZ", RISING)
-    await enable_engine(pool, gradual_entry_tranches=1)
-    yield pool, days
-    await close_pool(pool)
 
 
 @pytest.fixture
