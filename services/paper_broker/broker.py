@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 import asyncpg
-import redis.exceptions
 import structlog
 from pydantic import ValidationError
 
+from services.shared.faults import TRANSIENT_ERRORS
 from services.shared.orders import FillReport, OrderJob
 from services.shared.redis_keys import QUEUE_BROKER_FILLS, QUEUE_BROKER_ORDERS
 from services.shared.reliable_queue import ReliableQueue
@@ -33,12 +33,6 @@ log = structlog.get_logger(__name__)
 CENT = Decimal("0.01")
 PRICE_STEP = Decimal("0.0001")
 BPS = Decimal("0.0001")
-# A server that is down or restarting: the job waits (never rejected) until it is back.
-TRANSIENT_ERRORS = (
-    OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.InsufficientResourcesError,
-    asyncpg.exceptions.TransactionRollbackError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-)
 # A job failing for any other reason (a defect, bad data) is tried this often, then rejected.
 MAX_JOB_ATTEMPTS = 3
 BACKOFF_FIRST_SECONDS = 0.5

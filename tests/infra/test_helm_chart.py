@@ -10,11 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import helm_python as helm  # noqa: E402 - Helm's Go SDK, a test dependency
 import pytest
 import yaml
 from typer.testing import CliRunner
-
-import helm_python as helm  # noqa: E402 - Helm's Go SDK, a test dependency
 
 CHART = Path(__file__).resolve().parents[2] / "infra" / "helm" / "stonks-oracle"
 RELEASE, NAMESPACE = "stonks", "stonks-oracle"

@@ -17,15 +17,9 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
+import schemathesis  # noqa: E402 - a test dependency
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
-
-from services.shared.db import create_pool
-from services.trading.app import create_app
-from tests.trading.api.conftest import AUTH, make_history, make_runtime
-from tests.trading.engine_harness import close_pool
-
-import schemathesis  # noqa: E402 - a test dependency
 from schemathesis import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
@@ -34,6 +28,11 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
+from services.shared.db import create_pool
+from services.trading.app import create_app
+from tests.trading.api.conftest import AUTH, make_history, make_runtime
+from tests.trading.engine_harness import close_pool
 
 pytestmark = pytest.mark.integration
 

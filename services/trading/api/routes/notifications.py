@@ -22,7 +22,11 @@ from services.trading.api.deps import PagingDep, RuntimeDep, require_read_access
 from services.trading.api.errors import UNAUTHORIZED, located
 from services.trading.api.models import NotificationView, Page
 from services.trading.api.routes.config import change_source
-from services.trading.notifications.settings import NotificationSettings, load_notification_settings, with_fallback
+from services.trading.notifications.settings import (
+    NotificationSettings,
+    load_notification_settings,
+    with_fallback,
+)
 
 router = APIRouter(prefix="/api/trading/notifications", tags=["notifications"])
 
