@@ -26,6 +26,7 @@ from services.trading.api.jobs import BacktestJobs
 from services.trading.api.settings import ApiSettings, ReadAccess, load_api_settings
 from services.trading.clock import Clock, WallClock
 from services.trading.engine import TradingEngine
+from services.trading.main_job import supervise
 from services.trading.notifications.assembly import open_notification_service
 from services.trading.notifications.service import NotificationService
 from services.trading.store import EngineStore
@@ -131,12 +132,22 @@ class EngineRunner:
     async def _main(self) -> None:
         try:
             await self.engine.start()
-            await self.engine.run(self._stop)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
-            log.exception("the engine loop stopped on an error")
+            log.exception("the engine could not start")
+            return
+        # A loop that dies is restarted (as `stonks-trading run` does): a dead loop would leave
+        # stops unchecked while the API still answers.
+        await supervise("engine", self._run_loop, self._stop)
+
+    async def _run_loop(self) -> None:
+        try:
+            await self.engine.run(self._stop)
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"  # the last failure, for /ready and /status
+            raise
 
     @property
     def running(self) -> bool:

@@ -14,6 +14,7 @@ import pytest
 from services.shared.config import ConfigError
 from services.trading import app as app_module
 from services.trading.api.auth import TOKEN_FILE_NAME, resolve_token
+from services.trading.api.runtime import EngineRunner
 from services.trading.api.settings import ReadAccess
 from services.trading.app import create_app
 from services.trading.clock import SimulatedClock
@@ -174,3 +175,29 @@ async def test_the_dashboard_is_served_at_the_root_and_the_api_wins(api, tmp_pat
         root = await client.get("/")
         assert root.status_code == 200 and "dashboard" in root.text
         assert (await client.get("/api/trading/status")).json()["risk_tier"] == "moderate"
+
+
+async def test_a_dead_engine_loop_is_restarted_and_its_error_kept(pool, redis_client) -> None:
+    """The app's engine (the chart's deployment) is supervised like `run`'s: a loop that dies
+    starts again, and the failure stays readable for /ready and /status."""
+    engine = TradingEngine(pool, redis_client, SimulatedClock(at(date(2024, 3, 1), 10)))
+    real_run, runs = engine.run, []
+
+    async def dies_once(stop: asyncio.Event) -> None:
+        runs.append(1)
+        if len(runs) == 1:
+            raise RuntimeError("the loop died")
+        await real_run(stop)
+
+    engine.run = dies_once
+    runner = EngineRunner(engine)
+    runner.start()
+    try:
+        for _ in range(200):
+            if len(runs) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert len(runs) == 2 and runner.running
+        assert runner.error == "RuntimeError: the loop died"
+    finally:
+        await runner.stop()
