@@ -46,6 +46,9 @@ SCRIPT = """
     trading_window.next_window_open(now)
     trading_window.sessions_until(now, now.date())
     gradual_entry.plan_entry("d", "NEW", result.share_quantity, D(25), portfolio.active_pool, now)
+    from services.trading import rapid_move
+    points = [rapid_move.PricePoint(now - timedelta(minutes=10), D(100)), rapid_move.PricePoint(now, D(94))]
+    assert rapid_move.detect_rapid_move("AAA", points, now) is not None
     # The whole pre-trade pipeline the engine, demo and backtester share.
     import uuid
     from services.trading import decision, engine_settings
