@@ -240,12 +240,17 @@ def _sell(rec: Recommendation, ctx: DecisionContext, now: datetime, trace: _Trac
     return None, None, None, (OrderIntent(rec.ticker, OrderSide.SELL, held.quantity, OrderReason.ENTRY, now),)
 
 
+def takes_micro_path(rec: Recommendation, settings: EngineSettings) -> bool:
+    """An intraday or 1-day signal is a micro-trade candidate while micro-trading is on."""
+    return settings.micro.enabled and str(rec.trend_window) in MICRO_WINDOWS
+
+
 def decide(rec: Recommendation, market: MarketView, ctx: DecisionContext, *, now: datetime,
            decision_id: UUID) -> DecisionOutcome:
     """Decide one recommendation. Never raises on bad data: that is a skip with a reason."""
     trace = _Trace()
     settings = ctx.settings
-    is_micro = settings.micro.enabled and str(rec.trend_window) in MICRO_WINDOWS
+    is_micro = takes_micro_path(rec, settings)
     reason: str | None = _input_problem(rec, market, now, trace)
     size = stops = None
     orders: tuple[OrderIntent, ...] = ()

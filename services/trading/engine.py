@@ -34,7 +34,13 @@ from services.trading import circuit_breaker, outbox, telemetry, trading_window
 from services.trading.account_duties import AccountDuties
 from services.trading.clock import Clock
 from services.trading.correlation import CorrelationMatrix
-from services.trading.decision import DecisionContext, DecisionOutcome, decide, failed_decision
+from services.trading.decision import (
+    DecisionContext,
+    DecisionOutcome,
+    decide,
+    failed_decision,
+    takes_micro_path,
+)
 from services.trading.engine_settings import EngineSettings
 from services.trading.market_view_store import MarketViewStore
 from services.trading.models import Recommendation
@@ -286,11 +292,12 @@ class TradingEngine:
         selling = str(rec.action) == RecommendationAction.SELL.value
         # Independent reads, each on its own pooled connection: their round trips overlap
         # (decision latency, issue 5).
-        portfolio, breakers, micro_today, market = await asyncio.gather(
-            self.store.portfolio(quotes, pending_buys=not selling), self.store.breaker_state(),
-            self.store.micro_entries_since(_session_start(now)),
-            self.market.view(rec.ticker, now, quote=quotes.get(rec.ticker)))
-        context = DecisionContext(portfolio, breakers, self.settings, self.correlations, micro_today)
+        reads = [self.store.portfolio(quotes, pending_buys=not selling), self.store.breaker_state(),
+                 self.market.view(rec.ticker, now, quote=quotes.get(rec.ticker))]
+        if takes_micro_path(rec, self.settings):  # only a micro-trade counts today's micro entries
+            reads.append(self.store.micro_entries_since(_session_start(now)))
+        portfolio, breakers, market, *micro = await asyncio.gather(*reads)
+        context = DecisionContext(portfolio, breakers, self.settings, self.correlations, micro[0] if micro else 0)
         try:
             outcome = decide(rec, market, context, now=now, decision_id=uuid.uuid4())
         except Exception as exc:  # noqa: BLE001 - a defect must not retry forever
