@@ -36,5 +36,15 @@ async def connect(url: str) -> asyncpg.Connection:
     return connection
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """A pooled connection goes back without asyncpg's reset query (UNLISTEN, RESET ALL,
+    advisory unlock): one server round trip saved on every pooled query, which is on the
+    decision path (issue 5). asyncpg still rolls back an open transaction first. This is safe
+    because no code leaves session state on a pooled connection: the two that hold some, the
+    engine's account lock and its LISTEN, are kept out of the pool and cleaned by their owner
+    (engine.py), which tests/shared/test_db.py checks."""
+
+
 async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    return await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection)
+    return await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection,
+                                     reset=_keep_session)

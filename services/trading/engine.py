@@ -120,13 +120,20 @@ class TradingEngine:
                  enabled=self.settings.enabled, paused=self.settings.paused)
 
     async def _take_lock(self, timeout: float | None) -> None:
-        # The lock lives as long as this connection: it is held out of the pool until stop.
-        self._lock_connection = await self.pool.acquire()
-        if await self._lock_connection.fetchval("SELECT pg_try_advisory_lock($1)", ENGINE_LOCK_KEY):
-            return
-        log.warning("another engine holds this account's lock; waiting for it to stop")
-        waiting = self._lock_connection.fetchval("SELECT pg_advisory_lock($1)", ENGINE_LOCK_KEY)
-        await asyncio.wait_for(waiting, timeout)
+        # The lock lives as long as this connection: it is held out of the pool until stop,
+        # and counts as ours (holds_lock) only once the lock is granted.
+        connection = await self.pool.acquire()
+        try:
+            if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", ENGINE_LOCK_KEY):
+                log.warning("another engine holds this account's lock; waiting for it to stop")
+                await asyncio.wait_for(connection.fetchval("SELECT pg_advisory_lock($1)", ENGINE_LOCK_KEY), timeout)
+        except BaseException:
+            # Given up waiting: the connection must not go back to the pool with a lock
+            # request that the server might still grant.
+            connection.terminate()
+            await self.pool.release(connection)
+            raise
+        self._lock_connection = connection
 
     async def stop(self) -> None:
         """Graceful stop (seed task 13.1): later tranches are cancelled (no engine will
@@ -138,14 +145,16 @@ class TradingEngine:
             await self._guarded("stop", outbox.cancel_later_tranches(
                 self.pool, "the engine stopped before the tranche was due", self.clock.now()))
         connection, self._lock_connection = self._lock_connection, None
-        if holding:
+        if connection is not None:
             try:
-                await connection.execute("SELECT pg_advisory_unlock($1)", ENGINE_LOCK_KEY)
+                if holding:
+                    await connection.execute("SELECT pg_advisory_unlock($1)", ENGINE_LOCK_KEY)
             except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
                 log.warning("could not release the account lock cleanly; it ends with its connection",
                             error=str(exc))
+                connection.terminate()  # the pool must never lend out a connection holding the lock
             finally:
-                await self.pool.release(connection)
+                await self.pool.release(connection)  # a dead connection is discarded by the pool
         log.info("engine stopped")
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -214,7 +223,10 @@ class TradingEngine:
                 return
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
                 log.warning("the connection holding the account lock died")
-        self._lock_connection = None
+        dead, self._lock_connection = self._lock_connection, None
+        if dead is not None:  # handed back so the pool can replace it, not leaked
+            dead.terminate()
+            await self.pool.release(dead)
         connection = await self.pool.acquire()
         if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", ENGINE_LOCK_KEY):
             await self.pool.release(connection)

@@ -197,11 +197,36 @@ async def test_a_second_engine_waits_for_the_first(pool, make_stack, redis_clien
     second = TradingEngine(pool, redis_client, stack.clock)
     with pytest.raises(asyncio.TimeoutError):
         await second.start(lock_timeout=0.5)
+    assert not second.holds_lock and stack.engine.holds_lock  # waiting never counts as holding
     await second.stop()
     await stack.engine.stop()
     await second.start(lock_timeout=5)
     assert second.started
     await second.stop()
+
+
+async def test_the_pool_lends_no_session_state_after_the_engine_stops(pool, make_stack, redis_client) -> None:
+    """Pooled connections go back without asyncpg's reset query (services/shared/db.py): the
+    engine's lock and LISTEN connections must come back to the pool clean."""
+    days, _ = await _market(pool)
+    stack = await make_stack(redis_client, at(days[-1], 16, 5))
+    stop = asyncio.Event()
+    loop = asyncio.create_task(stack.engine.run(stop))
+    await asyncio.sleep(0.3)
+    listening = await pool.fetchval("SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%'")
+    stop.set()
+    await loop
+    await stack.engine.stop()
+    connections = [await pool.acquire() for _ in range(pool.get_max_size())]
+    try:
+        for connection in connections:
+            assert await connection.fetchval("SELECT count(*) FROM pg_listening_channels()") == 0
+            assert await connection.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()") == 0
+    finally:
+        for connection in connections:
+            await pool.release(connection)
+    assert listening >= 1  # the loop did LISTEN on a pooled connection
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

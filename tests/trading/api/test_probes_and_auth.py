@@ -59,8 +59,9 @@ async def test_the_lifespan_runs_the_engine_and_stops_it(pool, redis_client) -> 
         status = (await client.get("/api/trading/status")).json()
         assert status["engine"]["runs_here"] and status["engine"]["loop_running"] and status["engine"]["holds_lock"]
     assert not engine.started and not engine.holds_lock
-    assert await pool.fetchval("SELECT pg_try_advisory_lock($1)", ENGINE_LOCK_KEY)  # released
-    await pool.execute("SELECT pg_advisory_unlock_all()")
+    async with pool.acquire() as connection:  # released: another connection can take it
+        assert await connection.fetchval("SELECT pg_try_advisory_lock($1)", ENGINE_LOCK_KEY)
+        await connection.execute("SELECT pg_advisory_unlock($1)", ENGINE_LOCK_KEY)
 
 
 async def test_not_ready_while_another_engine_holds_the_account(pool, redis_client) -> None:
