@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from services.shared.schemas import (
@@ -39,7 +39,13 @@ from services.trading.models import (
     StopLevels,
     TradingDecision,
 )
-from services.trading.position_sizer import CorrelationSource, PositionSizer, SizingRequest, active_pool_gate
+from services.trading.position_sizer import (
+    CorrelationSource,
+    PositionSizer,
+    SizingRequest,
+    active_pool_gate,
+    below_min_confidence,
+)
 from services.trading.trading_window import (
     NEW_YORK,
     WINDOW_BUFFER,
@@ -51,6 +57,27 @@ from services.trading.trading_window import (
 ELIGIBLE_MODES = frozenset({RecommendationMode.PAPER_ELIGIBLE.value, RecommendationMode.LIVE_ELIGIBLE.value})
 MICRO_WINDOWS = frozenset({TrendWindow.INTRADAY.value, TrendWindow.ONE_DAY.value})
 ZERO = Decimal(0)
+
+
+class MarketFacts(Protocol):
+    """What `decide` reads about the recommendation's ticker at the decision instant.
+    `MarketView` is the plain value; the backtester's view computes its ATR only when read
+    (backtest/context.py), since most recommendations are decided without it."""
+
+    @property
+    def ticker_known(self) -> bool: ...
+    @property
+    def sector(self) -> str: ...
+    @property
+    def price(self) -> Decimal | None: ...
+    @property
+    def daily_atr(self) -> Decimal | None: ...
+    @property
+    def intraday_atr(self) -> Decimal | None: ...
+    @property
+    def sessions_until_earnings(self) -> int | None: ...
+    @property
+    def high_severity_event(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +159,7 @@ def recommendation_expiry(generated_at: datetime) -> datetime:
     return close - WINDOW_BUFFER
 
 
-def _input_problem(rec: Recommendation, market: MarketView, now: datetime, trace: _Trace) -> str | None:
+def _input_problem(rec: Recommendation, market: MarketFacts, now: datetime, trace: _Trace) -> str | None:
     """Upstream data the engine cannot act on (SPEC section 3)."""
     action = str(rec.action)
     if action not in (RecommendationAction.BUY.value, RecommendationAction.SELL.value):
@@ -155,7 +182,7 @@ def _input_problem(rec: Recommendation, market: MarketView, now: datetime, trace
     return None
 
 
-def _stop_levels(market: MarketView, multiplier: Decimal, reward_risk: Decimal, now: datetime,
+def _stop_levels(market: MarketFacts, multiplier: Decimal, reward_risk: Decimal, now: datetime,
                  trace: _Trace) -> StopLevels | str:
     if market.daily_atr is None or market.daily_atr <= 0:
         return trace.failed("atr", "ATR(14) unavailable for the ticker: fewer than 15 daily bars")
@@ -169,12 +196,17 @@ def _stop_levels(market: MarketView, multiplier: Decimal, reward_risk: Decimal, 
     return levels
 
 
-def _buy(rec: Recommendation, market: MarketView, ctx: DecisionContext, now: datetime, decision_id: UUID,
+def _buy(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, now: datetime, decision_id: UUID,
          trace: _Trace) -> tuple[str | None, PositionSizeResult | None, StopLevels | None, tuple[OrderIntent, ...]]:
     settings, tier = ctx.settings, ctx.settings.tier
     blocked = active_pool_gate(OrderSide.BUY, ctx.portfolio.active_pool, settings.sizing)
     if blocked:
         return trace.failed("active_pool", blocked), None, None, ()
+    blocked = below_min_confidence(rec.confidence, tier)
+    if blocked:
+        return trace.failed("min_confidence", blocked), None, None, ()
+    trace.passed("min_confidence", f"confidence {rec.confidence} meets the {tier.name} tier's minimum "
+                                   f"{tier.min_confidence}")
     checks: list[str] = []
     blocked = entry_guards.new_entry_block_reason(
         rec.ticker, ctx.portfolio.positions, ctx.breakers, now,
@@ -209,7 +241,7 @@ def _buy(rec: Recommendation, market: MarketView, ctx: DecisionContext, now: dat
     return None, size, stops, orders
 
 
-def _micro_buy(rec: Recommendation, market: MarketView, ctx: DecisionContext, now: datetime,
+def _micro_buy(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, now: datetime,
                trace: _Trace) -> tuple[str | None, PositionSizeResult | None, StopLevels | None, tuple[OrderIntent, ...]]:
     request = micro_trading.MicroTradeRequest(
         rec.ticker, market.sector, rec.confidence, market.price, market.intraday_atr or ZERO, rec.trend_window,
@@ -245,7 +277,7 @@ def takes_micro_path(rec: Recommendation, settings: EngineSettings) -> bool:
     return settings.micro.enabled and str(rec.trend_window) in MICRO_WINDOWS
 
 
-def decide(rec: Recommendation, market: MarketView, ctx: DecisionContext, *, now: datetime,
+def decide(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, *, now: datetime,
            decision_id: UUID) -> DecisionOutcome:
     """Decide one recommendation. Never raises on bad data: that is a skip with a reason."""
     trace = _Trace()
@@ -269,7 +301,7 @@ def decide(rec: Recommendation, market: MarketView, ctx: DecisionContext, *, now
                            orders if reason is None else (), stops if reason is None else None)
 
 
-def _record(rec: Recommendation, market: MarketView, ctx: DecisionContext, now: datetime, decision_id: UUID,
+def _record(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, now: datetime, decision_id: UUID,
             trace: _Trace, reason: str | None, size: PositionSizeResult | None, orders: tuple[OrderIntent, ...],
             is_micro: bool) -> TradingDecision:
     portfolio = ctx.portfolio
@@ -334,7 +366,7 @@ def exit_decision(ticker: str, quantity: Decimal, reason: OrderReason, detail: s
     return DecisionOutcome(decision, (order,))
 
 
-def failed_decision(rec: Recommendation, market: MarketView, ctx: DecisionContext, *, now: datetime,
+def failed_decision(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, *, now: datetime,
                     decision_id: UUID, error: str) -> DecisionOutcome:
     """A skip for a recommendation the core could not decide (a defect, not a market fact):
     recorded once with the error, so it can never wedge the loop by failing every tick."""

@@ -149,6 +149,15 @@ def _check_inputs(request: SizingRequest, book: _Book) -> Fraction:
     return _exact(confidence)
 
 
+def below_min_confidence(confidence: Decimal | float, tier: RiskTierConfig) -> str | None:
+    """Why a buy at `confidence` (a number in [0, 1]) gets no allocation in `tier`, or None:
+    below the tier's minimum confidence nothing is bought (seed task 4.1). The decision core
+    asks first, before anything costlier; the sizer asks again for callers that size alone."""
+    if _exact(confidence) < _exact(tier.min_confidence):
+        return f"confidence {confidence} is below the {tier.name} tier's minimum {tier.min_confidence}"
+    return None
+
+
 class PositionSizer:
     """Sizes buy candidates against one correlation source and one set of limits."""
 
@@ -171,11 +180,9 @@ class PositionSizer:
             if gate:
                 raise _Rejected(gate)
             confidence = _check_inputs(request, book)
-            if confidence < _exact(tier.min_confidence):
-                raise _Rejected(
-                    f"confidence {request.confidence} is below the {tier.name} tier's "
-                    f"minimum {tier.min_confidence}"
-                )
+            below = below_min_confidence(request.confidence, tier)
+            if below:
+                raise _Rejected(below)
             multiplier = self._multiplier(request, book, trace)
             dollars = self._dollars(confidence, multiplier, book, tier, trace)
             dollars = self._position_limit(request, dollars, book, tier, trace)

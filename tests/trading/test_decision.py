@@ -88,6 +88,30 @@ def test_bad_or_unactionable_input_is_a_skip_with_a_reason(rec, market, reason) 
     assert outcome.orders == ()
 
 
+class UnreadableAtr:
+    """A market view whose ATR must not be read: it raises if it is."""
+
+    ticker_known, sector, price, intraday_atr = True, "Technology", Decimal("50"), None
+    sessions_until_earnings, high_severity_event = None, False
+
+    @property
+    def daily_atr(self):
+        raise AssertionError("the ATR was read")
+
+
+def test_a_buy_below_the_tier_minimum_is_refused_before_its_stop_is_computed() -> None:
+    """The cheap gate first: a buy the tier would size at zero never reads the ATR, which
+    costs the backtester most of a view (its view computes the ATR only when read)."""
+    tier = ON.tier
+    below = float(tier.min_confidence) - 0.01
+    outcome = _decide(_rec(confidence=below), market=UnreadableAtr())
+    failed = [s for s in outcome.decision.decision_trace["checks"] if not s["passed"]]
+    assert [s["check"] for s in failed] == ["min_confidence"]
+    assert f"below the {tier.name} tier's minimum {tier.min_confidence}" in outcome.decision.skip_reason
+    at_minimum = _decide(_rec(confidence=float(tier.min_confidence)))
+    assert at_minimum.acted  # the minimum itself is enough
+
+
 def test_a_recommendation_expires_with_its_first_trading_window() -> None:
     friday_close = datetime(2024, 3, 1, 21, 0, tzinfo=timezone.utc)  # Friday 16:00 New York
     rec = replace(_rec(), generated_at=friday_close)

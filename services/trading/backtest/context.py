@@ -15,6 +15,8 @@ import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
+from functools import cached_property
 
 from services.trading.backtest.market import MarketData
 from services.trading.correlation import (
@@ -23,7 +25,7 @@ from services.trading.correlation import (
     CorrelationMatrix,
     correlation_from_prices,
 )
-from services.trading.decision import MarketView
+from services.trading.decision import MarketFacts, MarketView
 from services.trading.engine_settings import EngineSettings
 from services.trading.models import OpenPosition, Recommendation
 from services.trading.trading_window import NEW_YORK, sessions_until
@@ -40,17 +42,14 @@ class MarketContext:
     def known(self, ticker: str) -> bool:
         return ticker in self.market.index or ticker in self.known_tickers
 
-    def view(self, rec: Recommendation, day: int, now: datetime) -> MarketView:
+    def view(self, rec: Recommendation, day: int, now: datetime) -> MarketFacts:
         if not self.known(rec.ticker):
             return MarketView(ticker_known=False)
         row = self.market.index.get(rec.ticker)
         price = None if row is None else self.market.price(self.market.open, row, day)
-        # Only a buy reads the ATR (for its stop); a sell or a skip for want of a price does not.
-        atr = self.market.atr(row, day - 1) if price is not None and str(rec.action) == "buy" else None
         sector = self.market.sectors.get(rec.ticker) or self.sectors.get(rec.ticker, "Unknown")
-        return MarketView(ticker_known=True, sector=sector, price=price, daily_atr=atr,
-                          sessions_until_earnings=self.sessions_until_earnings(rec.ticker, now),
-                          high_severity_event=self.high_severity_event(now))
+        return _View(True, sector, price, self.sessions_until_earnings(rec.ticker, now),
+                     self.high_severity_event(now), self.market, row, day - 1)
 
     def sessions_until_earnings(self, ticker: str, now: datetime) -> int | None:
         dates = self.earnings.get(ticker)
@@ -69,6 +68,26 @@ class MarketContext:
 
     def correlations(self, day: int) -> WindowCorrelations:
         return WindowCorrelations(self.market, day)
+
+
+@dataclass(frozen=True)
+class _View:
+    """A `MarketView` whose ATR(14), the costly part, is computed when first read: only a buy
+    that passes the cheaper gates reads it (for its stop)."""
+
+    ticker_known: bool
+    sector: str
+    price: Decimal | None
+    sessions_until_earnings: int | None
+    high_severity_event: bool
+    market: MarketData
+    row: int | None
+    atr_through: int  # the last session completed before the decision's
+    intraday_atr: None = None  # daily bars only
+
+    @cached_property
+    def daily_atr(self) -> Decimal | None:
+        return None if self.price is None else self.market.atr(self.row, self.atr_through)
 
 
 class WindowCorrelations:
