@@ -14,6 +14,7 @@ module only turns close prices into a `CorrelationMatrix` value, and back into p
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -28,6 +29,7 @@ LOOKBACK_DAYS = 90
 MIN_OVERLAP = 20
 
 Number = float | int | Decimal
+ZERO = Decimal(0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,13 +99,17 @@ class CorrelationMatrix:
         which the position and sector caps govern, not correlation (counting it as 1.0 would
         reject every add-on outright). Unknown pairs count as 0.0 at their full weight.
         """
+        i = self._index.get(candidate)
+        row = self.values[i].tolist() if i is not None else None  # the candidate's pairs, read once
         weighted = 0.0
         total_weight = 0.0
         for position in positions:
             if position.ticker == candidate:
                 continue
-            weight = float(max(position.market_value, Decimal(0)))
-            weighted += weight * self.get_correlation(candidate, position.ticker)
+            weight = float(max(position.market_value, ZERO))
+            j = self._index.get(position.ticker)
+            correlation = row[j] if row is not None and j is not None else math.nan
+            weighted += weight * (correlation if math.isfinite(correlation) else 0.0)  # unknown reads 0.0
             total_weight += weight
         return weighted / total_weight if total_weight > 0 else 0.0
 

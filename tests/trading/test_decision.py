@@ -112,6 +112,23 @@ def test_a_buy_below_the_tier_minimum_is_refused_before_its_stop_is_computed() -
     assert at_minimum.acted  # the minimum itself is enough
 
 
+@pytest.mark.parametrize("rec", [_rec(), _rec(confidence=0.5), _rec(action="sell"), _rec(confidence=math.nan)])
+def test_the_verdict_agrees_with_the_record_built_now_or_later(rec) -> None:
+    """The backtester reads the verdict and never the record (`lazy_record`); the engine
+    persists the record. Both must tell the same story, and a late record is the same record."""
+    decision_id = uuid.uuid4()
+    eager = decide(rec, MARKET, _ctx(), now=IN_WINDOW, decision_id=decision_id)
+    lazy = decide(rec, MARKET, _ctx(), now=IN_WINDOW, decision_id=decision_id, lazy_record=True)
+    for outcome in (eager, lazy):
+        record = outcome.decision
+        failed = [s["check"] for s in record.decision_trace["checks"] if not s["passed"]]
+        assert outcome.acted is (record.decision is TradingDecisionType.ACT)
+        assert outcome.skip_reason == record.skip_reason
+        assert outcome.failed_check == (failed[0] if failed else None)
+        assert outcome.share_quantity == record.computed_share_quantity
+    assert lazy.decision == eager.decision and lazy.orders == eager.orders and lazy.stops == eager.stops
+
+
 def test_a_recommendation_expires_with_its_first_trading_window() -> None:
     friday_close = datetime(2024, 3, 1, 21, 0, tzinfo=timezone.utc)  # Friday 16:00 New York
     rec = replace(_rec(), generated_at=friday_close)

@@ -180,11 +180,9 @@ class Simulation:
         ctx = DecisionContext(self.book.portfolio(), self.breakers, self.settings, self.context.correlations(day))
         decision_id = uuid.UUID(int=DECISION_ID_BASE + len(self.decisions))  # deterministic: the n-th decision
         outcome = decide(rec, self.context.view(rec, day, item.decide_at), ctx, now=item.decide_at,
-                         decision_id=decision_id)
-        record = outcome.decision
-        failed = next((s["check"] for s in reversed(record.decision_trace["checks"]) if not s["passed"]), None)
+                         decision_id=decision_id, lazy_record=True)  # the verdict is all a backtest keeps
         self.decisions.append(DecisionRecord(rec.id, rec.ticker, str(rec.action), item.decide_at, outcome.acted,
-                                             failed, record.skip_reason, record.computed_share_quantity))
+                                             outcome.failed_check, outcome.skip_reason, outcome.share_quantity))
         if not outcome.acted:
             return
         stops = outcome.stops
