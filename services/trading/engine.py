@@ -13,6 +13,7 @@ One engine per account: a PostgreSQL advisory lock, held for the engine's life.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -130,8 +131,7 @@ class TradingEngine:
         except BaseException:
             # Given up waiting: the connection must not go back to the pool with a lock
             # request that the server might still grant.
-            connection.terminate()
-            await self.pool.release(connection)
+            await self._give_back(connection, unlock=False)
             raise
         self._lock_connection = connection
 
@@ -146,16 +146,16 @@ class TradingEngine:
                 self.pool, "the engine stopped before the tranche was due", self.clock.now()))
         connection, self._lock_connection = self._lock_connection, None
         if connection is not None:
-            try:
-                if holding:
-                    await connection.execute("SELECT pg_advisory_unlock($1)", ENGINE_LOCK_KEY)
-            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
-                log.warning("could not release the account lock cleanly; it ends with its connection",
-                            error=str(exc))
-                connection.terminate()  # the pool must never lend out a connection holding the lock
-            finally:
-                await self.pool.release(connection)  # a dead connection is discarded by the pool
+            await self._give_back(connection, unlock=holding)
         log.info("engine stopped")
+
+    async def _give_back(self, connection: asyncpg.Connection, *, unlock: bool) -> None:
+        """Return the lock's connection to the pool: unlocked, or else terminated (then the
+        lock ends with it), so the pool never lends out a connection holding the lock."""
+        with contextlib.suppress(asyncpg.InterfaceError):  # the pool took a broken one back already
+            if not (unlock and await _unlocked(connection)):
+                connection.terminate()
+            await self.pool.release(connection)
 
     async def run(self, stop: asyncio.Event) -> None:
         """The live loop: a full tick every polling interval (the safety net), and in between
@@ -225,8 +225,7 @@ class TradingEngine:
                 log.warning("the connection holding the account lock died")
         dead, self._lock_connection = self._lock_connection, None
         if dead is not None:  # handed back so the pool can replace it, not leaked
-            dead.terminate()
-            await self.pool.release(dead)
+            await self._give_back(dead, unlock=False)
         connection = await self.pool.acquire()
         if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", ENGINE_LOCK_KEY):
             await self.pool.release(connection)
@@ -379,6 +378,15 @@ def _entry_refusal(row, now: datetime, settings: EngineSettings, breakers) -> ou
     if circuit_breaker.is_ticker_in_cooldown(breakers, row["ticker"], now):
         return outbox.Refusal(f"{row['ticker']} entered its single-position cooldown before the order was sent")
     return None
+
+
+async def _unlocked(connection: asyncpg.Connection) -> bool:
+    try:
+        await connection.execute("SELECT pg_advisory_unlock($1)", ENGINE_LOCK_KEY)
+        return True
+    except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+        log.warning("could not release the account lock cleanly; it ends with its connection", error=str(exc))
+        return False
 
 
 def _session_start(now: datetime) -> datetime:
