@@ -157,8 +157,9 @@ class AccountDuties:
             return
         # Valued at the last close: a gap at the open is the day's first loss, not its base.
         last_close = trading_window.previous_session_close(now)
-        quotes = await self.market.prices.quotes(await self.store.held_tickers(), last_close)
-        value = (await self.store.holdings(quotes)).total_value
+        held = await self.store.held()
+        quotes = await self.market.prices.quotes(held.tickers, last_close)
+        value = (await self.store.holdings(held, quotes)).total_value
         await self.store.update_engine_state(session_date=today, start_of_day_value=value)
 
     def _stop_check_due(self, now: datetime, high_severity: bool) -> bool:
@@ -167,16 +168,17 @@ class AccountDuties:
 
     async def protect(self, now: datetime, report: TickReport) -> None:
         high_severity = await self.market.high_severity_event(now)
+        account = await self.store.held()
         # A rapid move (seed task 13.1) brings the protective pass forward.
         if not self._stop_check_due(now, high_severity) and not await rapid_moves(
-                self.pool, await self.store.held_tickers(), now, since=self.last_stop_check):
+                self.pool, account.tickers, now, since=self.last_stop_check):
             return
         self.last_stop_check = now
-        quotes = await self.market.prices.quotes(await self.store.held_tickers(), now)
-        held = await self.store.held_positions(quotes)
-        portfolio = await self.store.portfolio(quotes)
+        quotes = await self.market.prices.quotes(account.tickers, now)
+        held = account.positions(quotes)
+        portfolio = await self.store.portfolio(account, quotes)
         breakers = await self.store.breaker_state()
-        await self._check_daily_loss(await self.store.holdings(quotes), breakers, now)
+        await self._check_daily_loss(await self.store.holdings(account, quotes), breakers, now)
         markets = {h.position.ticker: PositionMarket(await self.market.atr(h.position.ticker, now),
                                                      _soon(await self.market.sessions_until_earnings(
                                                          h.position.ticker, now), self.settings))
@@ -215,9 +217,10 @@ class AccountDuties:
         state = await self.store.engine_state(now)
         if state["last_rebalance_week"] == label:
             return
-        quotes = await self.market.prices.quotes(await self.store.held_tickers(), now)
+        held = await self.store.held()
+        quotes = await self.market.prices.quotes(held.tickers, now)
         # Trims are sized from filled shares: unfilled buys cannot be sold.
-        portfolio = await self.store.portfolio(quotes, pending_buys=False)
+        portfolio = await self.store.portfolio(held, quotes, pending_buys=False)
         breakers = await self.store.breaker_state()
         plan = rebalancer.evaluate(portfolio, self.settings.tier, within_trading_window=True,
                                    circuit_breaker_active=circuit_breaker.is_active(breakers, now),
@@ -243,8 +246,9 @@ class AccountDuties:
         if session_close < state["epoch"]:
             return
         # Valued at the session's closing prices, whenever the engine gets to it.
-        quotes = await self.market.prices.quotes(await self.store.held_tickers(), session_close)
-        portfolio = await self.store.holdings(quotes)
+        held = await self.store.held()
+        quotes = await self.market.prices.quotes(held.tickers, session_close)
+        portfolio = await self.store.holdings(held, quotes)
         start_value = state["start_of_day_value"] if state["session_date"] == session else portfolio.total_value
         # Records last_close_processed in the close's own transaction.
         result = await close_session(self.store, session, portfolio, self.settings, start_value, now)

@@ -298,12 +298,13 @@ class TradingEngine:
             raise
 
     async def _decide_marked(self, rec: Recommendation, now: datetime) -> DecisionOutcome | None:
-        quotes = await self.market.prices.quotes([*await self.store.held_tickers(), rec.ticker], now)
+        held = await self.store.held()
+        quotes = await self.market.prices.quotes([*held.tickers, rec.ticker], now)
         # A sell is sized from shares actually held; a buy sees unfilled buys as spent cash.
         selling = str(rec.action) == RecommendationAction.SELL.value
         # Independent reads, each on its own pooled connection: their round trips overlap
         # (decision latency, issue 5).
-        reads = [self.store.portfolio(quotes, pending_buys=not selling), self.store.breaker_state(),
+        reads = [self.store.portfolio(held, quotes, pending_buys=not selling), self.store.breaker_state(),
                  self.market.view(rec.ticker, now, quote=quotes.get(rec.ticker))]
         if takes_micro_path(rec, self.settings):  # only a micro-trade counts today's micro entries
             reads.append(self.store.micro_entries_since(_session_start(now)))

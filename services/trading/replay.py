@@ -95,8 +95,9 @@ class Replay:
 
     async def summary(self) -> ReplaySummary:
         row = await self.pool.fetchrow(_SUMMARY)
-        quotes = await self.engine.market.prices.quotes(await self.engine.store.held_tickers(), self.clock.now())
-        holdings = await self.engine.store.holdings(quotes)
+        held = await self.engine.store.held()
+        quotes = await self.engine.market.prices.quotes(held.tickers, self.clock.now())
+        holdings = await self.engine.store.holdings(held, quotes)
         return ReplaySummary(
             sessions=len(self.days), decisions=row["decisions"], acted=row["acted"], trades=row["trades"],
             stop_exits=row["stop_exits"], take_profit_exits=row["take_profit_exits"],

@@ -53,6 +53,42 @@ class HeldPosition:
     levels: StopLevels | None
 
 
+@dataclass(frozen=True, slots=True)
+class Held:
+    """The held positions as read once (`EngineStore.held`), to be valued at any quotes."""
+
+    rows: tuple[asyncpg.Record, ...]
+
+    @property
+    def tickers(self) -> list[str]:
+        return [r["ticker"] for r in self.rows]
+
+    def positions(self, quotes: Mapping[str, Quote]) -> list[HeldPosition]:
+        """Each position with the engine's stop levels, at the latest price (a position
+        without a quote is valued at its entry price)."""
+        positions = []
+        for r in self.rows:
+            quote = quotes.get(r["ticker"])
+            entry = r["entry_price"] or r["avg_cost"] or (quote.price if quote else None)
+            if entry is None:
+                log.error("held position has no entry price and no market price; left out of the portfolio",
+                          ticker=r["ticker"], quantity=str(r["quantity"]))
+                continue
+            levels = None
+            if r["stop_loss_price"] is not None:
+                levels = StopLevels(r["stop_loss_price"], r["take_profit_price"], r["trailing_stop_active"],
+                                    r["atr_value"], r["atr_multiplier"], r["reward_risk_ratio"], r["updated_at"])
+            position = OpenPosition(
+                ticker=r["ticker"], quantity=r["quantity"], entry_price=entry,
+                current_price=quote.price if quote else entry, sector=r["sector"] or "Unknown",
+                stop_loss_price=levels.stop_loss_price if levels else entry,
+                take_profit_price=levels.take_profit_price if levels else entry,
+                signal_confidence=r["signal_confidence"] if r["signal_confidence"] is not None else Decimal(0),
+                is_micro_trade=bool(r["is_micro_trade"]), opened_at=r["opened_at"])
+            positions.append(HeldPosition(position, levels))
+        return positions
+
+
 def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps({k: v for k, v in row.items() if k not in AUDIT_EXCLUDED}, default=str))
 
@@ -125,55 +161,24 @@ class EngineStore:
 
     # -- portfolio -----------------------------------------------------------------------
 
-    async def cash(self) -> Decimal:
-        return await self.pool.fetchval("SELECT coalesce((SELECT cash FROM broker_account WHERE id = 1), 0)")
+    async def held(self) -> Held:
+        """What the broker's fills add up to, with the engine's stop levels and cost basis.
+        One aggregate over every fill on record, which grows with the history: a step reads
+        it once and hands it to everything that needs it."""
+        return Held(tuple(await self.pool.fetch(_HELD_POSITIONS)))
 
-    async def reserve_balance(self) -> Decimal:
-        return await self.pool.fetchval(
-            "SELECT coalesce((SELECT balance_after FROM reserve_pool_ledger ORDER BY id DESC LIMIT 1), 0)")
-
-    async def held_positions(self, quotes: Mapping[str, Quote]) -> list[HeldPosition]:
-        """Positions as the broker's fills say, with the engine's stop levels and the latest
-        prices (a position without a quote is valued at its entry price)."""
-        rows = await self.pool.fetch(_HELD_POSITIONS)
-        held = []
-        for r in rows:
-            quote = quotes.get(r["ticker"])
-            entry = r["entry_price"] or r["avg_cost"] or (quote.price if quote else None)
-            if entry is None:
-                log.error("held position has no entry price and no market price; left out of the portfolio",
-                          ticker=r["ticker"], quantity=str(r["quantity"]))
-                continue
-            levels = None
-            if r["stop_loss_price"] is not None:
-                levels = StopLevels(r["stop_loss_price"], r["take_profit_price"], r["trailing_stop_active"],
-                                    r["atr_value"], r["atr_multiplier"], r["reward_risk_ratio"], r["updated_at"])
-            position = OpenPosition(
-                ticker=r["ticker"], quantity=r["quantity"], entry_price=entry,
-                current_price=quote.price if quote else entry, sector=r["sector"] or "Unknown",
-                stop_loss_price=levels.stop_loss_price if levels else entry,
-                take_profit_price=levels.take_profit_price if levels else entry,
-                signal_confidence=r["signal_confidence"] if r["signal_confidence"] is not None else Decimal(0),
-                is_micro_trade=bool(r["is_micro_trade"]), opened_at=r["opened_at"])
-            held.append(HeldPosition(position, levels))
-        return held
-
-    async def held_tickers(self) -> list[str]:
-        return [r["ticker"] for r in await self.pool.fetch(_HELD_TICKERS)]
-
-    async def holdings(self, quotes: Mapping[str, Quote]) -> PortfolioState:
+    async def holdings(self, held: Held, quotes: Mapping[str, Quote]) -> PortfolioState:
         """The account as it stands: what the broker holds, valued at `quotes`."""
-        positions = tuple(h.position for h in await self.held_positions(quotes))
-        return PortfolioState(positions, await self.cash(), await self.reserve_balance())
+        balances = await self.pool.fetchrow(_BALANCES)
+        return PortfolioState(tuple(h.position for h in held.positions(quotes)), balances["cash"], balances["reserve"])
 
-    async def portfolio(self, quotes: Mapping[str, Quote], *, pending_buys: bool = True) -> PortfolioState:
+    async def portfolio(self, held: Held, quotes: Mapping[str, Quote], *, pending_buys: bool = True) -> PortfolioState:
         """The account as decisions must see it: held positions plus the orders already
         decided but not yet filled, so two buys in one tick cannot spend the same cash.
         With `pending_buys=False` (what a sell is sized from) unfilled buys are left out:
         only shares the broker holds, less pending sells, can be sold."""
-        held, balances, pending = await asyncio.gather(
-            self.held_positions(quotes), self.pool.fetchrow(_BALANCES), self.pool.fetch(_PENDING_ORDERS))
-        positions = {h.position.ticker: h.position for h in held}
+        balances, pending = await asyncio.gather(self.pool.fetchrow(_BALANCES), self.pool.fetch(_PENDING_ORDERS))
+        positions = {h.position.ticker: h.position for h in held.positions(quotes)}
         cash, reserve = balances["cash"], balances["reserve"]
         for order in pending:
             quote = quotes.get(order["ticker"])
@@ -303,11 +308,6 @@ WHERE o.broker_status IS NULL AND o.cancelled_at IS NULL
   AND NOT EXISTS (SELECT 1 FROM broker_orders b WHERE b.client_order_id = o.client_order_id
                   AND b.status IN ('filled', 'rejected'))
 ORDER BY o.id
-"""
-
-_HELD_TICKERS = """
-SELECT ticker FROM broker_fills GROUP BY ticker
-HAVING sum(CASE side WHEN 'buy' THEN quantity ELSE -quantity END) > 0 ORDER BY ticker
 """
 
 _HELD_POSITIONS = """

@@ -98,7 +98,7 @@ async def test_a_sell_cancels_the_unsent_tranches_and_sells_only_what_is_held(st
     later = (await _tranches(built.pool))[1:]
     assert all(t["delivered_at"] is None and "sell" in t["cancel_reason"] for t in later)
     assert await _bought(built.pool) == first["quantity"]
-    assert await built.engine.store.held_tickers() == []
+    assert (await built.engine.store.held()).tickers == []
 
 
 async def test_a_tranche_is_not_sent_into_a_ticker_cooldown(stack) -> None:
@@ -179,7 +179,7 @@ async def test_a_fill_not_yet_applied_is_not_counted_twice(stack) -> None:
     bought = await _bought(built.pool)
     assert bought > 0
     quotes = await built.engine.market.prices.quotes(["XYZ"], built.clock.now())
-    portfolio = await built.engine.store.portfolio(quotes)
+    portfolio = await built.engine.store.portfolio(await built.engine.store.held(), quotes)
     assert portfolio.position("XYZ").quantity == bought
     assert portfolio.cash == await built.pool.fetchval("SELECT cash FROM broker_account")
 
@@ -188,8 +188,9 @@ async def test_unfilled_buys_are_not_sellable(stack) -> None:
     built, day, _ = stack
     await built.step(at(day, 9, 45))
     quotes = await built.engine.market.prices.quotes(["XYZ"], built.clock.now())
-    decided = await built.engine.store.portfolio(quotes)
-    sellable = await built.engine.store.portfolio(quotes, pending_buys=False)
+    held = await built.engine.store.held()
+    decided = await built.engine.store.portfolio(held, quotes)
+    sellable = await built.engine.store.portfolio(held, quotes, pending_buys=False)
     first, *later = await _tranches(built.pool)
     assert decided.position("XYZ").quantity == sum(t["quantity"] for t in (first, *later))
     assert sellable.position("XYZ").quantity == first["quantity"]

@@ -62,9 +62,9 @@ def _position(held: HeldPosition, quote: Quote | None) -> PositionView:
 async def _account(runtime: Runtime, now: datetime) -> tuple[list[HeldPosition], dict[str, Quote], PortfolioState]:
     """Held positions priced at `now`, and the account they make with cash and the reserve."""
     store = runtime.store
-    quotes = await PriceBook(runtime.pool).quotes(await store.held_tickers(), now)
-    held, cash, reserve = await asyncio.gather(store.held_positions(quotes), store.cash(), store.reserve_balance())
-    return held, quotes, PortfolioState(tuple(h.position for h in held), cash, reserve)
+    held = await store.held()
+    quotes = await PriceBook(runtime.pool).quotes(held.tickers, now)
+    return held.positions(quotes), quotes, await store.holdings(held, quotes)
 
 
 def engine_view(runtime: Runtime, runner: EngineRunner | None) -> EngineView:
