@@ -51,7 +51,8 @@ async def daily_summary(pool: asyncpg.Pool, report: ScheduledReport, now: dateti
         trades_closed=len(trades), wins=sum(t.pnl > 0 for t in trades), losses=sum(t.pnl < 0 for t in trades),
         open_positions=len(latest["positions"]) if latest else 0,
         active_pool=latest["active_pool"] if latest else ZERO, reserve=latest["reserve_pool"] if latest else ZERO,
-        risk_tier=latest["risk_tier"] if latest else "unknown")
+        risk_tier=latest["risk_tier"] if latest else "unknown",
+        reserve_high_water=(latest["metrics"] or {}).get("reserve_high_water") if latest else None)
 
 
 async def weekly_digest(pool: asyncpg.Pool, report: ScheduledReport, now: datetime) -> NotificationEvent:

@@ -15,10 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.shared.orders import FillReport
-from services.shared.schemas import OrderReason, OrderSide
-from services.trading import performance_tracker
+from services.shared.schemas import NotificationEventType, OrderReason, OrderSide
+from services.trading import owner_reports, performance_tracker
 from services.trading.engine_settings import EngineSettings
 from services.trading.fill_handler import apply_report, entry_fee_share
+from services.trading.notifications.schedule import ScheduledReport
 from services.trading.recent_prices import rapid_moves
 from tests.trading.engine_harness import (
     RecordingNotifier,
@@ -161,6 +162,10 @@ async def test_the_reserve_high_water_signal_is_kept_in_the_snapshot(market, mak
     await stack.step(at(days[-1], 16, 5))
     metrics = await pool.fetchval("SELECT metrics FROM portfolio_snapshots WHERE snapshot_date = $1", days[-1])
     assert "above 0.30 of total value 10000" in metrics["reserve_high_water"]
+    # The owner hears it in that day's summary (the seed's event types have none of its own).
+    summary = await _daily_summary(pool, days[-1])
+    assert summary.data["reserve_high_water"] == metrics["reserve_high_water"]
+    assert summary.data["reserve"] == Decimal(4000) and summary.data["session"] == days[-1]
 
 
 async def test_no_high_water_signal_below_the_mark(market, make_stack) -> None:
@@ -169,6 +174,12 @@ async def test_no_high_water_signal_below_the_mark(market, make_stack) -> None:
     await stack.step(at(days[-1], 16, 5))
     metrics = await pool.fetchval("SELECT metrics FROM portfolio_snapshots WHERE snapshot_date = $1", days[-1])
     assert metrics["reserve_high_water"] is None
+    assert (await _daily_summary(pool, days[-1])).data["reserve_high_water"] is None
+
+
+async def _daily_summary(pool, day):
+    report = ScheduledReport(NotificationEventType.DAILY_SUMMARY, day.isoformat(), at(day, 16, 30), day, day)
+    return await owner_reports.daily_summary(pool, report, at(day, 16, 31))
 
 
 # -- 5. the daily-loss breaker during a shorter halt ---------------------------------------

@@ -203,8 +203,11 @@ def daily_summary(
     active_pool: Decimal,
     reserve: Decimal,
     risk_tier: str,
+    reserve_high_water: str | None = None,
 ) -> NotificationEvent:
-    """One session's figures; `realized_pnl` and the trade counts are that session's."""
+    """One session's figures; `realized_pnl` and the trade counts are that session's.
+    `reserve_high_water` is the close's high-water notice (seed task 7.1), when the reserve
+    holds more than its high-water share of the total."""
     return NotificationEvent(
         E.DAILY_SUMMARY,
         occurred_at,
@@ -221,6 +224,7 @@ def daily_summary(
             "active_pool": active_pool,
             "reserve": reserve,
             "risk_tier": str(risk_tier),
+            "reserve_high_water": reserve_high_water,
         },
     )
 

@@ -314,20 +314,20 @@ def _daily(d: Mapping[str, Any], at: datetime) -> Parts:
         f"Tier {text(d.get('risk_tier'))}"
     )
     subject = f"Daily summary {day}: {total} ({pnl}, {pct})"
-    body = _body(
-        f"Trading day {day} is closed.",
-        [
-            ("Total value", total),
-            ("Day P&L", f"{pnl} ({pct})"),
-            ("Realized P&L", realized),
-            ("Trades closed", f"{closed} ({wins} won, {losses} lost)"),
-            ("Open positions", quantity(d.get("open_positions"))),
-            ("Active Pool", money(d.get("active_pool"))),
-            ("Reserve Pool", money(d.get("reserve"))),
-            ("Risk tier", text(d.get("risk_tier"))),
-        ],
-        "Details per trade are on the dashboard.",
-    )
+    rows = [
+        ("Total value", total),
+        ("Day P&L", f"{pnl} ({pct})"),
+        ("Realized P&L", realized),
+        ("Trades closed", f"{closed} ({wins} won, {losses} lost)"),
+        ("Open positions", quantity(d.get("open_positions"))),
+        ("Active Pool", money(d.get("active_pool"))),
+        ("Reserve Pool", money(d.get("reserve"))),
+        ("Risk tier", text(d.get("risk_tier"))),
+    ]
+    # Not urgent (the owner may withdraw or rebalance), so in the email only: the SMS is full.
+    if d.get("reserve_high_water"):
+        rows.append(("Reserve high-water", text(d.get("reserve_high_water"))))
+    body = _body(f"Trading day {day} is closed.", rows, "Details per trade are on the dashboard.")
     return sms, subject, body
 
 
