@@ -102,3 +102,47 @@ async def test_a_decision_needs_a_reason_to_skip(db: asyncpg.Connection) -> None
                 portfolio_heat_at_decision, active_pool_at_decision, reserve_pool_at_decision,
                 circuit_breaker_status, decision_trace)
             VALUES (gen_random_uuid(), 'skip', 'buy', 'AAPL', 'moderate', 0, 0, 0, 'inactive', '{}')""")
+
+
+_DECISION = """INSERT INTO trading_decisions (id, recommendation_id, decision, side, skip_reason, ticker,
+        risk_tier_at_decision, portfolio_heat_at_decision, active_pool_at_decision, reserve_pool_at_decision,
+        circuit_breaker_status, decision_trace)
+    VALUES (gen_random_uuid(), $1, $2, 'buy', $3, $4, 'moderate', 0, 0, 0, 'inactive', $5)"""
+_RECOMMENDATION = """INSERT INTO recommendations (ticker, action, confidence, mode, trend_window, thesis, generated_at)
+    VALUES ('XYZ', 'buy', 0.8, 'paper_eligible', '20d', 'test', now()) RETURNING id"""
+# (from a recommendation?, decision, trace) -> the category the dashboard and /metrics show: a skip's
+# first refusing check, `entry` for an act on a recommendation, the exit rule for the others.
+CATEGORIES = [
+    (True, "skip", {"checks": [{"check": "input", "passed": True}, {"check": "sizing", "passed": False},
+                            {"check": "later", "passed": False}]}, "sizing"),
+    (True, "skip", {"checks": []}, "unknown"),
+    (True, "act", {"checks": [{"check": "input", "passed": True}]}, "entry"),
+    (False, "act", {"exit": {"reason": "stop_loss"}, "checks": []}, "stop_loss"),
+    (False, "act", {"checks": []}, "exit"),
+]
+
+
+async def test_a_decisions_category_is_stored_for_rows_before_and_after_the_migration(
+        empty_database_url: str, tmp_path) -> None:
+    """Migration 022 stores the category; rows decided before it get theirs too."""
+    earlier = [m for m in discover() if m.version < "022"]
+    for migration in earlier:
+        (tmp_path / migration.path.name).write_text(migration.path.read_text())
+    connection = await connect(empty_database_url)
+    try:
+        await upgrade(connection, tmp_path)
+
+        async def insert(label: str) -> None:
+            for i, (from_recommendation, decision, trace, _) in enumerate(CATEGORIES):
+                rec = await connection.fetchval(_RECOMMENDATION) if from_recommendation else None
+                reason = "refused" if decision == "skip" else None
+                await connection.execute(_DECISION, rec, decision, reason, f"{label}{i}", trace)
+
+        await insert("OLD")
+        await upgrade(connection)
+        await insert("NEW")
+        stored = dict(await connection.fetch("SELECT ticker, category FROM trading_decisions"))
+        for label in ("OLD", "NEW"):
+            assert [stored[f"{label}{i}"] for i in range(len(CATEGORIES))] == [c for *_, c in CATEGORIES]
+    finally:
+        await connection.close()

@@ -20,16 +20,6 @@ from services.shared import migrations
 
 Executor = asyncpg.Pool | asyncpg.Connection
 
-# A decision's category: for a skip, the check that refused it (the first failed step of its
-# trace); for an act, `entry` (a recommendation) or the exit rule that ordered the sell.
-_CATEGORY = """
-CASE WHEN d.decision = 'skip' THEN coalesce(
-        (SELECT s->>'check' FROM jsonb_array_elements(d.decision_trace->'checks') s
-         WHERE s->>'passed' = 'false' LIMIT 1), 'unknown')
-     WHEN d.recommendation_id IS NOT NULL THEN 'entry'
-     ELSE coalesce(d.decision_trace->'exit'->>'reason', 'exit') END
-"""
-
 
 @dataclass(frozen=True, slots=True)
 class Rows:
@@ -67,7 +57,7 @@ async def decisions(executor: Executor, *, ticker: str | None, decision: str | N
     f.add("d.decision = $", decision)
     f.add("d.created_at >= $", since)
     f.add("d.created_at < $", until)
-    return await _page(executor, f"d.*, {_CATEGORY} AS category", "trading_decisions d", f.where, f.args,
+    return await _page(executor, "d.*", "trading_decisions d", f.where, f.args,
                        "d.created_at DESC, d.id", limit, offset)
 
 
@@ -133,8 +123,8 @@ async def start_of_day_value(executor: Executor, session: date) -> Any:
 # -- /metrics --------------------------------------------------------------------------------
 
 async def decision_counts(executor: Executor) -> dict[tuple[str, str], int]:
-    rows = await executor.fetch(f"SELECT d.decision, {_CATEGORY} AS category, count(*) AS n "
-                                "FROM trading_decisions d GROUP BY 1, 2")
+    # The stored category (migration 022) and its index: no trace is read.
+    rows = await executor.fetch("SELECT decision, category, count(*) AS n FROM trading_decisions GROUP BY 1, 2")
     return {(r["decision"], r["category"]): r["n"] for r in rows}
 
 
