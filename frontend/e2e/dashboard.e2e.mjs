@@ -242,9 +242,11 @@ try {
 
   // -- Micro: today and 7 days are the engine's New York days -----------------------------------
   await page.getByTestId("tab-micro").click();
-  const microNow = Date.parse((await getJson("/status")).as_of);
+  const microStatus = await getJson("/status");
+  const microNow = Date.parse(microStatus.as_of);
   const acts = await getAll("/decisions", { decision: "act", since: newYorkDayStart(microNow) });
   const entries = acts.filter((d) => d.is_micro_trade && d.recommendation_id !== null).length;
+  check(microStatus.micro_entries_today === entries, `the status's micro entries today are the ${entries} its decisions show`);
   check(await text("micro-entries-today") === String(entries), `micro "Entries today" is the API's ${entries} micro entries today`);
   const week = (await getAll("/trades", { since: newYorkDayStart(microNow, 6) })).filter((t) => t.is_micro_trade);
   const closedToday = week.filter((t) => Date.parse(t.exit_at) >= Date.parse(newYorkDayStart(microNow))).length;

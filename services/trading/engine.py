@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Awaitable, Protocol
 
 import asyncpg
@@ -307,7 +307,7 @@ class TradingEngine:
         reads = [self.store.portfolio(held, quotes, pending_buys=not selling), self.store.breaker_state(),
                  self.market.view(rec.ticker, now, quote=quotes.get(rec.ticker))]
         if takes_micro_path(rec, self.settings):  # only a micro-trade counts today's micro entries
-            reads.append(self.store.micro_entries_since(_session_start(now)))
+            reads.append(self.store.micro_entries_since(trading_window.new_york_day_start(now)))
         portfolio, breakers, market, *micro = await asyncio.gather(*reads)
         context = DecisionContext(portfolio, breakers, self.settings, self.correlations, micro[0] if micro else 0)
         try:
@@ -388,11 +388,6 @@ async def _unlocked(connection: asyncpg.Connection) -> bool:
     except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
         log.warning("could not release the account lock cleanly; it ends with its connection", error=str(exc))
         return False
-
-
-def _session_start(now: datetime) -> datetime:
-    times = trading_window.session_times(now.astimezone(trading_window.NEW_YORK).date())
-    return times[0] if times else now - timedelta(days=1)
 
 
 class _Releasing:

@@ -247,6 +247,7 @@ class EngineStore:
               lv.atr_multiplier, now) for ticker, lv in updates.items()])
 
     async def micro_entries_since(self, since: datetime) -> int:
+        """Micro-trade entries decided at or after `since`: what the daily limit counts."""
         return await self.pool.fetchval(
             """SELECT count(*) FROM trading_decisions WHERE is_micro_trade AND decision = 'act'
                AND recommendation_id IS NOT NULL AND created_at >= $1""", since)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import bisect
 import functools
 from collections.abc import Iterator, Mapping
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import exchange_calendars as xcals
@@ -119,6 +119,12 @@ def next_window_open(instant: datetime, buffer: timedelta = WINDOW_BUFFER) -> da
         if window_opens >= instant:
             return window_opens
     raise ValueError(f"no XNYS trading window after {instant.isoformat()} in the loaded calendar")
+
+
+def new_york_day_start(instant: datetime) -> datetime:
+    """Midnight in New York starting `instant`'s New York date: where "today" begins for the
+    daily limits (micro-trades a day), whose entries all fall in that day's session."""
+    return datetime.combine(_new_york_date(instant), time.min, NEW_YORK)
 
 
 def current_session_open(instant: datetime) -> datetime | None:

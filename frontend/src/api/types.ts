@@ -67,6 +67,7 @@ export interface Status {
   open_position_count: number;
   open_positions: Position[];
   last_decision_at: string | null;
+  micro_entries_today: number;
   engine: EngineView;
 }
 

@@ -6,9 +6,10 @@ import {
   usePositions,
   useTradingConfig,
   useTradingMetrics,
+  useTradingStatus,
   useUpdateTradingConfig,
 } from "../api/hooks";
-import type { Decision, Trade } from "../api/types";
+import type { Trade } from "../api/types";
 import { Badge, Card, Empty, ErrorBox, QueryView, Stat, Table } from "../components/ui";
 import { dateTime, num, pct, pnlClass, price, qty, ratio, signedMoney } from "../format";
 
@@ -28,8 +29,8 @@ export function MicroPanel() {
   const now = useEngineNow();
   const today = now === null ? null : newYorkDayStart(now);
   const weekStart = now === null ? null : newYorkDayStart(now, 6);
-  // The daily limit counts micro entries (act decisions on a recommendation), not closed trades.
-  const acts = useAllRows<Decision>("/decisions", today === null ? null : { decision: "act", since: today });
+  // The daily limit counts micro entries, not closed trades: the engine's own count.
+  const status = useTradingStatus();
   const week = useAllRows<Trade>("/trades", weekStart === null ? null : { since: weekStart });
   return (
     <div className="grid gap-4 xl:grid-cols-3">
@@ -67,11 +68,11 @@ export function MicroPanel() {
       </Card>
       <Card title="Micro-trades" subtitle="Today and the last 7 days, in the engine's session days (New York)" className="xl:col-span-2">
         <div className="grid grid-cols-2 gap-3 md:grid-cols-5">
-          <QueryView query={acts} what="today's decisions">
-            {(page) => (
+          <QueryView query={status} what="the engine's status">
+            {(s) => (
               <Stat
                 label="Entries today"
-                value={page.items.filter((d) => d.is_micro_trade && d.recommendation_id !== null).length}
+                value={s.micro_entries_today}
                 hint={`limit ${config.data?.micro_trading_max_daily ?? "—"} a day`}
                 testId="micro-entries-today"
               />

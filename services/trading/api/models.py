@@ -116,6 +116,8 @@ class StatusView(ApiModel):
     open_position_count: int
     open_positions: list[PositionView]
     last_decision_at: datetime | None
+    micro_entries_today: int = Field(description="Micro-trade entries decided today (New York): what the engine "
+                                                 "counts against micro_trading_max_daily.")
     engine: EngineView
 
 

@@ -34,7 +34,7 @@ from services.trading.models import PortfolioState
 from services.trading.performance_tracker import TradeStats, compute_metrics
 from services.trading.price_book import PriceBook, Quote
 from services.trading.store import HeldPosition
-from services.trading.trading_window import NEW_YORK
+from services.trading.trading_window import NEW_YORK, new_york_day_start
 
 ZERO = Decimal(0)
 
@@ -80,8 +80,9 @@ def engine_view(runtime: Runtime, runner: EngineRunner | None) -> EngineView:
 async def status(runtime: Runtime, runner: EngineRunner | None) -> StatusView:
     now = runtime.clock.now()
     store = runtime.store
-    (held, quotes, portfolio), row, breakers, last_decision = await asyncio.gather(
-        _account(runtime, now), store.config_row(), store.breaker_state(), queries.last_decision_at(runtime.pool))
+    (held, quotes, portfolio), row, breakers, last_decision, micro_entries = await asyncio.gather(
+        _account(runtime, now), store.config_row(), store.breaker_state(), queries.last_decision_at(runtime.pool),
+        store.micro_entries_since(new_york_day_start(now)))
     settings = EngineSettings.from_row(row)
     active = circuit_breaker.is_active(breakers, now)
     reason = None
@@ -100,7 +101,7 @@ async def status(runtime: Runtime, runner: EngineRunner | None) -> StatusView:
         active_pool=portfolio.active_pool, reserve_pool=portfolio.reserve_pool,
         portfolio_heat=portfolio.portfolio_heat, max_portfolio_heat=settings.tier.max_portfolio_heat,
         open_position_count=len(positions), open_positions=positions, last_decision_at=last_decision,
-        engine=engine_view(runtime, runner))
+        micro_entries_today=micro_entries, engine=engine_view(runtime, runner))
 
 
 async def positions(runtime: Runtime) -> PositionsView:

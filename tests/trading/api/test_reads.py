@@ -41,6 +41,32 @@ async def test_status_shows_pools_heat_positions_with_stops_and_the_engine(trade
     assert body["last_decision_at"] is not None
 
 
+_DECISION = """INSERT INTO trading_decisions (id, recommendation_id, decision, side, skip_reason, ticker,
+        risk_tier_at_decision, portfolio_heat_at_decision, active_pool_at_decision, reserve_pool_at_decision,
+        circuit_breaker_status, is_micro_trade, decision_trace, created_at)
+    VALUES (gen_random_uuid(), $1, $2, 'buy', $3, 'XYZ', 'moderate', 0, 0, 0, 'inactive', $4, '{}', $5)"""
+
+
+async def test_status_counts_todays_micro_entries_as_the_daily_limit_does(api) -> None:
+    """Only micro entries (acts on a recommendation) of the engine's New York day count: not
+    yesterday's, not a skip, not a standard entry, not a micro exit."""
+    now = api.clock.now()
+
+    async def decision(micro: bool, act: bool = True, entry: bool = True, at_=now) -> None:
+        rec = await api.pool.fetchval(
+            """INSERT INTO recommendations (ticker, action, confidence, mode, trend_window, thesis, generated_at)
+               VALUES ('XYZ', 'buy', 0.8, 'paper_eligible', '1d', 'test', $1) RETURNING id""", at_) if entry else None
+        await api.pool.execute(_DECISION, rec, "act" if act else "skip", None if act else "refused", micro, at_)
+
+    await decision(micro=True)
+    await decision(micro=True)
+    await decision(micro=True, at_=now - timedelta(days=1))
+    await decision(micro=True, act=False)
+    await decision(micro=False)
+    await decision(micro=True, entry=False)
+    assert (await api.client.get("/api/trading/status")).json()["micro_entries_today"] == 2
+
+
 async def test_status_shows_a_tripped_breaker_with_its_reason_and_end(api) -> None:
     now = api.clock.now()
     await api.pool.execute(
