@@ -304,7 +304,8 @@ class TradingEngine:
         selling = str(rec.action) == RecommendationAction.SELL.value
         # Independent reads, each on its own pooled connection: their round trips overlap
         # (decision latency, issue 5).
-        reads = [self.store.portfolio(held, quotes, pending_buys=not selling), self.store.breaker_state(),
+        reads = [self.store.portfolio(held.positions(quotes), quotes, pending_buys=not selling),
+                 self.store.breaker_state(),
                  self.market.view(rec.ticker, now, quote=quotes.get(rec.ticker))]
         if takes_micro_path(rec, self.settings):  # only a micro-trade counts today's micro entries
             reads.append(self.store.micro_entries_since(trading_window.new_york_day_start(now)))

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import asyncpg
 import structlog
@@ -167,18 +167,20 @@ class EngineStore:
         it once and hands it to everything that needs it."""
         return Held(tuple(await self.pool.fetch(_HELD_POSITIONS)))
 
-    async def holdings(self, held: Held, quotes: Mapping[str, Quote]) -> PortfolioState:
-        """The account as it stands: what the broker holds, valued at `quotes`."""
+    async def holdings(self, held: Sequence[HeldPosition]) -> PortfolioState:
+        """The account as it stands: the held positions (`Held.positions`), cash and reserve."""
         balances = await self.pool.fetchrow(_BALANCES)
-        return PortfolioState(tuple(h.position for h in held.positions(quotes)), balances["cash"], balances["reserve"])
+        return PortfolioState(tuple(h.position for h in held), balances["cash"], balances["reserve"])
 
-    async def portfolio(self, held: Held, quotes: Mapping[str, Quote], *, pending_buys: bool = True) -> PortfolioState:
+    async def portfolio(self, held: Sequence[HeldPosition], quotes: Mapping[str, Quote], *,
+                        pending_buys: bool = True) -> PortfolioState:
         """The account as decisions must see it: held positions plus the orders already
-        decided but not yet filled, so two buys in one tick cannot spend the same cash.
+        decided but not yet filled (priced at `quotes`), so two buys in one tick cannot spend
+        the same cash.
         With `pending_buys=False` (what a sell is sized from) unfilled buys are left out:
         only shares the broker holds, less pending sells, can be sold."""
         balances, pending = await asyncio.gather(self.pool.fetchrow(_BALANCES), self.pool.fetch(_PENDING_ORDERS))
-        positions = {h.position.ticker: h.position for h in held.positions(quotes)}
+        positions = {h.position.ticker: h.position for h in held}
         cash, reserve = balances["cash"], balances["reserve"]
         for order in pending:
             quote = quotes.get(order["ticker"])

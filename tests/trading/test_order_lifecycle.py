@@ -179,7 +179,7 @@ async def test_a_fill_not_yet_applied_is_not_counted_twice(stack) -> None:
     bought = await _bought(built.pool)
     assert bought > 0
     quotes = await built.engine.market.prices.quotes(["XYZ"], built.clock.now())
-    portfolio = await built.engine.store.portfolio(await built.engine.store.held(), quotes)
+    portfolio = await built.engine.store.portfolio((await built.engine.store.held()).positions(quotes), quotes)
     assert portfolio.position("XYZ").quantity == bought
     assert portfolio.cash == await built.pool.fetchval("SELECT cash FROM broker_account")
 
@@ -188,7 +188,7 @@ async def test_unfilled_buys_are_not_sellable(stack) -> None:
     built, day, _ = stack
     await built.step(at(day, 9, 45))
     quotes = await built.engine.market.prices.quotes(["XYZ"], built.clock.now())
-    held = await built.engine.store.held()
+    held = (await built.engine.store.held()).positions(quotes)
     decided = await built.engine.store.portfolio(held, quotes)
     sellable = await built.engine.store.portfolio(held, quotes, pending_buys=False)
     first, *later = await _tranches(built.pool)

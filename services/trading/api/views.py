@@ -64,7 +64,8 @@ async def _account(runtime: Runtime, now: datetime) -> tuple[list[HeldPosition],
     store = runtime.store
     held = await store.held()
     quotes = await PriceBook(runtime.pool).quotes(held.tickers, now)
-    return held.positions(quotes), quotes, await store.holdings(held, quotes)
+    positions = held.positions(quotes)
+    return positions, quotes, await store.holdings(positions)
 
 
 def engine_view(runtime: Runtime, runner: EngineRunner | None) -> EngineView:
