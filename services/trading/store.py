@@ -90,7 +90,16 @@ class Held:
 
 
 def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps({k: v for k, v in row.items() if k not in AUDIT_EXCLUDED}, default=str))
+    return json.loads(json.dumps({k: v for k, v in row.items() if k not in AUDIT_EXCLUDED}, default=_plain))
+
+
+def _plain(value: Any) -> str:
+    """A value as audit text. A numeric column keeps the scale it was sent with (0.50 stays
+    0.50), so a decimal is written in its shortest form: two texts differ only when the values
+    do, and re-sending the current 0.5 as 0.50 is no change to audit."""
+    if isinstance(value, Decimal) and value.is_finite():
+        return format(value.normalize(), "f")
+    return str(value)
 
 
 class EngineStore:

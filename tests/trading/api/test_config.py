@@ -74,6 +74,19 @@ async def test_an_empty_change_writes_nothing(api) -> None:
     assert await _state(api.pool) == before
 
 
+async def test_the_current_value_in_another_scale_is_no_change(api) -> None:
+    """0.50 for a stored 0.5 is the same number: nothing to audit, nothing reported changed
+    (property 35 found this: the audit used to compare the numbers' text)."""
+    before = await _state(api.pool)
+    current = before[0]["correlation_reduce_threshold"]
+    response = await api.client.put("/api/trading/config", headers=AUTH,
+                                    json={"correlation_reduce_threshold": f"{current:.4f}"})
+    assert response.status_code == 200 and response.json()["changed"] == []
+    config, audits, _ = await _state(api.pool)
+    assert audits == before[1] == 0
+    assert config["correlation_reduce_threshold"] == current
+
+
 @pytest.mark.parametrize(("body", "field"), [
     ({"max_open_positions": 0}, "max_open_positions"),
     ({"reserve_siphon_pct": 1.5}, "reserve_siphon_pct"),
