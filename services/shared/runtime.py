@@ -17,12 +17,12 @@ def resolve_server_urls(config: AppConfig) -> ServerUrls:
         return ServerUrls(config.database_url, config.redis_url)
     embedded = EmbeddedServers(config.data_dir).ensure_running()
     urls = ServerUrls(config.database_url or embedded.database_url, config.redis_url or embedded.redis_url)
-    log.info("servers ready", database=_redact(urls.database_url), redis=_redact(urls.redis_url),
+    log.info("servers ready", database=redacted(urls.database_url), redis=redacted(urls.redis_url),
              embedded_dir=str(config.data_dir / "servers"))
     return urls
 
 
-def _redact(url: str) -> str:
+def redacted(url: str) -> str:
     """Hide a password in a URL before it reaches a log line."""
     scheme, _, rest = url.partition("://")
     credentials, at, host = rest.rpartition("@")

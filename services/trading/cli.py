@@ -25,7 +25,7 @@ from services.shared.db import connect
 from services.shared.embedded import EmbeddedServerError, EmbeddedServers
 from services.shared.logging import configure_logging
 from services.shared.migrations import MigrationError
-from services.shared.runtime import resolve_server_urls
+from services.shared.runtime import redacted, resolve_server_urls
 from services.trading import main_job, setup_steps
 from services.trading.backtest.cli import backtest_command
 from services.trading.csv_import import CsvImportError
@@ -90,13 +90,17 @@ def _with_database(work: Callable[[asyncpg.Connection], Awaitable[T]], *, migrat
 
 @servers_app.command("start")
 def servers_start() -> None:
-    """Start the private servers (or find them running) and print their URLs."""
+    """Start the private servers (or find them running) and print their URLs, passwords masked
+    (each is kept in a file beside the servers' data, named in the output)."""
     config = _config()
+    servers = EmbeddedServers(config.data_dir)
     try:
-        urls = EmbeddedServers(config.data_dir).ensure_running()
+        urls = servers.ensure_running()
     except EXPECTED_ERRORS as exc:
         _fail(str(exc))
-    typer.echo(f"database: {urls.database_url}\nredis:    {urls.redis_url}")
+    # The passwords stay in their files: what this prints may well end up in a log.
+    typer.echo(f"database: {redacted(urls.database_url)}  (password in {servers.postgres.password_file})\n"
+               f"redis:    {redacted(urls.redis_url)}  (password in {servers.valkey.password_file})")
 
 
 @servers_app.command("stop")
