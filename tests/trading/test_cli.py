@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from services.shared.embedded import ServerUrls
@@ -42,3 +46,37 @@ def test_import_csv_reports_the_bad_line(tmp_path: Path, server_urls: ServerUrls
     assert result.returncode == 1
     assert "line 2: prices are inconsistent" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.integration
+def test_the_first_run_says_where_the_api_token_is_kept_and_never_logs_it(
+        tmp_path: Path, server_urls: ServerUrls, database_url: str, redis_url: str) -> None:
+    """Issue 12: the token printed at first start ended up in the run log."""
+    port = _free_port()
+    env = {**os.environ, "STONKS_DATABASE_URL": database_url, "STONKS_REDIS_URL": redis_url,
+           "STONKS_DATA_DIR": str(tmp_path), "STONKS_API_PORT": str(port), "STONKS_LOG_LEVEL": "DEBUG",
+           "COLUMNS": "200"}
+    env.pop("STONKS_API_TOKEN", None)
+    run = subprocess.Popen([sys.executable, "-m", "services.trading", "run", "--external-broker"], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while run.poll() is None and time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+    finally:
+        run.send_signal(signal.SIGINT)
+        log, _ = run.communicate(timeout=60)
+    token_file = tmp_path / "api-token"
+    token = token_file.read_text().strip()
+    assert f"kept in {token_file}" in log, log
+    assert token not in log

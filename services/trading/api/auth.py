@@ -1,9 +1,10 @@
 """The bearer token that guards the control plane (SPEC section 7).
 
 The token comes from `STONKS_API_TOKEN`; when that is unset, from the token file in the data
-directory; when there is none yet, a new one is generated (`secrets.token_urlsafe(32)`),
-written to that file with mode 0600 and printed once on stderr. Only its SHA-256 digest is
-kept in memory, and a presented token is compared digest to digest in constant time.
+directory; when there is none yet, a new one is generated and kept in that file with mode 0600
+(`services.shared.secret_files`, like every generated secret), and the file's path, never the
+token, is printed once on stderr. Only its SHA-256 digest is kept in memory, and a presented
+token is compared digest to digest in constant time.
 """
 
 from __future__ import annotations
@@ -11,9 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import os
-import secrets
-import stat
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from pathlib import Path
 import structlog
 
 from services.shared.config import ConfigError
+from services.shared.secret_files import kept_secret
 from services.trading.api.settings import ReadAccess
 
 log = structlog.get_logger(__name__)
@@ -50,54 +49,25 @@ def _digest(secret: str) -> bytes:
 
 def resolve_token(environment_token: str | None, token_file: Path,
                   announce: Callable[[str], None] | None = None) -> ApiToken:
-    """The token in force: the environment's, the file's, or a new one (stored, announced)."""
+    """The token in force: the environment's, the file's, or a new one (stored, and its file
+    announced: the value itself is never printed, so it cannot end up in a run log)."""
     if environment_token is not None:
         secret = environment_token.strip()
         if len(secret) < MIN_TOKEN_LENGTH:
             raise ConfigError(f"STONKS_API_TOKEN must be at least {MIN_TOKEN_LENGTH} characters "
                               "(python -c 'import secrets; print(secrets.token_urlsafe(32))' makes one)")
         return ApiToken.from_secret(secret, "environment")
-    existing = _read_token_file(token_file)
-    if existing is not None:
+    kept = kept_secret(token_file, "API token", min_length=MIN_TOKEN_LENGTH)
+    if not kept.created:
         log.info("API token read from its file", path=str(token_file))
-        return ApiToken.from_secret(existing, "file")
-    secret = secrets.token_urlsafe(32)
-    written = _create_token_file(token_file, secret)
-    if written != secret:  # another process created it first: use theirs
-        return ApiToken.from_secret(written, "file")
-    (announce or _print_once)(f"Generated the API token (shown once; kept in {token_file}, mode 0600):\n"
-                              f"  {secret}\nSend it as 'Authorization: Bearer <token>'.")
-    return ApiToken.from_secret(secret, "generated")
+        return ApiToken.from_secret(kept.value, "file")
+    (announce or _print_once)(f"Generated the API token; it is kept in {token_file} (mode 0600).\n"
+                              f"Send it as 'Authorization: Bearer <token>', e.g. TOKEN=$(cat {token_file})")
+    return ApiToken.from_secret(kept.value, "generated")
 
 
 def _print_once(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _read_token_file(path: Path) -> str | None:
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        return None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        log.warning("API token file was readable by others; restricting it to its owner", path=str(path))
-        path.chmod(0o600)
-    secret = path.read_text().strip()
-    if len(secret) < MIN_TOKEN_LENGTH:
-        raise ConfigError(f"{path} holds no usable API token (shorter than {MIN_TOKEN_LENGTH} characters): "
-                          "delete it to have a new one generated")
-    return secret
-
-
-def _create_token_file(path: Path, secret: str) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _read_token_file(path) or secret
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(secret + "\n")
-    return secret
 
 
 def is_loopback(host: str | None) -> bool:

@@ -121,13 +121,15 @@ def test_token_from_the_environment_must_be_long_enough(tmp_path: Path) -> None:
     assert not (tmp_path / TOKEN_FILE_NAME).exists()
 
 
-def test_a_generated_token_is_stored_0600_and_announced_once(tmp_path: Path) -> None:
+def test_a_generated_token_is_stored_0600_and_its_file_announced_once(tmp_path: Path) -> None:
     path = tmp_path / "data" / TOKEN_FILE_NAME
     said: list[str] = []
     first = resolve_token(None, path, said.append)
     assert first.source == "generated" and len(said) == 1
     secret = path.read_text().strip()
-    assert secret in said[0] and first.matches(secret) and len(secret) >= 40
+    # Where it is kept, never the token itself: what is announced ends up in run logs.
+    assert str(path) in said[0] and secret not in said[0]
+    assert first.matches(secret) and len(secret) >= 40
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     again = resolve_token(None, path, said.append)
     assert again.source == "file" and again.matches(secret) and len(said) == 1
@@ -155,7 +157,8 @@ async def test_the_app_builds_its_runtime_from_the_environment(database_url, red
             assert (await _until_ready(client)).json()["checks"] == {"database": True, "migrations": True,
                                                                      "engine": True}
             token = (tmp_path / TOKEN_FILE_NAME).read_text().strip()
-            assert token in capsys.readouterr().err
+            said = capsys.readouterr()
+            assert str(tmp_path / TOKEN_FILE_NAME) in said.err and token not in said.err + said.out
             assert (await client.get("/api/trading/status")).status_code == 401
             status = await client.get("/api/trading/status", headers={"Authorization": f"Bearer {token}"})
             assert status.json()["engine"]["runs_here"] is True
