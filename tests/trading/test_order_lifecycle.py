@@ -11,6 +11,7 @@ import uuid
 from datetime import timedelta
 from decimal import Decimal
 
+import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
@@ -244,6 +245,112 @@ async def test_a_report_that_keeps_failing_is_parked_without_blocking_the_others
     assert await built.pool.fetchval("SELECT count(*) FROM engine_faults WHERE component = 'fills'") >= \
         MAX_REPORT_ATTEMPTS
     assert (await built.engine.tick()).faults == []
+
+
+# -- reports in the engine's own order (issue 12, defect 1) -----------------------------------
+
+async def _late_reports(built, redis_client, steps) -> None:
+    """Run each step (decide and send, broker fills) holding its report back, then deliver
+    them all at once, in order: the broker is ahead of the engine's books by several fills."""
+    late = []
+    for step in steps:
+        await step()
+        await built.broker.drain()
+        while (message := await redis_client.rpop(QUEUE_BROKER_FILLS)) is not None:
+            late.append(message)
+    for message in late:
+        await built.engine.fills.push(message)
+
+
+async def _decide_at(built, instant, action: str | None):
+    """Decide what is waiting at `instant`, after a new recommendation to `action` if any."""
+    built.clock.set(instant)
+    if action is not None:
+        await recommend(built.pool, "XYZ", instant, action=action)
+    await built.engine.decide_pending()
+
+
+async def _fill(pool, side: str, index: int = 0) -> asyncpg.Record:
+    return (await pool.fetch("SELECT * FROM broker_fills WHERE side = $1 ORDER BY id", side))[index]
+
+
+async def test_a_sell_and_a_new_buy_reported_late_open_a_fresh_position(stack, redis_client) -> None:
+    built, day, _ = stack
+    await enable_engine(built.pool, gradual_entry_tranches=1)
+    await built.step(at(day, 9, 45))
+    # The first position's stop has trailed up: the next position must not inherit it.
+    await built.pool.execute("""UPDATE position_stop_levels SET trailing_stop_active = true,
+                                    stop_loss_price = take_profit_price - 1 WHERE active""")
+    await _late_reports(built, redis_client, [lambda: _decide_at(built, at(day, 9, 50), "sell"),
+                                              lambda: _decide_at(built, at(day, 9, 55), "buy")])
+    built.clock.set(at(day, 10))
+    assert (await built.engine.tick()).faults == []
+
+    first_buy, sell, second_buy = await _fill(built.pool, "buy"), await _fill(built.pool, "sell"), \
+        await _fill(built.pool, "buy", 1)
+    [trade] = await built.pool.fetch("SELECT * FROM closed_trades")
+    assert (trade["entry_price"], trade["exit_price"]) == (first_buy["price"], sell["price"])
+    [levels] = await built.pool.fetch("SELECT * FROM position_stop_levels WHERE active")
+    rebuy_order = await built.pool.fetchrow("SELECT * FROM broker_orders WHERE id = $1", second_buy["order_id"])
+    assert levels["entry_price"] == second_buy["price"]
+    assert not levels["trailing_stop_active"] and levels["stop_loss_price"] < second_buy["price"]
+    assert levels["opened_by_decision"] == rebuy_order["trading_decision_id"]
+    # The sale at a loss, bought back at once, is a wash sale: the replacement lot carries
+    # the disallowed loss per share in its basis.
+    lots = await built.pool.fetch("SELECT * FROM tax_lots WHERE status = 'open'")
+    loss_per_share = first_buy["price"] - sell["price"]
+    assert [(lot["remaining_quantity"], lot["cost_basis_per_share"]) for lot in lots] == \
+        [(second_buy["quantity"], second_buy["price"] + loss_per_share)]
+    assert await redis_client.llen(QUEUE_BROKER_FILLS + ":dead") == 0
+
+
+async def test_a_tranche_and_a_sell_reported_late_close_the_position_at_its_average_entry(stack, redis_client) -> None:
+    built, day, _ = stack
+    await built.step(at(day, 9, 45))  # the first of three tranches, applied
+
+    async def second_tranche() -> None:
+        built.clock.set(at(day, 10, 16))
+        await built.engine.tick()
+
+    await _late_reports(built, redis_client, [second_tranche, lambda: _decide_at(built, at(day, 10, 20), "sell")])
+    built.clock.set(at(day, 10, 25))
+    assert (await built.engine.tick()).faults == []
+
+    first, second, sell = await _fill(built.pool, "buy"), await _fill(built.pool, "buy", 1), await _fill(built.pool, "sell")
+    assert sell["quantity"] == first["quantity"] + second["quantity"]
+    [trade] = await built.pool.fetch("SELECT * FROM closed_trades")
+    average = (first["price"] * first["quantity"] + second["price"] * second["quantity"]) / sell["quantity"]
+    assert trade["quantity"] == sell["quantity"]
+    assert abs(trade["entry_price"] - average) < Decimal("0.0001")
+    assert await built.pool.fetchval("SELECT count(*) FROM position_stop_levels WHERE active") == 0
+    assert await built.pool.fetchval("SELECT count(*) FROM tax_lots WHERE status = 'open'") == 0
+    assert await redis_client.llen(QUEUE_BROKER_FILLS + ":dead") == 0
+
+
+async def test_a_report_that_fails_holds_back_the_later_reports_of_its_ticker_only(stack, redis_client) -> None:
+    built, day, _ = stack
+    await enable_engine(built.pool, gradual_entry_tranches=1)
+    await _late_reports(built, redis_client, [lambda: _decide_at(built, at(day, 9, 45), None),
+                                              lambda: _decide_at(built, at(day, 9, 50), "sell")])
+    buy, sell = await _fill(built.pool, "buy"), await _fill(built.pool, "sell")
+    await built.pool.execute(FAILING_APPLY.replace("BEGIN RAISE", f"BEGIN IF NEW.client_order_id = "
+                                                   f"'{buy['client_order_id']}' THEN RAISE")
+                             .replace("refused'; END", "refused'; END IF; RETURN NEW; END"))
+    other = FillReport(client_order_id="other-1", trading_decision_id=uuid.uuid4(), broker_order_id=1,
+                       ticker="OTHER", side=OrderSide.BUY, reason=OrderReason.ENTRY, status="rejected",
+                       quantity=Decimal(1), reject_reason="test", at=at(day, 9, 51))
+    await built.engine.fills.push(other.model_dump_json())
+    built.clock.set(at(day, 9, 55))
+    for _ in range(MAX_REPORT_ATTEMPTS - 1):
+        report = await built.engine.tick()
+        assert any(buy["client_order_id"] in f for f in report.faults)
+    faults = await built.pool.fetchval("SELECT string_agg(error, ' ') FROM engine_faults WHERE component = 'fills'")
+    assert sell["client_order_id"] not in faults  # never tried before the buy it sells
+    assert await built.pool.fetchval("SELECT array_agg(client_order_id) FROM applied_fills") == ["other-1"]
+    await built.pool.execute(HEAL)
+    assert (await built.engine.tick()).reports_applied == 2
+    [trade] = await built.pool.fetch("SELECT * FROM closed_trades")
+    assert (trade["entry_price"], trade["exit_price"]) == (buy["price"], sell["price"])
 
 
 # -- volatility window (bug 6) -------------------------------------------------------------
