@@ -99,6 +99,8 @@ class TradingEngine:
         self.started = False
         self._lock_connection: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
+        self._reports_arrived = asyncio.Event()  # set by the report watcher, cleared once applied
+        self._reports_applied = asyncio.Event()
         self.duties = AccountDuties(self)
 
     # -- life cycle ---------------------------------------------------------------------
@@ -161,6 +163,7 @@ class TradingEngine:
         """The live loop: a full tick every polling interval (the safety net), and in between
         the decision step alone as soon as a recommendation is inserted (NOTIFY)."""
         listener = await self._listen()
+        watcher = asyncio.create_task(self._watch_reports(stop))
         loop = asyncio.get_running_loop()
         next_full_tick = loop.time()
         try:
@@ -178,11 +181,15 @@ class TradingEngine:
                 for waiter in waits:
                     waiter.cancel()
         finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
             if listener is not None:
                 await listener.close()
 
     async def decide_pending(self) -> TickReport:
-        """The fast path for a new recommendation: decide what is waiting and send it."""
+        """The fast path between full ticks: apply the broker reports that arrived, then
+        decide the recommendations waiting and send them."""
         now = self.clock.now()
         report = TickReport(now)
         if not self.holds_lock:  # checked without I/O here; the full tick pings and re-takes it
@@ -191,10 +198,32 @@ class TradingEngine:
         loaded = await self._guarded("settings", self.store.load_settings(), report)
         if loaded is not None:
             self.settings = loaded
+        if self._reports_arrived.is_set():
+            await self._apply_reports(now, report)
         if trading_window.is_within_trading_window(now):
             await self._guarded("recommendations", self._decide_recommendations(now, report), report)
             report.orders_sent = await self._guarded("outbox", self._deliver(now), report, default=0)
         return telemetry.record_tick(report, timer)
+
+    async def _watch_reports(self, stop: asyncio.Event) -> None:
+        """Wake the loop the moment a broker report arrives, so a fill is in the books (its
+        stop placed, its lots recorded) within milliseconds rather than at the next full
+        tick. The loop stays the queue's only consumer: this task only watches."""
+        while not stop.is_set():
+            try:
+                if not await self.fills.wait_for_message(timeout_seconds=1.0):
+                    continue
+            except Exception as exc:  # noqa: BLE001 - Redis down: the full tick still applies reports
+                log.warning("cannot watch for broker reports; the full tick applies them", error=str(exc))
+                await asyncio.sleep(1.0)
+                continue
+            self._reports_applied.clear()
+            self._reports_arrived.set()
+            self._wake.set()
+            # A report that fails leaves the queue for the processing list, so this wait ends
+            # at once unless the pass broke off (then the next full tick retries it).
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._reports_applied.wait(), self.settings.polling_interval.total_seconds())
 
     async def _listen(self) -> asyncpg.Connection | None:
         try:
@@ -243,7 +272,7 @@ class TradingEngine:
         if loaded is not None:
             self.settings = loaded
         await self._guarded("breakers", self.duties.resolve_breakers(now), report)
-        await self._guarded("fills", self.duties.apply_reports(now, report), report)
+        await self._apply_reports(now, report)
         if trading_window.is_market_open(now):
             await self._guarded("session", self.duties.open_session(now), report)
             await self._guarded("protection", self.duties.protect(now, report), report)
@@ -255,6 +284,11 @@ class TradingEngine:
         await self._guarded("session_close", self.duties.close_session_if_due(now), report)
         await self._guarded("reports", self.duties.send_reports(now), report)
         return telemetry.record_tick(report, timer)
+
+    async def _apply_reports(self, now: datetime, report: TickReport) -> None:
+        self._reports_arrived.clear()
+        await self._guarded("fills", self.duties.apply_reports(now, report), report)
+        self._reports_applied.set()
 
     async def _guarded(self, component: str, work: Awaitable[Any], report: TickReport | None = None,
                        default: Any = None) -> Any:

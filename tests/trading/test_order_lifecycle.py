@@ -6,6 +6,7 @@ includes its first instant."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import timedelta
@@ -351,6 +352,30 @@ async def test_a_report_that_fails_holds_back_the_later_reports_of_its_ticker_on
     assert (await built.engine.tick()).reports_applied == 2
     [trade] = await built.pool.fetch("SELECT * FROM closed_trades")
     assert (trade["entry_price"], trade["exit_price"]) == (buy["price"], sell["price"])
+
+
+async def test_a_fill_is_in_the_books_as_soon_as_its_report_arrives(market, redis_client) -> None:
+    """Between full ticks (five minutes apart here) a new recommendation is decided on its
+    NOTIFY, the broker fills it, and the report is applied at once: the position has its lot
+    and its stop within moments, not at the next tick."""
+    pool, _, day, _ = market
+    await enable_engine(pool, gradual_entry_tranches=1, polling_interval_seconds=300)
+    built = await build_stack(pool, redis_client, at(day, 9, 45))
+    stop = asyncio.Event()
+    loops = [asyncio.create_task(built.engine.run(stop)), asyncio.create_task(built.broker.run(stop))]
+    try:
+        await asyncio.sleep(0.5)  # the first full tick is behind us
+        await recommend(pool, "XYZ", at(day, 9, 45))
+        for _ in range(100):
+            if await pool.fetchval("SELECT count(*) FROM position_stop_levels WHERE active"):
+                break
+            await asyncio.sleep(0.05)
+        assert await pool.fetchval("SELECT count(*) FROM position_stop_levels WHERE active") == 1
+        assert await pool.fetchval("SELECT sum(remaining_quantity) FROM tax_lots") == await _bought(pool)
+    finally:
+        stop.set()
+        await asyncio.gather(*loops)
+        await built.engine.stop()
 
 
 # -- volatility window (bug 6) -------------------------------------------------------------
