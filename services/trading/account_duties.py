@@ -167,7 +167,7 @@ class AccountDuties:
         last_close = trading_window.previous_session_close(now)
         held = await self.store.held()
         quotes = await self.market.prices.quotes(held.tickers, last_close)
-        value = (await self.store.holdings(held.positions(quotes))).total_value
+        value = held.holdings(held.positions(quotes)).total_value
         await self.store.update_engine_state(session_date=today, start_of_day_value=value)
 
     def _stop_check_due(self, now: datetime, high_severity: bool) -> bool:
@@ -184,9 +184,9 @@ class AccountDuties:
         self.last_stop_check = now
         quotes = await self.market.prices.quotes(account.tickers, now)
         held = account.positions(quotes)
-        portfolio = await self.store.portfolio(held, quotes)
+        portfolio = account.portfolio(held, quotes)
         breakers = await self.store.breaker_state()
-        await self._check_daily_loss(await self.store.holdings(held), breakers, now)
+        await self._check_daily_loss(account.holdings(held), breakers, now)
         markets = {h.position.ticker: PositionMarket(await self.market.atr(h.position.ticker, now),
                                                      _soon(await self.market.sessions_until_earnings(
                                                          h.position.ticker, now), self.settings))
@@ -228,7 +228,7 @@ class AccountDuties:
         held = await self.store.held()
         quotes = await self.market.prices.quotes(held.tickers, now)
         # Trims are sized from filled shares: unfilled buys cannot be sold.
-        portfolio = await self.store.portfolio(held.positions(quotes), quotes, pending_buys=False)
+        portfolio = held.portfolio(held.positions(quotes), quotes, pending_buys=False)
         breakers = await self.store.breaker_state()
         plan = rebalancer.evaluate(portfolio, self.settings.tier, within_trading_window=True,
                                    circuit_breaker_active=circuit_breaker.is_active(breakers, now),
@@ -256,7 +256,7 @@ class AccountDuties:
         # Valued at the session's closing prices, whenever the engine gets to it.
         held = await self.store.held()
         quotes = await self.market.prices.quotes(held.tickers, session_close)
-        portfolio = await self.store.holdings(held.positions(quotes))
+        portfolio = held.holdings(held.positions(quotes))
         start_value = state["start_of_day_value"] if state["session_date"] == session else portfolio.total_value
         # Records last_close_processed in the close's own transaction.
         result = await close_session(self.store, session, portfolio, self.settings, start_value, now)

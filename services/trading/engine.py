@@ -338,12 +338,11 @@ class TradingEngine:
         selling = str(rec.action) == RecommendationAction.SELL.value
         # Independent reads, each on its own pooled connection: their round trips overlap
         # (decision latency, issue 5).
-        reads = [self.store.portfolio(held.positions(quotes), quotes, pending_buys=not selling),
-                 self.store.breaker_state(),
-                 self.market.view(rec.ticker, now, quote=quotes.get(rec.ticker))]
+        portfolio = held.portfolio(held.positions(quotes), quotes, pending_buys=not selling)
+        reads = [self.store.breaker_state(), self.market.view(rec.ticker, now, quote=quotes.get(rec.ticker))]
         if takes_micro_path(rec, self.settings):  # only a micro-trade counts today's micro entries
             reads.append(self.store.micro_entries_since(trading_window.new_york_day_start(now)))
-        portfolio, breakers, market, *micro = await asyncio.gather(*reads)
+        breakers, market, *micro = await asyncio.gather(*reads)
         context = DecisionContext(portfolio, breakers, self.settings, self.correlations, micro[0] if micro else 0)
         try:
             outcome = decide(rec, market, context, now=now, decision_id=uuid.uuid4())

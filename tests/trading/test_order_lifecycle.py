@@ -181,7 +181,8 @@ async def test_a_fill_not_yet_applied_is_not_counted_twice(stack) -> None:
     bought = await _bought(built.pool)
     assert bought > 0
     quotes = await built.engine.market.prices.quotes(["XYZ"], built.clock.now())
-    portfolio = await built.engine.store.portfolio((await built.engine.store.held()).positions(quotes), quotes)
+    account = await built.engine.store.held()
+    portfolio = account.portfolio(account.positions(quotes), quotes)
     assert portfolio.position("XYZ").quantity == bought
     assert portfolio.cash == await built.pool.fetchval("SELECT cash FROM broker_account")
 
@@ -190,12 +191,46 @@ async def test_unfilled_buys_are_not_sellable(stack) -> None:
     built, day, _ = stack
     await built.step(at(day, 9, 45))
     quotes = await built.engine.market.prices.quotes(["XYZ"], built.clock.now())
-    held = (await built.engine.store.held()).positions(quotes)
-    decided = await built.engine.store.portfolio(held, quotes)
-    sellable = await built.engine.store.portfolio(held, quotes, pending_buys=False)
+    account = await built.engine.store.held()
+    held = account.positions(quotes)
+    decided = account.portfolio(held, quotes)
+    sellable = account.portfolio(held, quotes, pending_buys=False)
     first, *later = await _tranches(built.pool)
     assert decided.position("XYZ").quantity == sum(t["quantity"] for t in (first, *later))
     assert sellable.position("XYZ").quantity == first["quantity"]
+
+
+async def test_a_sell_is_sized_from_one_snapshot_of_holdings_and_pending_orders(stack, redis_client) -> None:
+    """Issue 12, defect 7: the broker fills a pending sale while a second sell signal is being
+    sized. Read apart, the shares looked held (read before the fill) and no longer pending
+    (read after it), and were sold twice; the broker rejected the second sale and the signal
+    was lost. Read in one snapshot, the second sale sees nothing left to sell."""
+    built, day, _ = stack
+    await enable_engine(built.pool, gradual_entry_tranches=1)
+    await built.step(at(day, 9, 45))
+    await _decide_at(built, at(day, 9, 50), "sell")  # decided and sent, not filled yet
+    second = await recommend(built.pool, "XYZ", at(day, 9, 51), action="sell")
+    built.clock.set(at(day, 9, 51))
+    blocker = await built.pool.acquire()
+    try:
+        transaction = blocker.transaction()
+        await transaction.start()
+        # Reads of the outbox wait behind this lock, after the held shares were read.
+        await blocker.execute("LOCK TABLE order_outbox IN ACCESS EXCLUSIVE MODE")
+        deciding = asyncio.create_task(built.engine.decide_pending())
+        for _ in range(100):
+            if await built.pool.fetchval("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"):
+                break
+            await asyncio.sleep(0.02)
+        await built.broker.drain()  # the first sale fills meanwhile
+        await transaction.commit()
+        await deciding
+    finally:
+        await built.pool.release(blocker)
+    decision = await built.pool.fetchrow("SELECT * FROM trading_decisions WHERE recommendation_id = $1", second)
+    assert decision["decision"] == "skip", decision["skip_reason"]
+    await built.broker.drain()
+    assert await built.pool.fetchval("SELECT count(*) FROM broker_orders WHERE status = 'rejected'") == 0
 
 
 # -- broker reports (bug 2) ----------------------------------------------------------------
