@@ -7,13 +7,12 @@ market view, settings) and persists what comes out.
 
 The outcome is a `TradingDecision` whose trace records each check in order with its inputs
 and result, the sizing arithmetic step by step, and the orders to send. Bad upstream data
-(NaN or out-of-range confidence, unknown ticker, no price, not enough bars) is a skip with a
-reason, never an exception.
+(NaN or out-of-range confidence, a ticker that is no symbol or unknown, no price, not enough
+bars) is a skip with a reason, never an exception.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -25,11 +24,17 @@ from services.shared.schemas import (
     OrderReason,
     OrderSide,
     RecommendationAction,
-    RecommendationMode,
     TradingDecisionType,
     TrendWindow,
 )
-from services.trading import circuit_breaker, entry_guards, gradual_entry, micro_trading, stop_loss_manager
+from services.trading import (
+    circuit_breaker,
+    entry_guards,
+    gradual_entry,
+    micro_trading,
+    stop_loss_manager,
+    upstream_fields,
+)
 from services.trading.engine_settings import EngineSettings
 from services.trading.models import (
     CircuitBreakerState,
@@ -54,7 +59,7 @@ from services.trading.trading_window import (
     session_times,
 )
 
-ELIGIBLE_MODES = frozenset({RecommendationMode.PAPER_ELIGIBLE.value, RecommendationMode.LIVE_ELIGIBLE.value})
+ERROR_SHOWN_MAX = 500  # an error is kept this far in a skip's reason
 MICRO_WINDOWS = frozenset({TrendWindow.INTRADAY.value, TrendWindow.ONE_DAY.value})
 ZERO = Decimal(0)
 
@@ -179,14 +184,10 @@ def recommendation_expiry(generated_at: datetime) -> datetime:
 
 def _input_problem(rec: Recommendation, market: MarketFacts, now: datetime, trace: _Trace) -> str | None:
     """Upstream data the engine cannot act on (SPEC section 3)."""
+    problem = upstream_fields.field_problem(rec)
+    if problem is not None:
+        return trace.failed(problem.check, problem.detail)
     action = str(rec.action)
-    if action not in (RecommendationAction.BUY.value, RecommendationAction.SELL.value):
-        return trace.failed("action", f"action {action!r} is neither buy nor sell", action=action)
-    if str(rec.mode) not in ELIGIBLE_MODES:
-        return trace.failed("mode", f"mode {str(rec.mode)!r} is not paper_eligible or live_eligible")
-    if not isinstance(rec.confidence, (int, float, Decimal)) or not math.isfinite(rec.confidence) \
-            or not 0 <= rec.confidence <= 1:
-        return trace.failed("confidence", f"confidence {rec.confidence!r} is not a number in [0, 1]")
     if not market.ticker_known:
         return trace.failed("ticker", f"ticker {rec.ticker!r} is unknown (not in tickers)")
     expiry = recommendation_expiry(rec.generated_at)
@@ -336,7 +337,7 @@ def _record(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, now:
     acted = reason is None
     side = OrderSide.SELL if str(rec.action) == RecommendationAction.SELL.value else OrderSide.BUY
     return TradingDecision(
-        id=decision_id, recommendation_id=rec.id, ticker=rec.ticker,
+        id=decision_id, recommendation_id=rec.id, ticker=upstream_fields.recorded_ticker(rec.ticker),
         decision=TradingDecisionType.ACT if acted else TradingDecisionType.SKIP, side=side.value,
         skip_reason=reason,
         computed_position_size=(size.dollar_amount if size else (quantity * (market.price or ZERO))),
@@ -351,9 +352,7 @@ def _record(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, now:
         and market.sessions_until_earnings <= ctx.settings.sizing.earnings_reduce_within_sessions,
         is_micro_trade=is_micro,
         decision_trace={
-            "recommendation": {"id": rec.id, "ticker": rec.ticker, "action": str(rec.action),
-                               "confidence": rec.confidence, "trend_window": str(rec.trend_window),
-                               "thesis": rec.thesis, "generated_at": rec.generated_at},
+            "recommendation": upstream_fields.trace_fields(rec),
             "risk_tier": ctx.settings.risk_tier.value,
             "checks": trace.steps,
             "sizing": _sizing_trace(size),
@@ -394,6 +393,19 @@ def failed_decision(rec: Recommendation, market: MarketFacts, ctx: DecisionConte
                     decision_id: UUID, error: str) -> DecisionOutcome:
     """A skip for a recommendation the core could not decide (a defect, not a market fact):
     recorded once with the error, so it can never wedge the loop by failing every tick."""
+    return _skip(rec, market, ctx, now, decision_id, "internal_error", f"could not be decided: {error}")
+
+
+def unrecordable_decision(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, *, now: datetime,
+                          decision_id: UUID, error: str) -> DecisionOutcome:
+    """A skip for a recommendation whose decision PostgreSQL or the order job refused to store
+    (issue 12): what was decided cannot be sent, and a skip saying why lets the loop move on
+    instead of writing the same refused row every tick."""
+    return _skip(rec, market, ctx, now, decision_id, "record", f"the decision could not be recorded: {error}")
+
+
+def _skip(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, now: datetime, decision_id: UUID,
+          check: str, detail: str) -> DecisionOutcome:
     trace = _Trace()
-    reason = trace.failed("internal_error", f"could not be decided: {error}")
+    reason = trace.failed(check, upstream_fields.excerpt(detail, ERROR_SHOWN_MAX))
     return DecisionOutcome.of(_record(rec, market, ctx, now, decision_id, trace, reason, None, (), ZERO, False))
