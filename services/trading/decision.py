@@ -8,7 +8,7 @@ market view, settings) and persists what comes out.
 The outcome is a `TradingDecision` whose trace records each check in order with its inputs
 and result, the sizing arithmetic step by step, and the orders to send. Bad upstream data
 (NaN or out-of-range confidence, a ticker that is no symbol or unknown, no price, not enough
-bars) is a skip with a reason, never an exception.
+bars) is a skip with a reason, never an exception, and so is a buy on a price too old to trust.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from services.trading import (
     entry_guards,
     gradual_entry,
     micro_trading,
+    price_age,
     stop_loss_manager,
     upstream_fields,
 )
@@ -76,6 +77,10 @@ class MarketFacts(Protocol):
     @property
     def price(self) -> Decimal | None: ...
     @property
+    def price_as_of(self) -> datetime | None: ...
+    @property
+    def price_interval(self) -> str: ...
+    @property
     def daily_atr(self) -> Decimal | None: ...
     @property
     def intraday_atr(self) -> Decimal | None: ...
@@ -87,7 +92,9 @@ class MarketFacts(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class MarketView:
-    """What the engine knows about the recommendation's ticker at the decision instant."""
+    """What the engine knows about the recommendation's ticker at the decision instant.
+    `price_as_of` is when the price's bar (of `price_interval`) became known: without it the
+    price's age is unknown, and no buy is made on it."""
 
     ticker_known: bool
     sector: str = "Unknown"
@@ -96,6 +103,8 @@ class MarketView:
     intraday_atr: Decimal | None = None
     sessions_until_earnings: int | None = None
     high_severity_event: bool = False
+    price_as_of: datetime | None = None
+    price_interval: str = price_age.DAILY
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,8 +191,9 @@ def recommendation_expiry(generated_at: datetime) -> datetime:
     return close - WINDOW_BUFFER
 
 
-def _input_problem(rec: Recommendation, market: MarketFacts, now: datetime, trace: _Trace) -> str | None:
-    """Upstream data the engine cannot act on (SPEC section 3)."""
+def _input_problem(rec: Recommendation, market: MarketFacts, now: datetime, settings: EngineSettings,
+                   trace: _Trace) -> str | None:
+    """Upstream data the engine cannot act on (SPEC section 3), and a price too old to buy on."""
     problem = upstream_fields.field_problem(rec)
     if problem is not None:
         return trace.failed(problem.check, problem.detail)
@@ -196,8 +206,14 @@ def _input_problem(rec: Recommendation, market: MarketFacts, now: datetime, trac
                                          f"window ended {expiry.isoformat()}", expires=expiry)
     if market.price is None or market.price <= 0:
         return trace.failed("price", f"no market price for {rec.ticker}")
+    if action == RecommendationAction.BUY.value:
+        # The age beyond which the missing-price rule would close the position just bought.
+        stale = price_age.stale_price_reason(rec.ticker, market.price_as_of, market.price_interval, now,
+                                             settings.stops.price_stale_after)
+        if stale is not None:
+            return trace.failed("price_age", stale, price=market.price, price_as_of=market.price_as_of)
     trace.passed("input", f"{action} {rec.ticker} at confidence {rec.confidence}, price {market.price}",
-                 action=action, confidence=rec.confidence, price=market.price)
+                 action=action, confidence=rec.confidence, price=market.price, price_as_of=market.price_as_of)
     return None
 
 
@@ -305,7 +321,7 @@ def decide(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, *, no
     trace = _Trace()
     settings = ctx.settings
     is_micro = takes_micro_path(rec, settings)
-    reason: str | None = _input_problem(rec, market, now, trace)
+    reason: str | None = _input_problem(rec, market, now, settings, trace)
     size = stops = None
     orders: tuple[OrderIntent, ...] = ()
     if reason is None and not settings.enabled:

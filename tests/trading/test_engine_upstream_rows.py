@@ -1,6 +1,6 @@
 """Bad upstream rows through the real engine (issue 12, defects 2 and 3): a row that cannot be
 decided as it stands is decided as a skip with its reason, or parked with a fault, in the same
-pass as the good rows behind it."""
+pass as the good rows behind it; a buy on a price too old to trust is a skip."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import string
 import pytest
 import redis.asyncio as aioredis
 
-from tests.trading.engine_harness import RISING, at, build_stack, recommend, seed_ticker, sessions
+from tests.trading.engine_harness import RISING, FIRST_SESSION, at, build_stack, recommend, seed_ticker, sessions
 
 pytestmark = pytest.mark.integration
 
@@ -101,3 +101,17 @@ async def test_a_row_refused_even_as_a_skip_is_parked_with_a_fault_and_never_ret
         assert (await built.engine.tick()).faults == []
         await built.restart_engine()
     assert await pool.fetchval("SELECT count(*) FROM engine_faults") == 1
+
+
+async def test_a_buy_on_a_two_year_old_price_is_skipped_with_the_price_age(stack) -> None:
+    """The last bar of OLD is two years old: a buy on it used to go through, and the
+    missing-price rule sold it moments later."""
+    built, _ = stack
+    await seed_ticker(built.pool, "OLD", RISING, start=FIRST_SESSION.replace(year=FIRST_SESSION.year - 2))
+    report, stale, good = await _bad_then_good(stack, "OLD")
+    assert report.faults == [] and report.decisions == 2
+    assert stale["decision"] == "skip" and stale["category"] == "price_age"
+    assert "a buy needs a price from the current session" in stale["skip_reason"]
+    assert "2022-02-" in stale["skip_reason"]  # the date of the old bar, for the owner to see
+    assert good["decision"] == "act"
+    assert await built.pool.fetchval("SELECT count(*) FROM order_outbox WHERE ticker = 'OLD'") == 0
