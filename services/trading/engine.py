@@ -323,7 +323,8 @@ class TradingEngine:
         if outcome is None:
             return None
         self.last_decision_at = now
-        log.info("decided", recommendation_id=rec.id, ticker=rec.ticker, decision=outcome.decision.decision.value,
+        log.info("decided", recommendation_id=rec.id, ticker=outcome.decision.ticker,  # as stored: bounded
+                 decision=outcome.decision.decision.value,
                  shares=str(outcome.decision.computed_share_quantity), reason=outcome.decision.skip_reason)
         return outcome
 
