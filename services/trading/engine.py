@@ -17,7 +17,7 @@ import contextlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Awaitable, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -41,6 +41,7 @@ from services.trading.decision import (
     decide,
     failed_decision,
     takes_micro_path,
+    unrecordable_decision,
 )
 from services.trading.engine_settings import EngineSettings
 from services.trading.market_view_store import MarketViewStore
@@ -350,15 +351,44 @@ class TradingEngine:
             log.exception("decision core failed on a recommendation; recorded as a skip", recommendation_id=rec.id)
             outcome = failed_decision(rec, market, context, now=now, decision_id=uuid.uuid4(),
                                       error=f"{type(exc).__name__}: {exc}")
-        async with self.pool.acquire() as connection:
-            recorded = await outbox.record_decision(connection, outcome, self.mode, rec.confidence)
-        if not recorded:
-            log.info("recommendation already decided", recommendation_id=rec.id)
+        outcome = await self._record(rec, outcome, lambda error: unrecordable_decision(
+            rec, market, context, now=now, decision_id=uuid.uuid4(), error=error))
+        if outcome is None:
             return None
         self.last_decision_at = now
-        log.info("decided", recommendation_id=rec.id, ticker=rec.ticker, decision=outcome.decision.decision.value,
+        log.info("decided", recommendation_id=rec.id, ticker=outcome.decision.ticker,  # as stored: bounded
+                 decision=outcome.decision.decision.value,
                  shares=str(outcome.decision.computed_share_quantity), reason=outcome.decision.skip_reason)
         return outcome
+
+    async def _record(self, rec: Recommendation, outcome: DecisionOutcome,
+                      skip_for: Callable[[str], DecisionOutcome]) -> DecisionOutcome | None:
+        """Write the decision; None when the recommendation is decided already, or parked.
+
+        A decision PostgreSQL or the order job refuses for its own data would be refused again
+        on every tick, holding back every recommendation behind it (issue 12): it is written
+        instead as a skip saying why (`skip_for(error)`), and if even that is refused, the
+        recommendation is parked with a fault and not taken again."""
+        try:
+            if await self._write(outcome, rec.confidence):
+                return outcome
+            log.info("recommendation already decided", recommendation_id=rec.id)
+            return None
+        except outbox.DecisionRefused as refused:
+            log.error("decision refused by the database; recording a skip instead", recommendation_id=rec.id,
+                      error=str(refused))
+            outcome = skip_for(str(refused))
+        try:
+            return outcome if await self._write(outcome, rec.confidence) else None
+        except outbox.DecisionRefused as refused:
+            log.error("even a skip was refused; recommendation parked", recommendation_id=rec.id, error=str(refused))
+            await self.store.park_recommendation(rec.id, f"recommendation {rec.id} parked, its decision refused: "
+                                                         f"{refused}")
+            return None
+
+    async def _write(self, outcome: DecisionOutcome, confidence: Any) -> bool:
+        async with self.pool.acquire() as connection:
+            return await outbox.record_decision(connection, outcome, self.mode, confidence)
 
     async def _unmark(self, recommendation_id: int) -> None:
         try:

@@ -276,6 +276,14 @@ class EngineStore:
         await self.pool.execute("INSERT INTO engine_faults (component, error) VALUES ($1, $2)", component,
                                 error[:2000])
 
+    async def park_recommendation(self, recommendation_id: int, error: str) -> None:
+        """Record that the recommendation cannot be decided (its decision is refused even as a
+        skip): the fault names it, and `undecided_recommendations` leaves it out from now on."""
+        await self.pool.execute(
+            """INSERT INTO engine_faults (component, error, recommendation_id) VALUES ('recommendations', $2, $1)
+               ON CONFLICT (recommendation_id) WHERE recommendation_id IS NOT NULL DO NOTHING""",
+            recommendation_id, error[:2000])
+
     # -- recommendations -----------------------------------------------------------------
 
     async def undecided_recommendations(self, since: datetime | None, until: datetime, limit: int = 200
@@ -283,7 +291,7 @@ class EngineStore:
         """Recommendations for the engine not decided yet, most confident first, generated from
         `since` (None: the engine's epoch) to `until`. `hold` and `research` rows are not for
         the engine; anything else, however malformed, is taken so that it gets a decision with
-        a reason."""
+        a reason, unless it was parked (`park_recommendation`)."""
         rows = await self.pool.fetch(_UNDECIDED, since, until, limit)
         return [Recommendation(r["id"], r["ticker"], r["action"], r["confidence"], r["mode"], r["trend_window"],
                                r["thesis"], r["generated_at"]) for r in rows]
@@ -357,6 +365,7 @@ WHERE r.generated_at >= coalesce($1::timestamptz, (SELECT epoch FROM engine_stat
   AND r.generated_at <= $2
   AND r.action <> 'hold' AND r.mode <> 'research'
   AND NOT EXISTS (SELECT 1 FROM trading_decisions d WHERE d.recommendation_id = r.id)
+  AND NOT EXISTS (SELECT 1 FROM engine_faults f WHERE f.recommendation_id = r.id)
 ORDER BY (CASE WHEN r.confidence = 'NaN' THEN -1 ELSE r.confidence END) DESC, r.generated_at, r.id
 LIMIT $3
 """
