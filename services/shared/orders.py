@@ -14,6 +14,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 
 from services.shared.schemas import OrderReason, OrderSide, TradingMode
+from services.shared.tickers import Ticker
 
 DecimalString = Annotated[Decimal, PlainSerializer(lambda d: str(d), return_type=str)]
 
@@ -35,7 +36,7 @@ class OrderJob(BaseModel):
     job_id: UUID
     client_order_id: str = Field(min_length=1, max_length=64)
     trading_decision_id: UUID
-    ticker: str = Field(min_length=1, max_length=16)
+    ticker: Ticker
     side: OrderSide
     quantity: DecimalString = Field(gt=0)
     order_type: Literal["market"] = "market"

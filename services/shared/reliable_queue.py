@@ -37,6 +37,12 @@ class ReliableQueue:
         message = await self.client.lmove(self.name, self.processing, "RIGHT", "LEFT")
         return message.decode() if isinstance(message, bytes) else message
 
+    async def wait_for_message(self, timeout_seconds: float = 1.0) -> bool:
+        """Block until the queue holds a message (True) or `timeout_seconds` pass (False),
+        taking nothing: BLMOVE of the queue onto itself, tail to tail, leaves it as it was.
+        Lets a consumer that drains the queue elsewhere wake the moment work arrives."""
+        return await self.client.blmove(self.name, self.name, timeout_seconds, "RIGHT", "RIGHT") is not None
+
     async def ack(self, message: str) -> None:
         await self.client.lrem(self.processing, 1, message)
 

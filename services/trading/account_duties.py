@@ -84,12 +84,15 @@ class AccountDuties:
         await breaker_cache.publish(self.engine.redis, await self.store.breaker_state(), now)
 
     async def apply_reports(self, now: datetime, report: TickReport) -> None:
-        """Apply every broker report waiting. Reports left half-handled by an earlier pass go
-        first (applying twice is a no-op: `applied_fills` is keyed by client_order_id). A
-        report that fails is kept for the next tick without holding up the others, and parked
-        after MAX_REPORT_ATTEMPTS; a server that is down ends the pass (nothing counted)."""
+        """Apply every broker report waiting, in the order the broker sent them. Reports left
+        half-handled by an earlier pass go first (applying twice is a no-op: `applied_fills` is
+        keyed by client_order_id). A report that fails is kept for the next pass, and so are the
+        later reports of its ticker (a sale must never be applied before the buy it sells);
+        other tickers go on. It is parked after MAX_REPORT_ATTEMPTS; a server that is down
+        ends the pass (nothing counted)."""
         await self.fills.recover()  # the engine is the queue's only consumer
         stop_outs = False
+        held_back: set[str] = set()  # tickers whose earlier report failed in this pass
         while (message := await self.fills.take_nowait()) is not None:
             try:
                 fill = FillReport.model_validate_json(message)
@@ -97,12 +100,15 @@ class AccountDuties:
                 log.error("malformed broker report parked", error=str(exc).splitlines()[0])
                 await self.fills.dead_letter(message)
                 continue
+            if fill.ticker in held_back:  # stays in the processing list, in order, for the next pass
+                continue
             try:
                 effects = await apply_report(self.pool, fill, self.settings)
             except TRANSIENT_ERRORS:
                 raise
-            except Exception as exc:  # noqa: BLE001 - one bad report must not block the others
-                await self._report_failed(message, fill, exc, report)
+            except Exception as exc:  # noqa: BLE001 - one bad report must not block other tickers
+                if not await self._report_failed(message, fill, exc, report):
+                    held_back.add(fill.ticker)
                 continue
             await self.fills.ack(message)
             await self.fills.client.hdel(self._attempts_key, _digest(message))
@@ -117,9 +123,10 @@ class AccountDuties:
     def _attempts_key(self) -> str:
         return f"{self.fills.name}{REPORT_ATTEMPTS_SUFFIX}"
 
-    async def _report_failed(self, message: str, fill: FillReport, exc: Exception, report: TickReport) -> None:
+    async def _report_failed(self, message: str, fill: FillReport, exc: Exception, report: TickReport) -> bool:
         """Count a failed application (in Redis, so a restart does not reset it); park the
-        report once it has failed too often, loudly: its effects need the owner's attention."""
+        report once it has failed too often, loudly: its effects need the owner's attention.
+        True when it was parked."""
         error = f"{type(exc).__name__}: {exc}"
         attempts = await self.fills.client.hincrby(self._attempts_key, _digest(message), 1)
         report.faults.append(f"fills: {fill.client_order_id}: {error}")
@@ -127,11 +134,12 @@ class AccountDuties:
         if attempts < MAX_REPORT_ATTEMPTS:
             log.error("broker report failed to apply; retried next tick", client_order_id=fill.client_order_id,
                       attempt=attempts, error=error)
-            return
+            return False
         log.critical("broker report parked after repeated failures; apply it by hand", attempts=attempts,
                      client_order_id=fill.client_order_id, ticker=fill.ticker, error=error)
         await self.fills.dead_letter(message)
         await self.fills.client.hdel(self._attempts_key, _digest(message))
+        return True
 
     def _announce(self, effects: FillEffects) -> None:
         """Every close goes to the service, which keeps those over the owner's threshold."""
@@ -159,7 +167,7 @@ class AccountDuties:
         last_close = trading_window.previous_session_close(now)
         held = await self.store.held()
         quotes = await self.market.prices.quotes(held.tickers, last_close)
-        value = (await self.store.holdings(held.positions(quotes))).total_value
+        value = held.holdings(held.positions(quotes)).total_value
         await self.store.update_engine_state(session_date=today, start_of_day_value=value)
 
     def _stop_check_due(self, now: datetime, high_severity: bool) -> bool:
@@ -176,9 +184,9 @@ class AccountDuties:
         self.last_stop_check = now
         quotes = await self.market.prices.quotes(account.tickers, now)
         held = account.positions(quotes)
-        portfolio = await self.store.portfolio(held, quotes)
+        portfolio = account.portfolio(held, quotes)
         breakers = await self.store.breaker_state()
-        await self._check_daily_loss(await self.store.holdings(held), breakers, now)
+        await self._check_daily_loss(account.holdings(held), breakers, now)
         markets = {h.position.ticker: PositionMarket(await self.market.atr(h.position.ticker, now),
                                                      _soon(await self.market.sessions_until_earnings(
                                                          h.position.ticker, now), self.settings))
@@ -220,7 +228,7 @@ class AccountDuties:
         held = await self.store.held()
         quotes = await self.market.prices.quotes(held.tickers, now)
         # Trims are sized from filled shares: unfilled buys cannot be sold.
-        portfolio = await self.store.portfolio(held.positions(quotes), quotes, pending_buys=False)
+        portfolio = held.portfolio(held.positions(quotes), quotes, pending_buys=False)
         breakers = await self.store.breaker_state()
         plan = rebalancer.evaluate(portfolio, self.settings.tier, within_trading_window=True,
                                    circuit_breaker_active=circuit_breaker.is_active(breakers, now),
@@ -248,7 +256,7 @@ class AccountDuties:
         # Valued at the session's closing prices, whenever the engine gets to it.
         held = await self.store.held()
         quotes = await self.market.prices.quotes(held.tickers, session_close)
-        portfolio = await self.store.holdings(held.positions(quotes))
+        portfolio = held.holdings(held.positions(quotes))
         start_value = state["start_of_day_value"] if state["session_date"] == session else portfolio.total_value
         # Records last_close_processed in the close's own transaction.
         result = await close_session(self.store, session, portfolio, self.settings, start_value, now)

@@ -7,13 +7,12 @@ market view, settings) and persists what comes out.
 
 The outcome is a `TradingDecision` whose trace records each check in order with its inputs
 and result, the sizing arithmetic step by step, and the orders to send. Bad upstream data
-(NaN or out-of-range confidence, unknown ticker, no price, not enough bars) is a skip with a
-reason, never an exception.
+(NaN or out-of-range confidence, a ticker that is no symbol or unknown, no price, not enough
+bars) is a skip with a reason, never an exception, and so is a buy on a price too old to trust.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -25,11 +24,18 @@ from services.shared.schemas import (
     OrderReason,
     OrderSide,
     RecommendationAction,
-    RecommendationMode,
     TradingDecisionType,
     TrendWindow,
 )
-from services.trading import circuit_breaker, entry_guards, gradual_entry, micro_trading, stop_loss_manager
+from services.trading import (
+    circuit_breaker,
+    entry_guards,
+    gradual_entry,
+    micro_trading,
+    price_age,
+    stop_loss_manager,
+    upstream_fields,
+)
 from services.trading.engine_settings import EngineSettings
 from services.trading.models import (
     CircuitBreakerState,
@@ -54,7 +60,7 @@ from services.trading.trading_window import (
     session_times,
 )
 
-ELIGIBLE_MODES = frozenset({RecommendationMode.PAPER_ELIGIBLE.value, RecommendationMode.LIVE_ELIGIBLE.value})
+ERROR_SHOWN_MAX = 500  # an error is kept this far in a skip's reason
 MICRO_WINDOWS = frozenset({TrendWindow.INTRADAY.value, TrendWindow.ONE_DAY.value})
 ZERO = Decimal(0)
 
@@ -71,6 +77,10 @@ class MarketFacts(Protocol):
     @property
     def price(self) -> Decimal | None: ...
     @property
+    def price_as_of(self) -> datetime | None: ...
+    @property
+    def price_interval(self) -> str: ...
+    @property
     def daily_atr(self) -> Decimal | None: ...
     @property
     def intraday_atr(self) -> Decimal | None: ...
@@ -82,7 +92,9 @@ class MarketFacts(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class MarketView:
-    """What the engine knows about the recommendation's ticker at the decision instant."""
+    """What the engine knows about the recommendation's ticker at the decision instant.
+    `price_as_of` is when the price's bar (of `price_interval`) became known: without it the
+    price's age is unknown, and no buy is made on it."""
 
     ticker_known: bool
     sector: str = "Unknown"
@@ -91,6 +103,8 @@ class MarketView:
     intraday_atr: Decimal | None = None
     sessions_until_earnings: int | None = None
     high_severity_event: bool = False
+    price_as_of: datetime | None = None
+    price_interval: str = price_age.DAILY
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,16 +191,13 @@ def recommendation_expiry(generated_at: datetime) -> datetime:
     return close - WINDOW_BUFFER
 
 
-def _input_problem(rec: Recommendation, market: MarketFacts, now: datetime, trace: _Trace) -> str | None:
-    """Upstream data the engine cannot act on (SPEC section 3)."""
+def _input_problem(rec: Recommendation, market: MarketFacts, now: datetime, settings: EngineSettings,
+                   trace: _Trace) -> str | None:
+    """Upstream data the engine cannot act on (SPEC section 3), and a price too old to buy on."""
+    problem = upstream_fields.field_problem(rec)
+    if problem is not None:
+        return trace.failed(problem.check, problem.detail)
     action = str(rec.action)
-    if action not in (RecommendationAction.BUY.value, RecommendationAction.SELL.value):
-        return trace.failed("action", f"action {action!r} is neither buy nor sell", action=action)
-    if str(rec.mode) not in ELIGIBLE_MODES:
-        return trace.failed("mode", f"mode {str(rec.mode)!r} is not paper_eligible or live_eligible")
-    if not isinstance(rec.confidence, (int, float, Decimal)) or not math.isfinite(rec.confidence) \
-            or not 0 <= rec.confidence <= 1:
-        return trace.failed("confidence", f"confidence {rec.confidence!r} is not a number in [0, 1]")
     if not market.ticker_known:
         return trace.failed("ticker", f"ticker {rec.ticker!r} is unknown (not in tickers)")
     expiry = recommendation_expiry(rec.generated_at)
@@ -195,8 +206,14 @@ def _input_problem(rec: Recommendation, market: MarketFacts, now: datetime, trac
                                          f"window ended {expiry.isoformat()}", expires=expiry)
     if market.price is None or market.price <= 0:
         return trace.failed("price", f"no market price for {rec.ticker}")
+    if action == RecommendationAction.BUY.value:
+        # The age beyond which the missing-price rule would close the position just bought.
+        stale = price_age.stale_price_reason(rec.ticker, market.price_as_of, market.price_interval, now,
+                                             settings.stops.price_stale_after)
+        if stale is not None:
+            return trace.failed("price_age", stale, price=market.price, price_as_of=market.price_as_of)
     trace.passed("input", f"{action} {rec.ticker} at confidence {rec.confidence}, price {market.price}",
-                 action=action, confidence=rec.confidence, price=market.price)
+                 action=action, confidence=rec.confidence, price=market.price, price_as_of=market.price_as_of)
     return None
 
 
@@ -304,7 +321,7 @@ def decide(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, *, no
     trace = _Trace()
     settings = ctx.settings
     is_micro = takes_micro_path(rec, settings)
-    reason: str | None = _input_problem(rec, market, now, trace)
+    reason: str | None = _input_problem(rec, market, now, settings, trace)
     size = stops = None
     orders: tuple[OrderIntent, ...] = ()
     if reason is None and not settings.enabled:
@@ -336,7 +353,7 @@ def _record(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, now:
     acted = reason is None
     side = OrderSide.SELL if str(rec.action) == RecommendationAction.SELL.value else OrderSide.BUY
     return TradingDecision(
-        id=decision_id, recommendation_id=rec.id, ticker=rec.ticker,
+        id=decision_id, recommendation_id=rec.id, ticker=upstream_fields.recorded_ticker(rec.ticker),
         decision=TradingDecisionType.ACT if acted else TradingDecisionType.SKIP, side=side.value,
         skip_reason=reason,
         computed_position_size=(size.dollar_amount if size else (quantity * (market.price or ZERO))),
@@ -351,9 +368,7 @@ def _record(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, now:
         and market.sessions_until_earnings <= ctx.settings.sizing.earnings_reduce_within_sessions,
         is_micro_trade=is_micro,
         decision_trace={
-            "recommendation": {"id": rec.id, "ticker": rec.ticker, "action": str(rec.action),
-                               "confidence": rec.confidence, "trend_window": str(rec.trend_window),
-                               "thesis": rec.thesis, "generated_at": rec.generated_at},
+            "recommendation": upstream_fields.trace_fields(rec),
             "risk_tier": ctx.settings.risk_tier.value,
             "checks": trace.steps,
             "sizing": _sizing_trace(size),
@@ -394,6 +409,19 @@ def failed_decision(rec: Recommendation, market: MarketFacts, ctx: DecisionConte
                     decision_id: UUID, error: str) -> DecisionOutcome:
     """A skip for a recommendation the core could not decide (a defect, not a market fact):
     recorded once with the error, so it can never wedge the loop by failing every tick."""
+    return _skip(rec, market, ctx, now, decision_id, "internal_error", f"could not be decided: {error}")
+
+
+def unrecordable_decision(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, *, now: datetime,
+                          decision_id: UUID, error: str) -> DecisionOutcome:
+    """A skip for a recommendation whose decision PostgreSQL or the order job refused to store
+    (issue 12): what was decided cannot be sent, and a skip saying why lets the loop move on
+    instead of writing the same refused row every tick."""
+    return _skip(rec, market, ctx, now, decision_id, "record", f"the decision could not be recorded: {error}")
+
+
+def _skip(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, now: datetime, decision_id: UUID,
+          check: str, detail: str) -> DecisionOutcome:
     trace = _Trace()
-    reason = trace.failed("internal_error", f"could not be decided: {error}")
+    reason = trace.failed(check, upstream_fields.excerpt(detail, ERROR_SHOWN_MAX))
     return DecisionOutcome.of(_record(rec, market, ctx, now, decision_id, trace, reason, None, (), ZERO, False))

@@ -17,7 +17,7 @@ import contextlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Awaitable, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -41,6 +41,7 @@ from services.trading.decision import (
     decide,
     failed_decision,
     takes_micro_path,
+    unrecordable_decision,
 )
 from services.trading.engine_settings import EngineSettings
 from services.trading.market_view_store import MarketViewStore
@@ -99,6 +100,8 @@ class TradingEngine:
         self.started = False
         self._lock_connection: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
+        self._reports_arrived = asyncio.Event()  # set by the report watcher, cleared once applied
+        self._reports_applied = asyncio.Event()
         self.duties = AccountDuties(self)
 
     # -- life cycle ---------------------------------------------------------------------
@@ -161,6 +164,7 @@ class TradingEngine:
         """The live loop: a full tick every polling interval (the safety net), and in between
         the decision step alone as soon as a recommendation is inserted (NOTIFY)."""
         listener = await self._listen()
+        watcher = asyncio.create_task(self._watch_reports(stop))
         loop = asyncio.get_running_loop()
         next_full_tick = loop.time()
         try:
@@ -178,11 +182,15 @@ class TradingEngine:
                 for waiter in waits:
                     waiter.cancel()
         finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
             if listener is not None:
                 await listener.close()
 
     async def decide_pending(self) -> TickReport:
-        """The fast path for a new recommendation: decide what is waiting and send it."""
+        """The fast path between full ticks: apply the broker reports that arrived, then
+        decide the recommendations waiting and send them."""
         now = self.clock.now()
         report = TickReport(now)
         if not self.holds_lock:  # checked without I/O here; the full tick pings and re-takes it
@@ -191,10 +199,32 @@ class TradingEngine:
         loaded = await self._guarded("settings", self.store.load_settings(), report)
         if loaded is not None:
             self.settings = loaded
+        if self._reports_arrived.is_set():
+            await self._apply_reports(now, report)
         if trading_window.is_within_trading_window(now):
             await self._guarded("recommendations", self._decide_recommendations(now, report), report)
             report.orders_sent = await self._guarded("outbox", self._deliver(now), report, default=0)
         return telemetry.record_tick(report, timer)
+
+    async def _watch_reports(self, stop: asyncio.Event) -> None:
+        """Wake the loop the moment a broker report arrives, so a fill is in the books (its
+        stop placed, its lots recorded) within milliseconds rather than at the next full
+        tick. The loop stays the queue's only consumer: this task only watches."""
+        while not stop.is_set():
+            try:
+                if not await self.fills.wait_for_message(timeout_seconds=1.0):
+                    continue
+            except Exception as exc:  # noqa: BLE001 - Redis down: the full tick still applies reports
+                log.warning("cannot watch for broker reports; the full tick applies them", error=str(exc))
+                await asyncio.sleep(1.0)
+                continue
+            self._reports_applied.clear()
+            self._reports_arrived.set()
+            self._wake.set()
+            # A report that fails leaves the queue for the processing list, so this wait ends
+            # at once unless the pass broke off (then the next full tick retries it).
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._reports_applied.wait(), self.settings.polling_interval.total_seconds())
 
     async def _listen(self) -> asyncpg.Connection | None:
         try:
@@ -243,7 +273,7 @@ class TradingEngine:
         if loaded is not None:
             self.settings = loaded
         await self._guarded("breakers", self.duties.resolve_breakers(now), report)
-        await self._guarded("fills", self.duties.apply_reports(now, report), report)
+        await self._apply_reports(now, report)
         if trading_window.is_market_open(now):
             await self._guarded("session", self.duties.open_session(now), report)
             await self._guarded("protection", self.duties.protect(now, report), report)
@@ -255,6 +285,11 @@ class TradingEngine:
         await self._guarded("session_close", self.duties.close_session_if_due(now), report)
         await self._guarded("reports", self.duties.send_reports(now), report)
         return telemetry.record_tick(report, timer)
+
+    async def _apply_reports(self, now: datetime, report: TickReport) -> None:
+        self._reports_arrived.clear()
+        await self._guarded("fills", self.duties.apply_reports(now, report), report)
+        self._reports_applied.set()
 
     async def _guarded(self, component: str, work: Awaitable[Any], report: TickReport | None = None,
                        default: Any = None) -> Any:
@@ -304,12 +339,11 @@ class TradingEngine:
         selling = str(rec.action) == RecommendationAction.SELL.value
         # Independent reads, each on its own pooled connection: their round trips overlap
         # (decision latency, issue 5).
-        reads = [self.store.portfolio(held.positions(quotes), quotes, pending_buys=not selling),
-                 self.store.breaker_state(),
-                 self.market.view(rec.ticker, now, quote=quotes.get(rec.ticker))]
+        portfolio = held.portfolio(held.positions(quotes), quotes, pending_buys=not selling)
+        reads = [self.store.breaker_state(), self.market.view(rec.ticker, now, quote=quotes.get(rec.ticker))]
         if takes_micro_path(rec, self.settings):  # only a micro-trade counts today's micro entries
             reads.append(self.store.micro_entries_since(trading_window.new_york_day_start(now)))
-        portfolio, breakers, market, *micro = await asyncio.gather(*reads)
+        breakers, market, *micro = await asyncio.gather(*reads)
         context = DecisionContext(portfolio, breakers, self.settings, self.correlations, micro[0] if micro else 0)
         try:
             outcome = decide(rec, market, context, now=now, decision_id=uuid.uuid4())
@@ -317,15 +351,44 @@ class TradingEngine:
             log.exception("decision core failed on a recommendation; recorded as a skip", recommendation_id=rec.id)
             outcome = failed_decision(rec, market, context, now=now, decision_id=uuid.uuid4(),
                                       error=f"{type(exc).__name__}: {exc}")
-        async with self.pool.acquire() as connection:
-            recorded = await outbox.record_decision(connection, outcome, self.mode, rec.confidence)
-        if not recorded:
-            log.info("recommendation already decided", recommendation_id=rec.id)
+        outcome = await self._record(rec, outcome, lambda error: unrecordable_decision(
+            rec, market, context, now=now, decision_id=uuid.uuid4(), error=error))
+        if outcome is None:
             return None
         self.last_decision_at = now
-        log.info("decided", recommendation_id=rec.id, ticker=rec.ticker, decision=outcome.decision.decision.value,
+        log.info("decided", recommendation_id=rec.id, ticker=outcome.decision.ticker,  # as stored: bounded
+                 decision=outcome.decision.decision.value,
                  shares=str(outcome.decision.computed_share_quantity), reason=outcome.decision.skip_reason)
         return outcome
+
+    async def _record(self, rec: Recommendation, outcome: DecisionOutcome,
+                      skip_for: Callable[[str], DecisionOutcome]) -> DecisionOutcome | None:
+        """Write the decision; None when the recommendation is decided already, or parked.
+
+        A decision PostgreSQL or the order job refuses for its own data would be refused again
+        on every tick, holding back every recommendation behind it (issue 12): it is written
+        instead as a skip saying why (`skip_for(error)`), and if even that is refused, the
+        recommendation is parked with a fault and not taken again."""
+        try:
+            if await self._write(outcome, rec.confidence):
+                return outcome
+            log.info("recommendation already decided", recommendation_id=rec.id)
+            return None
+        except outbox.DecisionRefused as refused:
+            log.error("decision refused by the database; recording a skip instead", recommendation_id=rec.id,
+                      error=str(refused))
+            outcome = skip_for(str(refused))
+        try:
+            return outcome if await self._write(outcome, rec.confidence) else None
+        except outbox.DecisionRefused as refused:
+            log.error("even a skip was refused; recommendation parked", recommendation_id=rec.id, error=str(refused))
+            await self.store.park_recommendation(rec.id, f"recommendation {rec.id} parked, its decision refused: "
+                                                         f"{refused}")
+            return None
+
+    async def _write(self, outcome: DecisionOutcome, confidence: Any) -> bool:
+        async with self.pool.acquire() as connection:
+            return await outbox.record_decision(connection, outcome, self.mode, confidence)
 
     async def _unmark(self, recommendation_id: int) -> None:
         try:

@@ -1,7 +1,10 @@
 """What the engine does when the broker reports an order's outcome (seed tasks 25.1–25.2).
 
 Each report is applied once, in one transaction, however often it arrives (the broker
-re-sends outcomes after a restart): `applied_fills` is keyed by `client_order_id`.
+re-sends outcomes after a restart): `applied_fills` is keyed by `client_order_id`. Reports are
+applied in the order the broker sent them, against the engine's own books as of that report
+(its open tax lots), never against what the broker holds now: the broker may have filled
+later orders of the same ticker whose reports are still on their way.
 
 - A filled buy opens (or adds to) a tax lot, and places the position's stop and take-profit
   around the real fill price with the ATR the decision used.
@@ -107,6 +110,7 @@ def _trade_date(at: datetime):
 
 async def _bought(connection: asyncpg.Connection, report: FillReport, order: asyncpg.Record | None) -> None:
     book = await tax_lot_store.load_book(connection, report.ticker)
+    held_before = book.open_quantity(report.ticker)
     update = tax_lots.record_entry(book, ticker=report.ticker, quantity=report.quantity, price=report.price,
                                    trade_date=_trade_date(report.at), order_id=str(report.broker_order_id))
     await tax_lot_store.save(connection, update)
@@ -118,8 +122,14 @@ async def _bought(connection: asyncpg.Connection, report: FillReport, order: asy
         "SELECT * FROM position_stop_levels WHERE ticker = $1 AND active FOR UPDATE", report.ticker)
     atr, multiplier = Decimal(plan["atr"]).quantize(ATR_STEP), Decimal(plan["atr_multiplier"])
     reward_risk = Decimal(plan["reward_risk_ratio"])
+    if existing is not None and held_before <= 0:
+        # Levels the sale that emptied the position should have retired (a report applied
+        # before this rule existed): a new position starts afresh, never with an old stop.
+        log.warning("stale stop levels retired before a new position", ticker=report.ticker)
+        await connection.execute("UPDATE position_stop_levels SET active = false, updated_at = $2 WHERE id = $1",
+                                 existing["id"], report.at)
+        existing = None
     if existing is not None:  # a later tranche or an add-on
-        held_before = await _held(connection, report.ticker) - report.quantity
         entry, levels = stop_loss_manager.levels_after_add(
             _levels(existing), held_before, existing["entry_price"], report.quantity, report.price, atr, multiplier,
             reward_risk, report.at)
@@ -148,12 +158,6 @@ async def _bought(connection: asyncpg.Connection, report: FillReport, order: asy
 def _levels(row: asyncpg.Record) -> StopLevels:
     return StopLevels(row["stop_loss_price"], row["take_profit_price"], row["trailing_stop_active"], row["atr_value"],
                       row["atr_multiplier"], row["reward_risk_ratio"], row["updated_at"])
-
-
-async def _held(connection: asyncpg.Connection, ticker: str) -> Decimal:
-    return await connection.fetchval(
-        """SELECT coalesce(sum(CASE side WHEN 'buy' THEN quantity ELSE -quantity END), 0)
-           FROM broker_fills WHERE ticker = $1""", ticker)
 
 
 def entry_fee_share(fills: Iterable[tuple[str, Decimal, Decimal]], quantity: Decimal) -> Decimal:
@@ -203,7 +207,7 @@ async def _sold(connection: asyncpg.Connection, report: FillReport, settings: En
         trade.ticker, trade.quantity, trade.entry_price, trade.exit_price, trade.fees, trade.pnl, trade.entry_at,
         trade.exit_at, report.reason.value, trade.recommendation_id, report.trading_decision_id,
         trade.is_micro_trade)
-    if levels is not None and await _held(connection, report.ticker) <= 0:
+    if levels is not None and update.book.open_quantity(report.ticker) <= 0:
         await connection.execute("UPDATE position_stop_levels SET active = false, updated_at = $2 WHERE id = $1",
                                  levels["id"], report.at)
     siphon = reserve_pool.siphon_profit(await reserve_state(connection), trade.pnl, report.at, settings.reserve,

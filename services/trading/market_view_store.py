@@ -62,6 +62,7 @@ class MarketViewStore:
         upcoming = facts["next_earnings"]
         return MarketView(
             ticker_known=True, sector=facts["sector"], price=quote.price if quote else None,
+            price_as_of=quote.as_of if quote else None, price_interval=quote.interval if quote else "1d",
             daily_atr=atr_from_rows([b for b in bars if b["interval"] == "1d"]),
             intraday_atr=atr_from_rows([b for b in bars if b["interval"] != "1d"]),
             sessions_until_earnings=None if upcoming is None else sessions_until(now, upcoming),

@@ -50,6 +50,15 @@ class Refusal:
 
 WAIT = Refusal(None)
 CANCEL_BUYS_ON_SELL = "a sell of the ticker was decided before this entry was sent"
+# Refusals of the decision's own data (PostgreSQL's data, integrity and size-limit classes,
+# the order job's validation), as opposed to a server or connection fault.
+_DATA_REFUSALS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, asyncpg.ProgramLimitExceededError,
+                  ValueError, TypeError, ArithmeticError)
+
+
+class DecisionRefused(Exception):
+    """The decision cannot be stored as it is (issue 12): writing it again would fail again,
+    unlike a fault of the server or the connection, which the next tick retries."""
 
 
 def _decision_row(d: TradingDecision) -> tuple[Any, ...]:
@@ -82,7 +91,16 @@ async def record_decision(connection: asyncpg.Connection, outcome: DecisionOutco
                           confidence: Any = None) -> bool:
     """Write the decision and its jobs in one transaction. Returns False (and writes nothing)
     when the recommendation already has a decision: the database's unique index is the last
-    word on "decided once", whatever Redis remembers."""
+    word on "decided once", whatever Redis remembers. Raises `DecisionRefused` (and writes
+    nothing) when PostgreSQL or the order job refuses the decision's data."""
+    try:
+        return await _write_decision(connection, outcome, mode, confidence)
+    except _DATA_REFUSALS as exc:
+        raise DecisionRefused(f"{type(exc).__name__}: {exc}") from exc
+
+
+async def _write_decision(connection: asyncpg.Connection, outcome: DecisionOutcome, mode: TradingMode,
+                          confidence: Any) -> bool:
     d = outcome.decision
     async with connection.transaction():
         status = await connection.execute(_INSERT_DECISION, *_decision_row(d))

@@ -17,7 +17,8 @@ from typing import Iterable
 
 import asyncpg
 
-from services.trading.trading_window import NEW_YORK, previous_session_close, session_times
+from services.trading import price_age
+from services.trading.trading_window import NEW_YORK, session_times
 
 _LATEST_COMPLETED = """
 SELECT DISTINCT ON (ticker) ticker, close, ts, interval FROM price_bars
@@ -38,13 +39,8 @@ class Quote:
     interval: str = "1d"
 
     def confirmed_at(self, now: datetime) -> datetime:
-        """When the feed last confirmed this price, for the missing-price rule. A daily feed
-        confirms its price once a session: its latest bar (today's open or the last close)
-        is as current as that feed gets, so it counts as confirmed now. An intraday quote is
-        confirmed when its bar completed."""
-        if self.interval == "1d" and self.as_of >= previous_session_close(now):
-            return now
-        return self.as_of
+        """When the feed last confirmed this price, for the missing-price rule (price_age.py)."""
+        return price_age.confirmed_at(self.as_of, self.interval, now)
 
 
 def _open_of_session_in_progress(bar_close: datetime, at: datetime) -> datetime | None:

@@ -97,7 +97,7 @@ class Replay:
         row = await self.pool.fetchrow(_SUMMARY)
         held = await self.engine.store.held()
         quotes = await self.engine.market.prices.quotes(held.tickers, self.clock.now())
-        holdings = await self.engine.store.holdings(held.positions(quotes))
+        holdings = held.holdings(held.positions(quotes))
         return ReplaySummary(
             sessions=len(self.days), decisions=row["decisions"], acted=row["acted"], trades=row["trades"],
             stop_exits=row["stop_exits"], take_profit_exits=row["take_profit_exits"],

@@ -7,7 +7,6 @@ Everything the engine knows is rebuilt from here on every start (seed task 13.1,
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -55,9 +54,15 @@ class HeldPosition:
 
 @dataclass(frozen=True, slots=True)
 class Held:
-    """The held positions as read once (`EngineStore.held`), to be valued at any quotes."""
+    """The account as read in one snapshot (`EngineStore.held`): the held positions with the
+    engine's stop levels, cash, the Reserve Pool, and the orders decided but not yet filled.
+    One snapshot matters: a sale the broker fills between two separate reads would count
+    neither as held nor as pending, and a sell sized from that would sell shares twice."""
 
     rows: tuple[asyncpg.Record, ...]
+    cash: Decimal = ZERO
+    reserve: Decimal = ZERO
+    pending: tuple[asyncpg.Record, ...] = ()
 
     @property
     def tickers(self) -> list[str]:
@@ -87,6 +92,34 @@ class Held:
                 is_micro_trade=bool(r["is_micro_trade"]), opened_at=r["opened_at"])
             positions.append(HeldPosition(position, levels))
         return positions
+
+    def holdings(self, held: Sequence[HeldPosition]) -> PortfolioState:
+        """The account as it stands: the held positions (`positions`), cash and reserve."""
+        return PortfolioState(tuple(h.position for h in held), self.cash, self.reserve)
+
+    def portfolio(self, held: Sequence[HeldPosition], quotes: Mapping[str, Quote], *,
+                  pending_buys: bool = True) -> PortfolioState:
+        """The account as decisions must see it: held positions plus the orders already
+        decided but not yet filled (priced at `quotes`), so two buys in one tick cannot spend
+        the same cash.
+        With `pending_buys=False` (what a sell is sized from) unfilled buys are left out:
+        only shares the broker holds, less pending sells, can be sold."""
+        positions = {h.position.ticker: h.position for h in held}
+        cash = self.cash
+        for order in self.pending:
+            quote = quotes.get(order["ticker"])
+            price = quote.price if quote else None
+            position = positions.get(order["ticker"])
+            if order["side"] == "sell":
+                if position is not None:
+                    positions[order["ticker"]] = replace(position, quantity=max(position.quantity - order["quantity"], ZERO))
+                continue
+            if price is None or not pending_buys:
+                continue
+            cash -= order["quantity"] * price
+            positions[order["ticker"]] = _with_pending_buy(position, order, price)
+        live = tuple(p for p in positions.values() if p.quantity > 0)
+        return PortfolioState(live, cash, self.reserve)
 
 
 def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -171,40 +204,16 @@ class EngineStore:
     # -- portfolio -----------------------------------------------------------------------
 
     async def held(self) -> Held:
-        """What the broker's fills add up to, with the engine's stop levels and cost basis.
-        One aggregate over every fill on record, which grows with the history: a step reads
-        it once and hands it to everything that needs it."""
-        return Held(tuple(await self.pool.fetch(_HELD_POSITIONS)))
-
-    async def holdings(self, held: Sequence[HeldPosition]) -> PortfolioState:
-        """The account as it stands: the held positions (`Held.positions`), cash and reserve."""
-        balances = await self.pool.fetchrow(_BALANCES)
-        return PortfolioState(tuple(h.position for h in held), balances["cash"], balances["reserve"])
-
-    async def portfolio(self, held: Sequence[HeldPosition], quotes: Mapping[str, Quote], *,
-                        pending_buys: bool = True) -> PortfolioState:
-        """The account as decisions must see it: held positions plus the orders already
-        decided but not yet filled (priced at `quotes`), so two buys in one tick cannot spend
-        the same cash.
-        With `pending_buys=False` (what a sell is sized from) unfilled buys are left out:
-        only shares the broker holds, less pending sells, can be sold."""
-        balances, pending = await asyncio.gather(self.pool.fetchrow(_BALANCES), self.pool.fetch(_PENDING_ORDERS))
-        positions = {h.position.ticker: h.position for h in held}
-        cash, reserve = balances["cash"], balances["reserve"]
-        for order in pending:
-            quote = quotes.get(order["ticker"])
-            price = quote.price if quote else None
-            position = positions.get(order["ticker"])
-            if order["side"] == "sell":
-                if position is not None:
-                    positions[order["ticker"]] = replace(position, quantity=max(position.quantity - order["quantity"], ZERO))
-                continue
-            if price is None or not pending_buys:
-                continue
-            cash -= order["quantity"] * price
-            positions[order["ticker"]] = _with_pending_buy(position, order, price)
-        live = tuple(p for p in positions.values() if p.quantity > 0)
-        return PortfolioState(live, cash, reserve)
+        """What the broker's fills add up to, with the engine's stop levels and cost basis,
+        and the cash, reserve and pending orders of the same instant (one read-only
+        snapshot). One aggregate over every fill on record, which grows with the history: a
+        step reads it once and hands it to everything that needs it."""
+        async with self.pool.acquire() as connection, connection.transaction(isolation="repeatable_read",
+                                                                             readonly=True):
+            rows = await connection.fetch(_HELD_POSITIONS)
+            balances = await connection.fetchrow(_BALANCES)
+            pending = await connection.fetch(_PENDING_ORDERS)
+        return Held(tuple(rows), balances["cash"], balances["reserve"], tuple(pending))
 
     # -- circuit breakers ---------------------------------------------------------------
 
@@ -267,6 +276,14 @@ class EngineStore:
         await self.pool.execute("INSERT INTO engine_faults (component, error) VALUES ($1, $2)", component,
                                 error[:2000])
 
+    async def park_recommendation(self, recommendation_id: int, error: str) -> None:
+        """Record that the recommendation cannot be decided (its decision is refused even as a
+        skip): the fault names it, and `undecided_recommendations` leaves it out from now on."""
+        await self.pool.execute(
+            """INSERT INTO engine_faults (component, error, recommendation_id) VALUES ('recommendations', $2, $1)
+               ON CONFLICT (recommendation_id) WHERE recommendation_id IS NOT NULL DO NOTHING""",
+            recommendation_id, error[:2000])
+
     # -- recommendations -----------------------------------------------------------------
 
     async def undecided_recommendations(self, since: datetime | None, until: datetime, limit: int = 200
@@ -274,7 +291,7 @@ class EngineStore:
         """Recommendations for the engine not decided yet, most confident first, generated from
         `since` (None: the engine's epoch) to `until`. `hold` and `research` rows are not for
         the engine; anything else, however malformed, is taken so that it gets a decision with
-        a reason."""
+        a reason, unless it was parked (`park_recommendation`)."""
         rows = await self.pool.fetch(_UNDECIDED, since, until, limit)
         return [Recommendation(r["id"], r["ticker"], r["action"], r["confidence"], r["mode"], r["trend_window"],
                                r["thesis"], r["generated_at"]) for r in rows]
@@ -348,6 +365,7 @@ WHERE r.generated_at >= coalesce($1::timestamptz, (SELECT epoch FROM engine_stat
   AND r.generated_at <= $2
   AND r.action <> 'hold' AND r.mode <> 'research'
   AND NOT EXISTS (SELECT 1 FROM trading_decisions d WHERE d.recommendation_id = r.id)
+  AND NOT EXISTS (SELECT 1 FROM engine_faults f WHERE f.recommendation_id = r.id)
 ORDER BY (CASE WHEN r.confidence = 'NaN' THEN -1 ELSE r.confidence END) DESC, r.generated_at, r.id
 LIMIT $3
 """

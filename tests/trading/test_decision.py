@@ -22,7 +22,10 @@ from services.trading.models import CircuitBreakerState, OpenPosition, Portfolio
 IN_WINDOW = datetime(2024, 3, 5, 16, 0, tzinfo=timezone.utc)
 AFTER_CLOSE = datetime(2024, 3, 5, 22, 0, tzinfo=timezone.utc)
 ON = EngineSettings(enabled=True)
-MARKET = MarketView(ticker_known=True, sector="Technology", price=Decimal("50"), daily_atr=Decimal("1.5"))
+# The price is the session's open, from a daily bar: current all session.
+SESSION_OPEN = datetime(2024, 3, 5, 14, 30, tzinfo=timezone.utc)
+MARKET = MarketView(ticker_known=True, sector="Technology", price=Decimal("50"), daily_atr=Decimal("1.5"),
+                    price_as_of=SESSION_OPEN)
 
 
 class NoCorrelation:
@@ -93,6 +96,7 @@ class UnreadableAtr:
 
     ticker_known, sector, price, intraday_atr = True, "Technology", Decimal("50"), None
     sessions_until_earnings, high_severity_event = None, False
+    price_as_of, price_interval = SESSION_OPEN, "1d"
 
     @property
     def daily_atr(self):
@@ -144,7 +148,8 @@ def test_disabled_paused_and_closed_market_skip() -> None:
     assert "disabled" in _decide(_rec(), ctx=_ctx(settings_=EngineSettings())).decision.skip_reason
     assert "paused" in _decide(_rec(), ctx=_ctx(settings_=replace(ON, paused=True))).decision.skip_reason
     evening_rec = replace(_rec(), generated_at=AFTER_CLOSE)
-    assert "outside the trading window" in _decide(evening_rec, now=AFTER_CLOSE).decision.skip_reason
+    closing_price = replace(MARKET, price_as_of=datetime(2024, 3, 5, 21, 0, tzinfo=timezone.utc))  # the day's close
+    assert "outside the trading window" in _decide(evening_rec, closing_price, now=AFTER_CLOSE).decision.skip_reason
 
 
 def test_a_sell_closes_the_whole_position_even_under_a_breaker() -> None:
@@ -186,7 +191,7 @@ def test_every_decision_record_is_complete(action, confidence, mode, price, atr,
     orders whose quantities add up to the decision's, skip has a reason and no orders, and the
     trace holds the recommendation and every check made."""
     rec = _rec(action=action, confidence=confidence, mode=mode)
-    market = MarketView(ticker_known=known, sector="Technology", price=price, daily_atr=atr)
+    market = MarketView(ticker_known=known, sector="Technology", price=price, daily_atr=atr, price_as_of=SESSION_OPEN)
     outcome = _decide(rec, market, _ctx(cash=str(cash)))
     d = outcome.decision
     assert d.recommendation_id == rec.id and d.ticker == rec.ticker and d.created_at == IN_WINDOW

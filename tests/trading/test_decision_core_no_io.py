@@ -56,7 +56,7 @@ SCRIPT = """
     rec = Recommendation(1, "NEW", "buy", 0.8, "paper_eligible", "20d", "t", now)
     ctx = decision.DecisionContext(PortfolioState((), D(10000)), CircuitBreakerState(), engine_settings.EngineSettings(enabled=True),
                                    NoCorrelation())
-    market = decision.MarketView(True, "Health", D(25), D("1.2"))
+    market = decision.MarketView(True, "Health", D(25), D("1.2"), price_as_of=now)
     outcome = decision.decide(rec, market, ctx, now=now, decision_id=uuid.uuid4())
     assert outcome.acted, outcome.decision.skip_reason
     print("no-io-ok")

@@ -52,7 +52,8 @@ def test_every_persisted_decision_is_complete_and_its_orders_trace_back(
                    VALUES ('XYZ', $1, $2, $3, '20d', 'thesis', $4) RETURNING id""",
                 action, confidence, mode, IN_WINDOW)
             rec = Recommendation(rec_id, "XYZ", action, confidence, mode, "20d", "thesis", IN_WINDOW)
-            market = MarketView(ticker_known=known, sector="Technology", price=price, daily_atr=atr)
+            market = MarketView(ticker_known=known, sector="Technology", price=price, daily_atr=atr,
+                                price_as_of=IN_WINDOW)
             context = DecisionContext(PortfolioState((), cash), CircuitBreakerState(), EngineSettings(enabled=True),
                                       NoCorrelation())
             outcome = decide(rec, market, context, now=IN_WINDOW, decision_id=uuid.uuid4())

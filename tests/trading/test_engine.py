@@ -116,10 +116,12 @@ async def test_restart_rebuilds_the_same_state(stack) -> None:
     built, days = stack
     await _buy_and_fill(built, days)
     quotes = await built.engine.market.prices.quotes(["XYZ"], built.clock.now())
-    before = await built.engine.store.portfolio((await built.engine.store.held()).positions(quotes), quotes)
+    held = await built.engine.store.held()
+    before = held.portfolio(held.positions(quotes), quotes)
     before_breakers = await built.engine.store.breaker_state()
     engine = await built.restart_engine()
-    assert await engine.store.portfolio((await engine.store.held()).positions(quotes), quotes) == before
+    held = await engine.store.held()
+    assert held.portfolio(held.positions(quotes), quotes) == before
     assert await engine.store.breaker_state() == before_breakers
     assert (await engine.store.load_settings()) == built.engine.settings
 

@@ -206,7 +206,7 @@ def test_a_ticker_is_held_as_a_micro_trade_or_a_standard_position_never_both():
     assert evaluate(request(), calm_portfolio()).approved
 
     rec = Recommendation(1, "NEW", "buy", 0.9, "paper_eligible", "20d", "thesis", IN_WINDOW)
-    market = MarketView(ticker_known=True, sector="Banks", price=D(10), daily_atr=D("0.2"))
+    market = MarketView(ticker_known=True, sector="Banks", price=D(10), daily_atr=D("0.2"), price_as_of=IN_WINDOW)
     context = DecisionContext(micro_held, NO_BREAKERS, EngineSettings(enabled=True), FixedCorrelation())
     decision = decide(rec, market, context, now=IN_WINDOW, decision_id=uuid.uuid4()).decision
     assert decision.skip_reason and "held as a micro-trade" in decision.skip_reason

@@ -6,11 +6,13 @@ includes its first instant."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import timedelta
 from decimal import Decimal
 
+import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
@@ -179,7 +181,8 @@ async def test_a_fill_not_yet_applied_is_not_counted_twice(stack) -> None:
     bought = await _bought(built.pool)
     assert bought > 0
     quotes = await built.engine.market.prices.quotes(["XYZ"], built.clock.now())
-    portfolio = await built.engine.store.portfolio((await built.engine.store.held()).positions(quotes), quotes)
+    account = await built.engine.store.held()
+    portfolio = account.portfolio(account.positions(quotes), quotes)
     assert portfolio.position("XYZ").quantity == bought
     assert portfolio.cash == await built.pool.fetchval("SELECT cash FROM broker_account")
 
@@ -188,12 +191,46 @@ async def test_unfilled_buys_are_not_sellable(stack) -> None:
     built, day, _ = stack
     await built.step(at(day, 9, 45))
     quotes = await built.engine.market.prices.quotes(["XYZ"], built.clock.now())
-    held = (await built.engine.store.held()).positions(quotes)
-    decided = await built.engine.store.portfolio(held, quotes)
-    sellable = await built.engine.store.portfolio(held, quotes, pending_buys=False)
+    account = await built.engine.store.held()
+    held = account.positions(quotes)
+    decided = account.portfolio(held, quotes)
+    sellable = account.portfolio(held, quotes, pending_buys=False)
     first, *later = await _tranches(built.pool)
     assert decided.position("XYZ").quantity == sum(t["quantity"] for t in (first, *later))
     assert sellable.position("XYZ").quantity == first["quantity"]
+
+
+async def test_a_sell_is_sized_from_one_snapshot_of_holdings_and_pending_orders(stack, redis_client) -> None:
+    """Issue 12, defect 7: the broker fills a pending sale while a second sell signal is being
+    sized. Read apart, the shares looked held (read before the fill) and no longer pending
+    (read after it), and were sold twice; the broker rejected the second sale and the signal
+    was lost. Read in one snapshot, the second sale sees nothing left to sell."""
+    built, day, _ = stack
+    await enable_engine(built.pool, gradual_entry_tranches=1)
+    await built.step(at(day, 9, 45))
+    await _decide_at(built, at(day, 9, 50), "sell")  # decided and sent, not filled yet
+    second = await recommend(built.pool, "XYZ", at(day, 9, 51), action="sell")
+    built.clock.set(at(day, 9, 51))
+    blocker = await built.pool.acquire()
+    try:
+        transaction = blocker.transaction()
+        await transaction.start()
+        # Reads of the outbox wait behind this lock, after the held shares were read.
+        await blocker.execute("LOCK TABLE order_outbox IN ACCESS EXCLUSIVE MODE")
+        deciding = asyncio.create_task(built.engine.decide_pending())
+        for _ in range(100):
+            if await built.pool.fetchval("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"):
+                break
+            await asyncio.sleep(0.02)
+        await built.broker.drain()  # the first sale fills meanwhile
+        await transaction.commit()
+        await deciding
+    finally:
+        await built.pool.release(blocker)
+    decision = await built.pool.fetchrow("SELECT * FROM trading_decisions WHERE recommendation_id = $1", second)
+    assert decision["decision"] == "skip", decision["skip_reason"]
+    await built.broker.drain()
+    assert await built.pool.fetchval("SELECT count(*) FROM broker_orders WHERE status = 'rejected'") == 0
 
 
 # -- broker reports (bug 2) ----------------------------------------------------------------
@@ -244,6 +281,136 @@ async def test_a_report_that_keeps_failing_is_parked_without_blocking_the_others
     assert await built.pool.fetchval("SELECT count(*) FROM engine_faults WHERE component = 'fills'") >= \
         MAX_REPORT_ATTEMPTS
     assert (await built.engine.tick()).faults == []
+
+
+# -- reports in the engine's own order (issue 12, defect 1) -----------------------------------
+
+async def _late_reports(built, redis_client, steps) -> None:
+    """Run each step (decide and send, broker fills) holding its report back, then deliver
+    them all at once, in order: the broker is ahead of the engine's books by several fills."""
+    late = []
+    for step in steps:
+        await step()
+        await built.broker.drain()
+        while (message := await redis_client.rpop(QUEUE_BROKER_FILLS)) is not None:
+            late.append(message)
+    for message in late:
+        await built.engine.fills.push(message)
+
+
+async def _decide_at(built, instant, action: str | None):
+    """Decide what is waiting at `instant`, after a new recommendation to `action` if any."""
+    built.clock.set(instant)
+    if action is not None:
+        await recommend(built.pool, "XYZ", instant, action=action)
+    await built.engine.decide_pending()
+
+
+async def _fill(pool, side: str, index: int = 0) -> asyncpg.Record:
+    return (await pool.fetch("SELECT * FROM broker_fills WHERE side = $1 ORDER BY id", side))[index]
+
+
+async def test_a_sell_and_a_new_buy_reported_late_open_a_fresh_position(stack, redis_client) -> None:
+    built, day, _ = stack
+    await enable_engine(built.pool, gradual_entry_tranches=1)
+    await built.step(at(day, 9, 45))
+    # The first position's stop has trailed up: the next position must not inherit it.
+    await built.pool.execute("""UPDATE position_stop_levels SET trailing_stop_active = true,
+                                    stop_loss_price = take_profit_price - 1 WHERE active""")
+    await _late_reports(built, redis_client, [lambda: _decide_at(built, at(day, 9, 50), "sell"),
+                                              lambda: _decide_at(built, at(day, 9, 55), "buy")])
+    built.clock.set(at(day, 10))
+    assert (await built.engine.tick()).faults == []
+
+    first_buy, sell, second_buy = await _fill(built.pool, "buy"), await _fill(built.pool, "sell"), \
+        await _fill(built.pool, "buy", 1)
+    [trade] = await built.pool.fetch("SELECT * FROM closed_trades")
+    assert (trade["entry_price"], trade["exit_price"]) == (first_buy["price"], sell["price"])
+    [levels] = await built.pool.fetch("SELECT * FROM position_stop_levels WHERE active")
+    rebuy_order = await built.pool.fetchrow("SELECT * FROM broker_orders WHERE id = $1", second_buy["order_id"])
+    assert levels["entry_price"] == second_buy["price"]
+    assert not levels["trailing_stop_active"] and levels["stop_loss_price"] < second_buy["price"]
+    assert levels["opened_by_decision"] == rebuy_order["trading_decision_id"]
+    # The sale at a loss, bought back at once, is a wash sale: the replacement lot carries
+    # the disallowed loss per share in its basis.
+    lots = await built.pool.fetch("SELECT * FROM tax_lots WHERE status = 'open'")
+    loss_per_share = first_buy["price"] - sell["price"]
+    assert [(lot["remaining_quantity"], lot["cost_basis_per_share"]) for lot in lots] == \
+        [(second_buy["quantity"], second_buy["price"] + loss_per_share)]
+    assert await redis_client.llen(QUEUE_BROKER_FILLS + ":dead") == 0
+
+
+async def test_a_tranche_and_a_sell_reported_late_close_the_position_at_its_average_entry(stack, redis_client) -> None:
+    built, day, _ = stack
+    await built.step(at(day, 9, 45))  # the first of three tranches, applied
+
+    async def second_tranche() -> None:
+        built.clock.set(at(day, 10, 16))
+        await built.engine.tick()
+
+    await _late_reports(built, redis_client, [second_tranche, lambda: _decide_at(built, at(day, 10, 20), "sell")])
+    built.clock.set(at(day, 10, 25))
+    assert (await built.engine.tick()).faults == []
+
+    first, second, sell = await _fill(built.pool, "buy"), await _fill(built.pool, "buy", 1), await _fill(built.pool, "sell")
+    assert sell["quantity"] == first["quantity"] + second["quantity"]
+    [trade] = await built.pool.fetch("SELECT * FROM closed_trades")
+    average = (first["price"] * first["quantity"] + second["price"] * second["quantity"]) / sell["quantity"]
+    assert trade["quantity"] == sell["quantity"]
+    assert abs(trade["entry_price"] - average) < Decimal("0.0001")
+    assert await built.pool.fetchval("SELECT count(*) FROM position_stop_levels WHERE active") == 0
+    assert await built.pool.fetchval("SELECT count(*) FROM tax_lots WHERE status = 'open'") == 0
+    assert await redis_client.llen(QUEUE_BROKER_FILLS + ":dead") == 0
+
+
+async def test_a_report_that_fails_holds_back_the_later_reports_of_its_ticker_only(stack, redis_client) -> None:
+    built, day, _ = stack
+    await enable_engine(built.pool, gradual_entry_tranches=1)
+    await _late_reports(built, redis_client, [lambda: _decide_at(built, at(day, 9, 45), None),
+                                              lambda: _decide_at(built, at(day, 9, 50), "sell")])
+    buy, sell = await _fill(built.pool, "buy"), await _fill(built.pool, "sell")
+    await built.pool.execute(FAILING_APPLY.replace("BEGIN RAISE", f"BEGIN IF NEW.client_order_id = "
+                                                   f"'{buy['client_order_id']}' THEN RAISE")
+                             .replace("refused'; END", "refused'; END IF; RETURN NEW; END"))
+    other = FillReport(client_order_id="other-1", trading_decision_id=uuid.uuid4(), broker_order_id=1,
+                       ticker="OTHER", side=OrderSide.BUY, reason=OrderReason.ENTRY, status="rejected",
+                       quantity=Decimal(1), reject_reason="test", at=at(day, 9, 51))
+    await built.engine.fills.push(other.model_dump_json())
+    built.clock.set(at(day, 9, 55))
+    for _ in range(MAX_REPORT_ATTEMPTS - 1):
+        report = await built.engine.tick()
+        assert any(buy["client_order_id"] in f for f in report.faults)
+    faults = await built.pool.fetchval("SELECT string_agg(error, ' ') FROM engine_faults WHERE component = 'fills'")
+    assert sell["client_order_id"] not in faults  # never tried before the buy it sells
+    assert await built.pool.fetchval("SELECT array_agg(client_order_id) FROM applied_fills") == ["other-1"]
+    await built.pool.execute(HEAL)
+    assert (await built.engine.tick()).reports_applied == 2
+    [trade] = await built.pool.fetch("SELECT * FROM closed_trades")
+    assert (trade["entry_price"], trade["exit_price"]) == (buy["price"], sell["price"])
+
+
+async def test_a_fill_is_in_the_books_as_soon_as_its_report_arrives(market, redis_client) -> None:
+    """Between full ticks (five minutes apart here) a new recommendation is decided on its
+    NOTIFY, the broker fills it, and the report is applied at once: the position has its lot
+    and its stop within moments, not at the next tick."""
+    pool, _, day, _ = market
+    await enable_engine(pool, gradual_entry_tranches=1, polling_interval_seconds=300)
+    built = await build_stack(pool, redis_client, at(day, 9, 45))
+    stop = asyncio.Event()
+    loops = [asyncio.create_task(built.engine.run(stop)), asyncio.create_task(built.broker.run(stop))]
+    try:
+        await asyncio.sleep(0.5)  # the first full tick is behind us
+        await recommend(pool, "XYZ", at(day, 9, 45))
+        for _ in range(100):
+            if await pool.fetchval("SELECT count(*) FROM position_stop_levels WHERE active"):
+                break
+            await asyncio.sleep(0.05)
+        assert await pool.fetchval("SELECT count(*) FROM position_stop_levels WHERE active") == 1
+        assert await pool.fetchval("SELECT sum(remaining_quantity) FROM tax_lots") == await _bought(pool)
+    finally:
+        stop.set()
+        await asyncio.gather(*loops)
+        await built.engine.stop()
 
 
 # -- volatility window (bug 6) -------------------------------------------------------------

@@ -65,7 +65,7 @@ async def _account(runtime: Runtime, now: datetime) -> tuple[list[HeldPosition],
     held = await store.held()
     quotes = await PriceBook(runtime.pool).quotes(held.tickers, now)
     positions = held.positions(quotes)
-    return positions, quotes, await store.holdings(positions)
+    return positions, quotes, held.holdings(positions)
 
 
 def engine_view(runtime: Runtime, runner: EngineRunner | None) -> EngineView:

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -15,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from services.shared.schemas import RiskTierName
+from services.shared.tickers import is_ticker
 from services.trading.engine_settings import TIER_FIELDS, EngineSettings
 from services.trading.trading_window import CALENDAR_END, CALENDAR_START
 
-TICKER_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,14}$")
 MAX_SLIPPAGE_BPS = Decimal(1000)
 DEFAULT_SLIPPAGE_BPS = Decimal(5)  # SPEC section 4: the paper broker's default
 
@@ -185,7 +184,7 @@ def _validate(config: BacktestConfig) -> None:
     if not isinstance(config.risk_tier, RiskTierName):
         raise BacktestConfigError("risk_tier", f"unknown risk tier {config.risk_tier!r}")
     for ticker in config.tickers:
-        if not TICKER_PATTERN.match(ticker):
+        if not is_ticker(ticker):
             raise BacktestConfigError("tickers", f"{ticker!r} is not a ticker symbol")
     if config.signals is SignalSource.CSV and config.csv_path is None:
         raise BacktestConfigError("csv_path", "signals from a CSV need the path of the CSV file")
@@ -251,6 +250,6 @@ def _tickers(value: Any) -> tuple[str, ...]:
     items = value.split(",") if isinstance(value, str) else [part for v in value for part in str(v).split(",")]
     tickers = tuple(dict.fromkeys(t.strip().upper() for t in items if t.strip()))
     for ticker in tickers:
-        if not TICKER_PATTERN.match(ticker):
+        if not is_ticker(ticker):
             raise BacktestConfigError("tickers", f"{ticker!r} is not a ticker symbol")
     return tickers

@@ -1,7 +1,8 @@
 """What the decision core is told about the market at a backtest instant, with no lookahead:
 the backtest's counterpart of the engine's market view store (`market_view_store.py`).
 
-- price: during a session, the session's open (the price book's answer from daily bars);
+- price: during a session, the session's open (the price book's answer from daily bars), known
+  from the session's open on;
 - ATR(14): the core's `average_true_range` over the last 60 bars completed before the session;
 - correlations: the core's `correlation_from_prices` over the last 90 completed sessions, for
   only the candidate and the tickers held (the sizer asks for nothing else), then the core's
@@ -28,6 +29,7 @@ from services.trading.correlation import (
 from services.trading.decision import MarketFacts, MarketView
 from services.trading.engine_settings import EngineSettings
 from services.trading.models import OpenPosition, Recommendation
+from services.trading.price_age import DAILY
 from services.trading.trading_window import NEW_YORK, sessions_until
 
 
@@ -48,8 +50,10 @@ class MarketContext:
         row = self.market.index.get(rec.ticker)
         price = None if row is None else self.market.price(self.market.open, row, day)
         sector = self.market.sectors.get(rec.ticker) or self.sectors.get(rec.ticker, "Unknown")
+        # Daily bars only: the price is the session's own open, current for the whole session.
         return _View(True, sector, price, self.sessions_until_earnings(rec.ticker, now),
-                     self.high_severity_event(now), self.market, row, day - 1)
+                     self.high_severity_event(now), self.market, row, day - 1,
+                     price_as_of=None if price is None else self.market.session_open[day])
 
     def sessions_until_earnings(self, ticker: str, now: datetime) -> int | None:
         dates = self.earnings.get(ticker)
@@ -84,6 +88,8 @@ class _View:
     row: int | None
     atr_through: int  # the last session completed before the decision's
     intraday_atr: None = None  # daily bars only
+    price_as_of: datetime | None = None
+    price_interval: str = DAILY
 
     @cached_property
     def daily_atr(self) -> Decimal | None:
