@@ -38,6 +38,7 @@ from services.shared.db import connect, create_pool
 from services.shared.embedded import EmbeddedServers
 from services.shared.logging import configure_logging
 from services.shared.migrations import upgrade
+from services.shared.order_signing import OrderSigner
 from services.shared.redis_keys import QUEUE_BROKER_ORDERS
 from services.trading.clock import SimulatedClock
 from services.trading.engine import TradingEngine
@@ -124,9 +125,11 @@ async def main(count: int, burst: int) -> None:
                         risk_tier_overrides={"moderate": {"base_allocation_pct": "0.0001", "max_sector_pct": "1",
                                                           "max_portfolio_heat": "1"}})
     clock = SimulatedClock(at(window_day, 11, 0))
-    broker = PaperBroker.on_redis(pool, redis, clock, PaperBrokerSettings(starting_cash=Decimal(100_000_000)))
+    signer = OrderSigner.generate()
+    broker = PaperBroker.on_redis(pool, redis, clock, PaperBrokerSettings(starting_cash=Decimal(100_000_000)),
+                                  order_signer=signer)
     await broker.start()
-    engine = TradingEngine(pool, redis, clock)
+    engine = TradingEngine(pool, redis, clock, order_signer=signer)
     await engine.start()
     await pool.execute("UPDATE engine_state SET epoch = $1", at(days[0], 9))
     stop = asyncio.Event()

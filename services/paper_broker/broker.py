@@ -9,6 +9,11 @@ then reported on `stonks:queue:broker_fills`.
 Fill model: the latest price from `PriceBook` plus slippage (default 5 bps, against the
 trader), plus an optional flat commission. Rejected: no price, more cash than the account
 has, more shares than it holds, or a live-mode order (this broker only pretends).
+
+Only jobs the engine's outbox signed are handled (`services/shared/order_signing.py`). A job
+without the signature, or whose content no longer matches it, is refused: never filled, a
+critical log, a row in `engine_faults` (component `paper_broker`, counted on /metrics) and the
+message parked in the queue's dead letters.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import structlog
 from pydantic import ValidationError
 
 from services.shared.faults import TRANSIENT_ERRORS
+from services.shared.order_signing import OrderSigner, UnsignedOrderJob
 from services.shared.orders import FillReport, OrderJob
 from services.shared.redis_keys import QUEUE_BROKER_FILLS, QUEUE_BROKER_ORDERS
 from services.shared.reliable_queue import ReliableQueue
@@ -37,6 +43,7 @@ BPS = Decimal("0.0001")
 MAX_JOB_ATTEMPTS = 3
 BACKOFF_FIRST_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 10.0
+REFUSALS_COMPONENT = "paper_broker"  # how refused (unsigned) jobs are filed in engine_faults
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,19 +65,20 @@ def fill_price(market: Decimal, side: OrderSide, slippage_bps: Decimal) -> Decim
 
 class PaperBroker:
     def __init__(self, pool: asyncpg.Pool, orders: ReliableQueue, fills: ReliableQueue, clock: Clock,
-                 settings: PaperBrokerSettings = PaperBrokerSettings()) -> None:
+                 settings: PaperBrokerSettings = PaperBrokerSettings(), *, order_signer: OrderSigner) -> None:
         self.pool = pool
         self.orders = orders
         self.fills = fills
         self.clock = clock
         self.settings = settings
+        self.order_signer = order_signer  # the engine's key: a job it did not sign is never filled
         self.prices = PriceBook(pool)
 
     @classmethod
-    def on_redis(cls, pool: asyncpg.Pool, redis, clock: Clock, settings: PaperBrokerSettings = PaperBrokerSettings()
-                 ) -> "PaperBroker":
+    def on_redis(cls, pool: asyncpg.Pool, redis, clock: Clock, settings: PaperBrokerSettings = PaperBrokerSettings(),
+                 *, order_signer: OrderSigner) -> "PaperBroker":
         return cls(pool, ReliableQueue(redis, QUEUE_BROKER_ORDERS), ReliableQueue(redis, QUEUE_BROKER_FILLS),
-                   clock, settings)
+                   clock, settings, order_signer=order_signer)
 
     async def start(self) -> None:
         """Open the account if it is new, and take back jobs a previous run left half-done."""
@@ -120,10 +128,17 @@ class PaperBroker:
         except Exception as exc:  # noqa: BLE001 - Redis down: the next pass retries
             log.warning("paper broker could not requeue its unfinished job yet", error=str(exc))
 
-    async def reject(self, message: str, reason: str) -> FillReport:
+    async def reject(self, message: str, reason: str) -> FillReport | None:
         """Record and report a rejection for a job that could not be handled; if the job was
-        recorded after all, its recorded outcome is re-sent instead."""
-        job = OrderJob.model_validate_json(message)
+        recorded after all, its recorded outcome is re-sent instead. A job the engine did not
+        sign is only parked: no row may carry its client order id."""
+        try:
+            job = OrderJob.model_validate(self.order_signer.verified(message))
+        except UnsignedOrderJob as refusal:
+            log.critical("paper broker parked an order job the engine did not sign", reason=str(refusal),
+                         job=message[:200])
+            await self.orders.dead_letter(message)
+            return None
         async with self.pool.acquire() as connection, connection.transaction():
             order_id = await connection.fetchval(
                 """INSERT INTO broker_orders (client_order_id, job_id, trading_decision_id, ticker, side, quantity,
@@ -150,7 +165,12 @@ class PaperBroker:
 
     async def handle(self, message: str) -> FillReport | None:
         try:
-            job = OrderJob.model_validate_json(message)
+            content = self.order_signer.verified(message)
+        except UnsignedOrderJob as refusal:
+            await self._refuse(message, str(refusal))
+            return None
+        try:
+            job = OrderJob.model_validate(content)
         except ValidationError as exc:
             log.error("paper broker parked a malformed order job", error=str(exc).splitlines()[0], job=message[:200])
             await self.orders.dead_letter(message)
@@ -161,6 +181,17 @@ class PaperBroker:
         log.info("paper broker", outcome=report.status, ticker=job.ticker, side=job.side.value,
                  quantity=str(job.quantity), price=str(report.price), reason=report.reject_reason)
         return report
+
+    async def _refuse(self, message: str, why: str) -> None:
+        """Issue 12: a job pushed onto the queue by hand was filled. Such a job is refused and
+        filed as a fault, but not reported on the fills queue nor written to `broker_orders`:
+        its client order id, which anyone can copy, would settle a real order of the engine's."""
+        excerpt = message[:200]
+        log.critical("paper broker refused an order job the engine did not sign; it may be forged", reason=why,
+                     job=excerpt)
+        await self.pool.execute("INSERT INTO engine_faults (component, error, occurred_at) VALUES ($1, $2, $3)",
+                                REFUSALS_COMPONENT, f"refused an order job: {why}: {excerpt}", self.clock.now())
+        await self.orders.dead_letter(message)
 
     async def _record(self, job: OrderJob) -> FillReport:
         async with self.pool.acquire() as connection, connection.transaction():

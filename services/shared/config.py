@@ -7,11 +7,12 @@ names the environment variable and the allowed range, never a traceback.
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.shared.schemas import RiskTierName
@@ -19,6 +20,7 @@ from services.shared.schemas import RiskTierName
 APP_NAME = "stonks-trading"
 TRADING_ENV_PREFIX = "STONKS_TRADING_"
 APP_ENV_PREFIX = "STONKS_"
+SECRETS_DIR_VARIABLE = "STONKS_SECRETS_DIR"
 
 
 class ConfigError(ValueError):
@@ -65,6 +67,9 @@ class AppConfig(BaseSettings):
     redis_url: str | None = None
     data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir(APP_NAME)))
     api_token: str | None = None
+    # Key of the order jobs' signatures, shared with a broker that runs as its own process
+    # (`run --external-broker`, Kubernetes). Unset: generated and kept in the data directory.
+    order_signing_key: SecretStr | None = None
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
     log_level: str = "INFO"
@@ -86,7 +91,10 @@ def load_config() -> AppConfig:
     except ValidationError as exc:
         problems += [_describe(e, TRADING_ENV_PREFIX) for e in exc.errors()]
     try:
-        app = AppConfig(trading=trading or TradingConfig.model_construct())
+        # A secret may also be a file named after its variable in STONKS_SECRETS_DIR
+        # (`stonks_order_signing_key`), as a Kubernetes secret mounted as files gives it.
+        app = AppConfig(trading=trading or TradingConfig.model_construct(),
+                        _secrets_dir=os.environ.get(SECRETS_DIR_VARIABLE) or None)
     except ValidationError as exc:
         problems += [_describe(e, APP_ENV_PREFIX) for e in exc.errors()]
     if problems:

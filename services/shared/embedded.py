@@ -276,6 +276,7 @@ class EmbeddedValkey:
             ],
             input=f"requirepass {password}\n",
             capture_output=True,  # it says "Reading config from stdin" before it detaches
+            check=False,
             text=True,
             timeout=START_TIMEOUT_SECONDS,
         )

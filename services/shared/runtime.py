@@ -1,14 +1,17 @@
 """Deciding which servers this process talks to: the ones the environment names, or the
-private embedded ones (SPEC section 2)."""
+private embedded ones (SPEC section 2); and which key signs its order jobs."""
 
 from __future__ import annotations
 
 import structlog
 
-from services.shared.config import AppConfig
+from services.shared.config import AppConfig, ConfigError
 from services.shared.embedded import EmbeddedServers, ServerUrls
+from services.shared.order_signing import MIN_KEY_LENGTH, OrderSigner
+from services.shared.secret_files import kept_secret
 
 log = structlog.get_logger(__name__)
+ORDER_SIGNING_KEY_FILE = "order-signing-key"
 
 
 def resolve_server_urls(config: AppConfig) -> ServerUrls:
@@ -29,3 +32,18 @@ def redacted(url: str) -> str:
     if not at or ":" not in credentials:
         return url
     return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+
+
+def order_signer(config: AppConfig) -> OrderSigner:
+    """The key the engine signs order jobs with and the paper broker checks them with:
+    `STONKS_ORDER_SIGNING_KEY` (a broker in another process needs the same one), else the key
+    generated on first start and kept in `<STONKS_DATA_DIR>/order-signing-key` (mode 0600),
+    so jobs still on the queue across a restart keep their valid signatures."""
+    if config.order_signing_key is not None:
+        secret = config.order_signing_key.get_secret_value().strip()
+        if len(secret) < MIN_KEY_LENGTH:
+            raise ConfigError(f"STONKS_ORDER_SIGNING_KEY must be at least {MIN_KEY_LENGTH} characters "
+                              "(python -c 'import secrets; print(secrets.token_urlsafe(32))' makes one)")
+        return OrderSigner.from_secret(secret)
+    kept = kept_secret(config.data_dir / ORDER_SIGNING_KEY_FILE, "order-signing key", min_length=MIN_KEY_LENGTH)
+    return OrderSigner.from_secret(kept.value)

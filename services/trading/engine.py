@@ -23,6 +23,7 @@ import asyncpg
 import redis.asyncio as aioredis
 import structlog
 
+from services.shared.order_signing import OrderSigner
 from services.shared.redis_keys import (
     QUEUE_BROKER_FILLS,
     QUEUE_BROKER_ORDERS,
@@ -82,11 +83,12 @@ class TickReport:
 
 
 class TradingEngine:
-    def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis, clock: Clock, *,
+    def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis, clock: Clock, *, order_signer: OrderSigner,
                  mode: TradingMode = TradingMode.PAPER, notifier: Notifier | None = None) -> None:
         self.pool = pool
         self.redis = redis
         self.clock = clock
+        self.order_signer = order_signer  # the broker fills only jobs signed with this key
         self.mode = mode
         self.notifier = notifier or LogNotifier()
         self.store = EngineStore(pool)
@@ -422,7 +424,7 @@ class TradingEngine:
                 return None if trading_window.is_market_open(now) else outbox.WAIT
             return _entry_refusal(row, now, settings, breakers)
 
-        return await outbox.deliver_due(self.pool, self.orders, now, may_send)
+        return await outbox.deliver_due(self.pool, self.orders, self.order_signer, now, may_send)
 
 
 def _entry_refusal(row, now: datetime, settings: EngineSettings, breakers) -> outbox.Refusal | None:

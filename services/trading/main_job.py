@@ -22,7 +22,7 @@ import structlog
 from services.paper_broker.broker import PaperBroker, PaperBrokerSettings, pause_unless_stopped
 from services.shared.config import AppConfig
 from services.shared.db import connect, create_pool
-from services.shared.runtime import resolve_server_urls
+from services.shared.runtime import order_signer, resolve_server_urls
 from services.trading import setup_steps
 from services.trading.clock import Clock, WallClock
 from services.trading.engine import TradingEngine
@@ -155,6 +155,7 @@ async def run_live(config: AppConfig, *, paper_broker: bool, capital: Decimal, s
     """The engine (and the paper broker, unless a real broker consumes the queue) on the wall
     clock, with the API, until SIGINT/SIGTERM."""
     urls = resolve_server_urls(config)
+    signer = order_signer(config)
     connection = await connect(urls.database_url)
     try:
         await setup_steps.upgrade_schema(connection)
@@ -169,13 +170,14 @@ async def run_live(config: AppConfig, *, paper_broker: bool, capital: Decimal, s
         loop.add_signal_handler(signum, stop.set)
     notifications = await open_notification_service(pool, redis, clock, trading_config=config.trading)
     await notifications.start()
-    engine = TradingEngine(pool, redis, clock, notifier=notifications)
+    engine = TradingEngine(pool, redis, clock, order_signer=signer, notifier=notifications)
     await engine.start()
     await engine.store.apply_environment(config.trading)
     tasks = [asyncio.create_task(supervise("engine", lambda: engine.run(stop), stop)),
              asyncio.create_task(serve_api(RuntimeParts(pool, redis, clock, engine, notifications)))]
     if paper_broker:
-        broker = PaperBroker.on_redis(pool, redis, clock, PaperBrokerSettings(starting_cash=capital))
+        broker = PaperBroker.on_redis(pool, redis, clock, PaperBrokerSettings(starting_cash=capital),
+                                      order_signer=signer)
         tasks.append(asyncio.create_task(supervise("paper broker", lambda: _restartable(broker, stop), stop)))
     try:
         await stop.wait()

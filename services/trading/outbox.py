@@ -4,7 +4,8 @@ A decision and its order jobs are written in one transaction; only then are jobs
 the broker queue and marked delivered. If the process dies between commit and delivery, the
 next delivery pass (every tick, and at start) sends what is still undelivered. A job can thus
 reach the queue twice (delivered, then the process died before marking it), which is safe:
-its `client_order_id` is deterministic, and the broker fills a client order id once.
+its `client_order_id` is deterministic, and the broker fills a client order id once. Jobs are
+signed as they are pushed (`services/shared/order_signing.py`): the broker fills nothing else.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Callable
 import asyncpg
 import structlog
 
+from services.shared.order_signing import OrderSigner
 from services.shared.orders import OrderJob, Tranche, client_order_id
 from services.shared.reliable_queue import ReliableQueue
 from services.shared.schemas import OrderSide, TradingMode
@@ -129,12 +131,12 @@ async def _cancel_buys_sold_by(connection: asyncpg.Connection, outcome: Decision
             log.warning("unsent entries cancelled by a sell", ticker=ticker, count=status.split()[-1])
 
 
-async def deliver_due(pool: asyncpg.Pool, queue: ReliableQueue, now: datetime,
+async def deliver_due(pool: asyncpg.Pool, queue: ReliableQueue, signer: OrderSigner, now: datetime,
                       may_send: Callable[[asyncpg.Record], Refusal | None] | None = None) -> int:
-    """Push every undelivered job whose time has come, sells first (exits keep priority);
-    mark each delivered after the push. `may_send(row)` (the row has the decision's time as
-    `decided_at`) returns None to send, `WAIT` to keep the job for later, or a `Refusal` to
-    cancel it and the rest of its entry."""
+    """Push every undelivered job whose time has come, sells first (exits keep priority),
+    each signed so the broker knows it came from here; mark each delivered after the push.
+    `may_send(row)` (the row has the decision's time as `decided_at`) returns None to send,
+    `WAIT` to keep the job for later, or a `Refusal` to cancel it and the rest of its entry."""
     rows = await pool.fetch(
         """SELECT o.*, d.created_at AS decided_at FROM order_outbox o
            JOIN trading_decisions d ON d.id = o.trading_decision_id
@@ -148,14 +150,10 @@ async def deliver_due(pool: asyncpg.Pool, queue: ReliableQueue, now: datetime,
         if verdict is not None:
             await cancel_remaining(pool, row["trading_decision_id"], verdict.reason, now)
             continue
-        await queue.push(_payload_json(row["payload"]))
+        await queue.push(signer.sign(OrderJob.model_validate(row["payload"])))
         await pool.execute("UPDATE order_outbox SET delivered_at = $2 WHERE id = $1", row["id"], now)
         sent += 1
     return sent
-
-
-def _payload_json(payload: dict[str, Any]) -> str:
-    return OrderJob.model_validate(payload).model_dump_json()
 
 
 async def cancel_remaining(pool: asyncpg.Pool, decision_id: uuid.UUID, reason: str, now: datetime) -> int:

@@ -21,6 +21,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from services.paper_broker.broker import PaperBroker, PaperBrokerSettings
+from services.shared.order_signing import OrderSigner
 from services.trading.clock import SimulatedClock
 from services.trading.engine import Notifier, TradingEngine
 from services.trading.trading_window import WINDOW_BUFFER, session_times
@@ -69,8 +70,12 @@ class Replay:
             raise ValueError(f"no NYSE session between {start} and {end}")
         first_open = session_times(self.days[0])[0]
         self.clock = SimulatedClock(first_open - timedelta(hours=12))
-        self.broker = PaperBroker.on_redis(pool, redis, self.clock, PaperBrokerSettings(starting_cash=capital))
-        self.engine = TradingEngine(pool, redis, self.clock, notifier=notifier)
+        # Engine and broker live and die together here, in a demo's own Redis database: a key
+        # of their own, never kept, is all they need to trust each other's jobs.
+        signer = OrderSigner.generate()
+        self.broker = PaperBroker.on_redis(pool, redis, self.clock, PaperBrokerSettings(starting_cash=capital),
+                                           order_signer=signer)
+        self.engine = TradingEngine(pool, redis, self.clock, order_signer=signer, notifier=notifier)
         self.capital = capital
 
     async def run(self, progress: Callable[[date], None] | None = None) -> ReplaySummary:

@@ -1,8 +1,9 @@
 """The paper broker fills once per client_order_id, at the market plus slippage, rejects what
-the account cannot do, and loses no job when it dies mid-job."""
+the account cannot do, loses no job when it dies mid-job, and fills only jobs the engine signed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import datetime
@@ -13,11 +14,13 @@ import redis.asyncio as aioredis
 
 from services.paper_broker.broker import PaperBroker, PaperBrokerSettings
 from services.shared.db import create_pool
+from services.shared.order_signing import OrderSigner, UnsignedOrderJob
 from services.shared.orders import OrderJob, client_order_id
 from services.shared.redis_keys import QUEUE_BROKER_FILLS, QUEUE_BROKER_ORDERS
 from services.shared.schemas import OrderReason, OrderSide
 from services.trading.clock import SimulatedClock
 from services.trading.trading_window import session_times
+from tests.trading.engine_harness import ORDER_SIGNER
 
 pytestmark = pytest.mark.integration
 
@@ -35,17 +38,22 @@ async def broker(database_url: str, redis_client: aioredis.Redis):
                                          ('XYZ', '1d', $2, 50, 60, 45, 55, 1000)""",
         session_times(datetime(2024, 3, 4).date())[1], CLOSE)
     clock = SimulatedClock(MIDDAY)
-    paper = PaperBroker.on_redis(pool, redis_client, clock, PaperBrokerSettings(starting_cash=Decimal(1000)))
+    paper = PaperBroker.on_redis(pool, redis_client, clock, PaperBrokerSettings(starting_cash=Decimal(1000)),
+                                 order_signer=ORDER_SIGNER)
     await paper.start()
     yield paper
     await pool.close()
 
 
-def _job(side: OrderSide, quantity: str, decision: uuid.UUID | None = None) -> str:
+def _order(side: OrderSide, quantity: str, decision: uuid.UUID | None = None) -> OrderJob:
     decision = decision or uuid.uuid4()
     return OrderJob(job_id=uuid.uuid4(), client_order_id=client_order_id(decision), trading_decision_id=decision,
-                    ticker="XYZ", side=side, quantity=Decimal(quantity), reason=OrderReason.ENTRY,
-                    created_at=MIDDAY).model_dump_json()
+                    ticker="XYZ", side=side, quantity=Decimal(quantity), reason=OrderReason.ENTRY, created_at=MIDDAY)
+
+
+def _job(side: OrderSide, quantity: str, decision: uuid.UUID | None = None) -> str:
+    """A job as the engine's outbox sends it: signed."""
+    return ORDER_SIGNER.sign(_order(side, quantity, decision))
 
 
 async def _reports(redis_client: aioredis.Redis) -> list[dict]:
@@ -92,7 +100,8 @@ async def test_a_job_taken_by_a_broker_that_died_is_filled_after_restart(broker:
     await broker.orders.push(_job(OrderSide.BUY, "1"))
     taken = await broker.orders.take()  # the broker dies here, before handling it
     assert taken is not None and await redis_client.llen(QUEUE_BROKER_ORDERS) == 0
-    restarted = PaperBroker(broker.pool, broker.orders, broker.fills, broker.clock, broker.settings)
+    restarted = PaperBroker(broker.pool, broker.orders, broker.fills, broker.clock, broker.settings,
+                            order_signer=ORDER_SIGNER)
     await restarted.start()
     assert await restarted.drain() == 1
     assert await broker.pool.fetchval("SELECT count(*) FROM broker_fills") == 1
@@ -105,3 +114,68 @@ async def test_sell_after_buy_returns_cash(broker: PaperBroker) -> None:
     sold = await broker.handle(_job(OrderSide.SELL, "4"))
     assert sold.status == "filled" and sold.price == Decimal("54.9725")  # close 55 less 5 bps
     assert await broker.pool.fetchval("SELECT cash FROM broker_account") == Decimal(1000) - Decimal("200.10") + Decimal("219.89")
+
+
+# -- only jobs the engine signed (issue 12: a job pushed by hand was filled) --------------------
+
+async def _refusals(broker: PaperBroker) -> list[str]:
+    return [r["error"] for r in await broker.pool.fetch(
+        "SELECT error FROM engine_faults WHERE component = 'paper_broker' ORDER BY id")]
+
+
+async def _nothing_done_for(broker: PaperBroker, redis_client: aioredis.Redis) -> bool:
+    """No order, no fill, no cash moved, no report: the job had no effect at all."""
+    return (await broker.pool.fetchval("SELECT count(*) FROM broker_orders") == 0
+            and await broker.pool.fetchval("SELECT count(*) FROM broker_fills") == 0
+            and await broker.pool.fetchval("SELECT cash FROM broker_account") == Decimal(1000)
+            and await redis_client.llen(QUEUE_BROKER_FILLS) == 0)
+
+
+async def test_a_job_pushed_by_hand_is_refused_never_filled(broker: PaperBroker, redis_client) -> None:
+    await broker.orders.push(_order(OrderSide.BUY, "3").model_dump_json())  # a well-formed job, unsigned
+    assert await broker.drain() == 1
+    assert await _nothing_done_for(broker, redis_client)
+    assert ["carries no signature" in error for error in await _refusals(broker)] == [True]
+    assert await redis_client.llen(QUEUE_BROKER_ORDERS + ":dead") == 1  # kept for the owner to look at
+    assert await redis_client.llen(QUEUE_BROKER_ORDERS + ":processing") == 0
+
+
+async def test_a_job_changed_after_signing_is_refused_never_filled(broker: PaperBroker, redis_client) -> None:
+    tampered = json.loads(_job(OrderSide.BUY, "1"))
+    tampered["quantity"] = "9"
+    await broker.orders.push(json.dumps(tampered))
+    forged = json.loads(_job(OrderSide.BUY, "1"))
+    forged["signature"] = "0" * 64
+    await broker.orders.push(json.dumps(forged))
+    assert await broker.drain() == 2
+    assert await _nothing_done_for(broker, redis_client)
+    assert ["does not match" in error for error in await _refusals(broker)] == [True, True]
+
+
+async def test_a_signed_job_still_fills_beside_refused_ones(broker: PaperBroker, redis_client) -> None:
+    await broker.orders.push("not even JSON")
+    await broker.orders.push(_job(OrderSide.BUY, "2"))
+    stop = asyncio.Event()
+    loop = asyncio.create_task(broker.run(stop))
+    try:
+        async with asyncio.timeout(15):
+            while await redis_client.llen(QUEUE_BROKER_FILLS) < 1 or len(await _refusals(broker)) < 1:
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(loop, 5)
+    assert [(r["status"], r["quantity"]) for r in await _reports(redis_client)] == [("filled", "2")]
+    assert await broker.pool.fetchval("SELECT count(*) FROM broker_fills") == 1
+
+
+def test_a_signature_covers_every_field_and_needs_the_key() -> None:
+    job = _order(OrderSide.SELL, "5")
+    signed = ORDER_SIGNER.sign(job)
+    assert OrderJob.model_validate(ORDER_SIGNER.verified(signed)) == job
+    other_key = OrderSigner.generate()
+    with pytest.raises(UnsignedOrderJob):
+        other_key.verified(signed)
+    for name, value in [("side", "buy"), ("ticker", "ABC"), ("mode", "live"), ("client_order_id", "x-0")]:
+        changed = {**json.loads(signed), name: value}
+        with pytest.raises(UnsignedOrderJob, match="does not match"):
+            ORDER_SIGNER.verified(json.dumps(changed))

@@ -22,6 +22,7 @@ from services.shared.schemas import OrderReason, OrderSide
 from services.trading.clock import SimulatedClock
 from services.trading.main_job import supervise
 from services.trading.trading_window import session_times
+from tests.trading.engine_harness import ORDER_SIGNER
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +47,7 @@ async def broker(database_url: str, redis_client: aioredis.Redis):
     await pool.execute("INSERT INTO tickers (ticker, sector) VALUES ('XYZ', 'Technology')")
     await pool.execute("INSERT INTO price_bars VALUES ('XYZ', '1d', $1, 50, 60, 45, 55, 1000)", CLOSE)
     paper = PaperBroker.on_redis(pool, redis_client, SimulatedClock(MIDDAY),
-                                 PaperBrokerSettings(starting_cash=Decimal(1000)))
+                                 PaperBrokerSettings(starting_cash=Decimal(1000)), order_signer=ORDER_SIGNER)
     await paper.start()
     yield paper
     await pool.close()
@@ -54,9 +55,9 @@ async def broker(database_url: str, redis_client: aioredis.Redis):
 
 def _job(quantity: str) -> str:
     decision = uuid.uuid4()
-    return OrderJob(job_id=uuid.uuid4(), client_order_id=client_order_id(decision), trading_decision_id=decision,
-                    ticker="XYZ", side=OrderSide.BUY, quantity=Decimal(quantity), reason=OrderReason.ENTRY,
-                    created_at=MIDDAY).model_dump_json()
+    return ORDER_SIGNER.sign(OrderJob(
+        job_id=uuid.uuid4(), client_order_id=client_order_id(decision), trading_decision_id=decision, ticker="XYZ",
+        side=OrderSide.BUY, quantity=Decimal(quantity), reason=OrderReason.ENTRY, created_at=MIDDAY))
 
 
 async def _reports(redis_client: aioredis.Redis, count: int, timeout: float = 15) -> list[dict]:

@@ -13,6 +13,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from services.paper_broker.broker import PaperBroker, PaperBrokerSettings
+from services.shared.order_signing import OrderSigner
 from services.trading.clock import SimulatedClock
 from services.trading.engine import TradingEngine
 from services.trading.trading_window import session_times
@@ -20,6 +21,8 @@ from services.trading.trading_window import session_times
 FIRST_SESSION = date(2024, 1, 2)
 # Thirty sessions of a gentle rise: ATR(14) about 2.5 with 1% wicks, a price near 115.
 RISING = [100 + i * 0.5 for i in range(30)]
+# The key the tests' engines sign order jobs with and their paper brokers check.
+ORDER_SIGNER = OrderSigner.from_secret("the test suite's order-signing key, never a real one")
 
 
 def sessions(start: date, count: int) -> list[date]:
@@ -87,7 +90,7 @@ class Stack:
 
     async def restart_engine(self) -> TradingEngine:
         await self.engine.stop()
-        self.engine = TradingEngine(self.pool, self.redis, self.clock)
+        self.engine = TradingEngine(self.pool, self.redis, self.clock, order_signer=ORDER_SIGNER)
         await self.engine.start()
         return self.engine
 
@@ -101,9 +104,10 @@ async def enable_engine(pool: asyncpg.Pool, **columns) -> None:
 async def build_stack(pool: asyncpg.Pool, redis: aioredis.Redis, start: datetime,
                       cash: Decimal = Decimal(10_000)) -> Stack:
     clock = SimulatedClock(start)
-    broker = PaperBroker.on_redis(pool, redis, clock, PaperBrokerSettings(starting_cash=cash))
+    broker = PaperBroker.on_redis(pool, redis, clock, PaperBrokerSettings(starting_cash=cash),
+                                  order_signer=ORDER_SIGNER)
     await broker.start()
-    engine = TradingEngine(pool, redis, clock)
+    engine = TradingEngine(pool, redis, clock, order_signer=ORDER_SIGNER)
     await engine.start()
     return Stack(pool, redis, clock, engine, broker)
 

@@ -17,6 +17,7 @@ from services.shared.embedded import EmbeddedValkey
 from services.shared.redis_keys import QUEUE_BROKER_ORDERS
 from services.trading.engine import ENGINE_LOCK_KEY, TradingEngine
 from tests.trading.engine_harness import (
+    ORDER_SIGNER,
     RISING,
     add_bar,
     at,
@@ -73,7 +74,7 @@ async def test_killed_between_decision_and_delivery_sends_exactly_one_order(pool
     outcome = await stack.engine.decide_one(candidate, stack.clock.now())
     assert outcome.acted and await redis_client.llen(QUEUE_BROKER_ORDERS) == 0
     await stack.engine.stop()
-    restarted = TradingEngine(pool, redis_client, stack.clock)
+    restarted = TradingEngine(pool, redis_client, stack.clock, order_signer=ORDER_SIGNER)
     await restarted.start()
     await restarted.tick()
     await restarted.tick()
@@ -194,7 +195,7 @@ async def test_redis_restarted_mid_loop(pool, make_stack, tmp_path: Path) -> Non
 async def test_a_second_engine_waits_for_the_first(pool, make_stack, redis_client) -> None:
     days, _ = await _market(pool)
     stack = await make_stack(redis_client, at(days[-1], 16, 5))
-    second = TradingEngine(pool, redis_client, stack.clock)
+    second = TradingEngine(pool, redis_client, stack.clock, order_signer=ORDER_SIGNER)
     with pytest.raises(asyncio.TimeoutError):
         await second.start(lock_timeout=0.5)
     assert not second.holds_lock and stack.engine.holds_lock  # waiting never counts as holding

@@ -20,7 +20,7 @@ import structlog
 from services.shared import migrations
 from services.shared.config import AppConfig, TradingConfig
 from services.shared.db import create_pool
-from services.shared.runtime import resolve_server_urls
+from services.shared.runtime import order_signer, resolve_server_urls
 from services.trading.api.auth import TOKEN_FILE_NAME, ApiToken, resolve_token
 from services.trading.api.jobs import BacktestJobs
 from services.trading.api.settings import ApiSettings, ReadAccess, load_api_settings
@@ -79,7 +79,7 @@ async def open_runtime(config: AppConfig, api: ApiSettings) -> Runtime:
             # The engine this app runs alerts the owner as `stonks-trading run`'s does (the
             # chart's deployment runs this path).
             notifications = await open_notification_service(pool, redis, clock, trading_config=config.trading)
-            engine = TradingEngine(pool, redis, clock, notifier=notifications)
+            engine = TradingEngine(pool, redis, clock, order_signer=order_signer(config), notifier=notifications)
             await engine.store.apply_environment(config.trading)
             await notifications.start()
     except BaseException:

@@ -17,6 +17,7 @@ from enum import StrEnum
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.shared.config import SECRETS_DIR_VARIABLE
 from services.shared.schemas import NotificationChannel
 from services.trading.clock import Clock
 from services.trading.notifications.channel import Channel, UnconfiguredChannel
@@ -25,8 +26,6 @@ from services.trading.notifications.settings import NotificationSettings
 from services.trading.notifications.sms_sns import SnsSms
 from services.trading.notifications.smtp_email import SmtpEmail, SmtpSecurity
 from services.trading.notifications.webhook import Webhook
-
-SECRETS_DIR_VARIABLE = "STONKS_SECRETS_DIR"
 
 
 class EmailProvider(StrEnum):

@@ -21,7 +21,7 @@ from services.trading.clock import SimulatedClock
 from services.trading.engine import ENGINE_LOCK_KEY, TradingEngine
 from services.trading.notifications.service import NotificationService
 from tests.trading.api.conftest import AUTH, TOKEN, make_runtime, serve
-from tests.trading.engine_harness import at
+from tests.trading.engine_harness import ORDER_SIGNER, at
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,7 @@ async def test_not_ready_while_a_migration_is_missing(api) -> None:
 
 async def test_the_lifespan_runs_the_engine_and_stops_it(pool, redis_client) -> None:
     clock = SimulatedClock(at(date(2024, 3, 2), 12))  # a Saturday: the loop ticks and does nothing
-    engine = TradingEngine(pool, redis_client, clock)
+    engine = TradingEngine(pool, redis_client, clock, order_signer=ORDER_SIGNER)
     runtime = make_runtime(pool, redis_client, clock, engine=engine, run_engine=True)
     async for client in serve(runtime):
         ready = await _until_ready(client)
@@ -66,10 +66,11 @@ async def test_the_lifespan_runs_the_engine_and_stops_it(pool, redis_client) -> 
 
 async def test_not_ready_while_another_engine_holds_the_account(pool, redis_client) -> None:
     clock = SimulatedClock(at(date(2024, 3, 2), 12))
-    first = TradingEngine(pool, redis_client, clock)
+    first = TradingEngine(pool, redis_client, clock, order_signer=ORDER_SIGNER)
     await first.start()
     try:
-        runtime = make_runtime(pool, redis_client, clock, engine=TradingEngine(pool, redis_client, clock),
+        runtime = make_runtime(pool, redis_client, clock,
+                               engine=TradingEngine(pool, redis_client, clock, order_signer=ORDER_SIGNER),
                                run_engine=True)
         async for client in serve(runtime):
             ready = await client.get("/ready")
@@ -184,7 +185,8 @@ async def test_the_dashboard_is_served_at_the_root_and_the_api_wins(api, tmp_pat
 async def test_a_dead_engine_loop_is_restarted_and_its_error_kept(pool, redis_client) -> None:
     """The app's engine (the chart's deployment) is supervised like `run`'s: a loop that dies
     starts again, and the failure stays readable for /ready and /status."""
-    engine = TradingEngine(pool, redis_client, SimulatedClock(at(date(2024, 3, 1), 10)))
+    engine = TradingEngine(pool, redis_client, SimulatedClock(at(date(2024, 3, 1), 10)),
+                           order_signer=ORDER_SIGNER)
     real_run, runs = engine.run, []
 
     async def dies_once(stop: asyncio.Event) -> None:
