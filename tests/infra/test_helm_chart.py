@@ -122,6 +122,9 @@ def test_settings_come_from_the_secrets(container: dict[str, Any]) -> None:
     env = env_of(container)
     for name in ("STONKS_DATABASE_URL", "STONKS_REDIS_URL", "STONKS_API_TOKEN"):
         assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "stonks-core-secrets", "key": name}
+    # The broker service checks the order jobs' signatures with the same key (issue 12).
+    assert env["STONKS_ORDER_SIGNING_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "stonks-broker-secrets", "key": "STONKS_ORDER_SIGNING_KEY"}
     assert env["STONKS_API_HOST"]["value"] == "0.0.0.0"
     assert env["STONKS_DATA_DIR"]["value"] == "/var/lib/stonks-trading"
 
