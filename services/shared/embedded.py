@@ -196,6 +196,21 @@ class EmbeddedPostgres:
                                       f"{result.stderr.strip()}")
         self._write_hba(PG_HBA)
         self._run("pg_ctl", "-D", str(self.pgdata), "reload")
+        self._wait_until_password_required(port)
+
+    def _wait_until_password_required(self, port: int) -> None:
+        """A reload is only a signal: return once a caller without the password is refused."""
+        env = {name: value for name, value in os.environ.items() if name != "PGPASSWORD"}
+        probe = [str(POSTGRES_BIN_PATH / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", POSTGRES_SUPERUSER,
+                 "-d", "postgres", "-w", "-tAc", "SELECT 1"]
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            answered = subprocess.run(probe, capture_output=True, text=True, user=self.run_as, check=False,
+                                      env={**env, "PGPASSFILE": os.devnull}, timeout=START_TIMEOUT_SECONDS)
+            if answered.returncode != 0 and "password" in answered.stderr:
+                return
+            time.sleep(0.05)
+        raise EmbeddedServerError(f"PostgreSQL still accepts connections without a password; see {self.log_file}")
 
     def _write_hba(self, text: str) -> None:
         # Whole or not at all: a half-written pg_hba.conf would keep the server from starting.
