@@ -184,8 +184,8 @@ class _FreezingProxy:
     """A TCP relay to PostgreSQL that can stop passing bytes while keeping every socket open:
     a connection that died without a word (a half-open TCP connection, a lost network)."""
 
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target_host, self.target_port = target_host, target_port
         self.flowing = asyncio.Event()
         self.flowing.set()
         self.server: asyncio.Server | None = None
@@ -195,7 +195,7 @@ class _FreezingProxy:
         return self.server.sockets[0].getsockname()[1]
 
     async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        server_reader, server_writer = await asyncio.open_connection(self.target_host, self.target_port)
         await asyncio.gather(self._pipe(client_reader, server_writer),
                              self._pipe(server_reader, client_writer), return_exceptions=True)
 
@@ -217,8 +217,9 @@ async def test_the_full_tick_check_finds_a_listen_connection_that_died_silently(
     """No termination callback comes for a connection whose traffic just stops: the check the
     engine makes at each full tick (`check`) finds it, and it listens again once it can."""
     parts = urlsplit(database_url)
-    proxy = _FreezingProxy(parts.port)
-    proxied = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{await proxy.start()}"))
+    proxy = _FreezingProxy(parts.hostname, parts.port)
+    credentials, at_sign, _ = parts.netloc.rpartition("@")
+    proxied = urlunsplit(parts._replace(netloc=f"{credentials}{at_sign}127.0.0.1:{await proxy.start()}"))
     pool = await create_pool(proxied, max_size=4)
     wake = asyncio.Event()
     listener = WakeListener(pool, NOTIFY_CHANNEL, wake, first_delay=0.1, max_delay=0.5)
