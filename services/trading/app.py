@@ -18,6 +18,7 @@ from pathlib import Path
 import asyncpg
 import structlog
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -25,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from services.shared.config import load_config
 from services.shared.logging import configure_logging
 from services.trading.api import commands
-from services.trading.api.errors import unreadable_body
+from services.trading.api.errors import invalid_input, unreadable_body
 from services.trading.api.routes import (
     backtest,
     config,
@@ -94,6 +95,7 @@ def create_app(runtime: Runtime | None = None, *, dashboard_dir: Path | None = D
     for module in ROUTERS:
         app.include_router(module.router)
     app.add_exception_handler(StarletteHTTPException, unreadable_body)
+    app.add_exception_handler(RequestValidationError, invalid_input)
     for error in (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, TimeoutError):
         app.add_exception_handler(error, _database_unavailable)
     if dashboard_dir is not None and dashboard_dir.is_dir():

@@ -4,7 +4,7 @@ token checks, paging and time ranges."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request, status
@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.trading.api.auth import reads_protected
 from services.trading.api.errors import field_error
+from services.trading.api.inputs import Instant
 from services.trading.api.runtime import Runtime
 
 MAX_PAGE = 500
@@ -71,17 +72,10 @@ class TimeRange:
     until: datetime | None
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 def time_range(
-        since: Annotated[datetime | None, Query(description="From this instant (inclusive); no offset: UTC.")] = None,
-        until: Annotated[datetime | None, Query(description="Before this instant (exclusive); no offset: UTC.")] = None,
+        since: Annotated[Instant | None, Query(description="From this instant (inclusive); no offset: UTC.")] = None,
+        until: Annotated[Instant | None, Query(description="Before this instant (exclusive); no offset: UTC.")] = None,
 ) -> TimeRange:
-    since, until = _aware(since), _aware(until)
     if since is not None and until is not None and until < since:
         raise field_error("until", "until is before since", until.isoformat(), where="query")
     return TimeRange(since, until)
