@@ -22,6 +22,7 @@ from services.shared.config import AppConfig, TradingConfig
 from services.shared.db import create_pool
 from services.shared.runtime import resolve_server_urls
 from services.trading.api.auth import TOKEN_FILE_NAME, ApiToken, resolve_token
+from services.trading.api.guard import LOOPBACK_NAMES, served_names
 from services.trading.api.jobs import BacktestJobs
 from services.trading.api.settings import ApiSettings, ReadAccess, load_api_settings
 from services.trading.clock import Clock, WallClock
@@ -53,6 +54,7 @@ class Runtime:
     run_engine: bool = False
     read_access: ReadAccess = ReadAccess.AUTO
     api_host: str = "127.0.0.1"
+    allowed_hosts: frozenset[str] = LOOPBACK_NAMES  # the Host names requests may give (guard.py)
     trading: TradingConfig | None = None  # environment fallback for notification recipients
     notifications: NotificationSettingsSink | None = None
     backtests: BacktestJobs = field(default_factory=BacktestJobs)
@@ -86,7 +88,8 @@ async def open_runtime(config: AppConfig, api: ApiSettings) -> Runtime:
         await pool.close()
         raise
     return Runtime(pool, redis, clock, token, engine=engine, run_engine=api.run_engine,
-                   read_access=api.protect_reads, api_host=config.api_host, trading=config.trading,
+                   read_access=api.protect_reads, api_host=config.api_host,
+                   allowed_hosts=served_names(config.api_host, config.allowed_host_names), trading=config.trading,
                    notifications=notifications, backtests=BacktestJobs(api.max_backtests),
                    owns_connections=True)
 
@@ -100,8 +103,8 @@ def attached_runtime(config: AppConfig, pool: asyncpg.Pool, redis: aioredis.Redi
     api = api or load_api_settings()
     token = resolve_token(config.api_token, api.token_file or config.data_dir / TOKEN_FILE_NAME)
     return Runtime(pool, redis, clock, token, engine=engine, run_engine=False, read_access=api.protect_reads,
-                   api_host=config.api_host, trading=config.trading, notifications=notifications,
-                   backtests=BacktestJobs(api.max_backtests))
+                   api_host=config.api_host, allowed_hosts=served_names(config.api_host, config.allowed_host_names),
+                   trading=config.trading, notifications=notifications, backtests=BacktestJobs(api.max_backtests))
 
 
 async def close_runtime(runtime: Runtime) -> None:
