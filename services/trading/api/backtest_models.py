@@ -17,7 +17,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.shared.schemas import RiskTierName
-from services.trading.api.inputs import InputDecimal, JsonBool, JsonInt
+from services.trading.api.inputs import InputDecimal, IsoDate, JsonBool, JsonInt
 from services.trading.api.models import ApiModel, Dec
 
 TickerSymbol = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,14}$")]
@@ -26,8 +26,8 @@ TickerSymbol = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9
 class BacktestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    start_date: date
-    end_date: date
+    start_date: IsoDate
+    end_date: IsoDate
     initial_capital: InputDecimal = Field(gt=0, le=Decimal("1e12"), allow_inf_nan=False, max_digits=24)
     risk_tier: RiskTierName = RiskTierName.MODERATE
     tickers: list[TickerSymbol] = Field(default_factory=list, max_length=500,

@@ -10,20 +10,21 @@
 - Decimals are finite and bounded (`InputDecimal`, then each field's own range): PostgreSQL's
   `numeric` stores them exactly, where asyncpg writes 0 for 1e131072 and refuses more than
   16,383 fractional digits.
-- An instant in a query must exist in UTC (`Instant`): 0001-01-01T00:00+14:00 does not.
+- Dates and instants are ISO 8601 (`IsoDate`, `Instant`), never numbers read as Unix times;
+  an instant must exist in UTC: 0001-01-01T00:00+14:00 does not.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
-from pydantic import AfterValidator, Field, Strict
+from pydantic import AfterValidator, BeforeValidator, Field, Strict
 
 # The largest amount any input names, and its significant digits: money up to 1e12 to the
 # hundred-millionth, fractions to 1e-24. Far inside what `numeric` and asyncpg's encoding of it
@@ -90,6 +91,25 @@ class ExactJsonRoute(APIRoute):
         return exact
 
 
+def _iso_8601(value: Any) -> Any:
+    # Not pydantic's lax parsing, which reads "-5.9e-08" as a Unix time (found by schemathesis).
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("give an ISO 8601 instant, e.g. 2024-03-01T14:30:00Z") from None
+    return value
+
+
+def _iso_date(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ValueError("give an ISO 8601 date, e.g. 2024-03-01") from None
+    return value
+
+
 def _in_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)  # documented: an instant without an offset is UTC
@@ -99,4 +119,5 @@ def _in_utc(value: datetime) -> datetime:
         raise ValueError("this instant is outside the calendar (years 1 to 9999) in UTC") from None
 
 
-Instant = Annotated[datetime, AfterValidator(_in_utc)]
+Instant = Annotated[datetime, BeforeValidator(_iso_8601), AfterValidator(_in_utc)]
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
