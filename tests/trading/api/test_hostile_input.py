@@ -83,6 +83,24 @@ async def test_an_instant_beyond_the_calendar_in_utc_is_refused_naming_it(api, p
         assert name in _named(response)
 
 
+@pytest.mark.parametrize(("path", "name", "value"), [
+    ("/api/trading/decisions", "since", "-5.960464477539063e-08"),
+    ("/api/trading/trades", "until", "1700000000"),
+    ("/api/trading/metrics/history", "since", "5.460670810235269e-33"),
+])
+async def test_a_number_is_not_read_as_a_unix_time(api, path: str, name: str, value: str) -> None:
+    response = await api.client.get(path, params={name: value}, headers=AUTH)
+    assert response.status_code == 422, response.text
+    assert name in _named(response)
+
+
+async def test_a_backtest_date_is_iso_8601_not_a_unix_time(api) -> None:
+    response = await api.client.post(BACKTEST, headers=AUTH, json={
+        "start_date": "1704153600", "end_date": "2024-02-01", "initial_capital": 1000})  # 2024-01-02 00:00 UTC
+    assert response.status_code == 422
+    assert "start_date" in _named(response)
+
+
 async def test_a_true_sent_as_a_count_is_not_stored_as_one(api) -> None:
     response = await api.client.put(CONFIG, headers=AUTH, json={"max_open_positions": True})
     assert response.status_code == 422
