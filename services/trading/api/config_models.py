@@ -3,9 +3,10 @@
 `ConfigUpdate` is a partial document: the fields sent are changed, the rest kept. Every field
 is checked against its allowed range before anything is written: the ranges are the
 `trading_engine_config` CHECK constraints (018 migration), narrowed where SPEC section 5 or the
-environment settings (`TradingConfig`) set an upper bound. Unknown fields are refused. The two
-rules that tie fields together (correlation reduce <= reject, earnings reject <= reduce) are the
-database's, checked on the merged row inside the update's transaction.
+environment settings (`TradingConfig`) set an upper bound; counts and switches take JSON
+integers and booleans only, decimals are finite and storable (`inputs.py`). Unknown fields are
+refused. The two rules that tie fields together (correlation reduce <= reject, earnings reject
+<= reduce) are the database's, checked on the merged row inside the update's transaction.
 
 The notification settings live in the same row but have their own endpoint and model
 (`/api/trading/notifications/config`), with their own cross-field rules.

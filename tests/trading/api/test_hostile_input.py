@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from fastapi.routing import APIRoute
 
+from services.trading.api.inputs import ExactJsonRoute
+from services.trading.app import ROUTERS
 from tests.trading.api.conftest import AUTH
 
 pytestmark = pytest.mark.integration
@@ -45,8 +48,8 @@ BODIES = [
      "initial_capital"),
     (BACKTEST, '{"start_date": "2024-01-02", "end_date": "2024-02-01", "initial_capital": 1e400}',
      "initial_capital"),
-    (BACKTEST, '{"start_date": "2024-01-02", "end_date": "2024-02-01", "initial_capital": 1000, '
-               '"tranche_spacing_sessions": true}', "tranche_spacing_sessions"),
+    (BACKTEST, ('{"start_date": "2024-01-02", "end_date": "2024-02-01", "initial_capital": 1000, '
+                '"tranche_spacing_sessions": true}'), "tranche_spacing_sessions"),
 ]
 
 
@@ -61,7 +64,8 @@ def _named(response) -> set[str]:
     return {str(part) for error in response.json()["detail"] for part in error["loc"][1:]}
 
 
-@pytest.mark.parametrize(("path", "body", "field"), BODIES, ids=[f"{p.removeprefix('/api/trading/')}:{b[:50]}" for p, b, _ in BODIES])
+@pytest.mark.parametrize(("path", "body", "field"), BODIES,
+                         ids=[f"{p.removeprefix('/api/trading/')}:{b[:50]}" for p, b, _ in BODIES])
 async def test_hostile_numbers_are_refused_naming_the_field(api, path: str, body: str, field: str) -> None:
     before = await _stored(api.pool)
     method = "POST" if path == BACKTEST else "PUT"
@@ -122,3 +126,10 @@ async def test_numbers_in_range_still_pass_exactly(api) -> None:
     assert response.json()["large_trade_pnl_threshold"] == "250.125"
     stored = await api.pool.fetchval("SELECT large_trade_pnl_threshold FROM trading_engine_config")
     assert str(stored) == "250.125"
+
+
+def test_every_route_that_takes_a_body_parses_it_exactly() -> None:
+    with_body = [route for module in ROUTERS for route in module.router.routes
+                 if isinstance(route, APIRoute) and route.body_field is not None]
+    assert {route.path for route in with_body} >= {CONFIG, NOTIFICATIONS, BACKTEST}
+    assert all(isinstance(route, ExactJsonRoute) for route in with_body)
