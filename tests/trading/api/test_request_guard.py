@@ -60,7 +60,7 @@ async def test_a_state_change_without_the_token_is_refused_before_its_body_is_re
     assert response.json()["detail"] in ("bearer token required", "invalid bearer token")
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert upload.read == 0
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 2  # it once took 10-13 s
     assert await _config(api.pool) == before
 
 
@@ -132,8 +132,9 @@ async def test_uvicorn_refuses_a_315_mb_upload_at_once_without_reading_it(api) -
     async with uvicorn_serving(app) as port:
         declared = {"Content-Type": "application/json", "Content-Length": str(HUGE)}
         started = time.monotonic()
-        unauthenticated = await raw_exchange(port, _request("PUT", CONFIG, declared), [b"{" + b" " * CHUNK])
-        assert time.monotonic() - started < 1
+        # Headers only: an answer before any of the 315 MB arrives is an answer without reading it.
+        unauthenticated = await raw_exchange(port, _request("PUT", CONFIG, declared))
+        assert time.monotonic() - started < 2
         assert _status(unauthenticated) == 401 and b"connection: close" in unauthenticated.lower()
         too_large = await raw_exchange(port, _request("PUT", CONFIG, {**declared, **AUTH}))
         assert _status(too_large) == 413
