@@ -23,6 +23,7 @@ from services.shared.db import create_pool
 from services.shared.heartbeat import Heartbeat
 from services.shared.runtime import resolve_server_urls
 from services.trading.api.auth import TOKEN_FILE_NAME, ApiToken, resolve_token
+from services.trading.api.guard import LOOPBACK_NAMES, served_names
 from services.trading.api.jobs import BacktestJobs
 from services.trading.api.settings import ApiSettings, ReadAccess, load_api_settings
 from services.trading.clock import Clock, WallClock
@@ -58,6 +59,7 @@ class Runtime:
     paper_broker_loop: Heartbeat | None = None  # the paper broker beside it (`stonks run`), for /ready
     read_access: ReadAccess = ReadAccess.AUTO
     api_host: str = "127.0.0.1"
+    allowed_hosts: frozenset[str] = LOOPBACK_NAMES  # the Host names requests may give (guard.py)
     trading: TradingConfig | None = None  # environment fallback for notification recipients
     notifications: NotificationSettingsSink | None = None
     backtests: BacktestJobs = field(default_factory=BacktestJobs)
@@ -91,7 +93,8 @@ async def open_runtime(config: AppConfig, api: ApiSettings) -> Runtime:
         await pool.close()
         raise
     return Runtime(pool, redis, clock, token, engine=engine, run_engine=api.run_engine,
-                   read_access=api.protect_reads, api_host=config.api_host, trading=config.trading,
+                   read_access=api.protect_reads, api_host=config.api_host,
+                   allowed_hosts=served_names(config.api_host, config.allowed_host_names), trading=config.trading,
                    notifications=notifications, backtests=BacktestJobs(api.max_backtests),
                    owns_connections=True)
 
@@ -105,7 +108,8 @@ def attached_runtime(config: AppConfig, parts: RuntimeParts, api: ApiSettings | 
     return Runtime(parts.pool, parts.redis, parts.clock, token, engine=parts.engine, run_engine=False,
                    engine_loop_in_process=parts.engine_loop_in_process,
                    paper_broker_loop=parts.paper_broker_loop, read_access=api.protect_reads,
-                   api_host=config.api_host, trading=config.trading, notifications=parts.notifications,
+                   api_host=config.api_host, allowed_hosts=served_names(config.api_host, config.allowed_host_names),
+                   trading=config.trading, notifications=parts.notifications,
                    backtests=BacktestJobs(api.max_backtests))
 
 

@@ -172,7 +172,7 @@ async def test_the_dashboard_is_served_at_the_root_and_the_api_wins(api, tmp_pat
     (tmp_path / "api" / "trading").mkdir()
     (tmp_path / "api" / "trading" / "status").write_text("a file shadowing the API")
     app = create_app(api.runtime, dashboard_dir=tmp_path)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client:
         root = await client.get("/")
         assert root.status_code == 200 and "dashboard" in root.text
         assert (await client.get("/api/trading/status")).json()["risk_tier"] == "moderate"
