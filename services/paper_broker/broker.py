@@ -27,6 +27,7 @@ import structlog
 from pydantic import ValidationError
 
 from services.shared.faults import TRANSIENT_ERRORS
+from services.shared.heartbeat import Heartbeat
 from services.shared.order_signing import OrderSigner, UnsignedOrderJob
 from services.shared.orders import FillReport, OrderJob
 from services.shared.redis_keys import QUEUE_BROKER_FILLS, QUEUE_BROKER_ORDERS
@@ -73,6 +74,7 @@ class PaperBroker:
         self.settings = settings
         self.order_signer = order_signer  # the engine's key: a job it did not sign is never filled
         self.prices = PriceBook(pool)
+        self.heartbeat = Heartbeat()  # each pass of `run`, for /ready when it runs beside the API
 
     @classmethod
     def on_redis(cls, pool: asyncpg.Pool, redis, clock: Clock, settings: PaperBrokerSettings = PaperBrokerSettings(),
@@ -91,12 +93,19 @@ class PaperBroker:
             log.warning("paper broker recovered unfinished order jobs", count=recovered)
 
     async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await self._handle_until(stop)
+        finally:
+            self.heartbeat.stopped()
+
+    async def _handle_until(self, stop: asyncio.Event) -> None:
         """Handle jobs until `stop`; no single failure ends the loop. A job that fails stays in
         the processing list and is put back at the head of the queue (this broker is the
         queue's only consumer), so it is neither lost nor doubled (`client_order_id`)."""
         failures = 0  # consecutive failures of any kind: the back-off
         defects = 0  # consecutive non-transient failures of the job at the head: the bound
         while not stop.is_set():
+            self.heartbeat.beat()
             try:
                 message = await self.orders.take(timeout_seconds=0.5)
                 if message is not None:

@@ -7,12 +7,14 @@ names the environment variable and the allowed range, never a traceback.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from decimal import Decimal
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.shared.schemas import RiskTierName
@@ -20,6 +22,7 @@ from services.shared.schemas import RiskTierName
 APP_NAME = "stonks-trading"
 TRADING_ENV_PREFIX = "STONKS_TRADING_"
 APP_ENV_PREFIX = "STONKS_"
+HOST_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 SECRETS_DIR_VARIABLE = "STONKS_SECRETS_DIR"
 
 
@@ -72,8 +75,34 @@ class AppConfig(BaseSettings):
     order_signing_key: SecretStr | None = None
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
+    # Names the API answers to besides localhost and api_host (a reverse proxy's, a Service's),
+    # comma-separated. A request naming another Host is refused: DNS rebinding would otherwise
+    # let any web page read the API through a name that resolves to this machine.
+    api_allowed_hosts: str = ""
     log_level: str = "INFO"
     trading: TradingConfig = Field(default_factory=TradingConfig)
+
+    @field_validator("api_allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: str) -> str:
+        names = [name.strip().lower().removesuffix(".") for name in value.split(",") if name.strip()]
+        bad = [name for name in names if not (HOST_NAME.match(name) or _is_ip_address(name))]
+        if bad:
+            raise ValueError(f"not host names: {', '.join(map(repr, bad))} (names only, comma-separated: "
+                             "no scheme, port or path)")
+        return ",".join(names)
+
+    @property
+    def allowed_host_names(self) -> tuple[str, ...]:
+        return tuple(name for name in self.api_allowed_hosts.split(",") if name)
+
+
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _describe(error: dict, prefix: str) -> str:

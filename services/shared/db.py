@@ -42,7 +42,7 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     decision path (issue 5). asyncpg still rolls back an open transaction first. This is safe
     because no code leaves session state on a pooled connection: the two that hold some, the
     engine's account lock and its LISTEN, are kept out of the pool and cleaned by their owner
-    (engine.py; checked by tests/trading/test_engine_faults.py)."""
+    (engine.py, wake_listener.py; checked by tests/trading/test_engine_faults.py)."""
 
 
 async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:

@@ -90,6 +90,7 @@ class OrderReason(StrEnum):
     """Why an order job was sent (SPEC section 4)."""
 
     ENTRY = "entry"
+    SIGNAL = "signal"  # a sell recommendation: the upstream signal ended the position
     STOP_LOSS = "stop_loss"
     TAKE_PROFIT = "take_profit"
     TRAILING_STOP = "trailing_stop"

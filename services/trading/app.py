@@ -18,6 +18,7 @@ from pathlib import Path
 import asyncpg
 import structlog
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -25,7 +26,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from services.shared.config import load_config
 from services.shared.logging import configure_logging
 from services.trading.api import commands
-from services.trading.api.errors import unreadable_body
+from services.trading.api.errors import invalid_input, unreadable_body
+from services.trading.api.guard import RequestGuard
 from services.trading.api.routes import (
     backtest,
     config,
@@ -52,7 +54,9 @@ Every endpoint that changes state (PUT config, POST pause/resume, POST backtest,
 config) needs `Authorization: Bearer <token>`: `STONKS_API_TOKEN`, or the token generated on first
 start and kept in `<STONKS_DATA_DIR>/api-token`. Reads need it too unless the server listens on
 loopback only (`STONKS_API_PROTECT_READS`: auto, always, never). A wrong or missing token answers
-401 and changes nothing; invalid input answers 422 naming the field and the reason.
+401 and changes nothing, before the body is read; invalid input answers 422 naming the field and
+the reason; a body over 64 KiB answers 413, and a `Host` the server does not answer to
+(`STONKS_API_ALLOWED_HOSTS`) 400.
 
 Money, prices and quantities are decimal strings; statistics are numbers (null when not finite;
 an infinite profit factor is null with `profit_factor_infinite: true`).
@@ -94,8 +98,10 @@ def create_app(runtime: Runtime | None = None, *, dashboard_dir: Path | None = D
     for module in ROUTERS:
         app.include_router(module.router)
     app.add_exception_handler(StarletteHTTPException, unreadable_body)
+    app.add_exception_handler(RequestValidationError, invalid_input)
     for error in (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, TimeoutError):
         app.add_exception_handler(error, _database_unavailable)
+    app.add_middleware(RequestGuard)
     if dashboard_dir is not None and dashboard_dir.is_dir():
         # Mounted last, so every API route wins over a file of the same path.
         app.mount("/", StaticFiles(directory=dashboard_dir, html=True), name="dashboard")

@@ -180,8 +180,7 @@ def _api_server(config: AppConfig, port: int | None) -> main_job.ApiServer:
         from services.trading.api.runtime import attached_runtime
         from services.trading.app import create_app
 
-        runtime = attached_runtime(config, runtime_parts.pool, runtime_parts.redis, runtime_parts.clock,
-                                   engine=runtime_parts.engine, notifications=runtime_parts.notifications)
+        runtime = attached_runtime(config, runtime_parts)
         server = uvicorn.Server(uvicorn.Config(create_app(runtime), host=config.api_host,
                                                port=port or config.api_port, log_level="warning"))
         try:

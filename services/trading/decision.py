@@ -304,7 +304,7 @@ def _sell(rec: Recommendation, ctx: DecisionContext, now: datetime, trace: _Trac
     if not is_within_trading_window(now):
         return trace.failed("trading_window", f"{now.isoformat()} is outside the trading window"), None, None, ()
     trace.passed("position", f"selling all {held.quantity} {rec.ticker} held", held=held.quantity)
-    return None, None, None, (OrderIntent(rec.ticker, OrderSide.SELL, held.quantity, OrderReason.ENTRY, now),)
+    return None, None, None, (OrderIntent(rec.ticker, OrderSide.SELL, held.quantity, OrderReason.SIGNAL, now),)
 
 
 def takes_micro_path(rec: Recommendation, settings: EngineSettings) -> bool:

@@ -30,6 +30,7 @@ from services.shared.redis_keys import (
     TRADING_DEDUPE_TTL_SECONDS,
     dedupe_key,
 )
+from services.shared.heartbeat import Heartbeat
 from services.shared.reliable_queue import ReliableQueue
 from services.shared.schemas import RecommendationAction, TradingMode
 from services.trading import circuit_breaker, outbox, telemetry, trading_window
@@ -50,6 +51,7 @@ from services.trading.models import Recommendation
 from services.trading.notifications.events import NotificationEvent
 from services.trading.session_close import refresh_correlations
 from services.trading.store import EngineStore
+from services.trading.wake_listener import WakeListener
 
 log = structlog.get_logger(__name__)
 ENGINE_LOCK_KEY = 0x7374_6F6E_6B65  # "stonke": one engine per account database
@@ -104,6 +106,8 @@ class TradingEngine:
         self._wake = asyncio.Event()
         self._reports_arrived = asyncio.Event()  # set by the report watcher, cleared once applied
         self._reports_applied = asyncio.Event()
+        self.wake_up: WakeListener | None = None  # while `run` runs: the LISTEN wake-up
+        self.heartbeat = Heartbeat()  # each pass of `run`, for /ready
         self.duties = AccountDuties(self)
 
     # -- life cycle ---------------------------------------------------------------------
@@ -164,16 +168,21 @@ class TradingEngine:
 
     async def run(self, stop: asyncio.Event) -> None:
         """The live loop: a full tick every polling interval (the safety net), and in between
-        the decision step alone as soon as a recommendation is inserted (NOTIFY)."""
-        listener = await self._listen()
+        the decision step alone as soon as a recommendation is inserted (NOTIFY). When the
+        LISTEN connection listens again after dying, a full tick runs at once: what was
+        inserted meanwhile notified no one, and a PostgreSQL restart took the lock as well."""
+        self.wake_up = WakeListener(self.pool, NOTIFY_CHANNEL, self._wake)
+        await self.wake_up.start()
         watcher = asyncio.create_task(self._watch_reports(stop))
         loop = asyncio.get_running_loop()
         next_full_tick = loop.time()
         try:
             while not stop.is_set():
+                self.heartbeat.beat()
                 # Cleared before the step: a NOTIFY arriving during it wakes the next one.
                 self._wake.clear()
-                if loop.time() >= next_full_tick:
+                if self.wake_up.missed_notifications() or loop.time() >= next_full_tick:
+                    self.wake_up.check()
                     await self.tick()
                     next_full_tick = loop.time() + self.settings.polling_interval.total_seconds()
                 else:
@@ -187,8 +196,8 @@ class TradingEngine:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-            if listener is not None:
-                await listener.close()
+            self.heartbeat.stopped()
+            await self.wake_up.close()
 
     async def decide_pending(self) -> TickReport:
         """The fast path between full ticks: apply the broker reports that arrived, then
@@ -227,15 +236,6 @@ class TradingEngine:
             # at once unless the pass broke off (then the next full tick retries it).
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._reports_applied.wait(), self.settings.polling_interval.total_seconds())
-
-    async def _listen(self) -> asyncpg.Connection | None:
-        try:
-            connection = await self.pool.acquire()
-            await connection.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
-            return _Releasing(self.pool, connection)
-        except Exception as exc:  # noqa: BLE001 - the poll still finds everything
-            log.warning("no LISTEN connection; relying on polling", error=str(exc))
-            return None
 
     # -- one tick -----------------------------------------------------------------------
 
@@ -454,15 +454,3 @@ async def _unlocked(connection: asyncpg.Connection) -> bool:
     except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
         log.warning("could not release the account lock cleanly; it ends with its connection", error=str(exc))
         return False
-
-
-class _Releasing:
-    """A pooled LISTEN connection handed back to its pool on close."""
-
-    def __init__(self, pool: asyncpg.Pool, connection: asyncpg.Connection) -> None:
-        self.pool = pool
-        self.connection = connection
-
-    async def close(self) -> None:
-        await self.connection.reset()
-        await self.pool.release(self.connection)

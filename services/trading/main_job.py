@@ -22,6 +22,7 @@ import structlog
 from services.paper_broker.broker import PaperBroker, PaperBrokerSettings, pause_unless_stopped
 from services.shared.config import AppConfig
 from services.shared.db import connect, create_pool
+from services.shared.heartbeat import Heartbeat
 from services.shared.runtime import order_signer, resolve_server_urls
 from services.trading import setup_steps
 from services.trading.clock import Clock, WallClock
@@ -44,6 +45,8 @@ class RuntimeParts:
     clock: Clock
     engine: TradingEngine
     notifications: NotificationService | None = None
+    engine_loop_in_process: bool = False  # `run`: the job runs the engine's loop (not the demo's replay)
+    paper_broker_loop: Heartbeat | None = None  # `run --paper-broker`: the broker's loop runs beside
 
 
 ApiServer = Callable[[RuntimeParts], Awaitable[None]]
@@ -173,11 +176,15 @@ async def run_live(config: AppConfig, *, paper_broker: bool, capital: Decimal, s
     engine = TradingEngine(pool, redis, clock, order_signer=signer, notifier=notifications)
     await engine.start()
     await engine.store.apply_environment(config.trading)
-    tasks = [asyncio.create_task(supervise("engine", lambda: engine.run(stop), stop)),
-             asyncio.create_task(serve_api(RuntimeParts(pool, redis, clock, engine, notifications)))]
+    broker = None
     if paper_broker:
         broker = PaperBroker.on_redis(pool, redis, clock, PaperBrokerSettings(starting_cash=capital),
                                       order_signer=signer)
+    parts = RuntimeParts(pool, redis, clock, engine, notifications, engine_loop_in_process=True,
+                         paper_broker_loop=broker.heartbeat if broker is not None else None)
+    tasks = [asyncio.create_task(supervise("engine", lambda: engine.run(stop), stop)),
+             asyncio.create_task(serve_api(parts))]
+    if broker is not None:
         tasks.append(asyncio.create_task(supervise("paper broker", lambda: _restartable(broker, stop), stop)))
     try:
         await stop.wait()

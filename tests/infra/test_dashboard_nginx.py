@@ -149,6 +149,16 @@ def test_state_changes_pass_through_with_body_token_and_forwarded_headers(served
     assert pause["headers"]["x-forwarded-for"] == "127.0.0.1"
 
 
+def test_the_engine_is_asked_by_its_service_name_which_the_chart_lets_it_answer_to(served: dict) -> None:
+    # The engine refuses Host names it does not know (DNS rebinding, issue 12): nginx names the
+    # Service, a name the chart always allows (tests/infra/test_helm_chart.py), and passes the
+    # browser's on as X-Forwarded-Host.
+    engine = yaml.safe_load(VALUES.read_text())["services"]["tradingEngine"]
+    for seen in served["seen"]:
+        assert seen["headers"]["host"] == f"{engine['name']}:{engine['port']}"
+        assert seen["headers"]["x-forwarded-host"] == "127.0.0.1"
+
+
 def test_other_paths_serve_the_dashboard(served: dict) -> None:
     assert served["responses"]["spa_route"] == {"status": 200, "body": "<html>dashboard</html>"}
     assert served["responses"]["index"]["body"] == "<html>dashboard</html>"

@@ -256,3 +256,31 @@ def test_commands_of_the_job_and_the_paper_broker_option_exist(argv: list[str]) 
     assert result.exit_code == 0, result.output
     if argv[0] == "run":
         assert "--paper-broker" in result.output
+
+
+# --- the Host names the API answers to (issue 12, defect 9) ------------------------------------
+
+def _allowed_hosts(values: dict[str, Any] | None = None) -> frozenset[str]:
+    from services.shared.config import AppConfig
+    from services.trading.api.guard import served_names
+
+    container = only(render(values), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    env = env_of(container)
+    config = AppConfig(api_host=env["STONKS_API_HOST"]["value"],
+                       api_allowed_hosts=env["STONKS_API_ALLOWED_HOSTS"]["value"])
+    return served_names(config.api_host, config.allowed_host_names)
+
+
+def test_the_api_answers_to_every_host_the_cluster_sends() -> None:
+    from services.trading.api.guard import host_allowed
+
+    names = _allowed_hosts()
+    for host in ("trading-engine:8000",  # the dashboard's nginx and query-api, by the Service's name
+                 f"trading-engine.{NAMESPACE}:8000", f"trading-engine.{NAMESPACE}.svc.cluster.local:8000",
+                 "10.42.0.17:8000"):  # kubelet probes and Prometheus, by the pod's address
+        assert host_allowed(host, names), host
+    assert not host_allowed("stonks-trading.celestium.life", names)  # no ingress: not a name it has
+    with_ingress = _allowed_hosts(engine_values(ingress={"enabled": True}, allowedHosts=["stonks.example.com"]))
+    assert host_allowed("stonks-trading.celestium.life", with_ingress)
+    assert host_allowed("stonks.example.com:443", with_ingress)
+    assert not host_allowed("rebind.attacker.example", with_ingress)

@@ -326,6 +326,7 @@ async def test_a_sell_and_a_new_buy_reported_late_open_a_fresh_position(stack, r
         await _fill(built.pool, "buy", 1)
     [trade] = await built.pool.fetch("SELECT * FROM closed_trades")
     assert (trade["entry_price"], trade["exit_price"]) == (first_buy["price"], sell["price"])
+    assert trade["exit_reason"] == "signal"  # the sell recommendation's, not "entry"
     [levels] = await built.pool.fetch("SELECT * FROM position_stop_levels WHERE active")
     rebuy_order = await built.pool.fetchrow("SELECT * FROM broker_orders WHERE id = $1", second_buy["order_id"])
     assert levels["entry_price"] == second_buy["price"]

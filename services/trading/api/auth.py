@@ -43,6 +43,25 @@ class ApiToken:
         return hmac.compare_digest(_digest(presented), self.digest)
 
 
+@dataclass(frozen=True, slots=True)
+class TokenRefusal:
+    """Why a request does not carry the token: the 401's detail and its challenge (RFC 6750)."""
+
+    detail: str
+    challenge: str  # the WWW-Authenticate header
+
+
+def refuse_token(token: ApiToken, authorization: str | None) -> TokenRefusal | None:
+    """The one check of the bearer token, for the request guard and the routes alike: None when
+    the Authorization header carries it."""
+    scheme, _, credentials = (authorization or "").partition(" ")
+    if scheme.lower() == "bearer" and token.matches(credentials.strip()):
+        return None
+    if authorization is None:
+        return TokenRefusal("bearer token required", 'Bearer realm="stonks-trading"')
+    return TokenRefusal("invalid bearer token", 'Bearer realm="stonks-trading", error="invalid_token"')
+
+
 def _digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
 

@@ -17,6 +17,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.shared.schemas import RiskTierName
+from services.trading.api.inputs import InputDecimal, IsoDate, JsonBool, JsonInt
 from services.trading.api.models import ApiModel, Dec
 
 TickerSymbol = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,14}$")]
@@ -25,20 +26,20 @@ TickerSymbol = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9
 class BacktestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    start_date: date
-    end_date: date
-    initial_capital: Decimal = Field(gt=0, le=Decimal("1e12"), allow_inf_nan=False, max_digits=24)
+    start_date: IsoDate
+    end_date: IsoDate
+    initial_capital: InputDecimal = Field(gt=0, le=Decimal("1e12"), allow_inf_nan=False, max_digits=24)
     risk_tier: RiskTierName = RiskTierName.MODERATE
     tickers: list[TickerSymbol] = Field(default_factory=list, max_length=500,
                                         description="Empty: every ticker with daily bars in the range.")
     signals: Literal["database", "momentum"] = Field(
         "database", description="database: the recommendations table; momentum: the sample SMA 10/30 signal.")
-    slippage_bps: Decimal = Field(Decimal(5), ge=0, le=1000, allow_inf_nan=False, max_digits=20)
-    commission_per_order: Decimal = Field(Decimal(0), ge=0, le=1000, allow_inf_nan=False, max_digits=20)
-    commission_per_share: Decimal = Field(Decimal(0), ge=0, le=100, allow_inf_nan=False, max_digits=20)
-    commission_pct: Decimal = Field(Decimal(0), ge=0, le=1, allow_inf_nan=False, max_digits=20)
-    tranche_spacing_sessions: int = Field(1, ge=0, le=30)
-    rebalance_weekly: bool = True
+    slippage_bps: InputDecimal = Field(Decimal(5), ge=0, le=1000, allow_inf_nan=False, max_digits=20)
+    commission_per_order: InputDecimal = Field(Decimal(0), ge=0, le=1000, allow_inf_nan=False, max_digits=20)
+    commission_per_share: InputDecimal = Field(Decimal(0), ge=0, le=100, allow_inf_nan=False, max_digits=20)
+    commission_pct: InputDecimal = Field(Decimal(0), ge=0, le=1, allow_inf_nan=False, max_digits=20)
+    tranche_spacing_sessions: JsonInt = Field(1, ge=0, le=30)
+    rebalance_weekly: JsonBool = True
 
     def as_parse_input(self) -> dict[str, Any]:
         return self.model_dump()

@@ -3,9 +3,10 @@
 `ConfigUpdate` is a partial document: the fields sent are changed, the rest kept. Every field
 is checked against its allowed range before anything is written: the ranges are the
 `trading_engine_config` CHECK constraints (018 migration), narrowed where SPEC section 5 or the
-environment settings (`TradingConfig`) set an upper bound. Unknown fields are refused. The two
-rules that tie fields together (correlation reduce <= reject, earnings reject <= reduce) are the
-database's, checked on the merged row inside the update's transaction.
+environment settings (`TradingConfig`) set an upper bound; counts and switches take JSON
+integers and booleans only, decimals are finite and storable (`inputs.py`). Unknown fields are
+refused. The two rules that tie fields together (correlation reduce <= reject, earnings reject
+<= reduce) are the database's, checked on the merged row inside the update's transaction.
 
 The notification settings live in the same row but have their own endpoint and model
 (`/api/trading/notifications/config`), with their own cross-field rules.
@@ -21,6 +22,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.shared.schemas import RiskTierName
+from services.trading.api.inputs import InputDecimal, JsonBool, JsonInt
 from services.trading.api.models import ApiModel, Dec
 from services.trading.engine_settings import TIER_FIELDS, tier_configs
 
@@ -46,13 +48,13 @@ class TierOverride(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    min_confidence: Decimal = _fraction()
-    base_allocation_pct: Decimal = _fraction()
-    max_position_pct: Decimal = _fraction()
-    stop_loss_atr_multiplier: Decimal = Field(None, gt=0, le=10, allow_inf_nan=False, max_digits=20)
-    reward_risk_ratio: Decimal = Field(None, gt=0, le=20, allow_inf_nan=False, max_digits=20)
-    max_sector_pct: Decimal = _fraction()
-    max_portfolio_heat: Decimal = _fraction()
+    min_confidence: InputDecimal = _fraction()
+    base_allocation_pct: InputDecimal = _fraction()
+    max_position_pct: InputDecimal = _fraction()
+    stop_loss_atr_multiplier: InputDecimal = Field(None, gt=0, le=10, allow_inf_nan=False, max_digits=20)
+    reward_risk_ratio: InputDecimal = Field(None, gt=0, le=20, allow_inf_nan=False, max_digits=20)
+    max_sector_pct: InputDecimal = _fraction()
+    max_portfolio_heat: InputDecimal = _fraction()
 
 
 class ConfigUpdate(BaseModel):
@@ -60,40 +62,40 @@ class ConfigUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = Field(None, description="Trading on (the owner's switch; off by default).")
-    paused: bool = Field(None, description="Same as POST /pause and /resume.")
+    enabled: JsonBool = Field(None, description="Trading on (the owner's switch; off by default).")
+    paused: JsonBool = Field(None, description="Same as POST /pause and /resume.")
     risk_tier: RiskTierName = None  # type: ignore[assignment]
     risk_tier_overrides: dict[RiskTierName, TierOverride] = Field(
         None, description="Replaces all overrides: {tier: {field: value}}; {} restores the defaults.")
-    reserve_siphon_pct: Decimal = _fraction(open_low=False, description="Share of each realised profit moved "
+    reserve_siphon_pct: InputDecimal = _fraction(open_low=False, description="Share of each realised profit moved "
                                                                          "to the Reserve Pool.")
-    polling_interval_seconds: Decimal = _seconds()
-    stop_loss_check_interval_seconds: Decimal = _seconds()
-    fast_stop_loss_interval_seconds: Decimal = _seconds("Stop checks during a high-severity event.")
-    gradual_entry_tranches: int = Field(None, ge=1, le=20)
-    gradual_entry_interval_minutes: int = Field(None, ge=1, le=390)
-    gradual_entry_threshold_dollars: Decimal = _money()
-    absolute_position_cap: Decimal = _money(positive=True)
-    active_pool_minimum: Decimal = _money()
-    max_open_positions: int = Field(None, ge=1, le=500)
-    fractional_shares: bool = None  # type: ignore[assignment]
-    daily_loss_limit_pct: Decimal = _fraction()
-    single_position_loss_pct: Decimal = _fraction()
-    ticker_cooldown_hours: Decimal = Field(None, ge=0, le=720, allow_inf_nan=False, max_digits=20)
-    volatility_stop_count: int = Field(None, ge=1, le=100)
-    volatility_window_minutes: int = Field(None, ge=1, le=390)
-    volatility_halt_minutes: int = Field(None, ge=1, le=10080)
-    emergency_drawdown_threshold_pct: Decimal = _fraction()
-    reserve_high_water_pct: Decimal = _fraction()
-    correlation_reduce_threshold: Decimal = _fraction(open_low=False)
-    correlation_reject_threshold: Decimal = _fraction(open_low=False)
-    earnings_reduce_sessions: int = Field(None, ge=0, le=30)
-    earnings_reject_sessions: int = Field(None, ge=0, le=30)
-    micro_trading_enabled: bool = None  # type: ignore[assignment]
-    micro_trading_interval_seconds: Decimal = _seconds()
-    micro_trading_allocation_cap_pct: Decimal = _fraction()
-    micro_trading_max_daily: int = Field(None, ge=0, le=1000)
-    micro_trading_max_hold_minutes: int = Field(None, ge=1, le=390)
+    polling_interval_seconds: InputDecimal = _seconds()
+    stop_loss_check_interval_seconds: InputDecimal = _seconds()
+    fast_stop_loss_interval_seconds: InputDecimal = _seconds("Stop checks during a high-severity event.")
+    gradual_entry_tranches: JsonInt = Field(None, ge=1, le=20)
+    gradual_entry_interval_minutes: JsonInt = Field(None, ge=1, le=390)
+    gradual_entry_threshold_dollars: InputDecimal = _money()
+    absolute_position_cap: InputDecimal = _money(positive=True)
+    active_pool_minimum: InputDecimal = _money()
+    max_open_positions: JsonInt = Field(None, ge=1, le=500)
+    fractional_shares: JsonBool = None  # type: ignore[assignment]
+    daily_loss_limit_pct: InputDecimal = _fraction()
+    single_position_loss_pct: InputDecimal = _fraction()
+    ticker_cooldown_hours: InputDecimal = Field(None, ge=0, le=720, allow_inf_nan=False, max_digits=20)
+    volatility_stop_count: JsonInt = Field(None, ge=1, le=100)
+    volatility_window_minutes: JsonInt = Field(None, ge=1, le=390)
+    volatility_halt_minutes: JsonInt = Field(None, ge=1, le=10080)
+    emergency_drawdown_threshold_pct: InputDecimal = _fraction()
+    reserve_high_water_pct: InputDecimal = _fraction()
+    correlation_reduce_threshold: InputDecimal = _fraction(open_low=False)
+    correlation_reject_threshold: InputDecimal = _fraction(open_low=False)
+    earnings_reduce_sessions: JsonInt = Field(None, ge=0, le=30)
+    earnings_reject_sessions: JsonInt = Field(None, ge=0, le=30)
+    micro_trading_enabled: JsonBool = None  # type: ignore[assignment]
+    micro_trading_interval_seconds: InputDecimal = _seconds()
+    micro_trading_allocation_cap_pct: InputDecimal = _fraction()
+    micro_trading_max_daily: JsonInt = Field(None, ge=0, le=1000)
+    micro_trading_max_hold_minutes: JsonInt = Field(None, ge=1, le=390)
 
     def changes(self) -> dict[str, Any]:
         """Column -> value for `EngineStore.update_config`, only the fields that were sent."""

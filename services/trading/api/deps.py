@@ -4,14 +4,15 @@ token checks, paging and time ranges."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from services.trading.api.auth import reads_protected
+from services.trading.api.auth import reads_protected, refuse_token
 from services.trading.api.errors import field_error
+from services.trading.api.inputs import Instant
 from services.trading.api.runtime import Runtime
 
 MAX_PAGE = 500
@@ -23,32 +24,29 @@ def get_runtime(request: Request) -> Runtime:
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
+# Declares the scheme in the OpenAPI document; the check reads the header itself
+# (`refuse_token`), as the request guard does for every state change before the body is read.
 bearer = HTTPBearer(auto_error=False, scheme_name="ApiToken",
                     description="STONKS_API_TOKEN, or the token generated on first start (README, 'API').")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-def _unauthorized(presented: bool) -> HTTPException:
-    challenge = 'Bearer realm="stonks-trading"' + (', error="invalid_token"' if presented else "")
-    detail = "invalid bearer token" if presented else "bearer token required"
-    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": challenge})
-
-
-def _check(runtime: Runtime, request: Request, credentials: HTTPAuthorizationCredentials | None) -> None:
-    if credentials is not None and runtime.token.matches(credentials.credentials):
-        return
-    raise _unauthorized(credentials is not None or "authorization" in request.headers)
+def _check(runtime: Runtime, request: Request) -> None:
+    refusal = refuse_token(runtime.token, request.headers.get("authorization"))
+    if refusal is not None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, refusal.detail,
+                            headers={"WWW-Authenticate": refusal.challenge})
 
 
 async def require_token(request: Request, runtime: RuntimeDep, credentials: Credentials) -> None:
     """Every state-changing endpoint (SPEC section 7)."""
-    _check(runtime, request, credentials)
+    _check(runtime, request)
 
 
 async def require_read_access(request: Request, runtime: RuntimeDep, credentials: Credentials) -> None:
     server = request.scope.get("server")
     if reads_protected(runtime.read_access, runtime.api_host, server[0] if server else None):
-        _check(runtime, request, credentials)
+        _check(runtime, request)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,17 +69,10 @@ class TimeRange:
     until: datetime | None
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 def time_range(
-        since: Annotated[datetime | None, Query(description="From this instant (inclusive); no offset: UTC.")] = None,
-        until: Annotated[datetime | None, Query(description="Before this instant (exclusive); no offset: UTC.")] = None,
+        since: Annotated[Instant | None, Query(description="From this instant (inclusive); no offset: UTC.")] = None,
+        until: Annotated[Instant | None, Query(description="Before this instant (exclusive); no offset: UTC.")] = None,
 ) -> TimeRange:
-    since, until = _aware(since), _aware(until)
     if since is not None and until is not None and until < since:
         raise field_error("until", "until is before since", until.isoformat(), where="query")
     return TimeRange(since, until)

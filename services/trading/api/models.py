@@ -254,7 +254,14 @@ class Health(ApiModel):
     status: Literal["ok"]
 
 
+CheckState = Literal["ok", "degraded", "down"]
+
+
 class Readiness(ApiModel):
-    status: Literal["ready", "not_ready"]
-    checks: dict[str, bool]
-    detail: dict[str, str] = Field(default_factory=dict, description="Why a check failed.")
+    status: Literal["ready", "degraded", "not_ready"] = Field(
+        description="not_ready (503) when any check is down; degraded (200) when one works more slowly.")
+    checks: dict[str, CheckState] = Field(
+        description="Each dependency this process uses: database, migrations; redis, engine (its lock "
+                    "and loop) and wake_up (LISTEN for new recommendations) when the engine runs in this "
+                    "process; paper_broker when its loop runs here too.")
+    detail: dict[str, str] = Field(default_factory=dict, description="Why a check is not ok.")

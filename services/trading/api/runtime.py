@@ -20,13 +20,15 @@ import structlog
 from services.shared import migrations
 from services.shared.config import AppConfig, TradingConfig
 from services.shared.db import create_pool
+from services.shared.heartbeat import Heartbeat
 from services.shared.runtime import order_signer, resolve_server_urls
 from services.trading.api.auth import TOKEN_FILE_NAME, ApiToken, resolve_token
+from services.trading.api.guard import LOOPBACK_NAMES, served_names
 from services.trading.api.jobs import BacktestJobs
 from services.trading.api.settings import ApiSettings, ReadAccess, load_api_settings
 from services.trading.clock import Clock, WallClock
 from services.trading.engine import TradingEngine
-from services.trading.main_job import supervise
+from services.trading.main_job import RuntimeParts, supervise
 from services.trading.notifications.assembly import open_notification_service
 from services.trading.notifications.service import NotificationService
 from services.trading.store import EngineStore
@@ -51,8 +53,13 @@ class Runtime:
     # Start `engine` (take its lock, rebuild its state) and run its loop for the app's life.
     # False: the engine, if any, is driven by the caller; the API reports on it only.
     run_engine: bool = False
+    # The caller runs `engine.run` in this process (`stonks run`): /ready checks the loop, its
+    # lock and its wake-up as for an engine the app runs. False for the demo's replayed engine.
+    engine_loop_in_process: bool = False
+    paper_broker_loop: Heartbeat | None = None  # the paper broker beside it (`stonks run`), for /ready
     read_access: ReadAccess = ReadAccess.AUTO
     api_host: str = "127.0.0.1"
+    allowed_hosts: frozenset[str] = LOOPBACK_NAMES  # the Host names requests may give (guard.py)
     trading: TradingConfig | None = None  # environment fallback for notification recipients
     notifications: NotificationSettingsSink | None = None
     backtests: BacktestJobs = field(default_factory=BacktestJobs)
@@ -86,21 +93,23 @@ async def open_runtime(config: AppConfig, api: ApiSettings) -> Runtime:
         await pool.close()
         raise
     return Runtime(pool, redis, clock, token, engine=engine, run_engine=api.run_engine,
-                   read_access=api.protect_reads, api_host=config.api_host, trading=config.trading,
+                   read_access=api.protect_reads, api_host=config.api_host,
+                   allowed_hosts=served_names(config.api_host, config.allowed_host_names), trading=config.trading,
                    notifications=notifications, backtests=BacktestJobs(api.max_backtests),
                    owns_connections=True)
 
 
-def attached_runtime(config: AppConfig, pool: asyncpg.Pool, redis: aioredis.Redis, clock: Clock, *,
-                     engine: TradingEngine | None = None, notifications: NotificationSettingsSink | None = None,
-                     api: ApiSettings | None = None) -> Runtime:
+def attached_runtime(config: AppConfig, parts: RuntimeParts, api: ApiSettings | None = None) -> Runtime:
     """A runtime around servers and an engine its caller owns and drives (`run`, `demo`): the
     token and read access come from the environment as for `open_runtime`; the app starts
-    nothing and closes nothing."""
+    nothing and closes nothing, and /ready checks the loops the caller runs beside it."""
     api = api or load_api_settings()
     token = resolve_token(config.api_token, api.token_file or config.data_dir / TOKEN_FILE_NAME)
-    return Runtime(pool, redis, clock, token, engine=engine, run_engine=False, read_access=api.protect_reads,
-                   api_host=config.api_host, trading=config.trading, notifications=notifications,
+    return Runtime(parts.pool, parts.redis, parts.clock, token, engine=parts.engine, run_engine=False,
+                   engine_loop_in_process=parts.engine_loop_in_process,
+                   paper_broker_loop=parts.paper_broker_loop, read_access=api.protect_reads,
+                   api_host=config.api_host, allowed_hosts=served_names(config.api_host, config.allowed_host_names),
+                   trading=config.trading, notifications=parts.notifications,
                    backtests=BacktestJobs(api.max_backtests))
 
 

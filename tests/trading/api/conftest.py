@@ -58,7 +58,7 @@ async def serve(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(runtime, dashboard_dir=None)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             yield client
 
 

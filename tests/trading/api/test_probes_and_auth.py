@@ -30,7 +30,7 @@ async def _until_ready(client: httpx.AsyncClient, timeout: float = 60) -> httpx.
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         response = await client.get("/ready")
-        if response.status_code == 200 or asyncio.get_running_loop().time() > deadline:
+        if response.json()["status"] == "ready" or asyncio.get_running_loop().time() > deadline:
             return response
         await asyncio.sleep(0.05)
 
@@ -39,13 +39,13 @@ async def test_health_and_ready(api) -> None:
     assert (await api.client.get("/health")).json() == {"status": "ok"}
     ready = await api.client.get("/ready")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "checks": {"database": True, "migrations": True}, "detail": {}}
+    assert ready.json() == {"status": "ready", "checks": {"database": "ok", "migrations": "ok"}, "detail": {}}
 
 
 async def test_not_ready_while_a_migration_is_missing(api) -> None:
     await api.pool.execute("DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)")
     ready = await api.client.get("/ready")
-    assert ready.status_code == 503 and ready.json()["checks"]["migrations"] is False
+    assert ready.status_code == 503 and ready.json()["checks"]["migrations"] == "down"
     assert "not applied" in ready.json()["detail"]["migrations"]
 
 
@@ -55,7 +55,7 @@ async def test_the_lifespan_runs_the_engine_and_stops_it(pool, redis_client) -> 
     runtime = make_runtime(pool, redis_client, clock, engine=engine, run_engine=True)
     async for client in serve(runtime):
         ready = await _until_ready(client)
-        assert ready.status_code == 200 and ready.json()["checks"]["engine"] is True
+        assert ready.status_code == 200 and ready.json()["checks"]["engine"] == "ok"
         status = (await client.get("/api/trading/status")).json()
         assert status["engine"]["runs_here"] and status["engine"]["loop_running"] and status["engine"]["holds_lock"]
     assert not engine.started and not engine.holds_lock
@@ -74,7 +74,7 @@ async def test_not_ready_while_another_engine_holds_the_account(pool, redis_clie
                                run_engine=True)
         async for client in serve(runtime):
             ready = await client.get("/ready")
-            assert ready.status_code == 503 and ready.json()["checks"]["engine"] is False
+            assert ready.status_code == 503 and ready.json()["checks"]["engine"] == "down"
             assert "lock" in ready.json()["detail"]["engine"]
             assert (await client.get("/health")).status_code == 200  # the server answers meanwhile
     finally:
@@ -155,8 +155,8 @@ async def test_the_app_builds_its_runtime_from_the_environment(database_url, red
     transport = httpx.ASGITransport(app=app)
     async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport,
                                                                    base_url="http://127.0.0.1") as client:
-            assert (await _until_ready(client)).json()["checks"] == {"database": True, "migrations": True,
-                                                                     "engine": True}
+            assert (await _until_ready(client)).json()["checks"] == {
+                "database": "ok", "migrations": "ok", "redis": "ok", "engine": "ok", "wake_up": "ok"}
             token = (tmp_path / TOKEN_FILE_NAME).read_text().strip()
             said = capsys.readouterr()
             assert str(tmp_path / TOKEN_FILE_NAME) in said.err and token not in said.err + said.out
@@ -176,7 +176,7 @@ async def test_the_dashboard_is_served_at_the_root_and_the_api_wins(api, tmp_pat
     (tmp_path / "api" / "trading").mkdir()
     (tmp_path / "api" / "trading" / "status").write_text("a file shadowing the API")
     app = create_app(api.runtime, dashboard_dir=tmp_path)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client:
         root = await client.get("/")
         assert root.status_code == 200 and "dashboard" in root.text
         assert (await client.get("/api/trading/status")).json()["risk_tier"] == "moderate"

@@ -108,7 +108,7 @@ async def _api(database_url: str, redis_url: str) -> AsyncIterator[tuple[httpx.A
         await pool.execute(RESET)
         runtime = make_runtime(pool, redis, SimulatedClock(NOW))
         app = create_app(runtime, dashboard_dir=None)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client:
             yield client, pool
     finally:
         await redis.aclose()

@@ -32,6 +32,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   value: /tmp/matplotlib
 - name: HOME
   value: /tmp
+- name: STONKS_API_ALLOWED_HOSTS
+  value: {{ include "stonks-oracle.tradingEngine.allowedHosts" . | quote }}
 {{- range $name, $value := merge (dict) $te.extraEnv $te.env }}
 - name: {{ $name }}
   value: {{ $value | toString | quote }}
@@ -43,6 +45,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
       name: {{ $ref.secret }}
       key: {{ $ref.key }}
 {{- end }}
+{{- end }}
+
+{{/* The Host names the API answers to: its Service's, the ingress host, and allowedHosts. */}}
+{{- define "stonks-oracle.tradingEngine.allowedHosts" -}}
+{{- $te := .Values.services.tradingEngine -}}
+{{- $service := printf "%s.%s" $te.name .Release.Namespace -}}
+{{- $names := list $te.name $service (printf "%s.svc" $service) (printf "%s.svc.%s" $service $te.clusterDomain) -}}
+{{- if $te.ingress.enabled }}{{ $names = append $names $te.ingress.host }}{{ end -}}
+{{- join "," (concat $names $te.allowedHosts) -}}
 {{- end }}
 
 {{- define "stonks-oracle.tradingEngine.envFrom" -}}

@@ -19,12 +19,13 @@ from services.trading.api.backtest_models import (
 )
 from services.trading.api.deps import PagingDep, RuntimeDep, require_read_access, require_token
 from services.trading.api.errors import UNAUTHORIZED, field_error
+from services.trading.api.inputs import ExactJsonRoute
 from services.trading.api.jobs import TooManyBacktests
 from services.trading.api.models import ErrorBody, Page
 from services.trading.backtest import BacktestConfig, BacktestConfigError
 from services.trading.backtest.store import create_backtest_run, fetch_backtest, run_backtest_job
 
-router = APIRouter(prefix="/api/trading", tags=["backtest"])
+router = APIRouter(prefix="/api/trading", tags=["backtest"], route_class=ExactJsonRoute)
 
 
 @router.post("/backtest", response_model=BacktestAccepted, status_code=status.HTTP_202_ACCEPTED,

@@ -9,8 +9,9 @@ from services.trading.api import commands
 from services.trading.api.config_models import ConfigChange, ConfigUpdate, ConfigView
 from services.trading.api.deps import RuntimeDep, require_read_access, require_token
 from services.trading.api.errors import UNAUTHORIZED
+from services.trading.api.inputs import ExactJsonRoute
 
-router = APIRouter(prefix="/api/trading", tags=["config"])
+router = APIRouter(prefix="/api/trading", tags=["config"], route_class=ExactJsonRoute)
 
 
 def change_source(request: Request, what: str) -> str:

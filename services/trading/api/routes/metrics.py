@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -11,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from services.trading.api import queries, views
 from services.trading.api.deps import PagingDep, RuntimeDep, require_read_access
 from services.trading.api.errors import UNAUTHORIZED, field_error
+from services.trading.api.inputs import IsoDate
 from services.trading.api.models import MetricsView, Page, SnapshotView
 
 router = APIRouter(prefix="/api/trading", tags=["performance"], dependencies=[Depends(require_read_access)],
@@ -27,8 +27,8 @@ async def get_metrics(runtime: RuntimeDep) -> MetricsView:
             summary="End-of-day snapshots, oldest first (for the performance charts)")
 async def metrics_history(
         runtime: RuntimeDep, page: PagingDep,
-        since: Annotated[date | None, Query(description="From this session date (inclusive).")] = None,
-        until: Annotated[date | None, Query(description="To this session date (inclusive).")] = None,
+        since: Annotated[IsoDate | None, Query(description="From this session date (inclusive).")] = None,
+        until: Annotated[IsoDate | None, Query(description="To this session date (inclusive).")] = None,
 ) -> Page[SnapshotView]:
     if since is not None and until is not None and until < since:
         raise field_error("until", "until is before since", until.isoformat(), where="query")

@@ -9,6 +9,7 @@ running notification service, if this process has one.
 from __future__ import annotations
 
 from datetime import time
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -20,6 +21,7 @@ from services.shared.schemas import DeliveryStatus, NotificationChannel, Notific
 from services.trading.api import commands, queries, views
 from services.trading.api.deps import PagingDep, RuntimeDep, require_read_access, require_token
 from services.trading.api.errors import UNAUTHORIZED, located
+from services.trading.api.inputs import ExactJsonRoute, InputDecimal, JsonBool, JsonInt
 from services.trading.api.models import NotificationView, Page
 from services.trading.api.routes.config import change_source
 from services.trading.notifications.settings import (
@@ -28,19 +30,26 @@ from services.trading.notifications.settings import (
     with_fallback,
 )
 
-router = APIRouter(prefix="/api/trading/notifications", tags=["notifications"])
+router = APIRouter(prefix="/api/trading/notifications", tags=["notifications"], route_class=ExactJsonRoute)
 
 # A wall-clock time in New York, "HH:MM[:SS]" (JSON Schema's "time" format would demand an offset).
 WallTime = Annotated[time, WithJsonSchema({"type": "string", "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
                                            "description": "HH:MM[:SS], America/New_York wall time."})]
 
 
+# The API's types for the settings' plain ones: times as New York wall-clock strings, and in
+# an update JSON's own integers and booleans only and bounded decimals.
+VIEW_TYPES: dict[Any, Any] = {time: WallTime}
+INPUT_TYPES: dict[Any, Any] = {**VIEW_TYPES, int: JsonInt, bool: JsonBool, Decimal: InputDecimal}
+
+
 def _copy(name: str, doc: str, *, partial: bool) -> type[BaseModel]:
     """NotificationSettings' fields (types, ranges, descriptions) as an API model: all optional
-    for an update, with times documented as New York wall-clock strings."""
+    for an update."""
+    types = INPUT_TYPES if partial else VIEW_TYPES
     fields = {}
     for field, info in NotificationSettings.model_fields.items():
-        annotation = WallTime if info.annotation is time else info.annotation
+        annotation = types.get(info.annotation, info.annotation)
         fields[field] = (annotation, FieldInfo.merge_field_infos(info, default=None) if partial else info)
     return create_model(name, __config__=ConfigDict(extra="forbid", frozen=True), __doc__=doc, **fields)
 
