@@ -40,9 +40,9 @@ from services.shared.logging import configure_logging
 from services.shared.migrations import upgrade
 from services.shared.order_signing import OrderSigner
 from services.shared.redis_keys import QUEUE_BROKER_ORDERS
-from services.trading.clock import SimulatedClock
-from services.trading.engine import TradingEngine
-from services.trading.main_job import _database_url, _redis_db
+from services.trading.core.clock import SimulatedClock
+from services.trading.live.engine import TradingEngine
+from services.trading.live.main_job import _database_url, _redis_db
 from tests.trading.engine_harness import add_bar, at, enable_engine, seed_ticker, sessions
 
 TICKERS = [f"T{i:02d}" for i in range(20)]

@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.trading.models import ClosedTrade, OpenPosition, PortfolioState  # noqa: E402
-from services.trading.performance_tracker import (  # noqa: E402
+from services.trading.core.models import ClosedTrade, OpenPosition, PortfolioState  # noqa: E402
+from services.trading.core.performance_tracker import (  # noqa: E402
     compute_metrics,
     daily_returns,
     max_drawdown,

@@ -4,7 +4,7 @@ Each evaluation runs `PositionSizer.compute` end to end (Active Pool gate, confi
 earnings, market-value-weighted correlation against 10 open positions looked up in a
 500-ticker matrix, diversification, clamp, cap, sector cap, share rounding, heat check).
 The matrix is a numpy array behind a dict of ticker -> row index, standing in for
-services/trading/correlation.py. Run:
+services/trading/core/correlation.py. Run:
 
     python bench/bench_sizing.py [--seconds 3]
 """
@@ -20,8 +20,8 @@ from decimal import Decimal
 import numpy as np
 
 from services.shared.schemas import RiskTierName
-from services.trading.models import RISK_TIER_DEFAULTS, OpenPosition, PortfolioState
-from services.trading.position_sizer import PositionSizer, SizingRequest
+from services.trading.core.models import RISK_TIER_DEFAULTS, OpenPosition, PortfolioState
+from services.trading.core.position_sizer import PositionSizer, SizingRequest
 
 TICKERS = [f"T{i:03d}" for i in range(500)]
 SECTORS = ["Tech", "Health", "Energy", "Finance", "Utilities", "Industrials"]

@@ -33,8 +33,8 @@ from services.shared.orders import FillReport, OrderJob
 from services.shared.redis_keys import QUEUE_BROKER_FILLS, QUEUE_BROKER_ORDERS
 from services.shared.reliable_queue import ReliableQueue
 from services.shared.schemas import OrderSide, TradingMode
-from services.trading.clock import Clock
-from services.trading.price_book import PriceBook
+from services.trading.core.clock import Clock
+from services.trading.market.price_book import PriceBook
 
 log = structlog.get_logger(__name__)
 CENT = Decimal("0.01")

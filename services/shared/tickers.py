@@ -1,7 +1,7 @@
 """What a ticker symbol may be: one definition for everything that checks, stores or sends one.
 
 The order job on the broker queue (`orders.OrderJob`) and the engine's check of upstream
-recommendations (`services/trading/upstream_fields.py`) both use it, so a recommendation the
+recommendations (`services/trading/core/upstream_fields.py`) both use it, so a recommendation the
 engine accepts can always become an order job (issue 12: a 17-character ticker with prices was
 decided, then refused by the order job on every tick). The `ticker` columns are plain `text`;
 their indexes refuse an entry over about 2.7 KB, far above this limit.

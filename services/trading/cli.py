@@ -26,10 +26,11 @@ from services.shared.embedded import EmbeddedServerError, EmbeddedServers
 from services.shared.logging import configure_logging
 from services.shared.migrations import MigrationError
 from services.shared.runtime import redacted, resolve_server_urls
-from services.trading import main_job, setup_steps
+from services.trading.live import main_job
+from services.trading.market import setup_steps
 from services.trading.backtest.cli import backtest_command
-from services.trading.csv_import import CsvImportError
-from services.trading.replay import sessions_between
+from services.trading.market.csv_import import CsvImportError
+from services.trading.live.replay import sessions_between
 
 app = typer.Typer(
     help="Autonomous trading engine of stonks-oracle: sets up its servers and data, trades, "

@@ -14,9 +14,9 @@ import redis.asyncio as aioredis
 
 from services.paper_broker.broker import PaperBroker, PaperBrokerSettings
 from services.shared.order_signing import OrderSigner
-from services.trading.clock import SimulatedClock
-from services.trading.engine import TradingEngine
-from services.trading.trading_window import session_times
+from services.trading.core.clock import SimulatedClock
+from services.trading.live.engine import TradingEngine
+from services.trading.core.trading_window import session_times
 
 FIRST_SESSION = date(2024, 1, 2)
 # Thirty sessions of a gentle rise: ATR(14) about 2.5 with 1% wicks, a price near 115.
@@ -36,7 +36,7 @@ def sessions(start: date, count: int) -> list[date]:
 
 def at(day: date, hour: int, minute: int = 0) -> datetime:
     """An instant on `day`, New York wall time."""
-    from services.trading.trading_window import NEW_YORK
+    from services.trading.core.trading_window import NEW_YORK
 
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=NEW_YORK)
 

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.shared.schemas import CircuitBreakerTriggerType
-from services.trading.breaker_cache import decode, encode
-from services.trading.models import CircuitBreakerState
+from services.trading.live.breaker_cache import decode, encode
+from services.trading.core.models import CircuitBreakerState
 
 instants = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2030, 1, 1),
                         timezones=st.just(timezone.utc))

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.shared.schemas import CircuitBreakerTriggerType
-from services.trading import trading_window
-from services.trading.circuit_breaker import (
+from services.trading.core import trading_window
+from services.trading.core.circuit_breaker import (
     check_daily_loss,
     check_single_position,
     check_volatility,
@@ -23,7 +23,7 @@ from services.trading.circuit_breaker import (
     is_ticker_in_cooldown,
     resolve_expired,
 )
-from services.trading.models import CircuitBreakerState, OpenPosition
+from services.trading.core.models import CircuitBreakerState, OpenPosition
 
 D = Decimal
 NY = ZoneInfo("America/New_York")

@@ -12,13 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.trading.correlation import (
+from services.trading.core.correlation import (
     MIN_OVERLAP,
     CorrelationMatrix,
     compute_correlation_matrix,
     correlation_from_prices,
 )
-from services.trading.models import OpenPosition
+from services.trading.core.models import OpenPosition
 
 START = date(2024, 1, 1)
 

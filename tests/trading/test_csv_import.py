@@ -7,8 +7,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.trading import setup_steps
-from services.trading.csv_import import CsvImportError, read_bars_csv
+from services.trading.market import setup_steps
+from services.trading.market.csv_import import CsvImportError, read_bars_csv
 
 GOOD = """ticker,date,open,high,low,close,volume
 XYZ,2024-01-02,10.00,10.50,9.80,10.20,1000

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.shared.schemas import OrderSide, TradingDecisionType
-from services.trading.decision import DecisionContext, MarketView, decide
-from services.trading.engine_settings import EngineSettings
-from services.trading.models import CircuitBreakerState, OpenPosition, PortfolioState, Recommendation
+from services.trading.core.decision import DecisionContext, MarketView, decide
+from services.trading.core.engine_settings import EngineSettings
+from services.trading.core.models import CircuitBreakerState, OpenPosition, PortfolioState, Recommendation
 
 # Tuesday 2024-03-05, 11:00 New York: inside the trading window.
 IN_WINDOW = datetime(2024, 3, 5, 16, 0, tzinfo=timezone.utc)

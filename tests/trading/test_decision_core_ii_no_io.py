@@ -14,11 +14,11 @@ SCRIPT = """
     from decimal import Decimal as D
 
     from services.shared.schemas import RiskTierName, TrendWindow
-    from services.trading import (correlation, entry_guards, micro_trading, performance_tracker,
-                                  rebalancer, tax_lots)
-    from services.trading.models import RISK_TIER_DEFAULTS, CircuitBreakerState, ClosedTrade, OpenPosition, \\
+    from services.trading.core import correlation, entry_guards, micro_trading, performance_tracker, rebalancer, \\
+        tax_lots
+    from services.trading.core.models import RISK_TIER_DEFAULTS, CircuitBreakerState, ClosedTrade, OpenPosition, \\
         PortfolioState
-    from services.trading.position_sizer import PositionSizer
+    from services.trading.core.position_sizer import PositionSizer
 
     now = datetime(2024, 6, 3, 15, 0, tzinfo=timezone.utc)
     held = OpenPosition("AAA", D(10), D(100), D(99), "Tech", D(90), D(120), D("0.7"), True, now - timedelta(hours=3))

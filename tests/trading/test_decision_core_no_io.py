@@ -13,9 +13,9 @@ SCRIPT = """
     from decimal import Decimal as D
 
     from services.shared.schemas import RiskTierName
-    from services.trading import (circuit_breaker, gradual_entry, position_sizer, reserve_pool,
-                                  risk_tier_controller, stop_loss_manager, trading_window)
-    from services.trading.models import (RISK_TIER_DEFAULTS, CircuitBreakerState, OpenPosition,
+    from services.trading.core import (circuit_breaker, gradual_entry, position_sizer, reserve_pool,
+                                       risk_tier_controller, stop_loss_manager, trading_window)
+    from services.trading.core.models import (RISK_TIER_DEFAULTS, CircuitBreakerState, OpenPosition,
                                          PortfolioState, ReservePoolState)
 
     now = datetime(2024, 6, 3, 15, 0, tzinfo=timezone.utc)
@@ -46,13 +46,13 @@ SCRIPT = """
     trading_window.next_window_open(now)
     trading_window.sessions_until(now, now.date())
     gradual_entry.plan_entry("d", "NEW", result.share_quantity, D(25), portfolio.active_pool, now)
-    from services.trading import rapid_move
+    from services.trading.core import rapid_move
     points = [rapid_move.PricePoint(now - timedelta(minutes=10), D(100)), rapid_move.PricePoint(now, D(94))]
     assert rapid_move.detect_rapid_move("AAA", points, now) is not None
     # The whole pre-trade pipeline the engine, demo and backtester share.
     import uuid
-    from services.trading import decision, engine_settings
-    from services.trading.models import Recommendation
+    from services.trading.core import decision, engine_settings
+    from services.trading.core.models import Recommendation
     rec = Recommendation(1, "NEW", "buy", 0.8, "paper_eligible", "20d", "t", now)
     ctx = decision.DecisionContext(PortfolioState((), D(10000)), CircuitBreakerState(), engine_settings.EngineSettings(enabled=True),
                                    NoCorrelation())

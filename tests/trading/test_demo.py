@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from services.shared.embedded import ServerUrls
-from services.trading.main_job import DEMO_DATABASE
+from services.trading.live.main_job import DEMO_DATABASE
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from services.shared.redis_keys import QUEUE_BROKER_ORDERS
-from services.trading import breaker_cache
+from services.trading.live import breaker_cache
 from tests.trading.engine_harness import (
     RISING,
     RecordingNotifier,

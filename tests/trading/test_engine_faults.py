@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from services.shared.db import create_pool
 from services.shared.embedded import EmbeddedValkey
 from services.shared.redis_keys import QUEUE_BROKER_ORDERS
-from services.trading.engine import ENGINE_LOCK_KEY, TradingEngine
+from services.trading.live.engine import ENGINE_LOCK_KEY, TradingEngine
 from tests.trading.engine_harness import (
     ORDER_SIGNER,
     RISING,

@@ -7,8 +7,8 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.trading.entry_guards import check_declining_positions, check_max_open_positions
-from services.trading.models import OpenPosition
+from services.trading.core.entry_guards import check_declining_positions, check_max_open_positions
+from services.trading.core.models import OpenPosition
 
 D = Decimal
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.trading.gradual_entry import (
+from services.trading.core.gradual_entry import (
     GradualEntrySettings,
     TrancheStatus,
     cancel_remaining,

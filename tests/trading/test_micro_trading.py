@@ -12,22 +12,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.shared.schemas import OrderReason, RiskTierName, TrendWindow
-from services.trading.decision import DecisionContext, MarketView, decide
-from services.trading.engine_settings import EngineSettings
-from services.trading.micro_trading import (
+from services.trading.core.decision import DecisionContext, MarketView, decide
+from services.trading.core.engine_settings import EngineSettings
+from services.trading.core.micro_trading import (
     MicroTradeRequest,
     MicroTradingSettings,
     evaluate_micro_trade,
     positions_to_auto_close,
 )
-from services.trading.models import (
+from services.trading.core.models import (
     RISK_TIER_DEFAULTS,
     CircuitBreakerState,
     OpenPosition,
     PortfolioState,
     Recommendation,
 )
-from services.trading.position_sizer import PositionSizer
+from services.trading.core.position_sizer import PositionSizer
 
 D = Decimal
 IN_WINDOW = datetime(2025, 3, 4, 15, 0, tzinfo=timezone.utc)  # Tuesday 10:00 New York

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.shared.schemas import RiskTierName
-from services.trading.engine_settings import TIER_FIELDS, EngineSettings, tier_configs
-from services.trading.models import RISK_TIER_DEFAULTS
+from services.trading.core.engine_settings import TIER_FIELDS, EngineSettings, tier_configs
+from services.trading.core.models import RISK_TIER_DEFAULTS
 
 # SPEC section 5's table, column by column, as written there.
 SPEC_TABLE = {

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.trading import momentum_signal, setup_steps
-from services.trading.market_data import PriceBar
+from services.trading.market import momentum_signal, setup_steps
+from services.trading.market.market_data import PriceBar
 
 START = datetime(2024, 1, 2, 21, tzinfo=timezone.utc)
 

@@ -20,8 +20,8 @@ from services.shared.db import create_pool
 from services.shared.orders import FillReport
 from services.shared.redis_keys import QUEUE_BROKER_FILLS, QUEUE_BROKER_ORDERS
 from services.shared.schemas import OrderReason, OrderSide
-from services.trading import circuit_breaker
-from services.trading.account_duties import MAX_REPORT_ATTEMPTS
+from services.trading.core import circuit_breaker
+from services.trading.live.account_duties import MAX_REPORT_ATTEMPTS
 from tests.trading.engine_harness import (
     RISING,
     add_bar,

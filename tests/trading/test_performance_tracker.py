@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.trading.models import ClosedTrade, OpenPosition, PortfolioState
-from services.trading.performance_tracker import (
+from services.trading.core.models import ClosedTrade, OpenPosition, PortfolioState
+from services.trading.core.performance_tracker import (
     compute_metrics,
     current_drawdown,
     daily_returns,

@@ -16,8 +16,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from services.shared.schemas import OrderSide, RiskTierName
-from services.trading.models import RISK_TIER_DEFAULTS, OpenPosition, PortfolioState, RiskTierConfig
-from services.trading.position_sizer import PositionSizer, SizingRequest, SizingSettings, active_pool_gate
+from services.trading.core.models import RISK_TIER_DEFAULTS, OpenPosition, PortfolioState, RiskTierConfig
+from services.trading.core.position_sizer import PositionSizer, SizingRequest, SizingSettings, active_pool_gate
 
 D = Decimal
 F = Fraction

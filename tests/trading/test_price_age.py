@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.trading import stop_loss_manager
-from services.trading.decision import decide
-from services.trading.price_book import Quote
-from services.trading.trading_window import WINDOW_BUFFER, session_times
+from services.trading.core import stop_loss_manager
+from services.trading.core.decision import decide
+from services.trading.core.quote import Quote
+from services.trading.core.trading_window import WINDOW_BUFFER, session_times
 from tests.trading.test_decision import MARKET, ON, _ctx, _rec
 
 MAX_AGE = ON.stops.price_stale_after
@@ -69,7 +69,7 @@ def test_a_sell_is_not_held_back_by_an_old_price() -> None:
     """Selling what is held reduces risk; the missing-price rule closes it anyway."""
     from decimal import Decimal
 
-    from services.trading.models import OpenPosition
+    from services.trading.core.models import OpenPosition
 
     held = OpenPosition("XYZ", Decimal(3), Decimal(45), Decimal(50), "Technology", Decimal(42), Decimal(51),
                         Decimal("0.8"))

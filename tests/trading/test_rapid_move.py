@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.trading.rapid_move import PricePoint, RapidMoveSettings, detect_rapid_move, detect_rapid_moves
+from services.trading.core.rapid_move import PricePoint, RapidMoveSettings, detect_rapid_move, detect_rapid_moves
 
 D = Decimal
 NOW = datetime(2024, 6, 3, 15, 0, tzinfo=timezone.utc)

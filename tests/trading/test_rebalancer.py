@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.shared.schemas import OrderReason, RiskTierName
-from services.trading.models import RISK_TIER_DEFAULTS, OpenPosition, PortfolioState
-from services.trading.rebalancer import (
+from services.trading.core.models import RISK_TIER_DEFAULTS, OpenPosition, PortfolioState
+from services.trading.core.rebalancer import (
     OPEN_POSITION_LIMIT,
     POSITION_LIMIT,
     SECTOR_LIMIT,

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.shared.schemas import ReservePoolTriggerType, RiskTierName
-from services.trading.models import OpenPosition, PortfolioState, ReservePoolState
-from services.trading.reserve_pool import (
+from services.trading.core.models import OpenPosition, PortfolioState, ReservePoolState
+from services.trading.core.reserve_pool import (
     ReserveSettings,
     compute_active_pool,
     emergency_crossed,

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.shared.schemas import RiskTierName
-from services.trading.models import PerformanceMetrics
-from services.trading.risk_tier_controller import evaluate_from_metrics, evaluate_risk_tier
+from services.trading.core.models import PerformanceMetrics
+from services.trading.core.risk_tier_controller import evaluate_from_metrics, evaluate_risk_tier
 
 NOW = datetime(2024, 6, 3, 20, 0, tzinfo=timezone.utc)
 ORDER = [RiskTierName.CONSERVATIVE, RiskTierName.MODERATE, RiskTierName.AGGRESSIVE]

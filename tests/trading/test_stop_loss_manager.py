@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.trading.models import OpenPosition, StopLevels
-from services.trading.stop_loss_manager import (
+from services.trading.core.models import OpenPosition, StopLevels
+from services.trading.core.stop_loss_manager import (
     Bar,
     apply_trailing_stop,
     average_true_range,

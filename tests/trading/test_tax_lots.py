@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.shared.schemas import TaxLotStatus
-from services.trading.tax_lots import TaxLotBook, close_lots_fifo, record_entry
+from services.trading.core.tax_lots import TaxLotBook, close_lots_fifo, record_entry
 
 D0 = date(2025, 1, 1)
 D = Decimal

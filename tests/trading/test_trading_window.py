@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.trading import trading_window as tw
+from services.trading.core import trading_window as tw
 
 NY = ZoneInfo("America/New_York")
 CAL = tw.xnys_calendar()

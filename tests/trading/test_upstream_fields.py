@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from services.shared.orders import OrderJob
 from services.shared.schemas import OrderReason, OrderSide
 from services.shared.tickers import TICKER_MAX_LENGTH, is_ticker
-from services.trading import upstream_fields
-from services.trading.decision import decide
-from services.trading.outbox import order_job
+from services.trading.core import upstream_fields
+from services.trading.core.decision import decide
+from services.trading.live.outbox import order_job
 from tests.trading.test_decision import IN_WINDOW, MARKET, _ctx, _rec
 
 
@@ -37,7 +37,7 @@ def test_the_order_job_takes_exactly_the_tickers_the_engine_accepts() -> None:
     """One definition of a ticker: an accepted recommendation can always become an order job."""
     from decimal import Decimal
 
-    from services.trading.decision import OrderIntent
+    from services.trading.core.decision import OrderIntent
 
     for ticker, accepted in [("ABCDEFGHIJKLMNOP", True), ("ABCDEFGHIJKLMNOPQ", False), ("aapl", False)]:
         intent = OrderIntent(ticker, OrderSide.BUY, Decimal(1), OrderReason.ENTRY, IN_WINDOW)

@@ -19,9 +19,9 @@ import pytest
 from services.shared.db import connect, create_pool
 from services.shared.embedded import EmbeddedPostgres
 from services.shared.migrations import upgrade
-from services.trading import telemetry
-from services.trading.engine import NOTIFY_CHANNEL, TradingEngine
-from services.trading.wake_listener import CHECK_TIMEOUT_SECONDS, WakeListener
+from services.trading.live import telemetry
+from services.trading.live.engine import NOTIFY_CHANNEL, TradingEngine
+from services.trading.live.wake_listener import CHECK_TIMEOUT_SECONDS, WakeListener
 from tests.trading.engine_harness import (
     FIRST_SESSION,
     RISING,

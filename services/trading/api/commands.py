@@ -21,7 +21,7 @@ from services.trading.notifications.settings import (
     SettingsChange,
     save_notification_settings,
 )
-from services.trading.store import EngineStore
+from services.trading.live.engine_store import EngineStore
 
 _NOT_AUDITED = ("created_at", "updated_at", "id")  # as `EngineStore.update_config` records rows
 

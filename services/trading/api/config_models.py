@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.shared.schemas import RiskTierName
 from services.trading.api.inputs import InputDecimal, JsonBool, JsonInt
 from services.trading.api.models import ApiModel, Dec
-from services.trading.engine_settings import TIER_FIELDS, tier_configs
+from services.trading.core.engine_settings import TIER_FIELDS, tier_configs
 
 MAX_MONEY = Decimal("1e12")
 

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from services.trading.api import queries
 from services.trading.api.models import CheckState, Readiness
 from services.trading.api.runtime import EngineRunner, Runtime
-from services.trading.engine import TradingEngine
+from services.trading.live.engine import TradingEngine
 
 PROBE_TIMEOUT_SECONDS = 2.0  # the probes run at once, inside the Helm chart's 3 s probe timeout
 # A loop silent this long beyond its own longest wait between passes is stuck, not busy.

@@ -26,12 +26,12 @@ from services.trading.api.auth import TOKEN_FILE_NAME, ApiToken, resolve_token
 from services.trading.api.guard import LOOPBACK_NAMES, served_names
 from services.trading.api.jobs import BacktestJobs
 from services.trading.api.settings import ApiSettings, ReadAccess, load_api_settings
-from services.trading.clock import Clock, WallClock
-from services.trading.engine import TradingEngine
-from services.trading.main_job import RuntimeParts, supervise
+from services.trading.core.clock import Clock, WallClock
+from services.trading.live.engine import TradingEngine
+from services.trading.live.main_job import RuntimeParts, supervise
 from services.trading.notifications.assembly import open_notification_service
 from services.trading.notifications.service import NotificationService
-from services.trading.store import EngineStore
+from services.trading.live.engine_store import EngineStore
 
 log = structlog.get_logger(__name__)
 POOL_SIZE = 12  # the engine keeps two (its lock and its LISTEN); the rest serve requests and backtests

@@ -12,7 +12,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from services.trading import circuit_breaker, session_close
+from services.trading.core import circuit_breaker
+from services.trading.live import session_close
 from services.trading.api import queries
 from services.trading.api.models import (
     CircuitBreakerView,
@@ -29,14 +30,14 @@ from services.trading.api.models import (
     TradeView,
 )
 from services.trading.api.runtime import EngineRunner, Runtime
-from services.trading.engine_settings import EngineSettings
-from services.trading.models import PortfolioState
-from services.trading.performance_tracker import TradeStats, compute_metrics
-from services.trading.price_book import PriceBook, Quote
-from services.trading.store import HeldPosition
-from services.trading.trading_window import NEW_YORK, new_york_day_start
+from services.trading.core.engine_settings import EngineSettings
+from services.trading.core.models import PortfolioState, ZERO
+from services.trading.core.performance_tracker import TradeStats, compute_metrics
+from services.trading.core.quote import Quote
+from services.trading.market.price_book import PriceBook
+from services.trading.core.models import HeldPosition
+from services.trading.core.trading_window import NEW_YORK, new_york_day_start
 
-ZERO = Decimal(0)
 
 
 def _ratio(numerator: Decimal, denominator: Decimal) -> Decimal:

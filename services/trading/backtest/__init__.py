@@ -6,7 +6,7 @@ Public API (for the CLI and the HTTP API):
   `FillModel`, `CommissionModel`, `SignalSource`;
 - `Backtester(BacktestData).run(config, progress=None) -> BacktestResult` (pure, no I/O);
 - `sample_backtest_data(start, end, tickers)` for the bundled sample;
-- in `services.trading.backtest.store`: `load_backtest_data`, `create_backtest_run`,
+- in `services.trading.backtest.run_store`: `load_backtest_data`, `create_backtest_run`,
   `run_backtest_job`, `save_backtest`, `fetch_backtest`.
 """
 

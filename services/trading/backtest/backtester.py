@@ -26,7 +26,7 @@ from services.trading.backtest.results import (
     summarize,
 )
 from services.trading.backtest.simulation import Progress, Simulation
-from services.trading.models import PortfolioState, Recommendation
+from services.trading.core.models import PortfolioState, Recommendation
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def sample_backtest_data(start: date, end: date, tickers: Sequence[str] | None =
     """The bundled real sample (AAPL, GOOG, IBM, MSFT daily bars 2000-03..2013-03, sectors,
     SEC earnings dates), with warm-up history before `start`; recommendations from the
     momentum signal."""
-    from services.trading import sample_data
+    from services.trading.market import sample_data
 
     symbols = tuple(tickers or sample_data.SAMPLE_TICKERS)
     unknown = [t for t in symbols if t not in sample_data.SAMPLE_TICKERS]

@@ -24,10 +24,10 @@ from uuid import UUID
 
 import numpy as np
 
-from services.trading import reserve_pool, stop_loss_manager, tax_lots
+from services.trading.core import reserve_pool, stop_loss_manager, tax_lots
 from services.trading.backtest.config import FillModel
 from services.trading.backtest.fill_model import BUY, SELL, market_fill_price
-from services.trading.models import (
+from services.trading.core.models import (
     ZERO,
     ClosedTrade,
     OpenPosition,
@@ -35,8 +35,8 @@ from services.trading.models import (
     ReservePoolState,
     StopLevels,
 )
-from services.trading.reserve_pool import ReserveLedgerEntry, ReserveSettings
-from services.trading.tax_lots import TaxLotBook, WashSale
+from services.trading.core.reserve_pool import ReserveLedgerEntry, ReserveSettings
+from services.trading.core.tax_lots import TaxLotBook, WashSale
 
 WASH_WINDOW = timedelta(days=31)  # closed lots older than this can no longer be washed
 

@@ -26,7 +26,7 @@ from services.shared.runtime import resolve_server_urls
 from services.trading.backtest.backtester import Backtester
 from services.trading.backtest.config import BacktestConfig, BacktestConfigError
 from services.trading.backtest.results import BacktestResult
-from services.trading.backtest.store import load_backtest_data, save_backtest
+from services.trading.backtest.run_store import load_backtest_data, save_backtest
 
 errors = Console(stderr=True)
 EXPECTED_ERRORS = (BacktestConfigError, ConfigError, EmbeddedServerError, MigrationError, asyncpg.PostgresError,

@@ -15,8 +15,8 @@ from typing import Any
 
 from services.shared.schemas import RiskTierName
 from services.shared.tickers import is_ticker
-from services.trading.engine_settings import TIER_FIELDS, EngineSettings
-from services.trading.trading_window import CALENDAR_END, CALENDAR_START
+from services.trading.core.engine_settings import TIER_FIELDS, EngineSettings
+from services.trading.core.trading_window import CALENDAR_END, CALENDAR_START
 
 MAX_SLIPPAGE_BPS = Decimal(1000)
 DEFAULT_SLIPPAGE_BPS = Decimal(5)  # SPEC section 4: the paper broker's default

@@ -20,17 +20,17 @@ from decimal import Decimal
 from functools import cached_property
 
 from services.trading.backtest.market import MarketData
-from services.trading.correlation import (
+from services.trading.core.correlation import (
     LOOKBACK_DAYS,
     MIN_OVERLAP,
     CorrelationMatrix,
     correlation_from_prices,
 )
-from services.trading.decision import MarketFacts, MarketView
-from services.trading.engine_settings import EngineSettings
-from services.trading.models import OpenPosition, Recommendation
-from services.trading.price_age import DAILY
-from services.trading.trading_window import NEW_YORK, sessions_until
+from services.trading.core.decision import MarketFacts, MarketView
+from services.trading.core.engine_settings import EngineSettings
+from services.trading.core.models import OpenPosition, Recommendation
+from services.trading.core.price_age import DAILY
+from services.trading.core.trading_window import NEW_YORK, sessions_until
 
 
 @dataclass(frozen=True)

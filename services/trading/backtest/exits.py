@@ -15,12 +15,12 @@ from datetime import datetime
 
 import numpy as np
 
-from services.trading import circuit_breaker, stop_loss_manager
+from services.trading.core import circuit_breaker, stop_loss_manager
 from services.trading.backtest.book import Holding
 from services.trading.backtest.fill_model import ExitFill, ExitLevels, exit_on_bar
 from services.trading.backtest.market import MarketData, to_decimal
-from services.trading.circuit_breaker import BreakerCheck, BreakerSettings
-from services.trading.models import CircuitBreakerState
+from services.trading.core.circuit_breaker import BreakerCheck, BreakerSettings
+from services.trading.core.models import CircuitBreakerState
 
 TOLERANCE = 1e-9  # relative: candidates include levels within float rounding of the price
 BREAKER_MARGIN = 0.99  # candidates for the breaker: loss above 99% of its threshold

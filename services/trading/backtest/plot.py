@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.trading import performance_tracker
+from services.trading.core import performance_tracker
 from services.trading.backtest.results import BacktestResult
 
 

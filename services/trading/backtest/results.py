@@ -17,12 +17,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from services.trading import performance_tracker
+from services.trading.core import performance_tracker
 from services.trading.backtest.config import BacktestConfig
 from services.trading.backtest.market import DataGap
-from services.trading.models import ZERO, ClosedTrade, PortfolioState
-from services.trading.tax_lots import WashSale
-from services.trading.trading_window import NEW_YORK
+from services.trading.core.models import ZERO, ClosedTrade, PortfolioState
+from services.trading.core.tax_lots import WashSale
+from services.trading.core.trading_window import NEW_YORK
 
 COMPLETED, FAILED = "completed", "failed"
 

@@ -28,9 +28,9 @@ import numpy as np
 
 from services.shared.schemas import RecommendationMode
 from services.trading.backtest.market import MarketData
-from services.trading.models import Recommendation
-from services.trading.momentum_signal import crossover_signals_of_closes
-from services.trading.trading_window import (
+from services.trading.core.models import Recommendation
+from services.trading.market.momentum_signal import crossover_signals_of_closes
+from services.trading.core.trading_window import (
     NEW_YORK,
     WINDOW_BUFFER,
     is_within_trading_window,

@@ -36,7 +36,7 @@ from decimal import Decimal
 import numpy as np
 
 from services.shared.schemas import OrderSide, RiskTierName
-from services.trading import (
+from services.trading.core import (
     circuit_breaker,
     entry_guards,
     performance_tracker,
@@ -52,9 +52,9 @@ from services.trading.backtest.exits import find_exits
 from services.trading.backtest.market import to_decimal
 from services.trading.backtest.results import BacktestEvent, DecisionRecord
 from services.trading.backtest.signals import ScheduledRecommendation
-from services.trading.decision import DecisionContext, decide
-from services.trading.models import CircuitBreakerState, ClosedTrade
-from services.trading.trading_window import WINDOW_BUFFER, is_within_trading_window
+from services.trading.core.decision import DecisionContext, decide
+from services.trading.core.models import CircuitBreakerState, ClosedTrade
+from services.trading.core.trading_window import WINDOW_BUFFER, is_within_trading_window
 
 DECISION_ID_BASE = 0xB4C7 << 112  # decision ids of a backtest: this prefix + a sequence number
 STOP_OUTS = ("stop_loss", "trailing_stop")

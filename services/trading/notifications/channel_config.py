@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.shared.config import SECRETS_DIR_VARIABLE
 from services.shared.schemas import NotificationChannel
-from services.trading.clock import Clock
+from services.trading.core.clock import Clock
 from services.trading.notifications.channel import Channel, UnconfiguredChannel
 from services.trading.notifications.gmail_api import GMAIL_API_BASE_URL, GOOGLE_TOKEN_URL, GmailApiEmail
 from services.trading.notifications.settings import NotificationSettings

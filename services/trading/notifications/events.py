@@ -16,9 +16,9 @@ from types import MappingProxyType
 from typing import Any
 
 from services.shared.schemas import NotificationEventType as E
-from services.trading.circuit_breaker import BreakerResolution, CircuitBreakerEvent
-from services.trading.risk_tier_controller import RiskTierChange
-from services.trading.trading_window import require_aware
+from services.trading.core.circuit_breaker import BreakerResolution, CircuitBreakerEvent
+from services.trading.core.risk_tier_controller import RiskTierChange
+from services.trading.core.trading_window import require_aware
 
 Number = Decimal | int | float
 

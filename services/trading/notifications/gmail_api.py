@@ -16,7 +16,7 @@ import httpx
 from pydantic import SecretStr
 
 from services.shared.schemas import NotificationChannel
-from services.trading.clock import Clock
+from services.trading.core.clock import Clock
 from services.trading.notifications.channel import ChannelError
 from services.trading.notifications.formatting import Message
 from services.trading.notifications.mime import build_email

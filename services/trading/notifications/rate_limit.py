@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 
 from services.shared.redis_keys import notification_rate_key
 from services.shared.schemas import NotificationChannel
-from services.trading.trading_window import require_aware
+from services.trading.core.trading_window import require_aware
 
 log = structlog.get_logger(__name__)
 

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import structlog
 
 from services.shared.schemas import DeliveryStatus, NotificationChannel, NotificationEventType
-from services.trading.clock import Clock
+from services.trading.core.clock import Clock
 from services.trading.notifications.channel import Channel, UnconfiguredChannel
 from services.trading.notifications.delivery import AttemptOutcome, DeliveryPolicy, attempt, backoff_delay
 from services.trading.notifications.events import NotificationEvent
@@ -30,7 +30,7 @@ from services.trading.notifications.redaction import redact
 from services.trading.notifications.routing import Route, route
 from services.trading.notifications.schedule import ScheduledReport, daily_summary_due, weekly_digest_due
 from services.trading.notifications.settings import NotificationSettings
-from services.trading.notifications.store import AttemptRecord, NotificationRecord, NotificationStore
+from services.trading.notifications.notification_store import AttemptRecord, NotificationRecord, NotificationStore
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")

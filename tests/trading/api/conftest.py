@@ -18,7 +18,7 @@ from services.trading.api.auth import ApiToken
 from services.trading.api.runtime import Runtime
 from services.trading.api.settings import ReadAccess
 from services.trading.app import create_app
-from services.trading.clock import SimulatedClock
+from services.trading.core.clock import SimulatedClock
 from tests.trading.engine_harness import (
     RISING,
     Stack,

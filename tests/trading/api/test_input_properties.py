@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from services.shared.db import create_pool
 from services.trading.app import create_app
-from services.trading.clock import SimulatedClock
+from services.trading.core.clock import SimulatedClock
 from tests.trading.api.conftest import AUTH, make_runtime
 from tests.trading.engine_harness import close_pool
 

@@ -11,8 +11,8 @@ import pytest
 from services.shared.config import TradingConfig
 from services.trading.api.jobs import BacktestJobs
 from services.trading.backtest import BacktestConfig
-from services.trading.backtest.store import create_backtest_run
-from services.trading.clock import SimulatedClock
+from services.trading.backtest.run_store import create_backtest_run
+from services.trading.core.clock import SimulatedClock
 from tests.trading.api.conftest import AUTH, make_runtime, serve
 from tests.trading.engine_harness import at
 

@@ -17,8 +17,8 @@ from services.trading.api.auth import TOKEN_FILE_NAME, resolve_token
 from services.trading.api.runtime import EngineRunner
 from services.trading.api.settings import ReadAccess
 from services.trading.app import create_app
-from services.trading.clock import SimulatedClock
-from services.trading.engine import ENGINE_LOCK_KEY, TradingEngine
+from services.trading.core.clock import SimulatedClock
+from services.trading.live.engine import ENGINE_LOCK_KEY, TradingEngine
 from services.trading.notifications.service import NotificationService
 from tests.trading.api.conftest import AUTH, TOKEN, make_runtime, serve
 from tests.trading.engine_harness import ORDER_SIGNER, at

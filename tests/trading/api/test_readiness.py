@@ -20,9 +20,9 @@ from services.shared.embedded import EmbeddedValkey
 from services.trading.api.readiness import STALL_GRACE_SECONDS, Check, loop_check, verdict
 from services.trading.api.runtime import attached_runtime
 from services.trading.api.settings import ApiSettings, ReadAccess
-from services.trading.clock import SimulatedClock
-from services.trading.engine import TradingEngine
-from services.trading.main_job import RuntimeParts
+from services.trading.core.clock import SimulatedClock
+from services.trading.live.engine import TradingEngine
+from services.trading.live.main_job import RuntimeParts
 from tests.trading.api.conftest import TOKEN, make_runtime, serve
 from tests.trading.engine_harness import ORDER_SIGNER, at
 

@@ -17,7 +17,7 @@ from services.trading.api.guard import MAX_BODY_BYTES, host_allowed, served_name
 from services.trading.api.runtime import attached_runtime
 from services.trading.api.settings import ApiSettings, ReadAccess
 from services.trading.app import create_app
-from services.trading.main_job import RuntimeParts
+from services.trading.live.main_job import RuntimeParts
 from tests.trading.api.conftest import AUTH, TOKEN, make_runtime
 from tests.trading.api.served import raw_exchange, uvicorn_serving
 

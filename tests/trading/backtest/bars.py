@@ -22,10 +22,10 @@ from services.trading.backtest import (
     MarketData,
 )
 from services.trading.backtest.market import xnys_sessions
-from services.trading.engine_settings import EngineSettings
-from services.trading.gradual_entry import GradualEntrySettings
-from services.trading.models import Recommendation
-from services.trading.trading_window import session_times
+from services.trading.core.engine_settings import EngineSettings
+from services.trading.core.gradual_entry import GradualEntrySettings
+from services.trading.core.models import Recommendation
+from services.trading.core.trading_window import session_times
 
 WARMUP = 20
 SESSIONS = xnys_sessions(date(2024, 1, 2), date(2024, 3, 28))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from services.shared.embedded import ServerUrls
-from services.trading import market_store, sample_data
+from services.trading.market import market_store, sample_data
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,7 @@ session 20's open (100) as the price, and fills at that open. ATR(14) = 2, so th
 from __future__ import annotations
 
 from services.shared.schemas import RiskTierName
-from services.trading.gradual_entry import GradualEntrySettings
+from services.trading.core.gradual_entry import GradualEntrySettings
 from tests.trading.backtest.bars import SESSIONS, WARMUP, D, flat, market, rec, run
 
 E = WARMUP  # the entry session

@@ -16,7 +16,7 @@ import structlog
 from pydantic import SecretStr
 
 from services.shared.schemas import NotificationChannel as C
-from services.trading.clock import SimulatedClock
+from services.trading.core.clock import SimulatedClock
 from services.trading.notifications.channel import ChannelError
 from services.trading.notifications.channel_config import ChannelConfig, build_channels
 from services.trading.notifications.formatting import render
@@ -26,7 +26,7 @@ from services.trading.notifications.service import NotificationService
 from services.trading.notifications.settings import NotificationSettings
 from services.trading.notifications.sms_sns import SnsSms
 from services.trading.notifications.smtp_email import SmtpEmail, SmtpSecurity
-from services.trading.notifications.store import PostgresNotificationStore
+from services.trading.notifications.notification_store import PostgresNotificationStore
 from services.trading.notifications.webhook import Webhook
 
 from .conftest import FAST, SMTP_PASSWORD, SMTP_USER, breaker_event, free_port

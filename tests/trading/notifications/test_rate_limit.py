@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from services.shared.redis_keys import notification_rate_key
 from services.shared.schemas import NotificationChannel as C
-from services.trading.clock import SimulatedClock
+from services.trading.core.clock import SimulatedClock
 from services.trading.notifications.rate_limit import RateLimiter, decide, hour_bucket
 from services.trading.notifications.settings import NotificationSettings
 

@@ -17,12 +17,12 @@ import redis.asyncio as aioredis
 
 from services.shared.schemas import NotificationChannel as C
 from services.shared.schemas import NotificationEventType
-from services.trading.clock import SimulatedClock
+from services.trading.core.clock import SimulatedClock
 from services.trading.notifications import events
 from services.trading.notifications.channel import ChannelError
 from services.trading.notifications.delivery import DeliveryPolicy, backoff_delay
 from services.trading.notifications.settings import NotificationSettings
-from services.trading.notifications.store import PostgresNotificationStore
+from services.trading.notifications.notification_store import PostgresNotificationStore
 
 from .conftest import FAST, RecordingChannel, ScriptedChannel, breaker_event, make_service
 

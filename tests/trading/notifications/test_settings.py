@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from services.shared.config import TradingConfig
 from services.shared.schemas import NotificationChannel, NotificationEventType
-from services.trading.clock import SimulatedClock
+from services.trading.core.clock import SimulatedClock
 from services.trading.notifications.channel import UnconfiguredChannel
 from services.trading.notifications.channel_config import (
     ChannelConfig,

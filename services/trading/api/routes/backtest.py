@@ -23,7 +23,7 @@ from services.trading.api.inputs import ExactJsonRoute
 from services.trading.api.jobs import TooManyBacktests
 from services.trading.api.models import ErrorBody, Page
 from services.trading.backtest import BacktestConfig, BacktestConfigError
-from services.trading.backtest.store import create_backtest_run, fetch_backtest, run_backtest_job
+from services.trading.backtest.run_store import create_backtest_run, fetch_backtest, run_backtest_job
 
 router = APIRouter(prefix="/api/trading", tags=["backtest"], route_class=ExactJsonRoute)
 

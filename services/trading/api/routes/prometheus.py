@@ -1,5 +1,5 @@
 """GET /metrics: Prometheus exposition of the engine's counters and the database's gauges
-(services/trading/telemetry.py). Guarded like the other reads."""
+(services/trading/live/telemetry.py). Guarded like the other reads."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from services.trading import circuit_breaker, telemetry
+from services.trading.core import circuit_breaker
+from services.trading.live import telemetry
 from services.trading.api import queries
 from services.trading.api.deps import RuntimeDep, require_read_access
 from services.trading.api.errors import UNAUTHORIZED

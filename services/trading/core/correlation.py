@@ -1,0 +1,183 @@
+"""Trailing correlations of daily returns between tickers (seed task 11.1, SPEC section 6).
+
+Rule: over the last `lookback_days` (default 90) closes on or before `as_of`, a ticker's daily
+return on a session is `close / previous session's close - 1`, defined only when it has a
+close on both sessions (a missing day makes two returns unknown; we never stretch a return
+over a gap, because its partner's return would then cover a different span). A pair's Pearson
+correlation uses only the sessions where both returns are defined; with fewer than
+`min_overlap` (default 20) such sessions, or a flat series on them, the pair is *unknown*,
+and unknown reads as 0.0 — neither a reason to cut a position nor a reason to reject one.
+
+The refresh schedule and the `correlation_matrix_cache` table belong to the engine; this
+module only turns close prices into a `CorrelationMatrix` value, and back into pairs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from types import MappingProxyType
+
+import numpy as np
+
+from services.trading.core.models import OpenPosition, ZERO
+
+LOOKBACK_DAYS = 90
+MIN_OVERLAP = 20
+
+Number = float | int | Decimal
+
+
+@dataclass(frozen=True, eq=False)
+class CorrelationMatrix:
+    """Pairwise return correlations, read-only. Unknown pairs are stored as NaN and read
+    as 0.0; a ticker with itself is 1.0 even when its own history is unknown."""
+
+    tickers: tuple[str, ...]
+    values: np.ndarray = field(repr=False)
+    computed_at: datetime | None = None
+    lookback_days: int = LOOKBACK_DAYS
+    _index: Mapping[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.tickers)
+        if self.values.shape != (n, n):
+            raise ValueError(f"values must be {n}x{n} for {n} tickers, got {self.values.shape}")
+        frozen = np.array(self.values, dtype=np.float64, copy=True)
+        frozen.setflags(write=False)
+        object.__setattr__(self, "values", frozen)
+        object.__setattr__(self, "_index", MappingProxyType({t: i for i, t in enumerate(self.tickers)}))
+
+    @classmethod
+    def empty(cls) -> CorrelationMatrix:
+        """No data at all: every pair of distinct tickers reads 0.0."""
+        return cls((), np.empty((0, 0)))
+
+    @classmethod
+    def from_pairs(
+        cls,
+        pairs: Mapping[tuple[str, str], float],
+        *,
+        computed_at: datetime | None = None,
+        lookback_days: int = LOOKBACK_DAYS,
+    ) -> CorrelationMatrix:
+        """Rebuild from stored pairs (e.g. the cache table); a missing pair stays unknown."""
+        tickers = tuple(sorted({t for pair in pairs for t in pair}))
+        index = {t: i for i, t in enumerate(tickers)}
+        values = np.full((len(tickers), len(tickers)), np.nan)
+        np.fill_diagonal(values, 1.0)
+        for (a, b), c in pairs.items():
+            values[index[a], index[b]] = values[index[b], index[a]] = 1.0 if a == b else float(c)
+        return cls(tickers, values, computed_at, lookback_days)
+
+    def is_known(self, a: str, b: str) -> bool:
+        if a == b:
+            return True
+        i, j = self._index.get(a), self._index.get(b)
+        return i is not None and j is not None and bool(np.isfinite(self.values[i, j]))
+
+    def get_correlation(self, a: str, b: str) -> float:
+        """Correlation of the two tickers' daily returns; 1.0 for a ticker with itself,
+        0.0 when unknown (not enough shared history, or a ticker never seen)."""
+        if a == b:
+            return 1.0
+        i, j = self._index.get(a), self._index.get(b)
+        if i is None or j is None:
+            return 0.0
+        value = float(self.values[i, j])
+        return value if np.isfinite(value) else 0.0
+
+    def get_portfolio_correlation(self, candidate: str, positions: Sequence[OpenPosition]) -> float:
+        """Market-value-weighted mean correlation of `candidate` with the open positions
+        (SPEC section 6, the `c` of the sizing rule); 0.0 with nothing to compare against.
+
+        Positions in the candidate itself are left out: adding to a holding is concentration,
+        which the position and sector caps govern, not correlation (counting it as 1.0 would
+        reject every add-on outright). Unknown pairs count as 0.0 at their full weight.
+        """
+        i = self._index.get(candidate)
+        row = self.values[i].tolist() if i is not None else None  # the candidate's pairs, read once
+        weighted = 0.0
+        total_weight = 0.0
+        for position in positions:
+            if position.ticker == candidate:
+                continue
+            weight = float(max(position.market_value, ZERO))
+            j = self._index.get(position.ticker)
+            correlation = row[j] if row is not None and j is not None else math.nan
+            weighted += weight * (correlation if math.isfinite(correlation) else 0.0)  # unknown reads 0.0
+            total_weight += weight
+        return weighted / total_weight if total_weight > 0 else 0.0
+
+    def pairs(self) -> Iterator[tuple[str, str, float]]:
+        """Every known pair once (a < b), for the engine to store in its cache table."""
+        n = len(self.tickers)
+        rows, cols = np.triu_indices(n, k=1)
+        for i, j in zip(rows.tolist(), cols.tolist()):
+            value = float(self.values[i, j])
+            if np.isfinite(value):
+                yield self.tickers[i], self.tickers[j], value
+
+
+def compute_correlation_matrix(
+    closes: Mapping[str, Mapping[date, Number]],
+    *,
+    as_of: date,
+    lookback_days: int = LOOKBACK_DAYS,
+    min_overlap: int = MIN_OVERLAP,
+    computed_at: datetime | None = None,
+) -> CorrelationMatrix:
+    """Close prices per ticker per session date -> correlations of their daily returns.
+
+    The window is the last `lookback_days` distinct session dates (across all tickers) on or
+    before `as_of`. Non-positive or non-finite closes count as missing.
+    """
+    if lookback_days < 2:
+        raise ValueError("lookback_days must be at least 2 to form one return")
+    tickers = tuple(sorted(closes))
+    sessions = sorted({d for series in closes.values() for d in series if d <= as_of})[-lookback_days:]
+    row = {d: i for i, d in enumerate(sessions)}
+    prices = np.full((len(sessions), len(tickers)), np.nan)
+    for col, ticker in enumerate(tickers):
+        for day, close in closes[ticker].items():
+            if day in row:
+                prices[row[day], col] = float(close)
+    values = correlation_from_prices(prices, min_overlap=min_overlap)
+    return CorrelationMatrix(tickers, values, computed_at, lookback_days)
+
+
+def correlation_from_prices(prices: np.ndarray, *, min_overlap: int = MIN_OVERLAP) -> np.ndarray:
+    """Sessions x tickers closes (NaN = missing) -> tickers x tickers Pearson correlations of
+    daily returns over each pair's common returns; NaN where unknown, 1.0 on the diagonal.
+
+    Vectorised with masks: every pairwise sum over the common days is one matrix product of
+    the zero-filled returns with the 0/1 "return defined" mask, so 500 tickers cost a few
+    500x500 products, not 125,000 Python-level pair loops.
+    """
+    prices = np.where(np.isfinite(prices) & (prices > 0), prices, np.nan)
+    returns = prices[1:] / prices[:-1] - 1.0
+    mask = np.isfinite(returns)
+    # Centre each column on its own mean first: correlation is unchanged, and the one-pass
+    # sums below then lose no precision to cancellation.
+    counts = mask.sum(axis=0)
+    means = np.divide(np.where(mask, returns, 0.0).sum(axis=0), counts, out=np.zeros(counts.shape), where=counts > 0)
+    x = np.where(mask, returns - means, 0.0)
+    m = mask.astype(np.float64)
+    n = m.T @ m  # common returns per pair
+    sum_a = x.T @ m  # [a, b]: sum of a's returns over the days b is also defined
+    sum_sq_a = (x * x).T @ m
+    sum_ab = x.T @ x
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cov = sum_ab - sum_a * sum_a.T / n
+        var_a = sum_sq_a - sum_a * sum_a / n
+        var_b = var_a.T
+        corr = cov / np.sqrt(var_a * var_b)
+    # A flat series (variance lost in rounding) or too short an overlap is unknown.
+    scale = np.maximum(sum_sq_a, sum_sq_a.T)
+    flat = (var_a <= 1e-12 * scale) | (var_b <= 1e-12 * scale) | (var_a <= 0) | (var_b <= 0)
+    corr = np.where((n >= max(min_overlap, 2)) & ~flat, np.clip(corr, -1.0, 1.0), np.nan)
+    np.fill_diagonal(corr, 1.0)
+    return corr

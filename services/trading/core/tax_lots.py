@@ -1,0 +1,314 @@
+"""Tax lots: FIFO closing and wash sales (seed task 11.2, SPEC section 6, IRS Publication 550).
+
+The rule, as implemented:
+
+1. Every buy opens a lot at its price. A sell closes open lots of the ticker first in, first
+   out (by purchase date, then purchase order, then share position within a lot), splitting
+   the last lot it touches; each closed piece realizes `(exit - basis) * qty`.
+2. A closed piece with a loss is a wash sale when replacement shares exist: shares of the same
+   ticker acquired within 30 calendar days before or after the sale date that were not sold in
+   the loss sale itself, are still held when matched, did not come from the same purchase as
+   the sold shares (Rev. Rul. 56-602: the rest of one's own lot is not a repurchase) and have
+   not already absorbed a washed share. Replacement shares are matched in acquisition order,
+   each absorbing at most one washed share; loss shares are matched in the order they were
+   sold (oldest sale first, then FIFO within the sale).
+3. For each matched share the loss is disallowed (the sold piece becomes `washed`, with the
+   details), added to the replacement share's basis, and the replacement's holding period
+   starts earlier by the sold share's holding period. Unmatched loss shares stay realized.
+4. Replacements bought *after* the sale are found when the buy is recorded: `record_entry`
+   checks loss pieces closed in the last 30 days, so both directions use the same matching.
+
+Pure: a `TaxLotBook` value goes in, a new one comes out with the records to persist. Events
+must be recorded in trade-date order; the book refuses to go back in time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from decimal import Decimal
+
+from services.shared.schemas import TaxLotStatus
+from services.trading.core.models import ZERO
+
+WASH_WINDOW = timedelta(days=30)
+
+
+@dataclass(frozen=True, slots=True)
+class WashSale:
+    """`quantity` loss shares of lot `sale_lot_id`, sold on `sale_date`, replaced by as many
+    shares of lot `replacement_lot_id`; `disallowed_loss` (positive) moved into their basis."""
+
+    ticker: str
+    sale_lot_id: int
+    replacement_lot_id: int
+    quantity: Decimal
+    sale_date: date
+    replacement_acquired: date
+    disallowed_loss: Decimal
+    holding_period_start: date
+
+    def describe(self) -> str:
+        return (
+            f"wash sale: {self.quantity} {self.ticker} sold at a loss on {self.sale_date} (lot "
+            f"{self.sale_lot_id}) replaced by shares bought {self.replacement_acquired} (lot "
+            f"{self.replacement_lot_id}); ${self.disallowed_loss} loss disallowed and added to "
+            f"their basis, holding period from {self.holding_period_start}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TaxLot:
+    lot_id: int
+    ticker: str
+    quantity: Decimal
+    cost_basis_per_share: Decimal  # includes any disallowed loss absorbed
+    acquisition_date: date
+    holding_period_start: date  # earlier than acquisition when a wash sale tacked on
+    origin_lot_id: int  # the purchase these shares came from
+    first_share: Decimal = ZERO  # offset of this piece's first share within that purchase
+    status: TaxLotStatus = TaxLotStatus.OPEN
+    closed_date: date | None = None
+    exit_price: Decimal | None = None
+    wash_sale: WashSale | None = None  # set when this piece's loss was disallowed
+    basis_adjustment: WashSale | None = None  # set when these shares absorbed a washed loss
+    parent_lot_id: int | None = None
+    order_id: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == TaxLotStatus.OPEN
+
+    @property
+    def realized_pnl(self) -> Decimal:
+        """`(exit - basis) * qty` for a closed or washed piece, before any disallowance."""
+        if self.exit_price is None:
+            return ZERO
+        return (self.exit_price - self.cost_basis_per_share) * self.quantity
+
+    @property
+    def disallowed_loss(self) -> Decimal:
+        return self.wash_sale.disallowed_loss if self.wash_sale else ZERO
+
+    @property
+    def recognized_pnl(self) -> Decimal:
+        """What counts for tax now: the realized P&L less the part a wash sale deferred."""
+        return self.realized_pnl + self.disallowed_loss
+
+    @property
+    def wash_sale_flag(self) -> bool:
+        return self.wash_sale is not None
+
+    @property
+    def fifo_key(self) -> tuple[date, int, Decimal]:
+        return (self.acquisition_date, self.origin_lot_id, self.first_share)
+
+
+@dataclass(frozen=True, slots=True)
+class TaxLotBook:
+    lots: tuple[TaxLot, ...] = ()
+    next_lot_id: int = 1
+    last_trade_date: date | None = None
+
+    def open_lots(self, ticker: str) -> tuple[TaxLot, ...]:
+        """Open lots of `ticker` in FIFO order."""
+        return tuple(sorted((lot for lot in self.lots if lot.ticker == ticker and lot.is_open), key=_fifo))
+
+    def open_quantity(self, ticker: str) -> Decimal:
+        return sum((lot.quantity for lot in self.open_lots(ticker)), ZERO)
+
+    def lot(self, lot_id: int) -> TaxLot:
+        return next(lot for lot in self.lots if lot.lot_id == lot_id)
+
+
+@dataclass(frozen=True, slots=True)
+class LotUpdate:
+    """The new book, every lot created or changed (to upsert), and the wash sales found."""
+
+    book: TaxLotBook
+    changed: tuple[TaxLot, ...]
+    wash_sales: tuple[WashSale, ...]
+    closed: tuple[TaxLot, ...] = ()  # pieces closed by this sale, final status
+
+    @property
+    def realized_pnl(self) -> Decimal:
+        return sum((lot.realized_pnl for lot in self.closed), ZERO)
+
+    @property
+    def disallowed_loss(self) -> Decimal:
+        return sum((w.disallowed_loss for w in self.wash_sales), ZERO)
+
+
+def _fifo(lot: TaxLot) -> tuple[date, int, Decimal]:
+    return lot.fifo_key
+
+
+class _Ledger:
+    """Working copy inside one pure call: lots by id, fresh ids, and what changed."""
+
+    def __init__(self, book: TaxLotBook) -> None:
+        self.lots = {lot.lot_id: lot for lot in book.lots}
+        self.next_id = book.next_lot_id
+        self.changed: dict[int, TaxLot] = {}
+        self.washes: list[WashSale] = []
+
+    def put(self, lot: TaxLot) -> TaxLot:
+        self.lots[lot.lot_id] = self.changed[lot.lot_id] = lot
+        return lot
+
+    def new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id - 1
+
+    def split_front(self, lot: TaxLot, quantity: Decimal) -> TaxLot:
+        """Carve the first `quantity` shares off `lot` as a new piece; the rest keeps the id."""
+        if quantity >= lot.quantity:
+            return lot
+        self.put(replace(lot, quantity=lot.quantity - quantity, first_share=lot.first_share + quantity))
+        return self.put(replace(lot, lot_id=self.new_id(), quantity=quantity, parent_lot_id=lot.lot_id))
+
+    def book(self, trade_date: date) -> TaxLotBook:
+        return TaxLotBook(tuple(self.lots[i] for i in sorted(self.lots)), self.next_id, trade_date)
+
+
+def _check_order(book: TaxLotBook, quantity: Decimal, price: Decimal, trade_date: date) -> None:
+    if quantity <= 0:
+        raise ValueError(f"quantity must be positive, got {quantity}")
+    if price < 0:
+        raise ValueError(f"price must not be negative, got {price}")
+    if book.last_trade_date is not None and trade_date < book.last_trade_date:
+        raise ValueError(f"trade dated {trade_date} is before the last recorded trade {book.last_trade_date}")
+
+
+def record_entry(
+    book: TaxLotBook,
+    *,
+    ticker: str,
+    quantity: Decimal,
+    price: Decimal,
+    trade_date: date,
+    order_id: str | None = None,
+) -> LotUpdate:
+    """A buy: open a lot, then let its shares replace any loss sold in the last 30 days."""
+    _check_order(book, quantity, price, trade_date)
+    ledger = _Ledger(book)
+    lot_id = ledger.new_id()
+    ledger.put(TaxLot(lot_id, ticker, quantity, price, trade_date, trade_date, lot_id, order_id=order_id))
+    pending = [
+        lot
+        for lot in ledger.lots.values()
+        if lot.ticker == ticker
+        and lot.status == TaxLotStatus.CLOSED
+        and lot.realized_pnl < 0
+        and lot.closed_date is not None
+        and lot.closed_date >= trade_date - WASH_WINDOW
+    ]
+    # Oldest sale first. Under FIFO shares leave in acquisition order, so within a day the
+    # FIFO key is also the order in which they were sold.
+    for loss in sorted(pending, key=lambda lot: (lot.closed_date, lot.fifo_key)):
+        _wash(ledger, loss)
+    return LotUpdate(ledger.book(trade_date), tuple(ledger.changed.values()), tuple(ledger.washes))
+
+
+def close_lots_fifo(
+    book: TaxLotBook,
+    *,
+    ticker: str,
+    quantity: Decimal,
+    price: Decimal,
+    trade_date: date,
+    order_id: str | None = None,
+) -> LotUpdate:
+    """A sell: close open lots first in, first out; then wash each loss piece against the
+    replacement shares already held (bought up to 30 days before)."""
+    _check_order(book, quantity, price, trade_date)
+    held = book.open_quantity(ticker)
+    if quantity > held:
+        raise ValueError(f"cannot sell {quantity} {ticker}: only {held} held in open lots")
+    ledger = _Ledger(book)
+    closed: list[int] = []
+    remaining = quantity
+    for lot in book.open_lots(ticker):
+        if remaining <= 0:
+            break
+        piece = ledger.split_front(lot, min(remaining, lot.quantity))
+        remaining -= piece.quantity
+        closed_piece = replace(
+            piece, status=TaxLotStatus.CLOSED, closed_date=trade_date, exit_price=price, order_id=order_id or piece.order_id
+        )
+        closed.append(ledger.put(closed_piece).lot_id)
+    washed_pieces: list[int] = []
+    for lot_id in closed:
+        loss = ledger.lots[lot_id]
+        if loss.realized_pnl < 0:
+            washed_pieces += _wash(ledger, loss)
+    final = [ledger.lots[i] for i in closed + washed_pieces]
+    return LotUpdate(ledger.book(trade_date), tuple(ledger.changed.values()), tuple(ledger.washes), tuple(final))
+
+
+def _replacements(ledger: _Ledger, loss: TaxLot) -> list[TaxLot]:
+    assert loss.closed_date is not None
+    return sorted(
+        (
+            lot
+            for lot in ledger.lots.values()
+            if lot.ticker == loss.ticker
+            and lot.is_open
+            and lot.basis_adjustment is None
+            and lot.origin_lot_id != loss.origin_lot_id
+            and abs(lot.acquisition_date - loss.closed_date) <= WASH_WINDOW
+        ),
+        key=_fifo,
+    )
+
+
+def _wash(ledger: _Ledger, loss: TaxLot) -> list[int]:
+    """Match the loss piece's shares against replacement shares, one for one. Returns the ids
+    of washed pieces carved off `loss` (the piece itself keeps the unmatched remainder)."""
+    carved: list[int] = []
+    for replacement in _replacements(ledger, loss):
+        loss = ledger.lots[loss.lot_id]
+        matched = min(loss.quantity, replacement.quantity)
+        washed = _carve_washed(ledger, loss, matched)
+        target = ledger.split_front(replacement, matched)
+        price = washed.exit_price
+        assert price is not None
+        wash = _wash_record(washed, target)
+        ledger.put(replace(washed, status=TaxLotStatus.WASHED, wash_sale=wash))
+        ledger.put(
+            replace(
+                target,
+                cost_basis_per_share=target.cost_basis_per_share + (washed.cost_basis_per_share - price),
+                holding_period_start=wash.holding_period_start,
+                basis_adjustment=wash,
+            )
+        )
+        ledger.washes.append(wash)
+        if washed.lot_id != loss.lot_id:
+            carved.append(washed.lot_id)
+        else:
+            break  # the whole piece is washed
+    return carved
+
+
+def _carve_washed(ledger: _Ledger, loss: TaxLot, matched: Decimal) -> TaxLot:
+    """The first `matched` shares of a closed loss piece, as their own piece."""
+    if matched >= loss.quantity:
+        return loss
+    ledger.put(replace(loss, quantity=loss.quantity - matched, first_share=loss.first_share + matched))
+    return ledger.put(replace(loss, lot_id=ledger.new_id(), quantity=matched, parent_lot_id=loss.lot_id))
+
+
+def _wash_record(washed: TaxLot, replacement: TaxLot) -> WashSale:
+    assert washed.closed_date is not None
+    held_for = washed.closed_date - washed.holding_period_start
+    return WashSale(
+        ticker=washed.ticker,
+        sale_lot_id=washed.lot_id,
+        replacement_lot_id=replacement.lot_id,
+        quantity=washed.quantity,
+        sale_date=washed.closed_date,
+        replacement_acquired=replacement.acquisition_date,
+        disallowed_loss=-washed.realized_pnl,
+        holding_period_start=replacement.acquisition_date - held_for,
+    )

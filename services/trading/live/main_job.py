@@ -1,0 +1,198 @@
+"""The two long-running jobs: `demo` (history replayed through the live stack on a simulated
+clock, the dashboard up) and `run` (the same stack on the wall clock, for real use).
+
+The demo works in a database of its own (`stonks_demo`, rebuilt on every run) and Redis
+database 1, so a demo never touches the state of a real account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Awaitable, Callable
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import redis.asyncio as aioredis
+import structlog
+
+from services.paper_broker.broker import PaperBroker, PaperBrokerSettings, pause_unless_stopped
+from services.shared.config import AppConfig
+from services.shared.db import connect, create_pool
+from services.shared.heartbeat import Heartbeat
+from services.shared.runtime import order_signer, resolve_server_urls
+from services.trading.market import setup_steps
+from services.trading.core.clock import Clock, WallClock
+from services.trading.live.engine import TradingEngine
+from services.trading.notifications.assembly import open_notification_service
+from services.trading.notifications.service import NotificationService
+from services.trading.live.replay import Replay, ReplaySummary
+
+log = structlog.get_logger(__name__)
+DEMO_DATABASE = "stonks_demo"
+DEMO_REDIS_DB = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeParts:
+    """What a job hands its API server: the API reports on this engine, never runs a second."""
+
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+    clock: Clock
+    engine: TradingEngine
+    notifications: NotificationService | None = None
+    engine_loop_in_process: bool = False  # `run`: the job runs the engine's loop (not the demo's replay)
+    paper_broker_loop: Heartbeat | None = None  # `run --paper-broker`: the broker's loop runs beside
+
+
+ApiServer = Callable[[RuntimeParts], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class DemoPlan:
+    start: date
+    end: date
+    capital: Decimal
+    serve: bool
+    host: str
+    port: int
+
+
+def _database_url(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def _redis_db(url: str, index: int) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{index}"))
+
+
+async def fresh_demo_database(server_url: str) -> str:
+    """Drop and recreate the demo's own database; return its URL."""
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {DEMO_DATABASE} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {DEMO_DATABASE}")
+    finally:
+        await admin.close()
+    return _database_url(server_url, DEMO_DATABASE)
+
+
+async def prepare_demo(config: AppConfig, on_bars: Callable[[int], None]) -> tuple[str, str, setup_steps.LoadReport, int]:
+    """Servers up, a fresh demo database migrated and loaded with the sample and signals."""
+    urls = resolve_server_urls(config)
+    database_url = await fresh_demo_database(urls.database_url)
+    redis_url = _redis_db(urls.redis_url, DEMO_REDIS_DB)
+    connection = await connect(database_url)
+    try:
+        await setup_steps.upgrade_schema(connection)
+        report = await setup_steps.load_sample_market(connection, on_bars)
+        signals = await setup_steps.write_momentum_signals(connection)
+    finally:
+        await connection.close()
+    client = aioredis.from_url(redis_url)
+    await client.flushdb()
+    await client.aclose()
+    return database_url, redis_url, report, signals
+
+
+async def replay_demo(database_url: str, redis_url: str, plan: DemoPlan, on_session: Callable[[date], None],
+                      on_finished: Callable[[ReplaySummary], None], serve_api: ApiServer | None) -> None:
+    """Replay the plan's sessions and report the summary as soon as the replay ends; the API
+    (if given) serves the same database meanwhile and after, until interrupted."""
+    pool = await create_pool(database_url, max_size=12)
+    redis = aioredis.from_url(redis_url)
+    replay = Replay(pool, redis, plan.start, plan.end, capital=plan.capital)
+    api = asyncio.create_task(serve_api(RuntimeParts(pool, redis, replay.clock, replay.engine))) if serve_api else None
+    try:
+        on_finished(await replay.run(on_session))
+        if api is not None:
+            await api
+    finally:
+        if api is not None and not api.done():
+            api.cancel()
+        await redis.aclose()
+        await pool.close()
+
+
+RESTART_FIRST_SECONDS = 1.0
+RESTART_MAX_SECONDS = 60.0
+
+
+async def supervise(name: str, work: Callable[[], Awaitable[None]], stop: asyncio.Event,
+                    first_delay: float = RESTART_FIRST_SECONDS) -> int:
+    """Run `work()` until `stop`; if it dies (or returns early), say so loudly and start it
+    again after a growing pause: a dead broker or engine loop would otherwise leave orders
+    unfilled while the API still looks healthy. Returns how many restarts it took."""
+    restarts, delay = 0, first_delay
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        started = loop.time()
+        try:
+            await work()
+            if stop.is_set():
+                break
+            log.error("a long-running task returned before stop; restarting it", task=name)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - whatever killed it, the job must go on
+            log.exception("a long-running task died; restarting it", task=name)
+        restarts += 1
+        if loop.time() - started > RESTART_MAX_SECONDS:
+            delay = first_delay  # it ran well for a while: this is a new failure, not a crash loop
+        await pause_unless_stopped(stop, delay)
+        delay = min(delay * 2, RESTART_MAX_SECONDS)
+    return restarts
+
+
+async def _restartable(broker: PaperBroker, stop: asyncio.Event) -> None:
+    """The broker's loop, taking back (at each restart) the job it was handling when it died."""
+    await broker.start()
+    await broker.run(stop)
+
+
+async def run_live(config: AppConfig, *, paper_broker: bool, capital: Decimal, serve_api: ApiServer) -> None:
+    """The engine (and the paper broker, unless a real broker consumes the queue) on the wall
+    clock, with the API, until SIGINT/SIGTERM."""
+    urls = resolve_server_urls(config)
+    signer = order_signer(config)
+    connection = await connect(urls.database_url)
+    try:
+        await setup_steps.upgrade_schema(connection)
+    finally:
+        await connection.close()
+    pool = await create_pool(urls.database_url, max_size=12)
+    redis = aioredis.from_url(urls.redis_url)
+    clock = WallClock()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    notifications = await open_notification_service(pool, redis, clock, trading_config=config.trading)
+    await notifications.start()
+    engine = TradingEngine(pool, redis, clock, order_signer=signer, notifier=notifications)
+    await engine.start()
+    await engine.store.apply_environment(config.trading)
+    broker = None
+    if paper_broker:
+        broker = PaperBroker.on_redis(pool, redis, clock, PaperBrokerSettings(starting_cash=capital),
+                                      order_signer=signer)
+    parts = RuntimeParts(pool, redis, clock, engine, notifications, engine_loop_in_process=True,
+                         paper_broker_loop=broker.heartbeat if broker is not None else None)
+    tasks = [asyncio.create_task(supervise("engine", lambda: engine.run(stop), stop)),
+             asyncio.create_task(serve_api(parts))]
+    if broker is not None:
+        tasks.append(asyncio.create_task(supervise("paper broker", lambda: _restartable(broker, stop), stop)))
+    try:
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await engine.stop()
+        await notifications.stop()
+        await redis.aclose()
+        await pool.close()
