@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.trading.core.correlation import compute_correlation_matrix, correlation_from_prices  # noqa: E402
+from services.trading.core.correlation import compute_correlation_matrix, correlation_from_prices
 
 
 def main(n_tickers: int = 500, n_sessions: int = 90, repeats: int = 7) -> None:

@@ -11,14 +11,14 @@ import random
 import statistics
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.trading.core.models import ClosedTrade, OpenPosition, PortfolioState  # noqa: E402
-from services.trading.core.performance_tracker import (  # noqa: E402
+from services.trading.core.models import ClosedTrade, OpenPosition, PortfolioState
+from services.trading.core.performance_tracker import (
     compute_metrics,
     daily_returns,
     max_drawdown,
@@ -30,13 +30,13 @@ from services.trading.core.performance_tracker import (  # noqa: E402
 
 def main(n_trades: int = 10_000, n_days: int = 2_520, repeats: int = 5) -> None:
     rng = random.Random(42)
-    t0 = datetime(2015, 1, 2, 15, tzinfo=timezone.utc)
+    t0 = datetime(2015, 1, 2, 15, tzinfo=UTC)
     trades = []
     for i in range(n_trades):
         entry = Decimal(rng.randint(1_000, 50_000)) / 100
         exit_ = (entry * Decimal(1 + rng.gauss(0.002, 0.03))).quantize(Decimal("0.01"))
         trades.append(
-            ClosedTrade("T%03d" % (i % 500), entry, exit_, Decimal(rng.randint(1, 100)), t0, t0 + timedelta(hours=3),
+            ClosedTrade(f"T{i % 500:03d}", entry, exit_, Decimal(rng.randint(1, 100)), t0, t0 + timedelta(hours=3),
                         is_micro_trade=rng.random() < 0.2)
         )
     equity, value = [], 100_000.0

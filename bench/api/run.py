@@ -41,8 +41,8 @@ from services.shared.config import load_config
 from services.shared.db import connect, create_pool
 from services.shared.logging import configure_logging
 from services.shared.runtime import resolve_server_urls
-from services.trading.market import setup_steps
 from services.trading.live.replay import Replay
+from services.trading.market import setup_steps
 
 DATABASE = "stonks_bench_api"
 REDIS_DB = 2

@@ -39,10 +39,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from services.shared.schemas import RiskTierName
-from services.trading.market import sample_data
 from services.trading.backtest import BacktestConfig, BacktestData, Backtester, MarketData
 from services.trading.backtest.market import xnys_sessions
 from services.trading.backtest.signals import momentum_recommendations
+from services.trading.market import sample_data
 
 START, END = date(2003, 1, 2), date(2012, 12, 31)
 WARMUP_FROM = date(2002, 8, 1)

@@ -19,6 +19,7 @@ message parked in the queue's dead letters.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -78,7 +79,7 @@ class PaperBroker:
 
     @classmethod
     def on_redis(cls, pool: asyncpg.Pool, redis, clock: Clock, settings: PaperBrokerSettings = PaperBrokerSettings(),
-                 *, order_signer: OrderSigner) -> "PaperBroker":
+                 *, order_signer: OrderSigner) -> PaperBroker:
         return cls(pool, ReliableQueue(redis, QUEUE_BROKER_ORDERS), ReliableQueue(redis, QUEUE_BROKER_FILLS),
                    clock, settings, order_signer=order_signer)
 
@@ -279,7 +280,5 @@ class PaperBroker:
 
 async def pause_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
     """Sleep `seconds`, or less if `stop` is set meanwhile."""
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
-    except asyncio.TimeoutError:
-        pass

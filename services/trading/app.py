@@ -25,7 +25,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.shared.config import load_config
 from services.shared.logging import configure_logging
-from services.trading.api import commands
 from services.trading.api.errors import invalid_input, unreadable_body
 from services.trading.api.guard import RequestGuard
 from services.trading.api.routes import (
@@ -43,6 +42,7 @@ from services.trading.api.routes import (
 )
 from services.trading.api.runtime import EngineRunner, Runtime, close_runtime, open_runtime
 from services.trading.api.settings import load_api_settings
+from services.trading.backtest import run_store
 
 DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "frontend" / "dist"
 ROUTERS = (probes, prometheus, status, positions, config, control, decisions, trades, metrics, backtest,
@@ -84,7 +84,7 @@ def create_app(runtime: Runtime | None = None, *, dashboard_dir: Path | None = D
         try:
             yield
         finally:
-            await current.backtests.stop(lambda backtest_id, error: commands.mark_backtest_failed(
+            await current.backtests.stop(lambda backtest_id, error: run_store.mark_backtest_interrupted(
                 current.pool, backtest_id, error))
             if runner is not None:
                 await runner.stop()

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Awaitable, Callable, NoReturn, TypeVar
+from typing import NoReturn, TypeVar
 
 import asyncpg
 import typer
@@ -26,11 +27,11 @@ from services.shared.embedded import EmbeddedServerError, EmbeddedServers
 from services.shared.logging import configure_logging
 from services.shared.migrations import MigrationError
 from services.shared.runtime import redacted, resolve_server_urls
-from services.trading.live import main_job
-from services.trading.market import setup_steps
 from services.trading.backtest.cli import backtest_command
-from services.trading.market.csv_import import CsvImportError
+from services.trading.live import main_job
 from services.trading.live.replay import sessions_between
+from services.trading.market import setup_steps
+from services.trading.market.csv_import import CsvImportError
 
 app = typer.Typer(
     help="Autonomous trading engine of stonks-oracle: sets up its servers and data, trades, "
@@ -281,7 +282,7 @@ def demo(
         _fail(str(exc).strip() or type(exc).__name__)
 
 
-def _print_summary(summary: "main_job.ReplaySummary") -> None:
+def _print_summary(summary: main_job.ReplaySummary) -> None:
     from rich.table import Table
 
     table = Table(title="demo replay: what the engine did", show_header=False)

@@ -11,8 +11,8 @@ from decimal import Decimal
 import redis.asyncio as aioredis
 
 from services.shared.db import connect, create_pool
-from services.trading.market import setup_steps
 from services.trading.live.replay import Replay, ReplaySummary
+from services.trading.market import setup_steps
 from tests.trading.engine_harness import close_pool
 
 # Four and a half months of 2003: stop-loss exits, a take-profit (so a Reserve Pool), skips

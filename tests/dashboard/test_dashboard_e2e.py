@@ -105,7 +105,7 @@ def app_server(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[st
 
 
 @pytest.fixture
-async def replayed(database_url: str, redis_url: str, redis_client) -> None:  # noqa: ANN001 - flushed db
+async def replayed(database_url: str, redis_url: str, redis_client) -> None:
     summary = await build_state(database_url, redis_url)
     assert summary.decisions > 0 and summary.trades > 0, summary
 

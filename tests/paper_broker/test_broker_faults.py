@@ -20,8 +20,8 @@ from services.shared.orders import OrderJob, client_order_id
 from services.shared.redis_keys import QUEUE_BROKER_FILLS, QUEUE_BROKER_ORDERS
 from services.shared.schemas import OrderReason, OrderSide
 from services.trading.core.clock import SimulatedClock
-from services.trading.live.main_job import supervise
 from services.trading.core.trading_window import session_times
+from services.trading.live.main_job import supervise
 from tests.trading.engine_harness import ORDER_SIGNER
 
 pytestmark = pytest.mark.integration

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from pydantic import ValidationError
 
 from services.shared.config import ConfigError, load_config
 from services.shared.schemas import RiskTierName
@@ -56,5 +57,5 @@ def test_bad_values_name_the_variable_and_the_allowed_range(
 
 def test_config_is_frozen() -> None:
     config = load_config()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         config.trading.enabled = True  # type: ignore[misc]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import stat
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -35,7 +35,7 @@ def _signed_job(signer: OrderSigner) -> str:
     return signer.sign(OrderJob(job_id=uuid.uuid4(), client_order_id=client_order_id(decision),
                                 trading_decision_id=decision, ticker="XYZ", side=OrderSide.BUY,
                                 quantity=Decimal(3), reason=OrderReason.ENTRY,
-                                created_at=datetime(2024, 3, 5, 15, tzinfo=timezone.utc)))
+                                created_at=datetime(2024, 3, 5, 15, tzinfo=UTC)))
 
 
 def test_a_generated_key_is_kept_0600_and_survives_a_restart(environment: Path) -> None:

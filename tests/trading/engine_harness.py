@@ -4,10 +4,10 @@ for the engine's integration tests."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Sequence
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -15,8 +15,8 @@ import redis.asyncio as aioredis
 from services.paper_broker.broker import PaperBroker, PaperBrokerSettings
 from services.shared.order_signing import OrderSigner
 from services.trading.core.clock import SimulatedClock
-from services.trading.live.engine import TradingEngine
 from services.trading.core.trading_window import session_times
+from services.trading.live.engine import TradingEngine
 
 FIRST_SESSION = date(2024, 1, 2)
 # Thirty sessions of a gentle rise: ATR(14) about 2.5 with 1% wicks, a price near 115.
@@ -116,7 +116,7 @@ async def close_pool(pool: asyncpg.Pool, timeout: float = 10) -> None:
     """Close a pool, or terminate it if a connection is still checked out."""
     try:
         await asyncio.wait_for(pool.close(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pool.terminate()
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from services.shared.schemas import CircuitBreakerTriggerType
-from services.trading.live.breaker_cache import decode, encode
 from services.trading.core.models import CircuitBreakerState
+from services.trading.live.breaker_cache import decode, encode
 
 instants = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2030, 1, 1),
-                        timezones=st.just(timezone.utc))
+                        timezones=st.just(UTC))
 states = st.builds(
     CircuitBreakerState,
     active=st.booleans(),
@@ -34,4 +34,4 @@ def test_times_keep_their_instant_across_time_zones() -> None:
     new_york = timezone(timedelta(hours=-5))
     halt = datetime(2024, 3, 5, 10, 0, tzinfo=new_york)
     mirrored = decode(encode(CircuitBreakerState(active=True, cooldown_expires=halt), halt))
-    assert mirrored.state.cooldown_expires == halt == datetime(2024, 3, 5, 15, 0, tzinfo=timezone.utc)
+    assert mirrored.state.cooldown_expires == halt == datetime(2024, 3, 5, 15, 0, tzinfo=UTC)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -29,7 +29,7 @@ D = Decimal
 NY = ZoneInfo("America/New_York")
 CLEAR = CircuitBreakerState()
 instants = st.datetimes(
-    min_value=datetime(2001, 1, 1), max_value=datetime(2030, 6, 1), timezones=st.just(timezone.utc)
+    min_value=datetime(2001, 1, 1), max_value=datetime(2030, 6, 1), timezones=st.just(UTC)
 )
 
 
@@ -116,13 +116,13 @@ def test_property_14_cooldown_expiry(triggered: datetime, cooldown_s: int, elaps
 
 
 def test_cooldown_expires_to_the_second() -> None:
-    triggered = datetime(2024, 6, 3, 15, 0, 0, tzinfo=timezone.utc)
+    triggered = datetime(2024, 6, 3, 15, 0, 0, tzinfo=UTC)
     check = check_volatility(CLEAR, [triggered - timedelta(minutes=m) for m in (0, 10, 30)], triggered)
     assert check.event is not None
-    one_second_early = datetime(2024, 6, 3, 15, 59, 59, tzinfo=timezone.utc)
+    one_second_early = datetime(2024, 6, 3, 15, 59, 59, tzinfo=UTC)
     assert is_active(check.state, one_second_early)
     assert resolve_expired(check.state, one_second_early)[0] == check.state
-    on_the_second = datetime(2024, 6, 3, 16, 0, 0, tzinfo=timezone.utc)
+    on_the_second = datetime(2024, 6, 3, 16, 0, 0, tzinfo=UTC)
     assert not is_active(check.state, on_the_second)
     resolved, records = resolve_expired(check.state, on_the_second)
     assert not resolved.active and len(records) == 1
@@ -136,7 +136,7 @@ def test_daily_loss_before_a_half_day_and_holiday_resumes_next_session() -> None
 
 
 def test_longer_halt_is_not_shortened() -> None:
-    now = datetime(2024, 6, 3, 15, 0, tzinfo=timezone.utc)
+    now = datetime(2024, 6, 3, 15, 0, tzinfo=UTC)
     daily = check_daily_loss(CLEAR, D("100"), D("90"), now).state
     volatile = check_volatility(daily, [now] * 3, now)
     assert volatile.event is not None  # recorded

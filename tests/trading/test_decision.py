@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -19,11 +19,11 @@ from services.trading.core.engine_settings import EngineSettings
 from services.trading.core.models import CircuitBreakerState, OpenPosition, PortfolioState, Recommendation
 
 # Tuesday 2024-03-05, 11:00 New York: inside the trading window.
-IN_WINDOW = datetime(2024, 3, 5, 16, 0, tzinfo=timezone.utc)
-AFTER_CLOSE = datetime(2024, 3, 5, 22, 0, tzinfo=timezone.utc)
+IN_WINDOW = datetime(2024, 3, 5, 16, 0, tzinfo=UTC)
+AFTER_CLOSE = datetime(2024, 3, 5, 22, 0, tzinfo=UTC)
 ON = EngineSettings(enabled=True)
 # The price is the session's open, from a daily bar: current all session.
-SESSION_OPEN = datetime(2024, 3, 5, 14, 30, tzinfo=timezone.utc)
+SESSION_OPEN = datetime(2024, 3, 5, 14, 30, tzinfo=UTC)
 MARKET = MarketView(ticker_known=True, sector="Technology", price=Decimal("50"), daily_atr=Decimal("1.5"),
                     price_as_of=SESSION_OPEN)
 
@@ -134,11 +134,11 @@ def test_the_verdict_agrees_with_the_record_built_now_or_later(rec) -> None:
 
 
 def test_a_recommendation_expires_with_its_first_trading_window() -> None:
-    friday_close = datetime(2024, 3, 1, 21, 0, tzinfo=timezone.utc)  # Friday 16:00 New York
+    friday_close = datetime(2024, 3, 1, 21, 0, tzinfo=UTC)  # Friday 16:00 New York
     rec = replace(_rec(), generated_at=friday_close)
-    monday_morning = datetime(2024, 3, 4, 15, 0, tzinfo=timezone.utc)  # Monday 10:00 New York
+    monday_morning = datetime(2024, 3, 4, 15, 0, tzinfo=UTC)  # Monday 10:00 New York
     assert _decide(rec, now=monday_morning).acted
-    tuesday_morning = datetime(2024, 3, 5, 15, 0, tzinfo=timezone.utc)
+    tuesday_morning = datetime(2024, 3, 5, 15, 0, tzinfo=UTC)
     assert "stale" in _decide(rec, now=tuesday_morning).decision.skip_reason
     during_window = replace(_rec(), generated_at=IN_WINDOW)
     assert "stale" in _decide(during_window, now=AFTER_CLOSE).decision.skip_reason
@@ -148,7 +148,7 @@ def test_disabled_paused_and_closed_market_skip() -> None:
     assert "disabled" in _decide(_rec(), ctx=_ctx(settings_=EngineSettings())).decision.skip_reason
     assert "paused" in _decide(_rec(), ctx=_ctx(settings_=replace(ON, paused=True))).decision.skip_reason
     evening_rec = replace(_rec(), generated_at=AFTER_CLOSE)
-    closing_price = replace(MARKET, price_as_of=datetime(2024, 3, 5, 21, 0, tzinfo=timezone.utc))  # the day's close
+    closing_price = replace(MARKET, price_as_of=datetime(2024, 3, 5, 21, 0, tzinfo=UTC))  # the day's close
     assert "outside the trading window" in _decide(evening_rec, closing_price, now=AFTER_CLOSE).decision.skip_reason
 
 

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 from services.shared.db import create_pool
 from services.shared.schemas import TradingMode
-from services.trading.live import outbox
 from services.trading.core.decision import DecisionContext, MarketView, decide
 from services.trading.core.engine_settings import EngineSettings
 from services.trading.core.models import CircuitBreakerState, PortfolioState, Recommendation
+from services.trading.live import outbox
 from tests.trading.engine_harness import close_pool
 from tests.trading.test_decision import IN_WINDOW, NoCorrelation
 

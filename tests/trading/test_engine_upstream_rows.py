@@ -10,7 +10,15 @@ import string
 import pytest
 import redis.asyncio as aioredis
 
-from tests.trading.engine_harness import RISING, FIRST_SESSION, at, build_stack, recommend, seed_ticker, sessions
+from tests.trading.engine_harness import (
+    FIRST_SESSION,
+    RISING,
+    at,
+    build_stack,
+    recommend,
+    seed_ticker,
+    sessions,
+)
 
 pytestmark = pytest.mark.integration
 

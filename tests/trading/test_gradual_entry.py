@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -20,7 +20,7 @@ from services.trading.core.gradual_entry import (
 )
 
 D = Decimal
-NOW = datetime(2024, 6, 3, 14, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 6, 3, 14, 0, tzinfo=UTC)
 
 
 def decimals(lo: str, hi: str, places: int) -> st.SearchStrategy[Decimal]:

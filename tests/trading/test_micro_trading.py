@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Sequence
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -30,9 +30,9 @@ from services.trading.core.models import (
 from services.trading.core.position_sizer import PositionSizer
 
 D = Decimal
-IN_WINDOW = datetime(2025, 3, 4, 15, 0, tzinfo=timezone.utc)  # Tuesday 10:00 New York
-BEFORE_WINDOW = datetime(2025, 3, 4, 14, 40, tzinfo=timezone.utc)  # 09:40, market open, window not
-SATURDAY = datetime(2025, 3, 8, 16, 0, tzinfo=timezone.utc)
+IN_WINDOW = datetime(2025, 3, 4, 15, 0, tzinfo=UTC)  # Tuesday 10:00 New York
+BEFORE_WINDOW = datetime(2025, 3, 4, 14, 40, tzinfo=UTC)  # 09:40, market open, window not
+SATURDAY = datetime(2025, 3, 8, 16, 0, tzinfo=UTC)
 ON = MicroTradingSettings(enabled=True)
 NO_BREAKERS = CircuitBreakerState()
 

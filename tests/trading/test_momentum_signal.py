@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from services.trading.market import momentum_signal, setup_steps
 from services.trading.market.market_data import PriceBar
 
-START = datetime(2024, 1, 2, 21, tzinfo=timezone.utc)
+START = datetime(2024, 1, 2, 21, tzinfo=UTC)
 
 
 def _bars(closes: list[float]) -> list[PriceBar]:

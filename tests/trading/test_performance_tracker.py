@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from services.trading.core.performance_tracker import (
     win_rate,
 )
 
-T0 = datetime(2025, 3, 3, 14, 30, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 3, 14, 30, tzinfo=UTC)
 D = Decimal
 
 

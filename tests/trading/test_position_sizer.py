@@ -17,7 +17,12 @@ from hypothesis import strategies as st
 
 from services.shared.schemas import OrderSide, RiskTierName
 from services.trading.core.models import RISK_TIER_DEFAULTS, OpenPosition, PortfolioState, RiskTierConfig
-from services.trading.core.position_sizer import PositionSizer, SizingRequest, SizingSettings, active_pool_gate
+from services.trading.core.position_sizer import (
+    PositionSizer,
+    SizingRequest,
+    SizingSettings,
+    active_pool_gate,
+)
 
 D = Decimal
 F = Fraction

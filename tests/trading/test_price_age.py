@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -38,8 +38,8 @@ def _last_close_at_or_before(now: datetime) -> datetime:
 
 
 # Tuesday 2024-03-05: open 14:30 UTC, close 21:00 UTC; Monday's close 21:00 UTC the day before.
-OPEN, NOW = datetime(2024, 3, 5, 14, 30, tzinfo=timezone.utc), datetime(2024, 3, 5, 16, 0, tzinfo=timezone.utc)
-MONDAY_CLOSE = datetime(2024, 3, 4, 21, 0, tzinfo=timezone.utc)
+OPEN, NOW = datetime(2024, 3, 5, 14, 30, tzinfo=UTC), datetime(2024, 3, 5, 16, 0, tzinfo=UTC)
+MONDAY_CLOSE = datetime(2024, 3, 4, 21, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(("as_of", "interval"), [
@@ -53,7 +53,7 @@ def test_a_current_price_buys(as_of, interval) -> None:
 
 
 @pytest.mark.parametrize(("as_of", "interval"), [
-    (datetime(2022, 2, 14, 21, 0, tzinfo=timezone.utc), "1d"),  # the two-year-old bar
+    (datetime(2022, 2, 14, 21, 0, tzinfo=UTC), "1d"),  # the two-year-old bar
     (MONDAY_CLOSE - timedelta(days=1), "1d"),  # a session behind: the feed missed Monday's bar
     (NOW - MAX_AGE - timedelta(seconds=1), "5m"),
     (MONDAY_CLOSE, "5m"),  # intraday bars stopped yesterday
@@ -74,7 +74,7 @@ def test_a_sell_is_not_held_back_by_an_old_price() -> None:
     held = OpenPosition("XYZ", Decimal(3), Decimal(45), Decimal(50), "Technology", Decimal(42), Decimal(51),
                         Decimal("0.8"))
     rec = replace(_rec(action="sell"), generated_at=NOW)
-    stale = replace(MARKET, price_as_of=datetime(2022, 2, 14, 21, 0, tzinfo=timezone.utc))
+    stale = replace(MARKET, price_as_of=datetime(2022, 2, 14, 21, 0, tzinfo=UTC))
     assert decide(rec, stale, _ctx(positions=[held]), now=NOW, decision_id=uuid.uuid4()).acted
 
 

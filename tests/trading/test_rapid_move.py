@@ -3,17 +3,22 @@ the position at once."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.trading.core.rapid_move import PricePoint, RapidMoveSettings, detect_rapid_move, detect_rapid_moves
+from services.trading.core.rapid_move import (
+    PricePoint,
+    RapidMoveSettings,
+    detect_rapid_move,
+    detect_rapid_moves,
+)
 
 D = Decimal
-NOW = datetime(2024, 6, 3, 15, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 6, 3, 15, 0, tzinfo=UTC)
 WINDOW = timedelta(minutes=15)
 
 prices = st.decimals(min_value=D("1"), max_value=D("1000"), places=2, allow_nan=False, allow_infinity=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -21,7 +21,7 @@ from services.trading.core.reserve_pool import (
 )
 
 D = Decimal
-NOW = datetime(2024, 6, 3, 20, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 6, 3, 20, 0, tzinfo=UTC)
 
 
 def decimals(lo: str, hi: str, places: int) -> st.SearchStrategy[Decimal]:

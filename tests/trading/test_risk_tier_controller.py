@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from hypothesis import given, settings
@@ -12,7 +12,7 @@ from services.shared.schemas import RiskTierName
 from services.trading.core.models import PerformanceMetrics
 from services.trading.core.risk_tier_controller import evaluate_from_metrics, evaluate_risk_tier
 
-NOW = datetime(2024, 6, 3, 20, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 6, 3, 20, 0, tzinfo=UTC)
 ORDER = [RiskTierName.CONSERVATIVE, RiskTierName.MODERATE, RiskTierName.AGGRESSIVE]
 fractions = st.floats(min_value=0, max_value=1, allow_nan=False)
 

@@ -7,8 +7,8 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from services.trading.market import sample_data, setup_steps
 from services.trading.core.trading_window import is_market_open
+from services.trading.market import sample_data, setup_steps
 
 
 @pytest.fixture(scope="module")

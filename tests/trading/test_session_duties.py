@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 from services.shared.orders import FillReport
 from services.shared.schemas import NotificationEventType, OrderReason, OrderSide
 from services.trading.core import performance_tracker
-from services.trading.live import owner_reports
 from services.trading.core.engine_settings import EngineSettings
+from services.trading.live import owner_reports
 from services.trading.live.fill_handler import apply_report, entry_fee_share
-from services.trading.notifications.schedule import ScheduledReport
 from services.trading.market.recent_prices import rapid_moves
+from services.trading.notifications.schedule import ScheduledReport
 from tests.trading.engine_harness import (
     RecordingNotifier,
     add_bar,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -28,7 +28,7 @@ from services.trading.core.stop_loss_manager import (
 
 D = Decimal
 NY = ZoneInfo("America/New_York")
-NOW = datetime(2024, 6, 3, 14, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 6, 3, 14, 0, tzinfo=UTC)
 
 
 def decimals(lo: str, hi: str, places: int) -> st.SearchStrategy[Decimal]:
@@ -315,7 +315,7 @@ def test_adding_to_a_position_never_loosens_its_stop(held, add, held_entry, fill
     """Stops only move up (decision core I), also when a tranche or add-on fills: the entry
     becomes the share-weighted average and the stop the higher of the old one and the one
     SPEC section 6 gives at the new entry; an active trailing stop keeps its take-profit."""
-    now = datetime(2024, 3, 5, 16, tzinfo=timezone.utc)
+    now = datetime(2024, 3, 5, 16, tzinfo=UTC)
     old = compute_initial_levels(held_entry, atr, Decimal(2), Decimal(2), now)
     if trailing:
         old = replace(old, stop_loss_price=held_entry, trailing_stop_active=True)

@@ -6,7 +6,7 @@ Expected answers come from exchange_calendars' own `session_open`/`session_close
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -19,7 +19,7 @@ from services.trading.core import trading_window as tw
 NY = ZoneInfo("America/New_York")
 CAL = tw.xnys_calendar()
 ZONES = [
-    timezone.utc,
+    UTC,
     NY,
     ZoneInfo("Europe/London"),
     ZoneInfo("Asia/Tokyo"),
@@ -134,7 +134,7 @@ def test_dst_change_days_follow_new_york_wall_clock(day: date, window_opens_utc_
     assert tw.is_within_trading_window(_ny(y, m, d, 9, 45))
     assert not tw.is_within_trading_window(_ny(y, m, d, 9, 44, 59))
     assert not tw.is_within_trading_window(_ny(y, m, d, 15, 45))
-    opens_utc = _ny(y, m, d, 9, 45).astimezone(timezone.utc)
+    opens_utc = _ny(y, m, d, 9, 45).astimezone(UTC)
     assert tw.is_within_trading_window(opens_utc)
     assert not tw.is_within_trading_window(opens_utc - timedelta(seconds=1))
     assert (opens_utc.hour, opens_utc.minute) == (window_opens_utc_hour, 45)
@@ -167,9 +167,9 @@ def test_naive_datetime_is_refused() -> None:
 
 def test_outside_loaded_calendar_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="outside the loaded XNYS calendar"):
-        tw.is_market_open(datetime(1999, 6, 1, 15, 0, tzinfo=timezone.utc))
+        tw.is_market_open(datetime(1999, 6, 1, 15, 0, tzinfo=UTC))
     with pytest.raises(ValueError, match="past the loaded XNYS calendar"):
-        tw.sessions_until(datetime(2030, 12, 10, tzinfo=timezone.utc), date(2031, 1, 2))
+        tw.sessions_until(datetime(2030, 12, 10, tzinfo=UTC), date(2031, 1, 2))
 
 
 @settings(max_examples=100, deadline=None)

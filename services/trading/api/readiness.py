@@ -10,16 +10,19 @@ next poll. Any check down makes the process not ready (503); degraded is ready (
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
+from typing import TYPE_CHECKING
 
-import asyncpg
 import redis.asyncio as aioredis
 
-from services.trading.api import queries
 from services.trading.api.models import CheckState, Readiness
 from services.trading.api.runtime import EngineRunner, Runtime
+from services.trading.live import read_model
 from services.trading.live.engine import TradingEngine
+
+if TYPE_CHECKING:
+    import asyncpg
 
 PROBE_TIMEOUT_SECONDS = 2.0  # the probes run at once, inside the Helm chart's 3 s probe timeout
 # A loop silent this long beyond its own longest wait between passes is stuck, not busy.
@@ -105,7 +108,7 @@ async def assess(runtime: Runtime, runner: EngineRunner | None) -> Readiness:
 
 async def _database_checks(pool: asyncpg.Pool) -> dict[str, Check]:
     try:
-        pending = await asyncio.wait_for(queries.pending_migrations(pool), PROBE_TIMEOUT_SECONDS)
+        pending = await asyncio.wait_for(read_model.pending_migrations(pool), PROBE_TIMEOUT_SECONDS)
     except Exception as exc:  # noqa: BLE001 - any failure to answer is "down", said why
         return {"database": _down(_failure(exc)), "migrations": _down("unknown: the database did not answer")}
     return {"database": OK, "migrations": _down("not applied: " + ", ".join(pending)) if pending else OK}

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import asyncpg
 import redis.asyncio as aioredis
 import structlog
 
@@ -28,10 +27,13 @@ from services.trading.api.jobs import BacktestJobs
 from services.trading.api.settings import ApiSettings, ReadAccess, load_api_settings
 from services.trading.core.clock import Clock, WallClock
 from services.trading.live.engine import TradingEngine
+from services.trading.live.engine_store import EngineStore
 from services.trading.live.main_job import RuntimeParts, supervise
 from services.trading.notifications.assembly import open_notification_service
 from services.trading.notifications.service import NotificationService
-from services.trading.live.engine_store import EngineStore
+
+if TYPE_CHECKING:
+    import asyncpg
 
 log = structlog.get_logger(__name__)
 POOL_SIZE = 12  # the engine keeps two (its lock and its LISTEN); the rest serve requests and backtests

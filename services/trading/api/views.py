@@ -12,9 +12,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from services.trading.core import circuit_breaker
-from services.trading.live import session_close
-from services.trading.api import queries
 from services.trading.api.models import (
     CircuitBreakerView,
     DecisionView,
@@ -30,14 +27,14 @@ from services.trading.api.models import (
     TradeView,
 )
 from services.trading.api.runtime import EngineRunner, Runtime
+from services.trading.core import circuit_breaker
 from services.trading.core.engine_settings import EngineSettings
-from services.trading.core.models import PortfolioState, ZERO
+from services.trading.core.models import ZERO, HeldPosition, PortfolioState
 from services.trading.core.performance_tracker import TradeStats, compute_metrics
 from services.trading.core.quote import Quote
-from services.trading.market.price_book import PriceBook
-from services.trading.core.models import HeldPosition
 from services.trading.core.trading_window import NEW_YORK, new_york_day_start
-
+from services.trading.live import read_model, session_close
+from services.trading.market.price_book import PriceBook
 
 
 def _ratio(numerator: Decimal, denominator: Decimal) -> Decimal:
@@ -83,13 +80,13 @@ async def status(runtime: Runtime, runner: EngineRunner | None) -> StatusView:
     now = runtime.clock.now()
     store = runtime.store
     (held, quotes, portfolio), row, breakers, last_decision, micro_entries = await asyncio.gather(
-        _account(runtime, now), store.config_row(), store.breaker_state(), queries.last_decision_at(runtime.pool),
+        _account(runtime, now), store.config_row(), store.breaker_state(), read_model.last_decision_at(runtime.pool),
         store.micro_entries_since(new_york_day_start(now)))
     settings = EngineSettings.from_row(row)
     active = circuit_breaker.is_active(breakers, now)
     reason = None
     if active and breakers.trigger_type is not None and breakers.triggered_at is not None:
-        reason = await queries.breaker_reason(runtime.pool, str(breakers.trigger_type), breakers.triggered_at)
+        reason = await read_model.breaker_reason(runtime.pool, str(breakers.trigger_type), breakers.triggered_at)
     breaker = CircuitBreakerView(
         active=active, trigger=str(breakers.trigger_type) if active and breakers.trigger_type else None,
         reason=reason, triggered_at=breakers.triggered_at if active else None,
@@ -134,7 +131,7 @@ async def metrics(runtime: Runtime) -> MetricsView:
     today = now.astimezone(NEW_YORK).date()
     (_, _, portfolio), trades, curve, start = await asyncio.gather(
         _account(runtime, now), session_close.closed_trades(runtime.pool),
-        session_close.equity_curve(runtime.pool, today), queries.start_of_day_value(runtime.pool, today))
+        session_close.equity_curve(runtime.pool, today), read_model.start_of_day_value(runtime.pool, today))
     if start is None:
         start = curve[-1] if curve else portfolio.total_value
     report = compute_metrics(portfolio=portfolio, closed_trades=trades, equity_curve=curve,

@@ -24,9 +24,9 @@ from uuid import UUID
 
 import numpy as np
 
-from services.trading.core import reserve_pool, stop_loss_manager, tax_lots
 from services.trading.backtest.config import FillModel
 from services.trading.backtest.fill_model import BUY, SELL, market_fill_price
+from services.trading.core import reserve_pool, stop_loss_manager, tax_lots
 from services.trading.core.models import (
     ZERO,
     ClosedTrade,

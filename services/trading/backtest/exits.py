@@ -15,10 +15,10 @@ from datetime import datetime
 
 import numpy as np
 
-from services.trading.core import circuit_breaker, stop_loss_manager
 from services.trading.backtest.book import Holding
 from services.trading.backtest.fill_model import ExitFill, ExitLevels, exit_on_bar
 from services.trading.backtest.market import MarketData, to_decimal
+from services.trading.core import circuit_breaker, stop_loss_manager
 from services.trading.core.circuit_breaker import BreakerCheck, BreakerSettings
 from services.trading.core.models import CircuitBreakerState
 

@@ -22,9 +22,9 @@ from decimal import Decimal
 import numpy as np
 
 from services.trading.core import stop_loss_manager
-from services.trading.market.market_data import PriceBar
 from services.trading.core.stop_loss_manager import ATR_LOOKBACK_BARS, ATR_PERIOD
 from services.trading.core.trading_window import CALENDAR_START, NEW_YORK, session_times, xnys_calendar
+from services.trading.market.market_data import PriceBar
 
 # Sessions of history loaded before the start: the 90-session correlation window, ATR's 60 bars
 # and the momentum signal's 30-session average all need it.

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.trading.core import performance_tracker
 from services.trading.backtest.results import BacktestResult
+from services.trading.core import performance_tracker
 
 
 def write_equity_png(result: BacktestResult, path: Path) -> Path:

@@ -17,9 +17,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from services.trading.core import performance_tracker
 from services.trading.backtest.config import BacktestConfig
 from services.trading.backtest.market import DataGap
+from services.trading.core import performance_tracker
 from services.trading.core.models import ZERO, ClosedTrade, PortfolioState
 from services.trading.core.tax_lots import WashSale
 from services.trading.core.trading_window import NEW_YORK

@@ -166,6 +166,13 @@ async def _mark_failed(connection: Connection, backtest_id: UUID, error: str) ->
            WHERE id = $1""", backtest_id, error)
 
 
+async def mark_backtest_interrupted(pool: asyncpg.Pool, backtest_id: UUID, error: str) -> None:
+    """A run still `running` when its process stops is closed as failed, with why."""
+    await pool.execute(
+        """UPDATE backtest_runs SET status = 'failed', error_message = $2, completed_at = now()
+           WHERE id = $1 AND status = 'running'""", backtest_id, error)
+
+
 # -- the background job --------------------------------------------------------------------
 
 async def run_backtest_job(pool: asyncpg.Pool, config: BacktestConfig, backtest_id: UUID) -> None:

@@ -29,7 +29,6 @@ import numpy as np
 from services.shared.schemas import RecommendationMode
 from services.trading.backtest.market import MarketData
 from services.trading.core.models import Recommendation
-from services.trading.market.momentum_signal import crossover_signals_of_closes
 from services.trading.core.trading_window import (
     NEW_YORK,
     WINDOW_BUFFER,
@@ -37,6 +36,7 @@ from services.trading.core.trading_window import (
     next_window_open,
     session_times,
 )
+from services.trading.market.momentum_signal import crossover_signals_of_closes
 
 ACTIONS = ("buy", "sell")
 MODES = (RecommendationMode.PAPER_ELIGIBLE.value, RecommendationMode.LIVE_ELIGIBLE.value)

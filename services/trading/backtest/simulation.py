@@ -36,6 +36,13 @@ from decimal import Decimal
 import numpy as np
 
 from services.shared.schemas import OrderSide, RiskTierName
+from services.trading.backtest.book import Book, Holding, StopPlan
+from services.trading.backtest.config import BacktestConfig
+from services.trading.backtest.context import MarketContext
+from services.trading.backtest.exits import find_exits
+from services.trading.backtest.market import to_decimal
+from services.trading.backtest.results import BacktestEvent, DecisionRecord
+from services.trading.backtest.signals import ScheduledRecommendation
 from services.trading.core import (
     circuit_breaker,
     entry_guards,
@@ -45,13 +52,6 @@ from services.trading.core import (
     risk_tier_controller,
     stop_loss_manager,
 )
-from services.trading.backtest.book import Book, Holding, StopPlan
-from services.trading.backtest.config import BacktestConfig
-from services.trading.backtest.context import MarketContext
-from services.trading.backtest.exits import find_exits
-from services.trading.backtest.market import to_decimal
-from services.trading.backtest.results import BacktestEvent, DecisionRecord
-from services.trading.backtest.signals import ScheduledRecommendation
 from services.trading.core.decision import DecisionContext, decide
 from services.trading.core.models import CircuitBreakerState, ClosedTrade
 from services.trading.core.trading_window import WINDOW_BUFFER, is_within_trading_window

@@ -23,7 +23,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from services.trading.core.models import OpenPosition, ZERO
+from services.trading.core.models import ZERO, OpenPosition
 
 LOOKBACK_DAYS = 90
 MIN_OVERLAP = 20

@@ -13,11 +13,12 @@ bars) is a skip with a reason, never an exception, and so is a buy on a price to
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from functools import cached_property, lru_cache, partial
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from services.shared.schemas import (
@@ -38,13 +39,13 @@ from services.trading.core import (
 )
 from services.trading.core.engine_settings import EngineSettings
 from services.trading.core.models import (
+    ZERO,
     CircuitBreakerState,
     PortfolioState,
     PositionSizeResult,
     Recommendation,
     StopLevels,
     TradingDecision,
-    ZERO,
 )
 from services.trading.core.position_sizer import (
     CorrelationSource,

@@ -7,10 +7,11 @@ a decision never sees half of an update.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from services.shared.schemas import RiskTierName
 from services.trading.core.circuit_breaker import BreakerSettings
@@ -65,7 +66,7 @@ class EngineSettings:
                                  fractional_shares=self.sizing.fractional_shares)
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> "EngineSettings":
+    def from_row(cls, row: Mapping[str, Any]) -> EngineSettings:
         """Build the settings from a `trading_engine_config` row (or any mapping of its columns)."""
         seconds = lambda column: timedelta(seconds=float(row[column]))  # noqa: E731
         minutes = lambda column: timedelta(minutes=float(row[column]))  # noqa: E731

@@ -9,11 +9,12 @@ portfolio heat, sector exposure) are properties, so they can never disagree with
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
-from typing import Any, Mapping
+from typing import Any
 from uuid import UUID
 
 from services.shared.schemas import (

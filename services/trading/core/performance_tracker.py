@@ -26,7 +26,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from services.trading.core.models import ClosedTrade, OpenPosition, PerformanceMetrics, PortfolioState, ZERO
+from services.trading.core.models import ZERO, ClosedTrade, OpenPosition, PerformanceMetrics, PortfolioState
 
 TRADING_DAYS_PER_YEAR = 252
 SHARPE_WINDOW = 30

@@ -9,18 +9,17 @@ this same pass.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Mapping, Sequence
 
 from services.shared.schemas import OrderReason
 from services.trading.core import circuit_breaker, micro_trading, stop_loss_manager
 from services.trading.core.circuit_breaker import CircuitBreakerEvent
 from services.trading.core.engine_settings import EngineSettings
-from services.trading.core.models import CircuitBreakerState, OpenPosition, StopLevels
+from services.trading.core.models import CircuitBreakerState, HeldPosition, OpenPosition, StopLevels
 from services.trading.core.quote import Quote
-from services.trading.core.models import HeldPosition
 
 TRIGGER_REASONS = {
     "stop_loss": OrderReason.STOP_LOSS,

@@ -7,10 +7,10 @@ Pure: the recent prices go in, the moves come out; reading them is `recent_price
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Mapping, Sequence
 
 from services.trading.core.trading_window import require_aware
 

@@ -21,16 +21,16 @@ from services.shared.faults import TRANSIENT_ERRORS
 from services.shared.orders import FillReport
 from services.shared.schemas import NotificationEventType, OrderReason
 from services.trading.core import circuit_breaker, rebalancer, trading_window
-from services.trading.live import breaker_cache, outbox, owner_reports
 from services.trading.core.circuit_breaker import CircuitBreakerEvent
 from services.trading.core.decision import DecisionContext, exit_decision
 from services.trading.core.engine_settings import EngineSettings
-from services.trading.live.fill_handler import FillEffects, apply_report
 from services.trading.core.models import PortfolioState
-from services.trading.notifications import events
 from services.trading.core.protection import Exit, PositionMarket, protect
-from services.trading.market.recent_prices import rapid_moves
+from services.trading.live import breaker_cache, outbox, owner_reports
+from services.trading.live.fill_handler import FillEffects, apply_report
 from services.trading.live.session_close import close_session
+from services.trading.market.recent_prices import rapid_moves
+from services.trading.notifications import events
 
 if TYPE_CHECKING:
     from services.trading.live.engine import TickReport, TradingEngine
@@ -44,7 +44,7 @@ REPORT_ATTEMPTS_SUFFIX = ":attempts"
 class AccountDuties:
     """Everything a tick does besides deciding recommendations, over the engine's adapters."""
 
-    def __init__(self, engine: "TradingEngine") -> None:
+    def __init__(self, engine: TradingEngine) -> None:
         self.engine = engine
         self.pool = engine.pool
         self.store = engine.store
@@ -58,11 +58,11 @@ class AccountDuties:
         return self.engine.settings
 
     @property
-    def notifier(self):  # noqa: ANN201 - the engine's Notifier, replaceable at any time
+    def notifier(self):
         return self.engine.notifier
 
     @property
-    def correlations(self):  # noqa: ANN201 - refreshed by the session close
+    def correlations(self):
         return self.engine.correlations
 
     async def resolve_breakers(self, now: datetime) -> None:

@@ -15,14 +15,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Protocol
 
 import asyncpg
 import redis.asyncio as aioredis
 import structlog
 
+from services.shared.heartbeat import Heartbeat
 from services.shared.order_signing import OrderSigner
 from services.shared.redis_keys import (
     QUEUE_BROKER_FILLS,
@@ -30,12 +32,9 @@ from services.shared.redis_keys import (
     TRADING_DEDUPE_TTL_SECONDS,
     dedupe_key,
 )
-from services.shared.heartbeat import Heartbeat
 from services.shared.reliable_queue import ReliableQueue
 from services.shared.schemas import RecommendationAction, TradingMode
 from services.trading.core import circuit_breaker, trading_window
-from services.trading.live import outbox, telemetry
-from services.trading.live.account_duties import AccountDuties
 from services.trading.core.clock import Clock
 from services.trading.core.correlation import CorrelationMatrix
 from services.trading.core.decision import (
@@ -47,12 +46,14 @@ from services.trading.core.decision import (
     unrecordable_decision,
 )
 from services.trading.core.engine_settings import EngineSettings
-from services.trading.market.market_view_store import MarketViewStore
 from services.trading.core.models import Recommendation
-from services.trading.notifications.events import NotificationEvent
-from services.trading.live.session_close import refresh_correlations
+from services.trading.live import outbox, telemetry
+from services.trading.live.account_duties import AccountDuties
 from services.trading.live.engine_store import EngineStore
+from services.trading.live.session_close import refresh_correlations
 from services.trading.live.wake_listener import WakeListener
+from services.trading.market.market_view_store import MarketViewStore
+from services.trading.notifications.events import NotificationEvent
 
 log = structlog.get_logger(__name__)
 ENGINE_LOCK_KEY = 0x7374_6F6E_6B65  # "stonke": one engine per account database
@@ -303,10 +304,8 @@ class TradingEngine:
             log.error("engine step failed; will retry next tick", component=component, error=message)
             if report is not None:
                 report.faults.append(f"{component}: {message}")
-            try:
+            with contextlib.suppress(Exception):  # PostgreSQL itself may be what failed
                 await self.store.record_fault(component, message)
-            except Exception:  # noqa: BLE001 - PostgreSQL itself may be what failed
-                pass
             return default
 
     # -- steps --------------------------------------------------------------------------
@@ -350,7 +349,7 @@ class TradingEngine:
         context = DecisionContext(portfolio, breakers, self.settings, self.correlations, micro[0] if micro else 0)
         try:
             outcome = decide(rec, market, context, now=now, decision_id=uuid.uuid4())
-        except Exception as exc:  # noqa: BLE001 - a defect must not retry forever
+        except Exception as exc:
             log.exception("decision core failed on a recommendation; recorded as a skip", recommendation_id=rec.id)
             outcome = failed_decision(rec, market, context, now=now, decision_id=uuid.uuid4(),
                                       error=f"{type(exc).__name__}: {exc}")
@@ -394,10 +393,8 @@ class TradingEngine:
             return await outbox.record_decision(connection, outcome, self.mode, confidence)
 
     async def _unmark(self, recommendation_id: int) -> None:
-        try:
+        with contextlib.suppress(Exception):  # an expired or lost mark is harmless: the database decides
             await self.redis.delete(dedupe_key(recommendation_id))
-        except Exception:  # noqa: BLE001 - an expired or lost mark is harmless: the database decides
-            pass
 
     async def _mark(self, recommendation_id: int) -> bool:
         """False only when this very process already marked it (a racing duplicate)."""

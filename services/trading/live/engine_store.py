@@ -8,10 +8,12 @@ Everything the engine knows is rebuilt from here on every start (seed task 13.1,
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import asyncpg
 import structlog
@@ -20,16 +22,21 @@ from services.shared.config import TradingConfig
 from services.trading.core.circuit_breaker import BreakerResolution, CircuitBreakerEvent
 from services.trading.core.engine_settings import EngineSettings
 from services.trading.core.models import (
+    ZERO,
     CircuitBreakerState,
     HeldPosition,
     OpenPosition,
     PortfolioState,
     Recommendation,
     StopLevels,
-    ZERO,
 )
 from services.trading.core.quote import Quote
 from services.trading.core.risk_tier_controller import RiskTierChange
+from services.trading.notifications.settings import (
+    NotificationSettings,
+    SettingsChange,
+    save_notification_settings,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -128,6 +135,14 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
+class ConfigRefused(Exception):
+    """The database refused a configuration change whole: the fields its rule names, and why."""
+
+    def __init__(self, fields: tuple[str, ...], reason: str, *, echo: bool = False) -> None:
+        super().__init__(reason)
+        self.fields, self.reason, self.echo = fields, reason, echo
+
+
 class EngineStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -172,6 +187,35 @@ class EngineStore:
                 await connection.execute(_INSERT_TIER_HISTORY, previous["risk_tier"], new["risk_tier"], source, {},
                                          None)
         return before, after
+
+    async def update_config_checked(self, changes: Mapping[str, Any], source: str) -> tuple[dict, dict]:
+        """`update_config`, with a refusal by the database (a rule tying two fields together, a
+        value it cannot store) raised as `ConfigRefused` naming the fields involved: nothing was
+        written then, the transaction rolled back whole."""
+        try:
+            return await self.update_config(changes, source)
+        except asyncpg.CheckViolationError as exc:
+            definition = await self.pool.fetchval(_CONSTRAINT_DEFINITION, exc.constraint_name or "") or ""
+            involved = tuple(n for n in changes if re.search(rf"\b{re.escape(n)}\b", definition)) or tuple(changes)
+            raise ConfigRefused(involved, f"refused by the rule {definition or exc.constraint_name}: "
+                                          "nothing was changed", echo=True) from None
+        except (asyncpg.DataError, asyncpg.NumericValueOutOfRangeError) as exc:
+            raise ConfigRefused(tuple(changes), f"could not be stored ({exc}): nothing was changed") from None
+
+    async def save_notification_settings(self, settings: NotificationSettings, source: str,
+                                         fallback: TradingConfig | None = None) -> SettingsChange:
+        """Save the notification settings with, in the same transaction, the audit record of
+        the whole configuration row before and after, written as `update_config` writes it."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            before = await connection.fetchrow("SELECT * FROM trading_engine_config WHERE id = 1 FOR UPDATE")
+            change = await save_notification_settings(connection, settings, fallback)
+            after = await self.config_row(connection)
+            previous, new = _jsonable(before), _jsonable(after)
+            if previous != new:
+                await connection.execute(
+                    "INSERT INTO trading_config_audit (previous_config, new_config, change_source) VALUES ($1, $2, $3)",
+                    previous, new, source)
+        return change
 
     async def apply_environment(self, trading: TradingConfig) -> None:
         """Settings the owner set explicitly in the environment win at start; the rest of the
@@ -309,6 +353,12 @@ def _with_pending_buy(position: OpenPosition | None, order: asyncpg.Record, pric
 _ENGINE_STATE = """
 WITH created AS (INSERT INTO engine_state (id, epoch) VALUES (1, $1) ON CONFLICT (id) DO NOTHING RETURNING *)
 SELECT * FROM created UNION ALL SELECT * FROM engine_state WHERE id = 1 LIMIT 1
+"""
+
+# The text of a CHECK constraint of the configuration row, to name the fields it checks.
+_CONSTRAINT_DEFINITION = """
+SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c
+WHERE c.conname = $1 AND c.conrelid = 'trading_engine_config'::regclass
 """
 
 _INSERT_TIER_HISTORY = """

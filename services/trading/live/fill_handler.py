@@ -17,10 +17,11 @@ later orders of the same ticker whose reports are still on their way.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any
 
 import asyncpg
 import structlog
@@ -28,11 +29,11 @@ import structlog
 from services.shared.orders import FillReport
 from services.shared.schemas import OrderReason, OrderSide
 from services.trading.core import reserve_pool, stop_loss_manager, tax_lots
-from services.trading.live import tax_lot_store
 from services.trading.core.engine_settings import EngineSettings
 from services.trading.core.models import ZERO, ClosedTrade, ReservePoolState, StopLevels
 from services.trading.core.reserve_pool import ReserveLedgerEntry
 from services.trading.core.trading_window import NEW_YORK
+from services.trading.live import tax_lot_store
 
 log = structlog.get_logger(__name__)
 STOP_OUT_REASONS = (OrderReason.STOP_LOSS, OrderReason.TRAILING_STOP)

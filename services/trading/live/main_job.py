@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Awaitable, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -24,12 +24,12 @@ from services.shared.config import AppConfig
 from services.shared.db import connect, create_pool
 from services.shared.heartbeat import Heartbeat
 from services.shared.runtime import order_signer, resolve_server_urls
-from services.trading.market import setup_steps
 from services.trading.core.clock import Clock, WallClock
 from services.trading.live.engine import TradingEngine
+from services.trading.live.replay import Replay, ReplaySummary
+from services.trading.market import setup_steps
 from services.trading.notifications.assembly import open_notification_service
 from services.trading.notifications.service import NotificationService
-from services.trading.live.replay import Replay, ReplaySummary
 
 log = structlog.get_logger(__name__)
 DEMO_DATABASE = "stonks_demo"
@@ -138,7 +138,7 @@ async def supervise(name: str, work: Callable[[], Awaitable[None]], stop: asynci
             log.error("a long-running task returned before stop; restarting it", task=name)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - whatever killed it, the job must go on
+        except Exception:
             log.exception("a long-running task died; restarting it", task=name)
         restarts += 1
         if loop.time() - started > RESTART_MAX_SECONDS:

@@ -11,9 +11,10 @@ signed as they are pushed (`services/shared/order_signing.py`): the broker fills
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 import asyncpg
 import structlog

@@ -9,13 +9,12 @@ from decimal import Decimal
 import asyncpg
 
 from services.trading.core import performance_tracker
+from services.trading.core.models import ZERO
+from services.trading.core.trading_window import NEW_YORK
+from services.trading.live.session_close import closed_trades
 from services.trading.notifications import events
 from services.trading.notifications.events import NotificationEvent
 from services.trading.notifications.schedule import ScheduledReport
-from services.trading.live.session_close import closed_trades
-from services.trading.core.trading_window import NEW_YORK
-from services.trading.core.models import ZERO
-
 
 
 def _day_bounds(first: date, last: date) -> tuple[datetime, datetime]:

@@ -12,10 +12,10 @@ close is not known before 16:00), so stops are checked against opens, gaps inclu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Callable
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -23,8 +23,8 @@ import redis.asyncio as aioredis
 from services.paper_broker.broker import PaperBroker, PaperBrokerSettings
 from services.shared.order_signing import OrderSigner
 from services.trading.core.clock import SimulatedClock
-from services.trading.live.engine import Notifier, TradingEngine
 from services.trading.core.trading_window import WINDOW_BUFFER, session_times
+from services.trading.live.engine import Notifier, TradingEngine
 
 TRANCHE_STEPS = (timedelta(minutes=30), timedelta(minutes=60))
 

@@ -17,12 +17,12 @@ import structlog
 from services.shared.schemas import RiskTierName
 from services.trading.core import correlation, performance_tracker, reserve_pool, risk_tier_controller
 from services.trading.core.engine_settings import EngineSettings
-from services.trading.live.fill_handler import insert_ledger_entry, reserve_state
 from services.trading.core.models import ClosedTrade, PortfolioState
 from services.trading.core.performance_tracker import PerformanceReport
 from services.trading.core.reserve_pool import ReserveLedgerEntry
 from services.trading.core.risk_tier_controller import RiskTierChange
 from services.trading.live.engine_store import EngineStore
+from services.trading.live.fill_handler import insert_ledger_entry, reserve_state
 
 log = structlog.get_logger(__name__)
 Executor = asyncpg.Pool | asyncpg.Connection

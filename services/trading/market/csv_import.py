@@ -14,8 +14,8 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from services.trading.market.market_data import PriceBar
 from services.trading.core.trading_window import session_times
+from services.trading.market.market_data import PriceBar
 
 REQUIRED = ("ticker", "open", "high", "low", "close", "volume")
 INTERVALS = ("1d", "5m", "1m")

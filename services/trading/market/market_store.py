@@ -6,7 +6,7 @@ ten thousand bars is one round trip, and loading the same bars again changes not
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import asyncpg
 

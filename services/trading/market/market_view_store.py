@@ -6,18 +6,18 @@ and whether a high-severity macro event is in progress. Only bars complete at `n
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Iterable, Sequence
 
 import asyncpg
 
 from services.trading.core import stop_loss_manager
 from services.trading.core.decision import MarketView
 from services.trading.core.quote import Quote
-from services.trading.market.price_book import PriceBook
 from services.trading.core.stop_loss_manager import ATR_LOOKBACK_BARS
 from services.trading.core.trading_window import NEW_YORK, sessions_until
+from services.trading.market.price_book import PriceBook
 
 
 def atr_from_rows(rows: Sequence[asyncpg.Record]) -> Decimal | None:

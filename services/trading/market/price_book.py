@@ -10,10 +10,8 @@ this one module, so they can never disagree about "the market price".
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime
-from decimal import Decimal
-from typing import Iterable
 
 import asyncpg
 

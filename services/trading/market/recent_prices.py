@@ -6,8 +6,8 @@ one price per session and cannot show a 15-minute move. A bar is known from its 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Iterable
 
 import asyncpg
 import structlog

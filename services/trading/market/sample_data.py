@@ -16,14 +16,14 @@ import csv
 import gzip
 import importlib.util
 import sqlite3
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Iterator
 
-from services.trading.market.market_data import EarningsDate, PriceBar, TickerInfo
 from services.trading.core.trading_window import session_times
+from services.trading.market.market_data import EarningsDate, PriceBar, TickerInfo
 
 SAMPLE_TICKERS = ("AAPL", "GOOG", "IBM", "MSFT")
 SOURCE = "bokeh-sampledata (Quandl WIKI, public domain), split/dividend-adjusted"

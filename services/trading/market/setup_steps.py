@@ -5,10 +5,10 @@ Each step is idempotent, so running the demo twice leaves one copy of everything
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
-from typing import Callable
 
 import asyncpg
 

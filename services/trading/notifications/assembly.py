@@ -12,10 +12,10 @@ from services.shared.config import TradingConfig
 from services.trading.core.clock import Clock
 from services.trading.notifications.channel_config import ChannelConfig, build_channels, load_channel_config
 from services.trading.notifications.delivery import DeliveryPolicy
+from services.trading.notifications.notification_store import PostgresNotificationStore
 from services.trading.notifications.rate_limit import RateLimiter
 from services.trading.notifications.service import NotificationService
 from services.trading.notifications.settings import load_notification_settings
-from services.trading.notifications.notification_store import PostgresNotificationStore
 
 
 async def open_notification_service(

@@ -20,8 +20,8 @@ from typing import Any
 
 from services.shared.schemas import NotificationChannel
 from services.shared.schemas import NotificationEventType as E
-from services.trading.notifications.events import NotificationEvent
 from services.trading.core.trading_window import NEW_YORK
+from services.trading.notifications.events import NotificationEvent
 
 # One GSM-7 segment holds 160 characters; "under 160" keeps one to spare.
 SMS_MAX_CHARS = 159

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from services.shared.schemas import NotificationEventType
-from services.trading.notifications.settings import NotificationSettings
 from services.trading.core.trading_window import NEW_YORK, require_aware, session_times
+from services.trading.notifications.settings import NotificationSettings
 
 
 @dataclass(frozen=True, slots=True)

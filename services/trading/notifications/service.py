@@ -25,12 +25,16 @@ from services.trading.notifications.channel import Channel, UnconfiguredChannel
 from services.trading.notifications.delivery import AttemptOutcome, DeliveryPolicy, attempt, backoff_delay
 from services.trading.notifications.events import NotificationEvent
 from services.trading.notifications.formatting import Message, fit_sms, render
+from services.trading.notifications.notification_store import (
+    AttemptRecord,
+    NotificationRecord,
+    NotificationStore,
+)
 from services.trading.notifications.rate_limit import RateLimiter
 from services.trading.notifications.redaction import redact
 from services.trading.notifications.routing import Route, route
 from services.trading.notifications.schedule import ScheduledReport, daily_summary_due, weekly_digest_due
 from services.trading.notifications.settings import NotificationSettings
-from services.trading.notifications.notification_store import AttemptRecord, NotificationRecord, NotificationStore
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -144,7 +148,7 @@ class NotificationService:
 
         async def idle() -> None:
             await asyncio.gather(*(q.join() for q in self._queues.values()))
-            while self._drops or self._recording_drop:
+            while self._drops or self._recording_drop:  # noqa: ASYNC110 - counters, set from many places
                 await asyncio.sleep(0.01)
 
         try:

@@ -4,6 +4,7 @@ what only a real HTTP server shows (framing, Content-Length, chunked bodies, con
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -35,10 +36,8 @@ async def raw_exchange(port: int, request: bytes, body_chunks: Sequence[bytes] =
         writer.write(request)
         for chunk in body_chunks:
             writer.write(chunk)
-        try:
+        with contextlib.suppress(ConnectionError):  # the server answered and closed while the body went out
             await writer.drain()
-        except ConnectionError:
-            pass  # the server answered and closed while the body was still going out
         return await asyncio.wait_for(_read_until_closed(reader), timeout)
     finally:
         writer.close()

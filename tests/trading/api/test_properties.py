@@ -28,7 +28,6 @@ from hypothesis import strategies as st
 
 from services.shared.db import create_pool
 from services.shared.schemas import CircuitBreakerTriggerType, ReservePoolTriggerType, RiskTierName
-from services.trading.live import session_close
 from services.trading.api.config_models import ConfigUpdate
 from services.trading.app import create_app
 from services.trading.backtest import BacktestConfig, BacktestResult, BacktestTrade, Metrics
@@ -36,12 +35,13 @@ from services.trading.backtest.results import TaxReport
 from services.trading.backtest.run_store import save_backtest
 from services.trading.core.circuit_breaker import CircuitBreakerEvent
 from services.trading.core.clock import SimulatedClock
-from services.trading.live.fill_handler import insert_ledger_entry
 from services.trading.core.models import ClosedTrade, OpenPosition, PortfolioState
 from services.trading.core.performance_tracker import compute_metrics
 from services.trading.core.reserve_pool import ReserveLedgerEntry
 from services.trading.core.risk_tier_controller import RiskTierChange
+from services.trading.live import session_close
 from services.trading.live.engine_store import EngineStore
+from services.trading.live.fill_handler import insert_ledger_entry
 from tests.trading.api.conftest import AUTH, make_runtime
 from tests.trading.engine_harness import close_pool
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from services.shared.schemas import RiskTierName
-from services.trading.core import entry_guards, stop_loss_manager
 from services.trading.backtest import BacktestConfig, BacktestConfigError, Backtester, sample_backtest_data
 from services.trading.backtest.signals import RecommendationCsvError, read_recommendations_csv
+from services.trading.core import entry_guards, stop_loss_manager
 from services.trading.core.stop_loss_manager import ATR_LOOKBACK_BARS
 
 START, END = date(2008, 1, 2), date(2009, 12, 31)

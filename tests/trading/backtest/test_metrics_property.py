@@ -13,9 +13,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.trading.core import performance_tracker
 from services.trading.backtest import CommissionModel
 from services.trading.backtest.results import summarize
+from services.trading.core import performance_tracker
 from services.trading.core.models import ClosedTrade, PortfolioState
 from tests.trading.backtest.bars import WARMUP, flat, market, rec, run
 

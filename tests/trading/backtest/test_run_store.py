@@ -11,7 +11,6 @@ import pytest
 
 from services.shared.db import create_pool
 from services.shared.schemas import RiskTierName
-from services.trading.market import market_store, sample_data
 from services.trading.backtest import BacktestConfig, Backtester, sample_backtest_data
 from services.trading.backtest import simulation as simulation_module
 from services.trading.backtest.run_store import (
@@ -20,6 +19,7 @@ from services.trading.backtest.run_store import (
     run_backtest_job,
     save_backtest,
 )
+from services.trading.market import market_store, sample_data
 
 pytestmark = pytest.mark.integration
 

@@ -36,10 +36,10 @@ from services.trading.core.clock import SimulatedClock
 from services.trading.notifications import events
 from services.trading.notifications.delivery import DeliveryPolicy
 from services.trading.notifications.formatting import Message
+from services.trading.notifications.notification_store import PostgresNotificationStore
 from services.trading.notifications.rate_limit import RateLimiter
 from services.trading.notifications.service import NotificationService
 from services.trading.notifications.settings import NotificationSettings
-from services.trading.notifications.notification_store import PostgresNotificationStore
 
 # Fast policy: the retry schedule is the real one, scaled down a thousandfold.
 FAST = DeliveryPolicy(backoff_base_seconds=0.001, attempt_timeout_seconds=2.0, store_timeout_seconds=5.0)

@@ -21,12 +21,12 @@ from services.trading.notifications.channel import ChannelError
 from services.trading.notifications.channel_config import ChannelConfig, build_channels
 from services.trading.notifications.formatting import render
 from services.trading.notifications.gmail_api import SEND_PATH, GmailApiEmail
+from services.trading.notifications.notification_store import PostgresNotificationStore
 from services.trading.notifications.rate_limit import RateLimiter
 from services.trading.notifications.service import NotificationService
 from services.trading.notifications.settings import NotificationSettings
 from services.trading.notifications.sms_sns import SnsSms
 from services.trading.notifications.smtp_email import SmtpEmail, SmtpSecurity
-from services.trading.notifications.notification_store import PostgresNotificationStore
 from services.trading.notifications.webhook import Webhook
 
 from .conftest import FAST, SMTP_PASSWORD, SMTP_USER, breaker_event, free_port

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.shared.schemas import NotificationEventType
+from services.trading.core.trading_window import session_times
 from services.trading.notifications.schedule import daily_summary_due, weekly_digest_due
 from services.trading.notifications.settings import NotificationSettings
-from services.trading.core.trading_window import session_times
 
 NY = ZoneInfo("America/New_York")
 DEFAULTS = NotificationSettings()

@@ -21,8 +21,8 @@ from services.trading.core.clock import SimulatedClock
 from services.trading.notifications import events
 from services.trading.notifications.channel import ChannelError
 from services.trading.notifications.delivery import DeliveryPolicy, backoff_delay
-from services.trading.notifications.settings import NotificationSettings
 from services.trading.notifications.notification_store import PostgresNotificationStore
+from services.trading.notifications.settings import NotificationSettings
 
 from .conftest import FAST, RecordingChannel, ScriptedChannel, breaker_event, make_service
 

@@ -10,7 +10,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 
-from services.trading.api import queries
 from services.trading.api.backtest_models import (
     BacktestAccepted,
     BacktestRequest,
@@ -24,6 +23,7 @@ from services.trading.api.jobs import TooManyBacktests
 from services.trading.api.models import ErrorBody, Page
 from services.trading.backtest import BacktestConfig, BacktestConfigError
 from services.trading.backtest.run_store import create_backtest_run, fetch_backtest, run_backtest_job
+from services.trading.live import read_model
 
 router = APIRouter(prefix="/api/trading", tags=["backtest"], route_class=ExactJsonRoute)
 
@@ -54,7 +54,7 @@ async def list_backtests(
         runtime: RuntimeDep, page: PagingDep,
         status_: Annotated[Literal["running", "completed", "failed"] | None, Query(alias="status")] = None,
 ) -> Page[BacktestSummary]:
-    rows = await queries.backtests(runtime.pool, status=status_, limit=page.limit, offset=page.offset)
+    rows = await read_model.backtests(runtime.pool, status=status_, limit=page.limit, offset=page.offset)
     return Page[BacktestSummary](items=[BacktestSummary.of(r) for r in rows.items], total=rows.total,
                                  limit=page.limit, offset=page.offset)
 

@@ -7,10 +7,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from services.trading.api import queries, views
+from services.trading.api import views
 from services.trading.api.deps import PagingDep, RuntimeDep, TimeRangeDep, require_read_access
 from services.trading.api.errors import UNAUTHORIZED
 from services.trading.api.models import DecisionView, Page
+from services.trading.live import read_model
 
 router = APIRouter(prefix="/api/trading", tags=["decisions"], dependencies=[Depends(require_read_access)],
                    responses=UNAUTHORIZED)
@@ -23,7 +24,7 @@ async def list_decisions(
         runtime: RuntimeDep, page: PagingDep, period: TimeRangeDep, ticker: Ticker = None,
         decision: Annotated[Literal["act", "skip"] | None, Query(description="act or skip.")] = None,
 ) -> Page[DecisionView]:
-    rows = await queries.decisions(runtime.pool, ticker=ticker.upper() if ticker else None, decision=decision,
+    rows = await read_model.decisions(runtime.pool, ticker=ticker.upper() if ticker else None, decision=decision,
                                    since=period.since, until=period.until, limit=page.limit, offset=page.offset)
     return Page[DecisionView](items=[views.decision(r) for r in rows.items], total=rows.total, limit=page.limit,
                               offset=page.offset)

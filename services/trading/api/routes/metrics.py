@@ -7,11 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from services.trading.api import queries, views
+from services.trading.api import views
 from services.trading.api.deps import PagingDep, RuntimeDep, require_read_access
 from services.trading.api.errors import UNAUTHORIZED, field_error
 from services.trading.api.inputs import IsoDate
 from services.trading.api.models import MetricsView, Page, SnapshotView
+from services.trading.live import read_model
 
 router = APIRouter(prefix="/api/trading", tags=["performance"], dependencies=[Depends(require_read_access)],
                    responses=UNAUTHORIZED)
@@ -32,6 +33,6 @@ async def metrics_history(
 ) -> Page[SnapshotView]:
     if since is not None and until is not None and until < since:
         raise field_error("until", "until is before since", until.isoformat(), where="query")
-    rows = await queries.snapshots(runtime.pool, since=since, until=until, limit=page.limit, offset=page.offset)
+    rows = await read_model.snapshots(runtime.pool, since=since, until=until, limit=page.limit, offset=page.offset)
     return Page[SnapshotView](items=[views.snapshot(r) for r in rows.items], total=rows.total, limit=page.limit,
                               offset=page.offset)

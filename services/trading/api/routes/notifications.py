@@ -18,12 +18,13 @@ from pydantic.fields import FieldInfo
 
 from services.shared.config import TradingConfig
 from services.shared.schemas import DeliveryStatus, NotificationChannel, NotificationEventType
-from services.trading.api import commands, queries, views
+from services.trading.api import views
 from services.trading.api.deps import PagingDep, RuntimeDep, require_read_access, require_token
 from services.trading.api.errors import UNAUTHORIZED, located
 from services.trading.api.inputs import ExactJsonRoute, InputDecimal, JsonBool, JsonInt
 from services.trading.api.models import NotificationView, Page
 from services.trading.api.routes.config import change_source
+from services.trading.live import read_model
 from services.trading.notifications.settings import (
     NotificationSettings,
     load_notification_settings,
@@ -98,8 +99,8 @@ async def get_notification_config(runtime: RuntimeDep) -> BaseModel:
 async def put_notification_config(update: NotificationSettingsUpdate, request: Request,  # type: ignore[valid-type]
                                   runtime: RuntimeDep) -> BaseModel:
     settings = _merged(await load_notification_settings(runtime.pool), update, runtime.trading)
-    await commands.save_notifications_audited(runtime.pool, settings,
-                                              change_source(request, "PUT /api/trading/notifications/config"))
+    await runtime.store.save_notification_settings(settings,
+                                                   change_source(request, "PUT /api/trading/notifications/config"))
     in_force = await load_notification_settings(runtime.pool, runtime.trading)
     if runtime.notifications is not None:
         runtime.notifications.update_settings(in_force)
@@ -114,7 +115,7 @@ async def notification_history(
         event_type: Annotated[NotificationEventType | None, Query()] = None,
         status: Annotated[DeliveryStatus | None, Query(description="pending, delivered, failed, rate_limited")] = None,
 ) -> Page[NotificationView]:
-    rows = await queries.notifications(runtime.pool, channel=channel, event_type=event_type, status=status,
+    rows = await read_model.notifications(runtime.pool, channel=channel, event_type=event_type, status=status,
                                        limit=page.limit, offset=page.offset)
     return Page[NotificationView](items=[views.notification(r) for r in rows.items], total=rows.total,
                                   limit=page.limit, offset=page.offset)

@@ -9,11 +9,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from services.trading.core import circuit_breaker
-from services.trading.live import telemetry
-from services.trading.api import queries
 from services.trading.api.deps import RuntimeDep, require_read_access
 from services.trading.api.errors import UNAUTHORIZED
+from services.trading.core import circuit_breaker
+from services.trading.live import read_model, telemetry
 
 router = APIRouter(tags=["probes"])
 
@@ -25,7 +24,7 @@ router = APIRouter(tags=["probes"])
 async def prometheus_metrics(request: Request, runtime: RuntimeDep) -> Response:
     store = runtime.store
     decisions, faults, breakers, row = await asyncio.gather(
-        queries.decision_counts(runtime.pool), queries.fault_counts(runtime.pool), store.breaker_state(),
+        read_model.decision_counts(runtime.pool), read_model.fault_counts(runtime.pool), store.breaker_state(),
         store.config_row())
     now = runtime.clock.now()
     active = circuit_breaker.is_active(breakers, now)

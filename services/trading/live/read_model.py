@@ -1,4 +1,4 @@
-"""The API's read model: the SQL behind the list endpoints, the probes and `/metrics`
+"""The read model of the API: the SQL behind the list endpoints, the probes and `/metrics`
 (STYLE principles 7 and 8: routes hold no SQL). Every function only reads.
 
 Lists are pages: a count with the filters, then the rows with `LIMIT`/`OFFSET`, newest first
