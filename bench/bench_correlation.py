@@ -29,7 +29,8 @@ def main(n_tickers: int = 500, n_sessions: int = 90, repeats: int = 7) -> None:
     prices[rng.random(prices.shape) < 0.02] = np.nan
     sessions = [date(2025, 1, 1) + timedelta(days=i) for i in range(n_sessions)]
     closes = {
-        f"T{j:03d}": {d: float(p) for d, p in zip(sessions, prices[:, j]) if np.isfinite(p)} for j in range(n_tickers)
+        f"T{j:03d}": {d: float(p) for d, p in zip(sessions, prices[:, j]) if np.isfinite(p)}
+        for j in range(n_tickers)
     }
 
     def timed(fn) -> list[float]:
@@ -45,8 +46,12 @@ def main(n_tickers: int = 500, n_sessions: int = 90, repeats: int = 7) -> None:
     matrix = compute_correlation_matrix(closes, as_of=sessions[-1])
     known = sum(1 for _ in matrix.pairs())
     print(f"tickers={n_tickers} sessions={n_sessions} pairs_known={known} repeats={repeats}")
-    print(f"kernel (numpy, masked)      median {statistics.median(kernel) * 1e3:8.1f} ms  min {min(kernel) * 1e3:8.1f} ms")
-    print(f"compute_correlation_matrix  median {statistics.median(full) * 1e3:8.1f} ms  min {min(full) * 1e3:8.1f} ms")
+    print(
+        f"kernel (numpy, masked)      median {statistics.median(kernel) * 1e3:8.1f} ms  min {min(kernel) * 1e3:8.1f} ms"
+    )
+    print(
+        f"compute_correlation_matrix  median {statistics.median(full) * 1e3:8.1f} ms  min {min(full) * 1e3:8.1f} ms"
+    )
 
 
 if __name__ == "__main__":

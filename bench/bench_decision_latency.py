@@ -59,7 +59,10 @@ async def _fresh(url: str) -> str:
 async def _insert(pool: asyncpg.Pool, ticker: str, generated_at: datetime) -> None:
     await pool.execute(
         """INSERT INTO recommendations (ticker, action, confidence, mode, trend_window, thesis, generated_at)
-           VALUES ($1, 'buy', 0.8, 'paper_eligible', '20d', 'bench', $2)""", ticker, generated_at)
+           VALUES ($1, 'buy', 0.8, 'paper_eligible', '20d', 'bench', $2)""",
+        ticker,
+        generated_at,
+    )
 
 
 def _random_walk(ticker: str, bars: int = 40) -> list[float]:
@@ -91,7 +94,9 @@ async def _jobs(pool: asyncpg.Pool, redis: aioredis.Redis, count: int, timeout: 
 
 async def _no_job(pool: asyncpg.Pool, timeout: float) -> None:
     # A skip sends no job: say why instead of waiting forever.
-    reason = await pool.fetchval("SELECT skip_reason FROM trading_decisions ORDER BY recommendation_id DESC LIMIT 1")
+    reason = await pool.fetchval(
+        "SELECT skip_reason FROM trading_decisions ORDER BY recommendation_id DESC LIMIT 1"
+    )
     raise SystemExit(f"no order job after {timeout:.0f} s; the latest decision says: {reason}")
 
 
@@ -121,13 +126,20 @@ async def main(count: int, burst: int) -> None:
         await add_bar(pool, ticker, window_day, 62.0, 62.5)
     # Tiny positions, a huge account: nothing in the bench is rejected for size or exposure
     # (each ticker is bought again and again, so the position limit must leave room too).
-    await enable_engine(pool, gradual_entry_tranches=1, max_open_positions=500, absolute_position_cap=Decimal(10**9),
-                        risk_tier_overrides={"moderate": {"base_allocation_pct": "0.0001", "max_sector_pct": "1",
-                                                          "max_portfolio_heat": "1"}})
+    await enable_engine(
+        pool,
+        gradual_entry_tranches=1,
+        max_open_positions=500,
+        absolute_position_cap=Decimal(10**9),
+        risk_tier_overrides={
+            "moderate": {"base_allocation_pct": "0.0001", "max_sector_pct": "1", "max_portfolio_heat": "1"}
+        },
+    )
     clock = SimulatedClock(at(window_day, 11, 0))
     signer = OrderSigner.generate()
-    broker = PaperBroker.on_redis(pool, redis, clock, PaperBrokerSettings(starting_cash=Decimal(100_000_000)),
-                                  order_signer=signer)
+    broker = PaperBroker.on_redis(
+        pool, redis, clock, PaperBrokerSettings(starting_cash=Decimal(100_000_000)), order_signer=signer
+    )
     await broker.start()
     engine = TradingEngine(pool, redis, clock, order_signer=signer)
     await engine.start()
@@ -163,7 +175,9 @@ async def main(count: int, burst: int) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--burst", type=int, default=300)
     arguments = parser.parse_args()

@@ -36,15 +36,31 @@ def main(n_trades: int = 10_000, n_days: int = 2_520, repeats: int = 5) -> None:
         entry = Decimal(rng.randint(1_000, 50_000)) / 100
         exit_ = (entry * Decimal(1 + rng.gauss(0.002, 0.03))).quantize(Decimal("0.01"))
         trades.append(
-            ClosedTrade(f"T{i % 500:03d}", entry, exit_, Decimal(rng.randint(1, 100)), t0, t0 + timedelta(hours=3),
-                        is_micro_trade=rng.random() < 0.2)
+            ClosedTrade(
+                f"T{i % 500:03d}",
+                entry,
+                exit_,
+                Decimal(rng.randint(1, 100)),
+                t0,
+                t0 + timedelta(hours=3),
+                is_micro_trade=rng.random() < 0.2,
+            )
         )
     equity, value = [], 100_000.0
     for _ in range(n_days):
         value *= 1 + rng.gauss(0.0004, 0.01)
         equity.append(Decimal(str(round(value, 2))))
     positions = tuple(
-        OpenPosition(f"P{i}", Decimal(10), Decimal(100), Decimal(101), "Tech", Decimal(95), Decimal(110), Decimal("0.7"))
+        OpenPosition(
+            f"P{i}",
+            Decimal(10),
+            Decimal(100),
+            Decimal(101),
+            "Tech",
+            Decimal(95),
+            Decimal(110),
+            Decimal("0.7"),
+        )
         for i in range(10)
     )
     portfolio = PortfolioState(positions, Decimal(50_000), Decimal(5_000))
@@ -59,7 +75,11 @@ def main(n_trades: int = 10_000, n_days: int = 2_520, repeats: int = 5) -> None:
 
     rows = {
         "compute_metrics (all fields)": lambda: compute_metrics(
-            portfolio=portfolio, closed_trades=trades, equity_curve=equity, start_of_day_value=equity[-1], computed_at=t0
+            portfolio=portfolio,
+            closed_trades=trades,
+            equity_curve=equity,
+            start_of_day_value=equity[-1],
+            computed_at=t0,
         ),
         "win_rate": lambda: win_rate(trades),
         "profit_factor": lambda: profit_factor(trades),

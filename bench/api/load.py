@@ -44,9 +44,16 @@ async def main(url: str, token: str, concurrency: int, requests: int, seconds: f
     def pct(p: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2)
 
-    return {"requests": len(latencies), "errors": errors, "seconds": round(elapsed, 2),
-            "rps": round(len(latencies) / elapsed, 1), "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
-            "max_ms": round(latencies[-1] * 1000, 2)}
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "seconds": round(elapsed, 2),
+        "rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": pct(0.50),
+        "p90_ms": pct(0.90),
+        "p99_ms": pct(0.99),
+        "max_ms": round(latencies[-1] * 1000, 2),
+    }
 
 
 if __name__ == "__main__":
@@ -58,5 +65,10 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--warmup", type=int, default=20)
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.url, args.token, args.concurrency, args.requests, args.seconds,
-                                      args.warmup))))
+    print(
+        json.dumps(
+            asyncio.run(
+                main(args.url, args.token, args.concurrency, args.requests, args.seconds, args.warmup)
+            )
+        )
+    )

@@ -68,8 +68,9 @@ FROM trading_decisions CROSS JOIN generate_series(1, greatest($1 / (SELECT count
 """
 
 
-async def prepare(server_url: str, redis_url: str, start: date, end: date, extra_decisions: int
-                  ) -> tuple[str, dict]:
+async def prepare(
+    server_url: str, redis_url: str, start: date, end: date, extra_decisions: int
+) -> tuple[str, dict]:
     admin = await asyncpg.connect(server_url)
     try:
         await admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
@@ -91,10 +92,13 @@ async def prepare(server_url: str, redis_url: str, start: date, end: date, extra
         summary = await Replay(pool, redis, start, end, capital=Decimal(10_000)).run()
         if extra_decisions:
             await pool.execute(_COPY_DECISIONS, extra_decisions)
-        counts = dict(await pool.fetchrow(
-            """SELECT (SELECT count(*) FROM trading_decisions) AS decisions,
+        counts = dict(
+            await pool.fetchrow(
+                """SELECT (SELECT count(*) FROM trading_decisions) AS decisions,
                       (SELECT count(*) FROM closed_trades) AS closed_trades,
-                      (SELECT count(*) FROM portfolio_snapshots) AS snapshots"""))
+                      (SELECT count(*) FROM portfolio_snapshots) AS snapshots"""
+            )
+        )
     finally:
         await pool.close()
         await redis.flushdb()
@@ -128,24 +132,55 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,16", help="Client counts to run, comma-separated.")
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--extra-decisions", type=int, default=20_000,
-                        help="Copies of the replay's decisions added, for a decisions table of a live size.")
+    parser.add_argument(
+        "--extra-decisions",
+        type=int,
+        default=20_000,
+        help="Copies of the replay's decisions added, for a decisions table of a live size.",
+    )
     args = parser.parse_args()
     config = load_config()
     configure_logging("WARNING")
     urls = resolve_server_urls(config)
     redis_url = _with_path(urls.redis_url, f"/{REDIS_DB}")
     print(f"preparing {DATABASE}: sample market, signals, replay {args.start}..{args.end} ...", flush=True)
-    database_url, counts = asyncio.run(prepare(urls.database_url, redis_url, date.fromisoformat(args.start),
-                                               date.fromisoformat(args.end), args.extra_decisions))
+    database_url, counts = asyncio.run(
+        prepare(
+            urls.database_url,
+            redis_url,
+            date.fromisoformat(args.start),
+            date.fromisoformat(args.end),
+            args.extra_decisions,
+        )
+    )
     print(f"data: {counts}", flush=True)
     port = _free_port()
-    env = {**os.environ, "STONKS_DATABASE_URL": database_url, "STONKS_REDIS_URL": redis_url,
-           "STONKS_API_TOKEN": TOKEN, "STONKS_API_RUN_ENGINE": "false", "STONKS_API_PROTECT_READS": "always",
-           "STONKS_LOG_LEVEL": "WARNING"}
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "services.trading.app:app", "--host", "127.0.0.1",
-                               "--port", str(port), "--log-level", "warning", "--no-access-log"],
-                              cwd=ROOT, env=env)
+    env = {
+        **os.environ,
+        "STONKS_DATABASE_URL": database_url,
+        "STONKS_REDIS_URL": redis_url,
+        "STONKS_API_TOKEN": TOKEN,
+        "STONKS_API_RUN_ENGINE": "false",
+        "STONKS_API_PROTECT_READS": "always",
+        "STONKS_LOG_LEVEL": "WARNING",
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "services.trading.app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
     results: dict[str, dict] = {}
     try:
         base = f"http://127.0.0.1:{port}"
@@ -153,13 +188,31 @@ def main() -> None:
         for clients in (int(c) for c in args.concurrency.split(",")):
             for endpoint in ENDPOINTS:
                 requests = args.requests if clients > 1 else args.requests // 3
-                out = subprocess.run([sys.executable, str(Path(__file__).with_name("load.py")), base + endpoint,
-                                      "--token", TOKEN, "--concurrency", str(clients), "--requests", str(requests),
-                                      "--seconds", str(args.seconds)],
-                                     check=True, capture_output=True, text=True, timeout=args.seconds + 120)
+                out = subprocess.run(
+                    [
+                        sys.executable,
+                        str(Path(__file__).with_name("load.py")),
+                        base + endpoint,
+                        "--token",
+                        TOKEN,
+                        "--concurrency",
+                        str(clients),
+                        "--requests",
+                        str(requests),
+                        "--seconds",
+                        str(args.seconds),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    timeout=args.seconds + 120,
+                )
                 results[f"{endpoint} x{clients}"] = figures = json.loads(out.stdout)
-                print(f"{clients:3} clients  {endpoint:34} {figures['rps']:8.1f} req/s  p50 {figures['p50_ms']:7.2f} ms"
-                      f"  p99 {figures['p99_ms']:7.2f} ms  errors {figures['errors']}", flush=True)
+                print(
+                    f"{clients:3} clients  {endpoint:34} {figures['rps']:8.1f} req/s  p50 {figures['p50_ms']:7.2f} ms"
+                    f"  p99 {figures['p99_ms']:7.2f} ms  errors {figures['errors']}",
+                    flush=True,
+                )
     finally:
         server.terminate()
         server.wait(timeout=30)

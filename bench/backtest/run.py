@@ -48,23 +48,39 @@ START, END = date(2003, 1, 2), date(2012, 12, 31)
 WARMUP_FROM = date(2002, 8, 1)
 REPEATS = 3
 REAL = ("AAPL", "IBM", "MSFT", "GOOG")
-SECTORS = ("Technology", "Financials", "Health Care", "Energy", "Industrials", "Utilities", "Consumer Staples",
-           "Materials", "Telecommunications", "Real Estate")
+SECTORS = (
+    "Technology",
+    "Financials",
+    "Health Care",
+    "Energy",
+    "Industrials",
+    "Utilities",
+    "Consumer Staples",
+    "Materials",
+    "Telecommunications",
+    "Real Estate",
+)
 
 
 def _real_arrays() -> dict[str, np.ndarray]:
     """ticker -> (sessions x 4) OHLC of the real sample, oldest first."""
     series: dict[str, list[list[float]]] = {}
     for bar in sample_data.load_sample_bars():
-        series.setdefault(bar.ticker, []).append([float(bar.open), float(bar.high), float(bar.low), float(bar.close)])
+        series.setdefault(bar.ticker, []).append(
+            [float(bar.open), float(bar.high), float(bar.low), float(bar.close)]
+        )
     return {t: np.array(v) for t, v in series.items()}
 
 
 def build_universe(n: int) -> tuple[MarketData, int]:
     """n tickers over the benchmark's sessions; returns the market and how many are real."""
     sessions = xnys_sessions(WARMUP_FROM, END)
-    real_market = MarketData.from_bars(sample_data.load_sample_bars(REAL[:1] if n == 1 else REAL),
-                                       WARMUP_FROM, END, {t: "Technology" for t in REAL})
+    real_market = MarketData.from_bars(
+        sample_data.load_sample_bars(REAL[:1] if n == 1 else REAL),
+        WARMUP_FROM,
+        END,
+        {t: "Technology" for t in REAL},
+    )
     if n == 1:
         return real_market, 1
     shape = (n, len(sessions))
@@ -72,7 +88,9 @@ def build_universe(n: int) -> tuple[MarketData, int]:
     tickers, sectors = [], {}
     for i in range(min(n, 4)):
         row = real_market.index[REAL[i]]
-        for a, source in zip(arrays, (real_market.open, real_market.high, real_market.low, real_market.close)):
+        for a, source in zip(
+            arrays, (real_market.open, real_market.high, real_market.low, real_market.close)
+        ):
             a[i] = source[row]
         tickers.append(REAL[i])
         sectors[REAL[i]] = "Technology"
@@ -83,7 +101,7 @@ def build_universe(n: int) -> tuple[MarketData, int]:
         spare = len(source) - len(sessions)
         offset = (i * 97) % spare
         # Quoted to 4 decimals like the real series (and any real feed).
-        window = np.round(source[offset: offset + len(sessions)] * (0.5 + (i % 9) * 0.25), 4)
+        window = np.round(source[offset : offset + len(sessions)] * (0.5 + (i % 9) * 0.25), 4)
         for k, a in enumerate(arrays):
             a[i] = window[:, k]
         ticker = f"D{i:04d}"
@@ -103,7 +121,9 @@ def measure(n: int) -> dict[str, object]:
         signalled = time.perf_counter()
         result = Backtester(BacktestData(market, recs)).run(config)
         finished = time.perf_counter()
-        timings.append((finished - started, signalled - started, finished - signalled, time.process_time() - cpu))
+        timings.append(
+            (finished - started, signalled - started, finished - signalled, time.process_time() - cpu)
+        )
     total, signal_s, run_s, cpu_s = min(timings)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     tracemalloc.start()
@@ -111,27 +131,47 @@ def measure(n: int) -> dict[str, object]:
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return {
-        "tickers": n, "real": real, "derived": n - real, "bars": result.bars, "sessions": result.sessions,
-        "recommendations": len(recs), "decisions": len(result.decisions), "trades": result.metrics.trade_count,
-        "status": result.status, "signal_s": signal_s, "run_s": run_s, "total_s": total, "cpu_s": cpu_s,
-        "bars_per_s": result.bars / total, "data_mb": market.nbytes / 2**20, "peak_rss_mb": rss,
+        "tickers": n,
+        "real": real,
+        "derived": n - real,
+        "bars": result.bars,
+        "sessions": result.sessions,
+        "recommendations": len(recs),
+        "decisions": len(result.decisions),
+        "trades": result.metrics.trade_count,
+        "status": result.status,
+        "signal_s": signal_s,
+        "run_s": run_s,
+        "total_s": total,
+        "cpu_s": cpu_s,
+        "bars_per_s": result.bars / total,
+        "data_mb": market.nbytes / 2**20,
+        "peak_rss_mb": rss,
         "run_alloc_peak_mb": traced_peak / 2**20,
     }
 
 
 def main(sizes: list[int]) -> None:
-    print(f"backtest bench: {START} .. {END}, SMA 10/30 crossover recommendations, moderate tier "
-          "(2 x ATR stop, 2:1 target), full pipeline; derived series are restamped/rescaled copies of "
-          "real AAPL/IBM/MSFT bars, not real prices")
-    header = (f"{'tickers':>7} {'real':>4} {'derived':>7} {'bars':>9} {'recs':>6} {'trades':>6} {'signal s':>8} "
-              f"{'run s':>7} {'total s':>7} {'CPU s':>6} {'bars/s':>9} {'data MB':>7} {'RSS MB':>7} {'run alloc MB':>12}")
+    print(
+        f"backtest bench: {START} .. {END}, SMA 10/30 crossover recommendations, moderate tier "
+        "(2 x ATR stop, 2:1 target), full pipeline; derived series are restamped/rescaled copies of "
+        "real AAPL/IBM/MSFT bars, not real prices"
+    )
+    header = (
+        f"{'tickers':>7} {'real':>4} {'derived':>7} {'bars':>9} {'recs':>6} {'trades':>6} {'signal s':>8} "
+        f"{'run s':>7} {'total s':>7} {'CPU s':>6} {'bars/s':>9} {'data MB':>7} {'RSS MB':>7} {'run alloc MB':>12}"
+    )
     print(header)
     for n in sizes:
-        out = subprocess.run([sys.executable, __file__, "--one", str(n)], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", str(n)], capture_output=True, text=True, check=True
+        )
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{r['tickers']:>7} {r['real']:>4} {r['derived']:>7} {r['bars']:>9} {r['recommendations']:>6} "
-              f"{r['trades']:>6} {r['signal_s']:>8.3f} {r['run_s']:>7.3f} {r['total_s']:>7.3f} {r['cpu_s']:>6.3f} "
-              f"{r['bars_per_s']:>9,.0f} {r['data_mb']:>7.1f} {r['peak_rss_mb']:>7.0f} {r['run_alloc_peak_mb']:>12.1f}")
+        print(
+            f"{r['tickers']:>7} {r['real']:>4} {r['derived']:>7} {r['bars']:>9} {r['recommendations']:>6} "
+            f"{r['trades']:>6} {r['signal_s']:>8.3f} {r['run_s']:>7.3f} {r['total_s']:>7.3f} {r['cpu_s']:>6.3f} "
+            f"{r['bars_per_s']:>9,.0f} {r['data_mb']:>7.1f} {r['peak_rss_mb']:>7.0f} {r['run_alloc_peak_mb']:>12.1f}"
+        )
 
 
 if __name__ == "__main__":

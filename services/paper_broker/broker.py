@@ -66,8 +66,16 @@ def fill_price(market: Decimal, side: OrderSide, slippage_bps: Decimal) -> Decim
 
 
 class PaperBroker:
-    def __init__(self, pool: asyncpg.Pool, orders: ReliableQueue, fills: ReliableQueue, clock: Clock,
-                 settings: PaperBrokerSettings = PaperBrokerSettings(), *, order_signer: OrderSigner) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        orders: ReliableQueue,
+        fills: ReliableQueue,
+        clock: Clock,
+        settings: PaperBrokerSettings = PaperBrokerSettings(),
+        *,
+        order_signer: OrderSigner,
+    ) -> None:
         self.pool = pool
         self.orders = orders
         self.fills = fills
@@ -78,10 +86,23 @@ class PaperBroker:
         self.heartbeat = Heartbeat()  # each pass of `run`, for /ready when it runs beside the API
 
     @classmethod
-    def on_redis(cls, pool: asyncpg.Pool, redis, clock: Clock, settings: PaperBrokerSettings = PaperBrokerSettings(),
-                 *, order_signer: OrderSigner) -> PaperBroker:
-        return cls(pool, ReliableQueue(redis, QUEUE_BROKER_ORDERS), ReliableQueue(redis, QUEUE_BROKER_FILLS),
-                   clock, settings, order_signer=order_signer)
+    def on_redis(
+        cls,
+        pool: asyncpg.Pool,
+        redis,
+        clock: Clock,
+        settings: PaperBrokerSettings = PaperBrokerSettings(),
+        *,
+        order_signer: OrderSigner,
+    ) -> PaperBroker:
+        return cls(
+            pool,
+            ReliableQueue(redis, QUEUE_BROKER_ORDERS),
+            ReliableQueue(redis, QUEUE_BROKER_FILLS),
+            clock,
+            settings,
+            order_signer=order_signer,
+        )
 
     async def start(self) -> None:
         """Open the account if it is new, and take back jobs a previous run left half-done."""
@@ -115,9 +136,15 @@ class PaperBroker:
             except Exception as exc:  # noqa: BLE001 - the broker must outlive any one failure
                 transient = isinstance(exc, TRANSIENT_ERRORS)
                 failures, defects = failures + 1, defects + (0 if transient else 1)
-                log.error("paper broker failed; the job will be retried", error=f"{type(exc).__name__}: {exc}",
-                          failures=failures, transient=transient)
-                await pause_unless_stopped(stop, min(BACKOFF_FIRST_SECONDS * 2 ** (failures - 1), BACKOFF_MAX_SECONDS))
+                log.error(
+                    "paper broker failed; the job will be retried",
+                    error=f"{type(exc).__name__}: {exc}",
+                    failures=failures,
+                    transient=transient,
+                )
+                await pause_unless_stopped(
+                    stop, min(BACKOFF_FIRST_SECONDS * 2 ** (failures - 1), BACKOFF_MAX_SECONDS)
+                )
                 await self._requeue()
 
     async def _handle_or_reject(self, message: str, attempt: int) -> None:
@@ -145,8 +172,11 @@ class PaperBroker:
         try:
             job = OrderJob.model_validate(self.order_signer.verified(message))
         except UnsignedOrderJob as refusal:
-            log.critical("paper broker parked an order job the engine did not sign", reason=str(refusal),
-                         job=message[:200])
+            log.critical(
+                "paper broker parked an order job the engine did not sign",
+                reason=str(refusal),
+                job=message[:200],
+            )
             await self.orders.dead_letter(message)
             return None
         async with self.pool.acquire() as connection, connection.transaction():
@@ -155,8 +185,19 @@ class PaperBroker:
                        order_type, time_in_force, mode, reason, status, reject_reason, created_at, updated_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'rejected', $11, $12, $12)
                    ON CONFLICT (client_order_id) DO NOTHING RETURNING id""",
-                job.client_order_id, job.job_id, job.trading_decision_id, job.ticker, job.side.value, job.quantity,
-                job.order_type, job.time_in_force, job.mode.value, job.reason.value, reason[:500], self.clock.now())
+                job.client_order_id,
+                job.job_id,
+                job.trading_decision_id,
+                job.ticker,
+                job.side.value,
+                job.quantity,
+                job.order_type,
+                job.time_in_force,
+                job.mode.value,
+                job.reason.value,
+                reason[:500],
+                self.clock.now(),
+            )
             if order_id is None:
                 report = await self._earlier_outcome(connection, job)
             else:
@@ -182,14 +223,23 @@ class PaperBroker:
         try:
             job = OrderJob.model_validate(content)
         except ValidationError as exc:
-            log.error("paper broker parked a malformed order job", error=str(exc).splitlines()[0], job=message[:200])
+            log.error(
+                "paper broker parked a malformed order job", error=str(exc).splitlines()[0], job=message[:200]
+            )
             await self.orders.dead_letter(message)
             return None
         report = await self._record(job)
         await self.fills.push(report.model_dump_json())
         await self.orders.ack(message)
-        log.info("paper broker", outcome=report.status, ticker=job.ticker, side=job.side.value,
-                 quantity=str(job.quantity), price=str(report.price), reason=report.reject_reason)
+        log.info(
+            "paper broker",
+            outcome=report.status,
+            ticker=job.ticker,
+            side=job.side.value,
+            quantity=str(job.quantity),
+            price=str(report.price),
+            reason=report.reject_reason,
+        )
         return report
 
     async def _refuse(self, message: str, why: str) -> None:
@@ -197,10 +247,17 @@ class PaperBroker:
         filed as a fault, but not reported on the fills queue nor written to `broker_orders`:
         its client order id, which anyone can copy, would settle a real order of the engine's."""
         excerpt = message[:200]
-        log.critical("paper broker refused an order job the engine did not sign; it may be forged", reason=why,
-                     job=excerpt)
-        await self.pool.execute("INSERT INTO engine_faults (component, error, occurred_at) VALUES ($1, $2, $3)",
-                                REFUSALS_COMPONENT, f"refused an order job: {why}: {excerpt}", self.clock.now())
+        log.critical(
+            "paper broker refused an order job the engine did not sign; it may be forged",
+            reason=why,
+            job=excerpt,
+        )
+        await self.pool.execute(
+            "INSERT INTO engine_faults (component, error, occurred_at) VALUES ($1, $2, $3)",
+            REFUSALS_COMPONENT,
+            f"refused an order job: {why}: {excerpt}",
+            self.clock.now(),
+        )
         await self.orders.dead_letter(message)
 
     async def _record(self, job: OrderJob) -> FillReport:
@@ -210,18 +267,32 @@ class PaperBroker:
                        order_type, time_in_force, mode, reason, status, created_at, updated_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'accepted', $11, $11)
                    ON CONFLICT (client_order_id) DO NOTHING RETURNING id""",
-                job.client_order_id, job.job_id, job.trading_decision_id, job.ticker, job.side.value, job.quantity,
-                job.order_type, job.time_in_force, job.mode.value, job.reason.value, self.clock.now(),
+                job.client_order_id,
+                job.job_id,
+                job.trading_decision_id,
+                job.ticker,
+                job.side.value,
+                job.quantity,
+                job.order_type,
+                job.time_in_force,
+                job.mode.value,
+                job.reason.value,
+                self.clock.now(),
             )
             if order_id is None:
-                log.info("paper broker saw a job again and re-sent its outcome", client_order_id=job.client_order_id)
+                log.info(
+                    "paper broker saw a job again and re-sent its outcome",
+                    client_order_id=job.client_order_id,
+                )
                 return await self._earlier_outcome(connection, job)
             try:
                 return await self._fill(connection, order_id, job)
             except OrderRejected as rejection:
                 await connection.execute(
                     "UPDATE broker_orders SET status = 'rejected', reject_reason = $2, updated_at = $3 WHERE id = $1",
-                    order_id, str(rejection), self.clock.now(),
+                    order_id,
+                    str(rejection),
+                    self.clock.now(),
                 )
                 return self._report(job, order_id, "rejected", reject_reason=str(rejection))
 
@@ -243,37 +314,76 @@ class PaperBroker:
         else:
             held = await connection.fetchval(
                 """SELECT coalesce(sum(CASE side WHEN 'buy' THEN quantity ELSE -quantity END), 0)
-                   FROM broker_fills WHERE ticker = $1""", job.ticker)
+                   FROM broker_fills WHERE ticker = $1""",
+                job.ticker,
+            )
             if job.quantity > held:
                 raise OrderRejected(f"cannot sell {job.quantity} {job.ticker}: account holds {held}")
             new_cash = cash + notional - fee
         fill_id = await connection.fetchval(
             """INSERT INTO broker_fills (order_id, client_order_id, ticker, side, quantity, price, fee, filled_at)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id""",
-            order_id, job.client_order_id, job.ticker, job.side.value, job.quantity, price, fee, now,
+            order_id,
+            job.client_order_id,
+            job.ticker,
+            job.side.value,
+            job.quantity,
+            price,
+            fee,
+            now,
         )
-        await connection.execute("UPDATE broker_account SET cash = $1, updated_at = $2 WHERE id = 1", new_cash, now)
-        await connection.execute("UPDATE broker_orders SET status = 'filled', updated_at = $2 WHERE id = $1",
-                                 order_id, now)
+        await connection.execute(
+            "UPDATE broker_account SET cash = $1, updated_at = $2 WHERE id = 1", new_cash, now
+        )
+        await connection.execute(
+            "UPDATE broker_orders SET status = 'filled', updated_at = $2 WHERE id = $1", order_id, now
+        )
         return self._report(job, order_id, "filled", price=price, fee=fee, fill_id=fill_id)
 
     async def _earlier_outcome(self, connection: asyncpg.Connection, job: OrderJob) -> FillReport:
-        order = await connection.fetchrow("SELECT * FROM broker_orders WHERE client_order_id = $1",
-                                          job.client_order_id)
+        order = await connection.fetchrow(
+            "SELECT * FROM broker_orders WHERE client_order_id = $1", job.client_order_id
+        )
         fill = await connection.fetchrow("SELECT * FROM broker_fills WHERE order_id = $1", order["id"])
         if fill is None:
-            return self._report(job, order["id"], "rejected",
-                                reject_reason=order["reject_reason"] or "order was not filled")
-        return self._report(job, order["id"], "filled", price=fill["price"], fee=fill["fee"], fill_id=fill["id"],
-                            at=fill["filled_at"])
+            return self._report(
+                job, order["id"], "rejected", reject_reason=order["reject_reason"] or "order was not filled"
+            )
+        return self._report(
+            job,
+            order["id"],
+            "filled",
+            price=fill["price"],
+            fee=fill["fee"],
+            fill_id=fill["id"],
+            at=fill["filled_at"],
+        )
 
-    def _report(self, job: OrderJob, order_id: int, status: str, *, price: Decimal | None = None,
-                fee: Decimal = Decimal(0), fill_id: int | None = None, reject_reason: str | None = None,
-                at=None) -> FillReport:
+    def _report(
+        self,
+        job: OrderJob,
+        order_id: int,
+        status: str,
+        *,
+        price: Decimal | None = None,
+        fee: Decimal = Decimal(0),
+        fill_id: int | None = None,
+        reject_reason: str | None = None,
+        at=None,
+    ) -> FillReport:
         return FillReport(
-            client_order_id=job.client_order_id, trading_decision_id=job.trading_decision_id,
-            broker_order_id=order_id, ticker=job.ticker, side=job.side, reason=job.reason, status=status,
-            quantity=job.quantity, price=price, fee=fee, reject_reason=reject_reason, fill_id=fill_id,
+            client_order_id=job.client_order_id,
+            trading_decision_id=job.trading_decision_id,
+            broker_order_id=order_id,
+            ticker=job.ticker,
+            side=job.side,
+            reason=job.reason,
+            status=status,
+            quantity=job.quantity,
+            price=price,
+            fee=fee,
+            reject_reason=reject_reason,
+            fill_id=fill_id,
             at=at or self.clock.now(),
         )
 

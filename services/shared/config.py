@@ -22,7 +22,9 @@ from services.shared.schemas import RiskTierName
 APP_NAME = "stonks-trading"
 TRADING_ENV_PREFIX = "STONKS_TRADING_"
 APP_ENV_PREFIX = "STONKS_"
-HOST_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+HOST_NAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
 SECRETS_DIR_VARIABLE = "STONKS_SECRETS_DIR"
 
 
@@ -88,8 +90,10 @@ class AppConfig(BaseSettings):
         names = [name.strip().lower().removesuffix(".") for name in value.split(",") if name.strip()]
         bad = [name for name in names if not (HOST_NAME.match(name) or _is_ip_address(name))]
         if bad:
-            raise ValueError(f"not host names: {', '.join(map(repr, bad))} (names only, comma-separated: "
-                             "no scheme, port or path)")
+            raise ValueError(
+                f"not host names: {', '.join(map(repr, bad))} (names only, comma-separated: "
+                "no scheme, port or path)"
+            )
         return ",".join(names)
 
     @property
@@ -122,8 +126,10 @@ def load_config() -> AppConfig:
     try:
         # A secret may also be a file named after its variable in STONKS_SECRETS_DIR
         # (`stonks_order_signing_key`), as a Kubernetes secret mounted as files gives it.
-        app = AppConfig(trading=trading or TradingConfig.model_construct(),
-                        _secrets_dir=os.environ.get(SECRETS_DIR_VARIABLE) or None)
+        app = AppConfig(
+            trading=trading or TradingConfig.model_construct(),
+            _secrets_dir=os.environ.get(SECRETS_DIR_VARIABLE) or None,
+        )
     except ValidationError as exc:
         problems += [_describe(e, APP_ENV_PREFIX) for e in exc.errors()]
     if problems:

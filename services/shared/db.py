@@ -27,7 +27,9 @@ def encode_json(value: Any) -> str:
 
 async def _init_connection(connection: asyncpg.Connection) -> None:
     for type_name in ("json", "jsonb"):
-        await connection.set_type_codec(type_name, encoder=encode_json, decoder=json.loads, schema="pg_catalog")
+        await connection.set_type_codec(
+            type_name, encoder=encode_json, decoder=json.loads, schema="pg_catalog"
+        )
 
 
 async def connect(url: str) -> asyncpg.Connection:
@@ -46,5 +48,6 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
 
 
 async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    return await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection,
-                                     reset=_keep_session)
+    return await asyncpg.create_pool(
+        url, min_size=min_size, max_size=max_size, init=_init_connection, reset=_keep_session
+    )

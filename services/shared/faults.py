@@ -12,7 +12,13 @@ import asyncpg
 import redis.exceptions
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.InsufficientResourcesError,
-    asyncpg.exceptions.TransactionRollbackError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.TransactionRollbackError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
 )

@@ -67,18 +67,24 @@ async def upgrade(connection: asyncpg.Connection, directory: Path = MIGRATIONS_D
     await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
     try:
         await connection.execute(_CREATE_LEDGER)
-        applied = {r["version"]: r["checksum"] for r in await connection.fetch("SELECT * FROM schema_migrations")}
+        applied = {
+            r["version"]: r["checksum"] for r in await connection.fetch("SELECT * FROM schema_migrations")
+        }
         done: list[str] = []
         for migration in migrations:
             if migration.version in applied:
                 if applied[migration.version] != migration.checksum:
-                    raise MigrationError(f"{migration.path.name} changed after it was applied; add a new migration")
+                    raise MigrationError(
+                        f"{migration.path.name} changed after it was applied; add a new migration"
+                    )
                 continue
             async with connection.transaction():
                 await connection.execute(migration.sql)
                 await connection.execute(
                     "INSERT INTO schema_migrations (version, filename, checksum) VALUES ($1, $2, $3)",
-                    migration.version, migration.path.name, migration.checksum,
+                    migration.version,
+                    migration.path.name,
+                    migration.checksum,
                 )
             done.append(migration.path.name)
         return done

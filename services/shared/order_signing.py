@@ -73,7 +73,8 @@ class OrderSigner:
         signature = content.pop(SIGNATURE_FIELD, None)
         if signature is None:
             raise UnsignedOrderJob("the job carries no signature")
-        if not isinstance(signature, str) or not hmac.compare_digest(signature.encode("utf-8"),
-                                                                     self._mac(content).encode("ascii")):
+        if not isinstance(signature, str) or not hmac.compare_digest(
+            signature.encode("utf-8"), self._mac(content).encode("ascii")
+        ):
             raise UnsignedOrderJob("the job's signature does not match its content")
         return content

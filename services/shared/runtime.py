@@ -20,8 +20,12 @@ def resolve_server_urls(config: AppConfig) -> ServerUrls:
         return ServerUrls(config.database_url, config.redis_url)
     embedded = EmbeddedServers(config.data_dir).ensure_running()
     urls = ServerUrls(config.database_url or embedded.database_url, config.redis_url or embedded.redis_url)
-    log.info("servers ready", database=redacted(urls.database_url), redis=redacted(urls.redis_url),
-             embedded_dir=str(config.data_dir / "servers"))
+    log.info(
+        "servers ready",
+        database=redacted(urls.database_url),
+        redis=redacted(urls.redis_url),
+        embedded_dir=str(config.data_dir / "servers"),
+    )
     return urls
 
 
@@ -42,8 +46,12 @@ def order_signer(config: AppConfig) -> OrderSigner:
     if config.order_signing_key is not None:
         secret = config.order_signing_key.get_secret_value().strip()
         if len(secret) < MIN_KEY_LENGTH:
-            raise ConfigError(f"STONKS_ORDER_SIGNING_KEY must be at least {MIN_KEY_LENGTH} characters "
-                              "(python -c 'import secrets; print(secrets.token_urlsafe(32))' makes one)")
+            raise ConfigError(
+                f"STONKS_ORDER_SIGNING_KEY must be at least {MIN_KEY_LENGTH} characters "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(32))' makes one)"
+            )
         return OrderSigner.from_secret(secret)
-    kept = kept_secret(config.data_dir / ORDER_SIGNING_KEY_FILE, "order-signing key", min_length=MIN_KEY_LENGTH)
+    kept = kept_secret(
+        config.data_dir / ORDER_SIGNING_KEY_FILE, "order-signing key", min_length=MIN_KEY_LENGTH
+    )
     return OrderSigner.from_secret(kept.value)

@@ -53,12 +53,16 @@ def _read(path: Path, what: str, min_length: int) -> str | None:
     except FileNotFoundError:
         return None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        log.warning("a secret file was readable by others; restricting it to its owner", secret=what, path=str(path))
+        log.warning(
+            "a secret file was readable by others; restricting it to its owner", secret=what, path=str(path)
+        )
         path.chmod(0o600)
     value = path.read_text().strip()
     if len(value) < min_length:
-        raise ConfigError(f"{path} holds no usable {what} (shorter than {min_length} characters): "
-                          "delete it to have a new one generated")
+        raise ConfigError(
+            f"{path} holds no usable {what} (shorter than {min_length} characters): "
+            "delete it to have a new one generated"
+        )
     return value
 
 

@@ -45,8 +45,19 @@ from services.trading.api.settings import load_api_settings
 from services.trading.backtest import run_store
 
 DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "frontend" / "dist"
-ROUTERS = (probes, prometheus, status, positions, config, control, decisions, trades, metrics, backtest,
-           notifications)
+ROUTERS = (
+    probes,
+    prometheus,
+    status,
+    positions,
+    config,
+    control,
+    decisions,
+    trades,
+    metrics,
+    backtest,
+    notifications,
+)
 
 DESCRIPTION = """Control plane of the autonomous trading engine.
 
@@ -73,7 +84,9 @@ def create_app(runtime: Runtime | None = None, *, dashboard_dir: Path | None = D
         current = runtime
         if current is None:
             settings = load_config()
-            if not structlog.is_configured():  # `uvicorn services.trading.app:app`; the CLI configures its own
+            if (
+                not structlog.is_configured()
+            ):  # `uvicorn services.trading.app:app`; the CLI configures its own
                 configure_logging(settings.log_level)
             current = await open_runtime(settings, load_api_settings())
         app.state.runtime = current
@@ -84,14 +97,18 @@ def create_app(runtime: Runtime | None = None, *, dashboard_dir: Path | None = D
         try:
             yield
         finally:
-            await current.backtests.stop(lambda backtest_id, error: run_store.mark_backtest_interrupted(
-                current.pool, backtest_id, error))
+            await current.backtests.stop(
+                lambda backtest_id, error: run_store.mark_backtest_interrupted(
+                    current.pool, backtest_id, error
+                )
+            )
             if runner is not None:
                 await runner.stop()
             await close_runtime(current)
 
-    app = FastAPI(title="stonks-oracle trading engine", description=DESCRIPTION, version="0.1.0",
-                  lifespan=lifespan)
+    app = FastAPI(
+        title="stonks-oracle trading engine", description=DESCRIPTION, version="0.1.0", lifespan=lifespan
+    )
     # A runtime handed in serves requests at once, lifespan or not (httpx's ASGITransport runs none).
     app.state.runtime = runtime
     app.state.engine_runner = None

@@ -52,8 +52,14 @@ console = Console(stderr=True)
 T = TypeVar("T")
 
 # Failures a user can act on: reported in one line, never as a traceback.
-EXPECTED_ERRORS = (ConfigError, CsvImportError, EmbeddedServerError, MigrationError,
-                   asyncpg.PostgresError, OSError)
+EXPECTED_ERRORS = (
+    ConfigError,
+    CsvImportError,
+    EmbeddedServerError,
+    MigrationError,
+    asyncpg.PostgresError,
+    OSError,
+)
 
 
 def _fail(message: str) -> NoReturn:
@@ -101,8 +107,10 @@ def servers_start() -> None:
     except EXPECTED_ERRORS as exc:
         _fail(str(exc))
     # The passwords stay in their files: what this prints may well end up in a log.
-    typer.echo(f"database: {redacted(urls.database_url)}  (password in {servers.postgres.password_file})\n"
-               f"redis:    {redacted(urls.redis_url)}  (password in {servers.valkey.password_file})")
+    typer.echo(
+        f"database: {redacted(urls.database_url)}  (password in {servers.postgres.password_file})\n"
+        f"redis:    {redacted(urls.redis_url)}  (password in {servers.valkey.password_file})"
+    )
 
 
 @servers_app.command("stop")
@@ -127,8 +135,14 @@ def db_upgrade() -> None:
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 def load_sample() -> setup_steps.LoadReport:
@@ -140,8 +154,10 @@ def load_sample() -> setup_steps.LoadReport:
 
         report = _with_database(work)
         progress.update(task, total=report.bars, completed=report.bars)
-    typer.echo(f"loaded {report.bars} real daily bars for {report.tickers} tickers and "
-               f"{report.earnings_dates} earnings dates; source: {report.source}")
+    typer.echo(
+        f"loaded {report.bars} real daily bars for {report.tickers} tickers and "
+        f"{report.earnings_dates} earnings dates; source: {report.source}"
+    )
     return report
 
 
@@ -154,8 +170,13 @@ def data_load_sample() -> None:
 
 @data_app.command("import-csv")
 def data_import_csv(
-    path: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
-                                help="CSV with columns ticker,date,open,high,low,close,volume."),
+    path: Path = typer.Argument(
+        ...,
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        help="CSV with columns ticker,date,open,high,low,close,volume.",
+    ),
     sector: str = typer.Option("Unknown", help="Sector recorded for tickers the database does not know yet."),
 ) -> None:
     """Load your own bars from a CSV file: all rows or none (bad rows are listed by line number)."""
@@ -183,8 +204,11 @@ def _api_server(config: AppConfig, port: int | None) -> main_job.ApiServer:
         from services.trading.app import create_app
 
         runtime = attached_runtime(config, runtime_parts)
-        server = uvicorn.Server(uvicorn.Config(create_app(runtime), host=config.api_host,
-                                               port=port or config.api_port, log_level="warning"))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(runtime), host=config.api_host, port=port or config.api_port, log_level="warning"
+            )
+        )
         try:
             await server.serve()
         except SystemExit:  # uvicorn's way of saying it could not start: the job goes on without it
@@ -217,8 +241,12 @@ def serve(
     config = _config()
     _with_database(lambda connection: asyncio.sleep(0))  # servers up and schema current first
     os.environ["STONKS_API_RUN_ENGINE"] = "false"  # this command serves; `run` trades
-    uvicorn.run("services.trading.app:app", host=host or config.api_host, port=port or config.api_port,
-                log_level=config.log_level.lower())
+    uvicorn.run(
+        "services.trading.app:app",
+        host=host or config.api_host,
+        port=port or config.api_port,
+        log_level=config.log_level.lower(),
+    )
 
 
 def _parse_day(value: str, option: str) -> date:
@@ -234,7 +262,9 @@ def demo(
     end: str = typer.Option("2013-02-28", help="Last session to replay (the sample ends 2013-03-01)."),
     capital: float = typer.Option(10_000, min=100, help="Starting cash of the paper account, in dollars."),
     port: int = typer.Option(None, help="Port for the API and dashboard (default STONKS_API_PORT, 8000)."),
-    serve_after: bool = typer.Option(True, "--serve/--no-serve", help="Keep the dashboard up after the replay."),
+    serve_after: bool = typer.Option(
+        True, "--serve/--no-serve", help="Keep the dashboard up after the replay."
+    ),
 ) -> None:
     """**The main job.** Start the private servers, build a fresh demo database with the real
     sample market and its momentum signals, then replay the sessions through the live stack
@@ -243,8 +273,14 @@ def demo(
     config = _config()
     if "STONKS_LOG_LEVEL" not in os.environ:
         configure_logging("WARNING")  # the progress bar tells the story; warnings still show
-    plan = main_job.DemoPlan(_parse_day(start, "--start"), _parse_day(end, "--end"), Decimal(str(capital)),
-                             serve_after, config.api_host, port or config.api_port)
+    plan = main_job.DemoPlan(
+        _parse_day(start, "--start"),
+        _parse_day(end, "--end"),
+        Decimal(str(capital)),
+        serve_after,
+        config.api_host,
+        port or config.api_port,
+    )
     if plan.end < plan.start:
         _fail(f"--end {plan.end} is before --start {plan.start}")
     if plan.serve:
@@ -262,19 +298,26 @@ def demo(
         with progress:
             loading = progress.add_task("loading the sample market", total=None)
             database_url, redis_url, report, signals_written = await main_job.prepare_demo(
-                config, lambda n: progress.advance(loading, n))
+                config, lambda n: progress.advance(loading, n)
+            )
             progress.update(loading, total=report.bars, completed=report.bars)
-            console.print(f"{report.bars} real daily bars of {report.tickers} tickers ({report.source}); "
-                          f"{signals_written} momentum recommendations")
+            console.print(
+                f"{report.bars} real daily bars of {report.tickers} tickers ({report.source}); "
+                f"{signals_written} momentum recommendations"
+            )
             if plan.serve:
                 console.print(f"dashboard and API: http://{plan.host}:{plan.port}  (Ctrl-C to stop)")
             days = sessions_between(plan.start, plan.end)
             replaying = progress.add_task("replaying sessions", total=len(days))
             serve_api = _api_server(config, plan.port) if plan.serve else None
-            await main_job.replay_demo(database_url, redis_url, plan,
-                                       lambda day: progress.update(replaying, advance=1,
-                                                                   description=f"replaying {day}"),
-                                       finished, serve_api)
+            await main_job.replay_demo(
+                database_url,
+                redis_url,
+                plan,
+                lambda day: progress.update(replaying, advance=1, description=f"replaying {day}"),
+                finished,
+                serve_api,
+            )
 
     try:
         asyncio.run(work())
@@ -303,9 +346,11 @@ def _print_summary(summary: main_job.ReplaySummary) -> None:
 
 @app.command("run")
 def run(
-    paper_broker: bool = typer.Option(True, "--paper-broker/--external-broker",
-                                      help="Fill orders with the built-in paper broker, or leave the queue to "
-                                           "the broker service."),
+    paper_broker: bool = typer.Option(
+        True,
+        "--paper-broker/--external-broker",
+        help="Fill orders with the built-in paper broker, or leave the queue to the broker service.",
+    ),
     capital: float = typer.Option(10_000, min=0, help="Starting cash of a new paper account, in dollars."),
     port: int = typer.Option(None, help="Port for the API and dashboard (default STONKS_API_PORT, 8000)."),
 ) -> None:
@@ -315,8 +360,14 @@ def run(
     config = _config()
     _require_free_port(config.api_host, port or config.api_port)
     try:
-        asyncio.run(main_job.run_live(config, paper_broker=paper_broker, capital=Decimal(str(capital)),
-                                      serve_api=_api_server(config, port)))
+        asyncio.run(
+            main_job.run_live(
+                config,
+                paper_broker=paper_broker,
+                capital=Decimal(str(capital)),
+                serve_api=_api_server(config, port),
+            )
+        )
     except EXPECTED_ERRORS as exc:
         _fail(str(exc).strip() or type(exc).__name__)
 

@@ -21,7 +21,9 @@ START, END = date(2003, 1, 2), date(2003, 5, 14)
 CAPITAL = Decimal(10_000)
 
 
-async def build_state(database_url: str, redis_url: str, start: date = START, end: date = END) -> ReplaySummary:
+async def build_state(
+    database_url: str, redis_url: str, start: date = START, end: date = END
+) -> ReplaySummary:
     connection = await connect(database_url)
     try:
         await setup_steps.load_sample_market(connection)

@@ -39,10 +39,14 @@ SCREENSHOT_DIR = Path(os.environ.get("STONKS_DASHBOARD_SCREENSHOT_DIR", ROOT / "
 def _require_tools() -> str:
     problems = []
     if not CHROMIUM.exists():
-        problems.append(f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver "
-                        "(./stonks test does this when run as root)")
+        problems.append(
+            f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver "
+            "(./stonks test does this when run as root)"
+        )
     if not (FRONTEND / "dist" / "index.html").exists():
-        problems.append("frontend/dist is not built: cd frontend && npm ci && npm run build (./stonks does this)")
+        problems.append(
+            "frontend/dist is not built: cd frontend && npm ci && npm run build (./stonks does this)"
+        )
     if not (FRONTEND / "node_modules" / "playwright-core").is_dir():
         problems.append("frontend/node_modules/playwright-core is missing: cd frontend && npm ci")
     node = shutil.which("node")
@@ -85,13 +89,36 @@ def app_server(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[st
     """`uvicorn services.trading.app:app` on a free loopback port, against the test database;
     the engine loop runs elsewhere (here: nowhere), so the state stays what the replay made."""
     port = _free_port()
-    env = {**os.environ, "STONKS_DATABASE_URL": database_url, "STONKS_REDIS_URL": redis_url,
-           "STONKS_API_TOKEN": TOKEN, "STONKS_API_RUN_ENGINE": "false", "STONKS_API_HOST": "127.0.0.1",
-           "STONKS_API_PORT": str(port), "STONKS_DATA_DIR": str(tmp_path / "data"), "STONKS_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "STONKS_DATABASE_URL": database_url,
+        "STONKS_REDIS_URL": redis_url,
+        "STONKS_API_TOKEN": TOKEN,
+        "STONKS_API_RUN_ENGINE": "false",
+        "STONKS_API_HOST": "127.0.0.1",
+        "STONKS_API_PORT": str(port),
+        "STONKS_DATA_DIR": str(tmp_path / "data"),
+        "STONKS_LOG_LEVEL": "WARNING",
+    }
     log = (tmp_path / "app.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "services.trading.app:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "services.trading.app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         _wait_ready(f"http://127.0.0.1:{port}/health", server)
         yield f"http://127.0.0.1:{port}/"
@@ -117,7 +144,9 @@ async def test_dashboard_in_chromium(node: str, replayed: None, app_server: str)
     env = {**os.environ, "DASHBOARD_URL": app_server, "API_TOKEN": TOKEN, "SCREENSHOT_PATH": str(screenshot)}
     # Blocking on purpose: nothing else runs on this loop while the browser drives the app,
     # which is another process.
-    result = subprocess.run([node, str(SCRIPT)], cwd=FRONTEND, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [node, str(SCRIPT)], cwd=FRONTEND, env=env, capture_output=True, text=True, timeout=300
+    )
     print(result.stdout)
     assert result.returncode == 0, f"dashboard e2e failed:\n{result.stdout}\n{result.stderr}"
     assert screenshot.exists()

@@ -36,10 +36,13 @@ async def broker(database_url: str, redis_client: aioredis.Redis):
     await pool.execute(
         """INSERT INTO price_bars VALUES ('XYZ', '1d', $1, 100, 110, 95, 105, 1000),
                                          ('XYZ', '1d', $2, 50, 60, 45, 55, 1000)""",
-        session_times(datetime(2024, 3, 4).date())[1], CLOSE)
+        session_times(datetime(2024, 3, 4).date())[1],
+        CLOSE,
+    )
     clock = SimulatedClock(MIDDAY)
-    paper = PaperBroker.on_redis(pool, redis_client, clock, PaperBrokerSettings(starting_cash=Decimal(1000)),
-                                 order_signer=ORDER_SIGNER)
+    paper = PaperBroker.on_redis(
+        pool, redis_client, clock, PaperBrokerSettings(starting_cash=Decimal(1000)), order_signer=ORDER_SIGNER
+    )
     await paper.start()
     yield paper
     await pool.close()
@@ -47,8 +50,16 @@ async def broker(database_url: str, redis_client: aioredis.Redis):
 
 def _order(side: OrderSide, quantity: str, decision: uuid.UUID | None = None) -> OrderJob:
     decision = decision or uuid.uuid4()
-    return OrderJob(job_id=uuid.uuid4(), client_order_id=client_order_id(decision), trading_decision_id=decision,
-                    ticker="XYZ", side=side, quantity=Decimal(quantity), reason=OrderReason.ENTRY, created_at=MIDDAY)
+    return OrderJob(
+        job_id=uuid.uuid4(),
+        client_order_id=client_order_id(decision),
+        trading_decision_id=decision,
+        ticker="XYZ",
+        side=side,
+        quantity=Decimal(quantity),
+        reason=OrderReason.ENTRY,
+        created_at=MIDDAY,
+    )
 
 
 def _job(side: OrderSide, quantity: str, decision: uuid.UUID | None = None) -> str:
@@ -96,12 +107,15 @@ async def test_malformed_jobs_are_parked_not_fatal(broker: PaperBroker, redis_cl
     assert await broker.pool.fetchval("SELECT count(*) FROM broker_fills") == 1
 
 
-async def test_a_job_taken_by_a_broker_that_died_is_filled_after_restart(broker: PaperBroker, redis_client) -> None:
+async def test_a_job_taken_by_a_broker_that_died_is_filled_after_restart(
+    broker: PaperBroker, redis_client
+) -> None:
     await broker.orders.push(_job(OrderSide.BUY, "1"))
     taken = await broker.orders.take()  # the broker dies here, before handling it
     assert taken is not None and await redis_client.llen(QUEUE_BROKER_ORDERS) == 0
-    restarted = PaperBroker(broker.pool, broker.orders, broker.fills, broker.clock, broker.settings,
-                            order_signer=ORDER_SIGNER)
+    restarted = PaperBroker(
+        broker.pool, broker.orders, broker.fills, broker.clock, broker.settings, order_signer=ORDER_SIGNER
+    )
     await restarted.start()
     assert await restarted.drain() == 1
     assert await broker.pool.fetchval("SELECT count(*) FROM broker_fills") == 1
@@ -113,22 +127,31 @@ async def test_sell_after_buy_returns_cash(broker: PaperBroker) -> None:
     broker.clock.set(CLOSE)
     sold = await broker.handle(_job(OrderSide.SELL, "4"))
     assert sold.status == "filled" and sold.price == Decimal("54.9725")  # close 55 less 5 bps
-    assert await broker.pool.fetchval("SELECT cash FROM broker_account") == Decimal(1000) - Decimal("200.10") + Decimal("219.89")
+    assert await broker.pool.fetchval("SELECT cash FROM broker_account") == Decimal(1000) - Decimal(
+        "200.10"
+    ) + Decimal("219.89")
 
 
 # -- only jobs the engine signed (issue 12: a job pushed by hand was filled) --------------------
 
+
 async def _refusals(broker: PaperBroker) -> list[str]:
-    return [r["error"] for r in await broker.pool.fetch(
-        "SELECT error FROM engine_faults WHERE component = 'paper_broker' ORDER BY id")]
+    return [
+        r["error"]
+        for r in await broker.pool.fetch(
+            "SELECT error FROM engine_faults WHERE component = 'paper_broker' ORDER BY id"
+        )
+    ]
 
 
 async def _nothing_done_for(broker: PaperBroker, redis_client: aioredis.Redis) -> bool:
     """No order, no fill, no cash moved, no report: the job had no effect at all."""
-    return (await broker.pool.fetchval("SELECT count(*) FROM broker_orders") == 0
-            and await broker.pool.fetchval("SELECT count(*) FROM broker_fills") == 0
-            and await broker.pool.fetchval("SELECT cash FROM broker_account") == Decimal(1000)
-            and await redis_client.llen(QUEUE_BROKER_FILLS) == 0)
+    return (
+        await broker.pool.fetchval("SELECT count(*) FROM broker_orders") == 0
+        and await broker.pool.fetchval("SELECT count(*) FROM broker_fills") == 0
+        and await broker.pool.fetchval("SELECT cash FROM broker_account") == Decimal(1000)
+        and await redis_client.llen(QUEUE_BROKER_FILLS) == 0
+    )
 
 
 async def test_a_job_pushed_by_hand_is_refused_never_filled(broker: PaperBroker, redis_client) -> None:

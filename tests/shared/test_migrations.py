@@ -14,20 +14,45 @@ from services.shared.migrations import discover, upgrade
 pytestmark = pytest.mark.integration
 
 SEED_TABLES = {
-    "trading_engine_config", "reserve_pool_ledger", "risk_tier_history", "circuit_breaker_events",
-    "trading_decisions", "position_stop_levels", "portfolio_snapshots", "backtest_runs",
-    "backtest_trades", "tax_lots", "earnings_calendar", "correlation_matrix_cache", "notifications",
+    "trading_engine_config",
+    "reserve_pool_ledger",
+    "risk_tier_history",
+    "circuit_breaker_events",
+    "trading_decisions",
+    "position_stop_levels",
+    "portfolio_snapshots",
+    "backtest_runs",
+    "backtest_trades",
+    "tax_lots",
+    "earnings_calendar",
+    "correlation_matrix_cache",
+    "notifications",
 }
-UPSTREAM_TABLES = {"tickers", "price_bars", "recommendations", "macro_events",
-                   "broker_orders", "broker_fills", "broker_account"}
+UPSTREAM_TABLES = {
+    "tickers",
+    "price_bars",
+    "recommendations",
+    "macro_events",
+    "broker_orders",
+    "broker_fills",
+    "broker_account",
+}
 # Indexes named in seed task 1.1, as (table, columns that lead the index).
 SEED_INDEXES = {
-    ("reserve_pool_ledger", "created_at"), ("risk_tier_history", "created_at"),
-    ("circuit_breaker_events", "created_at"), ("trading_decisions", "ticker"),
-    ("trading_decisions", "recommendation_id"), ("trading_decisions", "decision"),
-    ("position_stop_levels", "ticker"), ("portfolio_snapshots", "snapshot_date"),
-    ("backtest_trades", "backtest_id"), ("tax_lots", "ticker"), ("earnings_calendar", "earnings_date"),
-    ("earnings_calendar", "ticker"), ("notifications", "created_at"), ("notifications", "event_type"),
+    ("reserve_pool_ledger", "created_at"),
+    ("risk_tier_history", "created_at"),
+    ("circuit_breaker_events", "created_at"),
+    ("trading_decisions", "ticker"),
+    ("trading_decisions", "recommendation_id"),
+    ("trading_decisions", "decision"),
+    ("position_stop_levels", "ticker"),
+    ("portfolio_snapshots", "snapshot_date"),
+    ("backtest_trades", "backtest_id"),
+    ("tax_lots", "ticker"),
+    ("earnings_calendar", "earnings_date"),
+    ("earnings_calendar", "ticker"),
+    ("notifications", "created_at"),
+    ("notifications", "event_type"),
 }
 
 SCHEMA_QUERY = """
@@ -38,8 +63,12 @@ FROM information_schema.columns WHERE table_schema = 'public' ORDER BY table_nam
 
 async def _schema(connection: asyncpg.Connection) -> tuple[list, list]:
     columns = [tuple(r) for r in await connection.fetch(SCHEMA_QUERY)]
-    indexes = [tuple(r) for r in await connection.fetch(
-        "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY indexname")]
+    indexes = [
+        tuple(r)
+        for r in await connection.fetch(
+            "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY indexname"
+        )
+    ]
     return columns, indexes
 
 
@@ -69,8 +98,12 @@ async def test_concurrent_upgrades_take_turns(empty_database_url: str) -> None:
 
 
 async def test_every_table_and_index_of_the_seed_exists(db: asyncpg.Connection) -> None:
-    tables = {r["table_name"] for r in await db.fetch(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}
+    tables = {
+        r["table_name"]
+        for r in await db.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        )
+    }
     assert SEED_TABLES | UPSTREAM_TABLES | {"trading_config_audit", "schema_migrations"} <= tables
     leading = set()
     for row in await db.fetch("SELECT tablename, indexdef FROM pg_indexes WHERE schemaname = 'public'"):
@@ -88,11 +121,23 @@ async def test_default_rows_exist(db: asyncpg.Connection) -> None:
 
 
 async def test_money_is_never_stored_as_floating_point(db: asyncpg.Connection) -> None:
-    money_words = ("price", "amount", "cash", "balance", "pnl", "cost_basis", "capital", "value", "pool", "cap")
+    money_words = (
+        "price",
+        "amount",
+        "cash",
+        "balance",
+        "pnl",
+        "cost_basis",
+        "capital",
+        "value",
+        "pool",
+        "cap",
+    )
     rows = await db.fetch("""SELECT table_name, column_name FROM information_schema.columns
                              WHERE table_schema = 'public' AND data_type IN ('double precision', 'real')""")
-    floating_money = [(r["table_name"], r["column_name"]) for r in rows
-                      if any(w in r["column_name"] for w in money_words)]
+    floating_money = [
+        (r["table_name"], r["column_name"]) for r in rows if any(w in r["column_name"] for w in money_words)
+    ]
     assert floating_money == []
 
 
@@ -113,8 +158,18 @@ _RECOMMENDATION = """INSERT INTO recommendations (ticker, action, confidence, mo
 # (from a recommendation?, decision, trace) -> the category the dashboard and /metrics show: a skip's
 # first refusing check, `entry` for an act on a recommendation, the exit rule for the others.
 CATEGORIES = [
-    (True, "skip", {"checks": [{"check": "input", "passed": True}, {"check": "sizing", "passed": False},
-                            {"check": "later", "passed": False}]}, "sizing"),
+    (
+        True,
+        "skip",
+        {
+            "checks": [
+                {"check": "input", "passed": True},
+                {"check": "sizing", "passed": False},
+                {"check": "later", "passed": False},
+            ]
+        },
+        "sizing",
+    ),
     (True, "skip", {"checks": []}, "unknown"),
     (True, "act", {"checks": [{"check": "input", "passed": True}]}, "entry"),
     (False, "act", {"exit": {"reason": "stop_loss"}, "checks": []}, "stop_loss"),
@@ -123,7 +178,8 @@ CATEGORIES = [
 
 
 async def test_a_decisions_category_is_stored_for_rows_before_and_after_the_migration(
-        empty_database_url: str, tmp_path) -> None:
+    empty_database_url: str, tmp_path
+) -> None:
     """Migration 022 stores the category; rows decided before it get theirs too."""
     earlier = [m for m in discover() if m.version < "022"]
     for migration in earlier:

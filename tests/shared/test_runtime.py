@@ -32,10 +32,18 @@ def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _signed_job(signer: OrderSigner) -> str:
     decision = uuid.uuid4()
-    return signer.sign(OrderJob(job_id=uuid.uuid4(), client_order_id=client_order_id(decision),
-                                trading_decision_id=decision, ticker="XYZ", side=OrderSide.BUY,
-                                quantity=Decimal(3), reason=OrderReason.ENTRY,
-                                created_at=datetime(2024, 3, 5, 15, tzinfo=UTC)))
+    return signer.sign(
+        OrderJob(
+            job_id=uuid.uuid4(),
+            client_order_id=client_order_id(decision),
+            trading_decision_id=decision,
+            ticker="XYZ",
+            side=OrderSide.BUY,
+            quantity=Decimal(3),
+            reason=OrderReason.ENTRY,
+            created_at=datetime(2024, 3, 5, 15, tzinfo=UTC),
+        )
+    )
 
 
 def test_a_generated_key_is_kept_0600_and_survives_a_restart(environment: Path) -> None:
@@ -46,7 +54,9 @@ def test_a_generated_key_is_kept_0600_and_survives_a_restart(environment: Path) 
     assert after_restart.verified(_signed_job(first))  # a job queued before the restart still fills
 
 
-def test_a_deployment_gives_the_key_in_the_environment(environment: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_deployment_gives_the_key_in_the_environment(
+    environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("STONKS_ORDER_SIGNING_KEY", KEY)
     signer = order_signer(load_config())
     assert signer.verified(_signed_job(OrderSigner.from_secret(KEY)))  # a broker elsewhere shares it

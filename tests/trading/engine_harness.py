@@ -41,18 +41,34 @@ def at(day: date, hour: int, minute: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=NEW_YORK)
 
 
-async def seed_ticker(pool: asyncpg.Pool, ticker: str, closes: Sequence[float], *, sector: str = "Technology",
-                      start: date = FIRST_SESSION, spread: float = 0.01) -> list[date]:
+async def seed_ticker(
+    pool: asyncpg.Pool,
+    ticker: str,
+    closes: Sequence[float],
+    *,
+    sector: str = "Technology",
+    start: date = FIRST_SESSION,
+    spread: float = 0.01,
+) -> list[date]:
     """Daily bars for `ticker` on consecutive sessions: open = previous close, high/low
     `spread` around the body. Returns the session dates."""
     days = sessions(start, len(closes))
-    await pool.execute("INSERT INTO tickers (ticker, sector) VALUES ($1, $2) ON CONFLICT DO NOTHING", ticker, sector)
+    await pool.execute(
+        "INSERT INTO tickers (ticker, sector) VALUES ($1, $2) ON CONFLICT DO NOTHING", ticker, sector
+    )
     rows, previous = [], closes[0]
     for day, close in zip(days, closes):
         open_ = previous
         high, low = max(open_, close) * (1 + spread), min(open_, close) * (1 - spread)
-        rows.append((ticker, "1d", session_times(day)[1], *(Decimal(str(round(v, 4))) for v in (open_, high, low, close)),
-                     1000))
+        rows.append(
+            (
+                ticker,
+                "1d",
+                session_times(day)[1],
+                *(Decimal(str(round(v, 4))) for v in (open_, high, low, close)),
+                1000,
+            )
+        )
         previous = close
     await pool.executemany("INSERT INTO price_bars VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", rows)
     return days
@@ -60,16 +76,34 @@ async def seed_ticker(pool: asyncpg.Pool, ticker: str, closes: Sequence[float], 
 
 async def add_bar(pool: asyncpg.Pool, ticker: str, day: date, open_: float, close: float) -> None:
     high, low = max(open_, close) * 1.01, min(open_, close) * 0.99
-    await pool.execute("INSERT INTO price_bars VALUES ($1, '1d', $2, $3, $4, $5, $6, 1000)", ticker,
-                       session_times(day)[1], *(Decimal(str(round(v, 4))) for v in (open_, high, low, close)))
+    await pool.execute(
+        "INSERT INTO price_bars VALUES ($1, '1d', $2, $3, $4, $5, $6, 1000)",
+        ticker,
+        session_times(day)[1],
+        *(Decimal(str(round(v, 4))) for v in (open_, high, low, close)),
+    )
 
 
-async def recommend(pool: asyncpg.Pool, ticker: str, generated_at: datetime, *, action: str = "buy",
-                    confidence: float = 0.8, mode: str = "paper_eligible", window: str = "20d") -> int:
+async def recommend(
+    pool: asyncpg.Pool,
+    ticker: str,
+    generated_at: datetime,
+    *,
+    action: str = "buy",
+    confidence: float = 0.8,
+    mode: str = "paper_eligible",
+    window: str = "20d",
+) -> int:
     return await pool.fetchval(
         """INSERT INTO recommendations (ticker, action, confidence, mode, trend_window, thesis, generated_at)
-           VALUES ($1, $2, $3, $4, $5, 'test', $6) RETURNING id""", ticker, action, confidence, mode, window,
-        generated_at)
+           VALUES ($1, $2, $3, $4, $5, 'test', $6) RETURNING id""",
+        ticker,
+        action,
+        confidence,
+        mode,
+        window,
+        generated_at,
+    )
 
 
 @dataclass
@@ -101,11 +135,13 @@ async def enable_engine(pool: asyncpg.Pool, **columns) -> None:
     await pool.execute(f"UPDATE trading_engine_config SET {assignments} WHERE id = 1", *values.values())
 
 
-async def build_stack(pool: asyncpg.Pool, redis: aioredis.Redis, start: datetime,
-                      cash: Decimal = Decimal(10_000)) -> Stack:
+async def build_stack(
+    pool: asyncpg.Pool, redis: aioredis.Redis, start: datetime, cash: Decimal = Decimal(10_000)
+) -> Stack:
     clock = SimulatedClock(start)
-    broker = PaperBroker.on_redis(pool, redis, clock, PaperBrokerSettings(starting_cash=cash),
-                                  order_signer=ORDER_SIGNER)
+    broker = PaperBroker.on_redis(
+        pool, redis, clock, PaperBrokerSettings(starting_cash=cash), order_signer=ORDER_SIGNER
+    )
     await broker.start()
     engine = TradingEngine(pool, redis, clock, order_signer=ORDER_SIGNER)
     await engine.start()

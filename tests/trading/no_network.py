@@ -31,7 +31,12 @@ PRELUDE = textwrap.dedent("""
 
 def run_without_network(script: str) -> None:
     """Run `script` (which must print `no-io-ok` at its end) with the network disabled."""
-    completed = subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(script)], cwd=ROOT,
-                               capture_output=True, text=True, timeout=120)
+    completed = subprocess.run(
+        [sys.executable, "-c", PRELUDE + textwrap.dedent(script)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip().endswith("no-io-ok")

@@ -11,16 +11,18 @@ from services.shared.schemas import CircuitBreakerTriggerType
 from services.trading.core.models import CircuitBreakerState
 from services.trading.live.breaker_cache import decode, encode
 
-instants = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2030, 1, 1),
-                        timezones=st.just(UTC))
+instants = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC)
+)
 states = st.builds(
     CircuitBreakerState,
     active=st.booleans(),
     trigger_type=st.none() | st.sampled_from(list(CircuitBreakerTriggerType)),
     triggered_at=st.none() | instants,
     cooldown_expires=st.none() | instants,
-    ticker_cooldowns=st.dictionaries(st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ.", min_size=1, max_size=6), instants,
-                                     max_size=5),
+    ticker_cooldowns=st.dictionaries(
+        st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ.", min_size=1, max_size=6), instants, max_size=5
+    ),
 )
 
 

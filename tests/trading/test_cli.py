@@ -17,8 +17,13 @@ from services.shared.embedded import ServerUrls
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "services.trading", *args], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "services.trading", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        timeout=120,
+    )
 
 
 def test_help_lists_every_command() -> None:
@@ -56,15 +61,27 @@ def _free_port() -> int:
 
 @pytest.mark.integration
 def test_the_first_run_says_where_the_api_token_is_kept_and_never_logs_it(
-        tmp_path: Path, server_urls: ServerUrls, database_url: str, redis_url: str) -> None:
+    tmp_path: Path, server_urls: ServerUrls, database_url: str, redis_url: str
+) -> None:
     """Issue 12: the token printed at first start ended up in the run log."""
     port = _free_port()
-    env = {**os.environ, "STONKS_DATABASE_URL": database_url, "STONKS_REDIS_URL": redis_url,
-           "STONKS_DATA_DIR": str(tmp_path), "STONKS_API_PORT": str(port), "STONKS_LOG_LEVEL": "DEBUG",
-           "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "STONKS_DATABASE_URL": database_url,
+        "STONKS_REDIS_URL": redis_url,
+        "STONKS_DATA_DIR": str(tmp_path),
+        "STONKS_API_PORT": str(port),
+        "STONKS_LOG_LEVEL": "DEBUG",
+        "COLUMNS": "200",
+    }
     env.pop("STONKS_API_TOKEN", None)
-    run = subprocess.Popen([sys.executable, "-m", "services.trading", "run", "--external-broker"], env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "services.trading", "run", "--external-broker"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 90
         while run.poll() is None and time.monotonic() < deadline:

@@ -106,7 +106,9 @@ def test_matrix_matches_numpy_corrcoef_on_each_pairs_overlap(data):
     ),
     st.sampled_from(["AAA", "BBB", "CCC", "DDD", "ZZZ"]),
     st.dictionaries(
-        st.tuples(st.sampled_from(["AAA", "BBB", "CCC", "DDD"]), st.sampled_from(["AAA", "BBB", "CCC", "DDD"])),
+        st.tuples(
+            st.sampled_from(["AAA", "BBB", "CCC", "DDD"]), st.sampled_from(["AAA", "BBB", "CCC", "DDD"])
+        ),
         st.floats(-1, 1),
         max_size=8,
     ),
@@ -130,7 +132,9 @@ def test_portfolio_correlation_is_market_value_weighted_mean(quantities, candida
 
     others = [p for p in positions if p.ticker != candidate]
     weight = sum(float(p.market_value) for p in others)
-    expected = sum(float(p.market_value) * corr(candidate, p.ticker) for p in others) / weight if weight else 0.0
+    expected = (
+        sum(float(p.market_value) * corr(candidate, p.ticker) for p in others) / weight if weight else 0.0
+    )
     assert matrix.get_portfolio_correlation(candidate, positions) == pytest.approx(expected, abs=1e-12)
 
 
@@ -140,7 +144,9 @@ def test_missing_days_use_only_common_returns():
     rng = np.random.default_rng(7)
     sessions = [START + timedelta(days=i) for i in range(90)]
     base = np.cumprod(1 + rng.normal(0, 0.01, 90)) * 50
-    other = np.cumprod(1 + 0.5 * np.diff(np.log(base), prepend=np.log(base[0])) + rng.normal(0, 0.01, 90)) * 80
+    other = (
+        np.cumprod(1 + 0.5 * np.diff(np.log(base), prepend=np.log(base[0])) + rng.normal(0, 0.01, 90)) * 80
+    )
     a = {d: float(p) for d, p in zip(sessions, base)}
     b = {d: float(p) for i, (d, p) in enumerate(zip(sessions, other)) if i % 7 != 3}
     matrix = compute_correlation_matrix({"A": a, "B": b}, as_of=sessions[-1])
@@ -164,7 +170,9 @@ def test_flat_series_is_unknown():
     sessions = [START + timedelta(days=i) for i in range(40)]
     a = {d: 100.0 + (i % 4) for i, d in enumerate(sessions)}
     flat = {d: 10.0 for d in sessions}
-    assert compute_correlation_matrix({"A": a, "F": flat}, as_of=sessions[-1]).get_correlation("A", "F") == 0.0
+    assert (
+        compute_correlation_matrix({"A": a, "F": flat}, as_of=sessions[-1]).get_correlation("A", "F") == 0.0
+    )
 
 
 def test_window_is_last_lookback_sessions_on_or_before_as_of():
@@ -176,7 +184,9 @@ def test_window_is_last_lookback_sessions_on_or_before_as_of():
     window = [d for d in sessions if d <= as_of][-90:]
     matrix = compute_correlation_matrix({"A": a, "B": b}, as_of=as_of)
     sub = lambda s: {d: s[d] for d in window}  # noqa: E731
-    assert matrix.get_correlation("A", "B") == pytest.approx(reference_correlation(sub(a), sub(b), window), abs=1e-12)
+    assert matrix.get_correlation("A", "B") == pytest.approx(
+        reference_correlation(sub(a), sub(b), window), abs=1e-12
+    )
 
 
 def test_held_candidate_is_left_out_of_its_own_correlation():
@@ -190,7 +200,9 @@ def test_held_candidate_is_left_out_of_its_own_correlation():
 def test_pairs_round_trip_through_the_cache_shape():
     sessions = [START + timedelta(days=i) for i in range(90)]
     rng = np.random.default_rng(3)
-    closes = {t: {d: float(p) for d, p in zip(sessions, np.cumprod(1 + rng.normal(0, 0.01, 90)))} for t in "ABCD"}
+    closes = {
+        t: {d: float(p) for d, p in zip(sessions, np.cumprod(1 + rng.normal(0, 0.01, 90)))} for t in "ABCD"
+    }
     matrix = compute_correlation_matrix(closes, as_of=sessions[-1])
     rebuilt = CorrelationMatrix.from_pairs({(a, b): c for a, b, c in matrix.pairs()})
     for a in "ABCD":

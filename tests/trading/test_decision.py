@@ -24,8 +24,13 @@ AFTER_CLOSE = datetime(2024, 3, 5, 22, 0, tzinfo=UTC)
 ON = EngineSettings(enabled=True)
 # The price is the session's open, from a daily bar: current all session.
 SESSION_OPEN = datetime(2024, 3, 5, 14, 30, tzinfo=UTC)
-MARKET = MarketView(ticker_known=True, sector="Technology", price=Decimal("50"), daily_atr=Decimal("1.5"),
-                    price_as_of=SESSION_OPEN)
+MARKET = MarketView(
+    ticker_known=True,
+    sector="Technology",
+    price=Decimal("50"),
+    daily_atr=Decimal("1.5"),
+    price_as_of=SESSION_OPEN,
+)
 
 
 class NoCorrelation:
@@ -38,7 +43,9 @@ def _rec(action="buy", confidence=0.8, ticker="XYZ", mode="paper_eligible", wind
 
 
 def _ctx(cash="10000", positions=(), settings_=ON, breakers=CircuitBreakerState()) -> DecisionContext:
-    return DecisionContext(PortfolioState(tuple(positions), Decimal(cash)), breakers, settings_, NoCorrelation())
+    return DecisionContext(
+        PortfolioState(tuple(positions), Decimal(cash)), breakers, settings_, NoCorrelation()
+    )
 
 
 def _decide(rec, market=MARKET, ctx=None, now=IN_WINDOW):
@@ -52,7 +59,9 @@ def test_a_confident_buy_acts_with_orders_stops_and_trace() -> None:
     assert outcome.orders and all(o.side is OrderSide.BUY for o in outcome.orders)
     assert sum(o.quantity for o in outcome.orders) == decision.computed_share_quantity > 0
     # Stop 2.0x ATR below the price (moderate tier), take-profit twice as far above.
-    assert outcome.stops.stop_loss_price == Decimal("47.0") and outcome.stops.take_profit_price == Decimal("56.0")
+    assert outcome.stops.stop_loss_price == Decimal("47.0") and outcome.stops.take_profit_price == Decimal(
+        "56.0"
+    )
     checks = [step["check"] for step in decision.decision_trace["checks"]]
     assert checks[0] == "input" and "sizing" in checks and "stops" in checks
     assert decision.decision_trace["sizing"]["adjustments"]
@@ -116,7 +125,9 @@ def test_a_buy_below_the_tier_minimum_is_refused_before_its_stop_is_computed() -
     assert at_minimum.acted  # the minimum itself is enough
 
 
-@pytest.mark.parametrize("rec", [_rec(), _rec(confidence=0.5), _rec(action="sell"), _rec(confidence=math.nan)])
+@pytest.mark.parametrize(
+    "rec", [_rec(), _rec(confidence=0.5), _rec(action="sell"), _rec(confidence=math.nan)]
+)
 def test_the_verdict_agrees_with_the_record_built_now_or_later(rec) -> None:
     """The backtester reads the verdict and never the record (`lazy_record`); the engine
     persists the record. Both must tell the same story, and a late record is the same record."""
@@ -149,12 +160,16 @@ def test_disabled_paused_and_closed_market_skip() -> None:
     assert "paused" in _decide(_rec(), ctx=_ctx(settings_=replace(ON, paused=True))).decision.skip_reason
     evening_rec = replace(_rec(), generated_at=AFTER_CLOSE)
     closing_price = replace(MARKET, price_as_of=datetime(2024, 3, 5, 21, 0, tzinfo=UTC))  # the day's close
-    assert "outside the trading window" in _decide(evening_rec, closing_price, now=AFTER_CLOSE).decision.skip_reason
+    assert (
+        "outside the trading window"
+        in _decide(evening_rec, closing_price, now=AFTER_CLOSE).decision.skip_reason
+    )
 
 
 def test_a_sell_closes_the_whole_position_even_under_a_breaker() -> None:
-    held = OpenPosition("XYZ", Decimal(12), Decimal(45), Decimal(50), "Technology", Decimal(42), Decimal(51),
-                        Decimal("0.8"))
+    held = OpenPosition(
+        "XYZ", Decimal(12), Decimal(45), Decimal(50), "Technology", Decimal(42), Decimal(51), Decimal("0.8")
+    )
     tripped = CircuitBreakerState(active=True, triggered_at=IN_WINDOW, cooldown_expires=None)
     outcome = _decide(_rec(action="sell"), ctx=_ctx(positions=[held], breakers=tripped))
     assert outcome.acted
@@ -182,16 +197,23 @@ prices = st.one_of(st.none(), st.decimals(Decimal("0.5"), Decimal("2000"), place
 
 
 @settings(max_examples=200, deadline=None)
-@given(action=st.sampled_from(["buy", "sell", "hold", "short", ""]), confidence=confidences,
-       mode=st.sampled_from(["paper_eligible", "live_eligible", "research", "x"]), price=prices,
-       atr=st.one_of(st.none(), st.decimals(Decimal("0.01"), Decimal("50"), places=2)),
-       known=st.booleans(), cash=st.decimals(Decimal(0), Decimal(100000), places=2))
+@given(
+    action=st.sampled_from(["buy", "sell", "hold", "short", ""]),
+    confidence=confidences,
+    mode=st.sampled_from(["paper_eligible", "live_eligible", "research", "x"]),
+    price=prices,
+    atr=st.one_of(st.none(), st.decimals(Decimal("0.01"), Decimal("50"), places=2)),
+    known=st.booleans(),
+    cash=st.decimals(Decimal(0), Decimal(100000), places=2),
+)
 def test_every_decision_record_is_complete(action, confidence, mode, price, atr, known, cash) -> None:
     """Property 28 (task 13.3): whatever arrives, the decision record is complete: act has
     orders whose quantities add up to the decision's, skip has a reason and no orders, and the
     trace holds the recommendation and every check made."""
     rec = _rec(action=action, confidence=confidence, mode=mode)
-    market = MarketView(ticker_known=known, sector="Technology", price=price, daily_atr=atr, price_as_of=SESSION_OPEN)
+    market = MarketView(
+        ticker_known=known, sector="Technology", price=price, daily_atr=atr, price_as_of=SESSION_OPEN
+    )
     outcome = _decide(rec, market, _ctx(cash=str(cash)))
     d = outcome.decision
     assert d.recommendation_id == rec.id and d.ticker == rec.ticker and d.created_at == IN_WINDOW

@@ -24,18 +24,39 @@ def _value(output: str, label: str) -> str:
 
 
 async def test_demo_replays_a_year_and_its_summary_matches_the_database(server_urls: ServerUrls) -> None:
-    env = {**os.environ, "STONKS_DATABASE_URL": server_urls.database_url, "STONKS_REDIS_URL": server_urls.redis_url,
-           "COLUMNS": "120", "STONKS_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "STONKS_DATABASE_URL": server_urls.database_url,
+        "STONKS_REDIS_URL": server_urls.redis_url,
+        "COLUMNS": "120",
+        "STONKS_LOG_LEVEL": "WARNING",
+    }
     result = subprocess.run(
-        [sys.executable, "-m", "services.trading", "demo", "--start", "2011-03-01", "--end", "2012-02-29",
-         "--no-serve"], capture_output=True, text=True, env=env, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "services.trading",
+            "demo",
+            "--start",
+            "2011-03-01",
+            "--end",
+            "2012-02-29",
+            "--no-serve",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     database_url = server_urls.database_url.rsplit("/", 1)[0] + f"/{DEMO_DATABASE}"
     db = await asyncpg.connect(database_url)
     try:
         trades = await db.fetchval("SELECT count(*) FROM closed_trades")
-        stops = await db.fetchval("SELECT count(*) FROM closed_trades WHERE exit_reason IN ('stop_loss', 'trailing_stop')")
+        stops = await db.fetchval(
+            "SELECT count(*) FROM closed_trades WHERE exit_reason IN ('stop_loss', 'trailing_stop')"
+        )
         profits = await db.fetchval("SELECT count(*) FROM closed_trades WHERE exit_reason = 'take_profit'")
         reserve = await db.fetchval("SELECT balance_after FROM reserve_pool_ledger ORDER BY id DESC LIMIT 1")
         realized = await db.fetchval("SELECT sum(pnl) FROM closed_trades")

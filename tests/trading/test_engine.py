@@ -28,7 +28,6 @@ from tests.trading.engine_harness import (
 pytestmark = pytest.mark.integration
 
 
-
 @pytest.fixture
 async def stack(market, redis_client: aioredis.Redis):
     pool, days = market
@@ -50,9 +49,13 @@ async def _buy_and_fill(stack, days) -> tuple:
 async def test_recommendation_to_order_to_position(stack) -> None:
     built, days = stack
     rec_id, next_day = await _buy_and_fill(built, days)
-    decision = await built.pool.fetchrow("SELECT * FROM trading_decisions WHERE recommendation_id = $1", rec_id)
+    decision = await built.pool.fetchrow(
+        "SELECT * FROM trading_decisions WHERE recommendation_id = $1", rec_id
+    )
     assert decision["decision"] == "act", decision["skip_reason"]
-    job = await built.pool.fetchrow("SELECT * FROM order_outbox WHERE trading_decision_id = $1", decision["id"])
+    job = await built.pool.fetchrow(
+        "SELECT * FROM order_outbox WHERE trading_decision_id = $1", decision["id"]
+    )
     assert job["delivered_at"] is not None and job["broker_status"] == "filled"
     assert job["payload"]["trading_decision_id"] == str(decision["id"])
     lots = await built.pool.fetch("SELECT * FROM tax_lots WHERE ticker = 'XYZ'")
@@ -77,7 +80,9 @@ async def test_the_order_job_on_the_queue_names_its_decision(stack, redis_client
     built.clock.set(at(next_day, 9, 45))
     await built.engine.tick()
     jobs = [json.loads(m) for m in await redis_client.lrange(QUEUE_BROKER_ORDERS, 0, -1)]
-    decision_id = await built.pool.fetchval("SELECT id FROM trading_decisions WHERE recommendation_id = $1", rec_id)
+    decision_id = await built.pool.fetchval(
+        "SELECT id FROM trading_decisions WHERE recommendation_id = $1", rec_id
+    )
     assert [j["trading_decision_id"] for j in jobs] == [str(decision_id)]
     assert jobs[0]["client_order_id"].startswith(decision_id.hex) and jobs[0]["reason"] == "entry"
 
@@ -93,7 +98,8 @@ async def test_a_stop_crossing_sells_at_once(stack) -> None:
     assert exit_["exit_reason"] == "stop_loss" and exit_["exit_price"] < stop  # the gap filled below the stop
     assert await built.pool.fetchval("SELECT count(*) FROM position_stop_levels WHERE active") == 0
     exit_decision = await built.pool.fetchrow(
-        "SELECT * FROM trading_decisions WHERE side = 'sell' AND recommendation_id IS NULL")
+        "SELECT * FROM trading_decisions WHERE side = 'sell' AND recommendation_id IS NULL"
+    )
     assert exit_decision["decision"] == "act" and "stop_loss" in json.dumps(exit_decision["decision_trace"])
 
 
@@ -129,9 +135,14 @@ async def test_restart_rebuilds_the_same_state(stack) -> None:
 async def test_breaker_trips_halts_entries_and_resumes_next_session(market, redis_client) -> None:
     pool, days = market
     # A concentrated account, so one bad open costs more than the 3% daily-loss limit.
-    await enable_engine(pool, gradual_entry_tranches=1, absolute_position_cap=Decimal(20000),
-                        risk_tier_overrides={"moderate": {"base_allocation_pct": "0.5", "max_position_pct": "0.6",
-                                                      "max_sector_pct": "1"}})
+    await enable_engine(
+        pool,
+        gradual_entry_tranches=1,
+        absolute_position_cap=Decimal(20000),
+        risk_tier_overrides={
+            "moderate": {"base_allocation_pct": "0.5", "max_position_pct": "0.6", "max_sector_pct": "1"}
+        },
+    )
     await pool.execute("INSERT INTO tickers (ticker, sector) VALUES ('ABC', 'Energy')")
     await seed_ticker(pool, "ABC", RISING, sector="Energy")
     built = await build_stack(pool, redis_client, at(days[-1], 16, 5))
@@ -158,8 +169,12 @@ async def test_breaker_trips_halts_entries_and_resumes_next_session(market, redi
         assert not (await breaker_cache.read(redis_client)).state.active
         resumed = await recommend(pool, "ABC", at(after_day, 9, 50))
         await built.step(at(after_day, 9, 55))
-        assert await pool.fetchval("SELECT decision FROM trading_decisions WHERE recommendation_id = $1",
-                                   resumed) == "act"
+        assert (
+            await pool.fetchval(
+                "SELECT decision FROM trading_decisions WHERE recommendation_id = $1", resumed
+            )
+            == "act"
+        )
         kinds = [kind for kind, _ in notifier.events]
         assert kinds.index("circuit_breaker_triggered") < kinds.index("circuit_breaker_resumed")
     finally:
@@ -177,16 +192,22 @@ async def test_a_large_entry_goes_in_tranches_half_an_hour_apart(market, redis_c
         for minute in (45, 75, 105):
             await built.step(at(next_day, 9, 0) + timedelta(minutes=minute))
         decision = await pool.fetchrow("SELECT * FROM trading_decisions WHERE recommendation_id = $1", rec)
-        jobs = await pool.fetch("SELECT * FROM order_outbox WHERE trading_decision_id = $1 ORDER BY tranche_index",
-                                decision["id"])
+        jobs = await pool.fetch(
+            "SELECT * FROM order_outbox WHERE trading_decision_id = $1 ORDER BY tranche_index", decision["id"]
+        )
         assert [j["tranche_index"] for j in jobs] == [1, 2, 3]
-        assert [j["delivered_at"] - jobs[0]["delivered_at"] for j in jobs] == \
-            [timedelta(0), timedelta(minutes=30), timedelta(minutes=60)]
+        assert [j["delivered_at"] - jobs[0]["delivered_at"] for j in jobs] == [
+            timedelta(0),
+            timedelta(minutes=30),
+            timedelta(minutes=60),
+        ]
         assert sum(j["quantity"] for j in jobs) == decision["computed_share_quantity"]
         assert max(j["quantity"] for j in jobs) - min(j["quantity"] for j in jobs) <= 1
         assert all(j["payload"]["tranche"]["parent_decision_id"] == str(decision["id"]) for j in jobs)
         assert all(j["broker_status"] == "filled" for j in jobs)
-        assert await pool.fetchval("SELECT sum(remaining_quantity) FROM tax_lots") == \
-            decision["computed_share_quantity"]
+        assert (
+            await pool.fetchval("SELECT sum(remaining_quantity) FROM tax_lots")
+            == decision["computed_share_quantity"]
+        )
     finally:
         await built.engine.stop()

@@ -32,7 +32,6 @@ from tests.trading.engine_harness import (
 pytestmark = pytest.mark.integration
 
 
-
 @pytest.fixture
 async def pool(database_url: str):
     pool = await create_pool(database_url, max_size=8)
@@ -64,7 +63,9 @@ async def _market(pool: asyncpg.Pool) -> tuple[list, object]:
     return days, next_day
 
 
-async def test_killed_between_decision_and_delivery_sends_exactly_one_order(pool, make_stack, redis_client) -> None:
+async def test_killed_between_decision_and_delivery_sends_exactly_one_order(
+    pool, make_stack, redis_client
+) -> None:
     days, next_day = await _market(pool)
     stack = await make_stack(redis_client, at(days[-1], 16, 5))
     rec = await recommend(pool, "XYZ", at(days[-1], 16, 10))
@@ -81,7 +82,9 @@ async def test_killed_between_decision_and_delivery_sends_exactly_one_order(pool
     assert await redis_client.llen(QUEUE_BROKER_ORDERS) == 1
     await stack.broker.drain()
     assert await pool.fetchval("SELECT count(*) FROM broker_fills") == 1
-    assert await pool.fetchval("SELECT count(*) FROM trading_decisions WHERE recommendation_id = $1", rec) == 1
+    assert (
+        await pool.fetchval("SELECT count(*) FROM trading_decisions WHERE recommendation_id = $1", rec) == 1
+    )
     await restarted.stop()
 
 
@@ -99,11 +102,14 @@ async def test_a_job_delivered_twice_fills_once(pool, make_stack, redis_client) 
     await stack.engine.tick()
     assert await pool.fetchval("SELECT count(*) FROM broker_fills") == 1
     assert await pool.fetchval("SELECT count(*) FROM applied_fills") == 1
-    assert await pool.fetchval("SELECT sum(remaining_quantity) FROM tax_lots") == \
-        await pool.fetchval("SELECT quantity FROM broker_fills")
+    assert await pool.fetchval("SELECT sum(remaining_quantity) FROM tax_lots") == await pool.fetchval(
+        "SELECT quantity FROM broker_fills"
+    )
 
 
-async def test_the_broker_rejecting_an_order_is_recorded_and_the_loop_goes_on(pool, make_stack, redis_client) -> None:
+async def test_the_broker_rejecting_an_order_is_recorded_and_the_loop_goes_on(
+    pool, make_stack, redis_client
+) -> None:
     days, next_day = await _market(pool)
     stack = await make_stack(redis_client, at(days[-1], 16, 5))
     await recommend(pool, "XYZ", at(days[-1], 16, 10))
@@ -128,7 +134,9 @@ MALFORMED = [
 ]
 
 
-async def test_malformed_recommendations_become_skips_and_the_loop_goes_on(pool, make_stack, redis_client) -> None:
+async def test_malformed_recommendations_become_skips_and_the_loop_goes_on(
+    pool, make_stack, redis_client
+) -> None:
     days, next_day = await _market(pool)
     await pool.execute("INSERT INTO tickers (ticker, sector) VALUES ('BARE', 'Energy')")
     stack = await make_stack(redis_client, at(days[-1], 16, 5))
@@ -138,13 +146,18 @@ async def test_malformed_recommendations_become_skips_and_the_loop_goes_on(pool,
     stack.clock.set(at(next_day, 9, 45))
     report = await stack.engine.tick()
     assert report.faults == [] and report.decisions == len(MALFORMED) + 1
-    skips = await pool.fetch("SELECT r.ticker, r.action, d.skip_reason FROM trading_decisions d "
-                             "JOIN recommendations r ON r.id = d.recommendation_id WHERE d.decision = 'skip'")
+    skips = await pool.fetch(
+        "SELECT r.ticker, r.action, d.skip_reason FROM trading_decisions d "
+        "JOIN recommendations r ON r.id = d.recommendation_id WHERE d.decision = 'skip'"
+    )
     assert len(skips) == len(MALFORMED)
     reasons = " | ".join(s["skip_reason"] for s in skips)
     for *_, expected in MALFORMED:
         assert expected in reasons
-    assert await pool.fetchval("SELECT decision FROM trading_decisions WHERE recommendation_id = $1", good) == "act"
+    assert (
+        await pool.fetchval("SELECT decision FROM trading_decisions WHERE recommendation_id = $1", good)
+        == "act"
+    )
 
 
 async def test_postgres_connections_dropped_mid_loop(pool, make_stack, redis_client, server_urls) -> None:
@@ -154,8 +167,11 @@ async def test_postgres_connections_dropped_mid_loop(pool, make_stack, redis_cli
     stack.clock.set(at(next_day, 9, 45))
     database = await pool.fetchval("SELECT current_database()")
     admin = await asyncpg.connect(server_urls.database_url)
-    await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 "
-                        "AND pid <> pg_backend_pid()", database)
+    await admin.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 "
+        "AND pid <> pg_backend_pid()",
+        database,
+    )
     await admin.close()
     for _ in range(3):  # connections die under it: at worst faults, never a crash
         await stack.engine.tick()
@@ -222,8 +238,12 @@ async def test_the_pool_lends_no_session_state_after_the_engine_stops(pool, make
     try:
         for connection in connections:
             assert await connection.fetchval("SELECT count(*) FROM pg_listening_channels()") == 0
-            assert await connection.fetchval(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()") == 0
+            assert (
+                await connection.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+                )
+                == 0
+            )
     finally:
         for connection in connections:
             await pool.release(connection)
@@ -241,8 +261,9 @@ def test_a_recommendation_is_decided_once(database_url, redis_url, confidences, 
         client = aioredis.from_url(redis_url)
         stack = None
         try:
-            await pool.execute("TRUNCATE recommendations, trading_decisions, order_outbox, price_bars, tickers "
-                               "CASCADE")
+            await pool.execute(
+                "TRUNCATE recommendations, trading_decisions, order_outbox, price_bars, tickers CASCADE"
+            )
             await client.flushdb()
             await enable_engine(pool, gradual_entry_tranches=1)
             days, next_day = await _market(pool)
@@ -262,7 +283,10 @@ def test_a_recommendation_is_decided_once(database_url, redis_url, confidences, 
                 await stack.engine.tick()
             assert await pool.fetchval("SELECT count(*) FROM trading_decisions") == decided
             assert await pool.fetchval("SELECT count(*) FROM order_outbox") == jobs
-            assert await pool.fetchval("SELECT count(*) FROM order_outbox WHERE delivered_at IS NOT NULL") == queued
+            assert (
+                await pool.fetchval("SELECT count(*) FROM order_outbox WHERE delivered_at IS NOT NULL")
+                == queued
+            )
         finally:
             if stack is not None:
                 await stack.engine.stop()

@@ -34,7 +34,9 @@ async def stack(market, redis_client: aioredis.Redis):
 async def _decision(pool, recommendation_id: int):
     return await pool.fetchrow(
         """SELECT decision, ticker, skip_reason, category, decision_trace FROM trading_decisions
-           WHERE recommendation_id = $1""", recommendation_id)
+           WHERE recommendation_id = $1""",
+        recommendation_id,
+    )
 
 
 async def _bad_then_good(stack, bad_ticker: str) -> tuple:
@@ -88,7 +90,10 @@ async def test_a_decision_the_database_refuses_becomes_a_skip_naming_the_refusal
     report, bad, good = await _bad_then_good(stack, "ABC")
     assert report.faults == [] and report.decisions == 2
     assert bad["decision"] == "skip" and bad["category"] == "record"
-    assert "could not be recorded: CheckViolationError" in bad["skip_reason"] and "refuses_abc" in bad["skip_reason"]
+    assert (
+        "could not be recorded: CheckViolationError" in bad["skip_reason"]
+        and "refuses_abc" in bad["skip_reason"]
+    )
     assert good["decision"] == "act"
 
 
@@ -98,13 +103,17 @@ async def test_a_row_refused_even_as_a_skip_is_parked_with_a_fault_and_never_ret
     bad = await recommend(pool, "XYZ", at(days[-1], 16, 10), confidence=0.95)
     good = await recommend(pool, "XYZ", at(days[-1], 16, 10), confidence=0.9)
     # Any decision of `bad`, even a skip, is refused.
-    await pool.execute(f"ALTER TABLE trading_decisions ADD CONSTRAINT refuses_bad CHECK (recommendation_id <> {bad})")
+    await pool.execute(
+        f"ALTER TABLE trading_decisions ADD CONSTRAINT refuses_bad CHECK (recommendation_id <> {bad})"
+    )
     built.clock.set(at(sessions(days[-1], 2)[1], 9, 45))
     report = await built.engine.tick()
     assert report.decisions == 1 and (await _decision(pool, good))["decision"] == "act"
     assert await _decision(pool, bad) is None
     [fault] = await pool.fetch("SELECT * FROM engine_faults")
-    assert fault["recommendation_id"] == bad and "parked" in fault["error"] and "refuses_bad" in fault["error"]
+    assert (
+        fault["recommendation_id"] == bad and "parked" in fault["error"] and "refuses_bad" in fault["error"]
+    )
     for _ in range(2):  # not taken again, by this engine or the next
         assert (await built.engine.tick()).faults == []
         await built.restart_engine()

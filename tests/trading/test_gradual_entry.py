@@ -57,7 +57,9 @@ def test_property_21_with_fractional_shares(units: int, count: int) -> None:
     differ by at most one step, and each is a whole number of steps."""
     step = D("0.0001")
     total = units * step
-    tranches = split_into_tranches(total, "d", NOW, GradualEntrySettings(tranche_count=count), share_step=step)
+    tranches = split_into_tranches(
+        total, "d", NOW, GradualEntrySettings(tranche_count=count), share_step=step
+    )
     sizes = [t.quantity for t in tranches]
     assert len(sizes) == min(count, units)
     assert sum(sizes) == total and min(sizes) >= step and max(sizes) - min(sizes) <= step

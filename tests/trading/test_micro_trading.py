@@ -45,25 +45,62 @@ class FixedCorrelation:
         return self.value if positions else 0.0
 
 
-def position(ticker, sector, qty="1", entry="10", current=None, stop=None, confidence="0.7", micro=False,
-             opened_at=None) -> OpenPosition:
-    return OpenPosition(ticker, D(qty), D(entry), D(current or entry), sector, D(stop or entry), D(entry) * 2,
-                        D(confidence), micro, opened_at)
+def position(
+    ticker,
+    sector,
+    qty="1",
+    entry="10",
+    current=None,
+    stop=None,
+    confidence="0.7",
+    micro=False,
+    opened_at=None,
+) -> OpenPosition:
+    return OpenPosition(
+        ticker,
+        D(qty),
+        D(entry),
+        D(current or entry),
+        sector,
+        D(stop or entry),
+        D(entry) * 2,
+        D(confidence),
+        micro,
+        opened_at,
+    )
 
 
 def calm_portfolio(cash="10000") -> PortfolioState:
-    return PortfolioState((position("AAA", "Tech"), position("BBB", "Health"), position("CCC", "Energy")), D(cash))
+    return PortfolioState(
+        (position("AAA", "Tech"), position("BBB", "Health"), position("CCC", "Energy")), D(cash)
+    )
 
 
 def request(price="50", atr="0.5", confidence="0.8", window=TrendWindow.INTRADAY, **kw) -> MicroTradeRequest:
     return MicroTradeRequest("NEW", kw.pop("sector", "Banks"), D(confidence), D(price), D(atr), window, **kw)
 
 
-def evaluate(req, portfolio=None, *, tier=RiskTierName.MODERATE, correlation=0.0, breakers=NO_BREAKERS,
-             today=0, now=IN_WINDOW, micro=ON):
-    return evaluate_micro_trade(req, portfolio=portfolio or calm_portfolio(), tier=RISK_TIER_DEFAULTS[tier],
-                                sizer=PositionSizer(FixedCorrelation(correlation)), breakers=breakers,
-                                micro_trades_today=today, now=now, settings=micro)
+def evaluate(
+    req,
+    portfolio=None,
+    *,
+    tier=RiskTierName.MODERATE,
+    correlation=0.0,
+    breakers=NO_BREAKERS,
+    today=0,
+    now=IN_WINDOW,
+    micro=ON,
+):
+    return evaluate_micro_trade(
+        req,
+        portfolio=portfolio or calm_portfolio(),
+        tier=RISK_TIER_DEFAULTS[tier],
+        sizer=PositionSizer(FixedCorrelation(correlation)),
+        breakers=breakers,
+        micro_trades_today=today,
+        now=now,
+        settings=micro,
+    )
 
 
 @settings(max_examples=150, deadline=None)
@@ -114,14 +151,25 @@ def test_property_32_micro_positions_close_after_max_hold(holds):
     """Property 32: a micro position held 120 minutes or more is closed in full at market;
     younger micro positions and all standard positions are left alone."""
     positions = [
-        position(f"T{i}", "Tech", qty=str(qty), current="12", micro=micro, opened_at=IN_WINDOW - timedelta(minutes=m))
+        position(
+            f"T{i}",
+            "Tech",
+            qty=str(qty),
+            current="12",
+            micro=micro,
+            opened_at=IN_WINDOW - timedelta(minutes=m),
+        )
         for i, (m, micro, qty) in enumerate(holds)
     ]
     exits = {e.ticker: e for e in positions_to_auto_close(positions, IN_WINDOW)}
     for p, (minutes, micro, _) in zip(positions, holds):
         if micro and minutes >= 120:
             e = exits[p.ticker]
-            assert (e.quantity, e.reference_price, e.order_reason) == (p.quantity, p.current_price, OrderReason.MICRO_EXIT)
+            assert (e.quantity, e.reference_price, e.order_reason) == (
+                p.quantity,
+                p.current_price,
+                OrderReason.MICRO_EXIT,
+            )
             assert e.reason
         else:
             assert p.ticker not in exits
@@ -131,17 +179,36 @@ def test_property_32_micro_positions_close_after_max_hold(holds):
 VIOLATIONS = {
     "outside_window": dict(now=BEFORE_WINDOW),
     "weekend": dict(now=SATURDAY),
-    "breaker_active": dict(breakers=CircuitBreakerState(active=True, triggered_at=IN_WINDOW,
-                                                         cooldown_expires=IN_WINDOW + timedelta(hours=1))),
-    "ticker_cooldown": dict(breakers=CircuitBreakerState(ticker_cooldowns={"NEW": IN_WINDOW + timedelta(hours=3)})),
+    "breaker_active": dict(
+        breakers=CircuitBreakerState(
+            active=True, triggered_at=IN_WINDOW, cooldown_expires=IN_WINDOW + timedelta(hours=1)
+        )
+    ),
+    "ticker_cooldown": dict(
+        breakers=CircuitBreakerState(ticker_cooldowns={"NEW": IN_WINDOW + timedelta(hours=3)})
+    ),
     "correlation": dict(correlation=0.85),
     "confidence": dict(req=request(confidence="0.6")),
     "earnings": dict(req=request(sessions_until_earnings=1)),
-    "sector_full": dict(portfolio=PortfolioState((position("BNK", "Banks", qty="400", entry="10"),), D(6000))),
-    "heat": dict(portfolio=PortfolioState((position("HOT", "Tech", qty="100", entry="10", stop="1"),), D(8000))),
-    "declining": dict(portfolio=PortfolioState(
-        (position("A", "Tech", current="9"), position("B", "Health", current="9"), position("C", "Energy")), D(10000))),
-    "max_open": dict(portfolio=PortfolioState(tuple(position(f"P{i}", f"S{i}") for i in range(10)), D(10000))),
+    "sector_full": dict(
+        portfolio=PortfolioState((position("BNK", "Banks", qty="400", entry="10"),), D(6000))
+    ),
+    "heat": dict(
+        portfolio=PortfolioState((position("HOT", "Tech", qty="100", entry="10", stop="1"),), D(8000))
+    ),
+    "declining": dict(
+        portfolio=PortfolioState(
+            (
+                position("A", "Tech", current="9"),
+                position("B", "Health", current="9"),
+                position("C", "Energy"),
+            ),
+            D(10000),
+        )
+    ),
+    "max_open": dict(
+        portfolio=PortfolioState(tuple(position(f"P{i}", f"S{i}") for i in range(10)), D(10000))
+    ),
     "active_pool_minimum": dict(portfolio=PortfolioState((), D(90))),
     "disabled": dict(micro=MicroTradingSettings(enabled=False)),
     "not_intraday": dict(req=request(window=TrendWindow.FIVE_DAYS)),
@@ -170,10 +237,19 @@ def test_property_34_micro_trades_respect_all_constraints(first, second):
 
 def test_each_violation_names_its_rule():
     expected_words = {
-        "outside_window": "trading window", "weekend": "trading window", "breaker_active": "circuit breaker",
-        "ticker_cooldown": "cooling down", "correlation": "correlation", "confidence": "minimum",
-        "earnings": "earnings", "sector_full": "sector", "heat": "heat", "declining": "declining",
-        "max_open": "limit", "active_pool_minimum": "Active Pool", "disabled": "switched off",
+        "outside_window": "trading window",
+        "weekend": "trading window",
+        "breaker_active": "circuit breaker",
+        "ticker_cooldown": "cooling down",
+        "correlation": "correlation",
+        "confidence": "minimum",
+        "earnings": "earnings",
+        "sector_full": "sector",
+        "heat": "heat",
+        "declining": "declining",
+        "max_open": "limit",
+        "active_pool_minimum": "Active Pool",
+        "disabled": "switched off",
         "not_intraday": "trend window",
     }
     for name, kwargs in VIOLATIONS.items():
@@ -200,13 +276,17 @@ def test_a_ticker_is_held_as_a_micro_trade_or_a_standard_position_never_both():
     standard entry fold into a micro position: each side refuses the other, and a second
     micro-trade waits for the first to close."""
     standard = PortfolioState(calm_portfolio().positions + (position("NEW", "Banks"),), D(10000))
-    micro_held = PortfolioState(calm_portfolio().positions + (position("NEW", "Banks", micro=True),), D(10000))
+    micro_held = PortfolioState(
+        calm_portfolio().positions + (position("NEW", "Banks", micro=True),), D(10000)
+    )
     assert "standard position" in evaluate(request(), standard).reason
     assert "one micro-trade per ticker" in evaluate(request(), micro_held).reason
     assert evaluate(request(), calm_portfolio()).approved
 
     rec = Recommendation(1, "NEW", "buy", 0.9, "paper_eligible", "20d", "thesis", IN_WINDOW)
-    market = MarketView(ticker_known=True, sector="Banks", price=D(10), daily_atr=D("0.2"), price_as_of=IN_WINDOW)
+    market = MarketView(
+        ticker_known=True, sector="Banks", price=D(10), daily_atr=D("0.2"), price_as_of=IN_WINDOW
+    )
     context = DecisionContext(micro_held, NO_BREAKERS, EngineSettings(enabled=True), FixedCorrelation())
     decision = decide(rec, market, context, now=IN_WINDOW, decision_id=uuid.uuid4()).decision
     assert decision.skip_reason and "held as a micro-trade" in decision.skip_reason

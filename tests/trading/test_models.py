@@ -44,8 +44,13 @@ def test_defaults_are_valid_and_ordered_by_risk() -> None:
         assert tier.stop_loss_atr_multiplier > 0 and tier.reward_risk_ratio > 0
         assert 0 < tier.max_sector_pct <= 1 and 0 < tier.max_portfolio_heat <= 1
     assert c.min_confidence > m.min_confidence > a.min_confidence
-    for field in ("base_allocation_pct", "max_position_pct", "stop_loss_atr_multiplier", "max_sector_pct",
-                  "max_portfolio_heat"):
+    for field in (
+        "base_allocation_pct",
+        "max_position_pct",
+        "stop_loss_atr_multiplier",
+        "max_sector_pct",
+        "max_portfolio_heat",
+    ):
         assert getattr(c, field) < getattr(m, field) < getattr(a, field), field
 
 
@@ -73,7 +78,9 @@ def test_tier_overrides_round_trip_through_json(changes) -> None:
 @pytest.mark.integration
 async def test_tier_overrides_round_trip_through_the_database(db: asyncpg.Connection) -> None:
     saved = {"aggressive": {"max_position_pct": "0.2", "min_confidence": "0.6"}}
-    await db.execute("UPDATE trading_engine_config SET risk_tier_overrides = $1, risk_tier = 'aggressive'", saved)
+    await db.execute(
+        "UPDATE trading_engine_config SET risk_tier_overrides = $1, risk_tier = 'aggressive'", saved
+    )
     engine_settings = EngineSettings.from_row(await db.fetchrow("SELECT * FROM trading_engine_config"))
     assert engine_settings.tier.max_position_pct == Decimal("0.2")
     assert engine_settings.tier.min_confidence == Decimal("0.6")

@@ -18,8 +18,19 @@ START = datetime(2024, 1, 2, 21, tzinfo=UTC)
 
 
 def _bars(closes: list[float]) -> list[PriceBar]:
-    return [PriceBar("XYZ", "1d", START + timedelta(days=i), Decimal(str(c)), Decimal(str(c)), Decimal(str(c)),
-                     Decimal(str(c)), 100) for i, c in enumerate(closes)]
+    return [
+        PriceBar(
+            "XYZ",
+            "1d",
+            START + timedelta(days=i),
+            Decimal(str(c)),
+            Decimal(str(c)),
+            Decimal(str(c)),
+            Decimal(str(c)),
+            100,
+        )
+        for i, c in enumerate(closes)
+    ]
 
 
 @settings(max_examples=60, deadline=None)
@@ -40,7 +51,8 @@ def test_signals_fire_exactly_at_sma_crossings(closes: list[float]) -> None:
     # crossings decided by such a tie.
     ties = {bars[i].ts for i in range(len(series)) if abs(fast[i] - slow[i]) < 1e-9}
     assert {d.generated_at: d.action for d in drafts if d.generated_at not in ties} == {
-        ts: a for ts, a in expected.items() if ts not in ties}
+        ts: a for ts, a in expected.items() if ts not in ties
+    }
     for draft in drafts:
         assert 0.5 <= draft.confidence <= 0.95
         assert draft.mode == "paper_eligible"

@@ -84,6 +84,7 @@ async def _decide_only(built, instant) -> None:
 
 # -- later tranches (bug 3) ----------------------------------------------------------------
 
+
 async def test_a_sell_cancels_the_unsent_tranches_and_sells_only_what_is_held(stack) -> None:
     built, day, _ = stack
     await built.step(at(day, 9, 45))
@@ -93,8 +94,12 @@ async def test_a_sell_cancels_the_unsent_tranches_and_sells_only_what_is_held(st
     await built.step(at(day, 9, 50))
     decision = await built.pool.fetchrow("SELECT * FROM trading_decisions WHERE recommendation_id = $1", sell)
     assert decision["decision"] == "act" and decision["computed_share_quantity"] == first["quantity"]
-    order = await built.pool.fetchrow("SELECT * FROM order_outbox WHERE trading_decision_id = $1", decision["id"])
-    assert order["broker_status"] == "filled", order["broker_reason"]  # not rejected for selling unfilled shares
+    order = await built.pool.fetchrow(
+        "SELECT * FROM order_outbox WHERE trading_decision_id = $1", decision["id"]
+    )
+    assert order["broker_status"] == "filled", order[
+        "broker_reason"
+    ]  # not rejected for selling unfilled shares
     for minute in (75, 105):
         await built.step(at(day, 9) + timedelta(minutes=minute))
     later = (await _tranches(built.pool))[1:]
@@ -109,8 +114,12 @@ async def test_a_tranche_is_not_sent_into_a_ticker_cooldown(stack) -> None:
     await built.pool.execute(
         """INSERT INTO circuit_breaker_events (trigger_type, threshold_value, actual_value, ticker, reason,
                cooldown_expires, created_at) VALUES ('single_position', 0.08, 0.09, 'XYZ', 'test', $1, $2)""",
-        at(day, 10) + timedelta(hours=24), at(day, 10))
-    assert circuit_breaker.is_ticker_in_cooldown(await built.engine.store.breaker_state(), "XYZ", at(day, 10, 15))
+        at(day, 10) + timedelta(hours=24),
+        at(day, 10),
+    )
+    assert circuit_breaker.is_ticker_in_cooldown(
+        await built.engine.store.breaker_state(), "XYZ", at(day, 10, 15)
+    )
     await built.step(at(day, 10, 15))
     later = (await _tranches(built.pool))[1:]
     assert all(t["delivered_at"] is None and t["cancelled_at"] is not None for t in later)
@@ -172,6 +181,7 @@ async def test_an_exit_goes_out_at_the_open_before_the_trading_window(stack) -> 
 
 # -- pending orders (bugs 4 and 5) ---------------------------------------------------------
 
+
 async def test_a_fill_not_yet_applied_is_not_counted_twice(stack) -> None:
     built, day, _ = stack
     await enable_engine(built.pool, gradual_entry_tranches=1)
@@ -219,7 +229,9 @@ async def test_a_sell_is_sized_from_one_snapshot_of_holdings_and_pending_orders(
         await blocker.execute("LOCK TABLE order_outbox IN ACCESS EXCLUSIVE MODE")
         deciding = asyncio.create_task(built.engine.decide_pending())
         for _ in range(100):
-            if await built.pool.fetchval("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"):
+            if await built.pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            ):
                 break
             await asyncio.sleep(0.02)
         await built.broker.drain()  # the first sale fills meanwhile
@@ -227,7 +239,9 @@ async def test_a_sell_is_sized_from_one_snapshot_of_holdings_and_pending_orders(
         await deciding
     finally:
         await built.pool.release(blocker)
-    decision = await built.pool.fetchrow("SELECT * FROM trading_decisions WHERE recommendation_id = $1", second)
+    decision = await built.pool.fetchrow(
+        "SELECT * FROM trading_decisions WHERE recommendation_id = $1", second
+    )
     assert decision["decision"] == "skip", decision["skip_reason"]
     await built.broker.drain()
     assert await built.pool.fetchval("SELECT count(*) FROM broker_orders WHERE status = 'rejected'") == 0
@@ -235,7 +249,10 @@ async def test_a_sell_is_sized_from_one_snapshot_of_holdings_and_pending_orders(
 
 # -- broker reports (bug 2) ----------------------------------------------------------------
 
-async def test_a_report_that_failed_to_apply_is_retried_next_tick_and_applied_once(stack, redis_client) -> None:
+
+async def test_a_report_that_failed_to_apply_is_retried_next_tick_and_applied_once(
+    stack, redis_client
+) -> None:
     built, day, _ = stack
     await enable_engine(built.pool, gradual_entry_tranches=1)
     built.clock.set(at(day, 9, 45))
@@ -250,7 +267,9 @@ async def test_a_report_that_failed_to_apply_is_retried_next_tick_and_applied_on
     built.clock.set(at(day, 9, 46))
     applied = await built.engine.tick()
     assert applied.reports_applied == 1 and applied.faults == []
-    assert await built.pool.fetchval("SELECT sum(remaining_quantity) FROM tax_lots") == await _bought(built.pool)
+    assert await built.pool.fetchval("SELECT sum(remaining_quantity) FROM tax_lots") == await _bought(
+        built.pool
+    )
     assert await redis_client.llen(PROCESSING) == 0
     await built.broker.fills.push(outcome)
     await built.engine.tick()  # the same outcome again (a broker re-sending it) changes nothing
@@ -260,11 +279,23 @@ async def test_a_report_that_failed_to_apply_is_retried_next_tick_and_applied_on
 
 async def test_a_report_that_keeps_failing_is_parked_without_blocking_the_others(stack, redis_client) -> None:
     built, day, _ = stack
-    await built.pool.execute(FAILING_APPLY.replace("BEGIN RAISE", "BEGIN IF NEW.ticker = 'BAD' THEN RAISE")
-                             .replace("refused'; END", "refused'; END IF; RETURN NEW; END"))
-    bad = FillReport(client_order_id="bad-1", trading_decision_id=uuid.uuid4(), broker_order_id=1, ticker="BAD", side=OrderSide.BUY,
-                     reason=OrderReason.ENTRY, status="rejected", quantity=Decimal(1), reject_reason="test",
-                     at=at(day, 9, 40))
+    await built.pool.execute(
+        FAILING_APPLY.replace("BEGIN RAISE", "BEGIN IF NEW.ticker = 'BAD' THEN RAISE").replace(
+            "refused'; END", "refused'; END IF; RETURN NEW; END"
+        )
+    )
+    bad = FillReport(
+        client_order_id="bad-1",
+        trading_decision_id=uuid.uuid4(),
+        broker_order_id=1,
+        ticker="BAD",
+        side=OrderSide.BUY,
+        reason=OrderReason.ENTRY,
+        status="rejected",
+        quantity=Decimal(1),
+        reject_reason="test",
+        at=at(day, 9, 40),
+    )
     good = bad.model_copy(update={"client_order_id": "good-1", "ticker": "XYZ"})
     await built.engine.fills.push(bad.model_dump_json())
     await built.engine.fills.push(good.model_dump_json())
@@ -278,12 +309,15 @@ async def test_a_report_that_keeps_failing_is_parked_without_blocking_the_others
     assert [p["client_order_id"] for p in parked] == ["bad-1"]
     assert await redis_client.llen(PROCESSING) == 0 and await redis_client.llen(QUEUE_BROKER_FILLS) == 0
     assert await built.pool.fetchval("SELECT array_agg(client_order_id) FROM applied_fills") == ["good-1"]
-    assert await built.pool.fetchval("SELECT count(*) FROM engine_faults WHERE component = 'fills'") >= \
-        MAX_REPORT_ATTEMPTS
+    assert (
+        await built.pool.fetchval("SELECT count(*) FROM engine_faults WHERE component = 'fills'")
+        >= MAX_REPORT_ATTEMPTS
+    )
     assert (await built.engine.tick()).faults == []
 
 
 # -- reports in the engine's own order (issue 12, defect 1) -----------------------------------
+
 
 async def _late_reports(built, redis_client, steps) -> None:
     """Run each step (decide and send, broker fills) holding its report back, then deliver
@@ -317,18 +351,26 @@ async def test_a_sell_and_a_new_buy_reported_late_open_a_fresh_position(stack, r
     # The first position's stop has trailed up: the next position must not inherit it.
     await built.pool.execute("""UPDATE position_stop_levels SET trailing_stop_active = true,
                                     stop_loss_price = take_profit_price - 1 WHERE active""")
-    await _late_reports(built, redis_client, [lambda: _decide_at(built, at(day, 9, 50), "sell"),
-                                              lambda: _decide_at(built, at(day, 9, 55), "buy")])
+    await _late_reports(
+        built,
+        redis_client,
+        [lambda: _decide_at(built, at(day, 9, 50), "sell"), lambda: _decide_at(built, at(day, 9, 55), "buy")],
+    )
     built.clock.set(at(day, 10))
     assert (await built.engine.tick()).faults == []
 
-    first_buy, sell, second_buy = await _fill(built.pool, "buy"), await _fill(built.pool, "sell"), \
-        await _fill(built.pool, "buy", 1)
+    first_buy, sell, second_buy = (
+        await _fill(built.pool, "buy"),
+        await _fill(built.pool, "sell"),
+        await _fill(built.pool, "buy", 1),
+    )
     [trade] = await built.pool.fetch("SELECT * FROM closed_trades")
     assert (trade["entry_price"], trade["exit_price"]) == (first_buy["price"], sell["price"])
     assert trade["exit_reason"] == "signal"  # the sell recommendation's, not "entry"
     [levels] = await built.pool.fetch("SELECT * FROM position_stop_levels WHERE active")
-    rebuy_order = await built.pool.fetchrow("SELECT * FROM broker_orders WHERE id = $1", second_buy["order_id"])
+    rebuy_order = await built.pool.fetchrow(
+        "SELECT * FROM broker_orders WHERE id = $1", second_buy["order_id"]
+    )
     assert levels["entry_price"] == second_buy["price"]
     assert not levels["trailing_stop_active"] and levels["stop_loss_price"] < second_buy["price"]
     assert levels["opened_by_decision"] == rebuy_order["trading_decision_id"]
@@ -336,12 +378,15 @@ async def test_a_sell_and_a_new_buy_reported_late_open_a_fresh_position(stack, r
     # the disallowed loss per share in its basis.
     lots = await built.pool.fetch("SELECT * FROM tax_lots WHERE status = 'open'")
     loss_per_share = first_buy["price"] - sell["price"]
-    assert [(lot["remaining_quantity"], lot["cost_basis_per_share"]) for lot in lots] == \
-        [(second_buy["quantity"], second_buy["price"] + loss_per_share)]
+    assert [(lot["remaining_quantity"], lot["cost_basis_per_share"]) for lot in lots] == [
+        (second_buy["quantity"], second_buy["price"] + loss_per_share)
+    ]
     assert await redis_client.llen(QUEUE_BROKER_FILLS + ":dead") == 0
 
 
-async def test_a_tranche_and_a_sell_reported_late_close_the_position_at_its_average_entry(stack, redis_client) -> None:
+async def test_a_tranche_and_a_sell_reported_late_close_the_position_at_its_average_entry(
+    stack, redis_client
+) -> None:
     built, day, _ = stack
     await built.step(at(day, 9, 45))  # the first of three tranches, applied
 
@@ -349,11 +394,17 @@ async def test_a_tranche_and_a_sell_reported_late_close_the_position_at_its_aver
         built.clock.set(at(day, 10, 16))
         await built.engine.tick()
 
-    await _late_reports(built, redis_client, [second_tranche, lambda: _decide_at(built, at(day, 10, 20), "sell")])
+    await _late_reports(
+        built, redis_client, [second_tranche, lambda: _decide_at(built, at(day, 10, 20), "sell")]
+    )
     built.clock.set(at(day, 10, 25))
     assert (await built.engine.tick()).faults == []
 
-    first, second, sell = await _fill(built.pool, "buy"), await _fill(built.pool, "buy", 1), await _fill(built.pool, "sell")
+    first, second, sell = (
+        await _fill(built.pool, "buy"),
+        await _fill(built.pool, "buy", 1),
+        await _fill(built.pool, "sell"),
+    )
     assert sell["quantity"] == first["quantity"] + second["quantity"]
     [trade] = await built.pool.fetch("SELECT * FROM closed_trades")
     average = (first["price"] * first["quantity"] + second["price"] * second["quantity"]) / sell["quantity"]
@@ -364,24 +415,42 @@ async def test_a_tranche_and_a_sell_reported_late_close_the_position_at_its_aver
     assert await redis_client.llen(QUEUE_BROKER_FILLS + ":dead") == 0
 
 
-async def test_a_report_that_fails_holds_back_the_later_reports_of_its_ticker_only(stack, redis_client) -> None:
+async def test_a_report_that_fails_holds_back_the_later_reports_of_its_ticker_only(
+    stack, redis_client
+) -> None:
     built, day, _ = stack
     await enable_engine(built.pool, gradual_entry_tranches=1)
-    await _late_reports(built, redis_client, [lambda: _decide_at(built, at(day, 9, 45), None),
-                                              lambda: _decide_at(built, at(day, 9, 50), "sell")])
+    await _late_reports(
+        built,
+        redis_client,
+        [lambda: _decide_at(built, at(day, 9, 45), None), lambda: _decide_at(built, at(day, 9, 50), "sell")],
+    )
     buy, sell = await _fill(built.pool, "buy"), await _fill(built.pool, "sell")
-    await built.pool.execute(FAILING_APPLY.replace("BEGIN RAISE", f"BEGIN IF NEW.client_order_id = "
-                                                   f"'{buy['client_order_id']}' THEN RAISE")
-                             .replace("refused'; END", "refused'; END IF; RETURN NEW; END"))
-    other = FillReport(client_order_id="other-1", trading_decision_id=uuid.uuid4(), broker_order_id=1,
-                       ticker="OTHER", side=OrderSide.BUY, reason=OrderReason.ENTRY, status="rejected",
-                       quantity=Decimal(1), reject_reason="test", at=at(day, 9, 51))
+    await built.pool.execute(
+        FAILING_APPLY.replace(
+            "BEGIN RAISE", f"BEGIN IF NEW.client_order_id = '{buy['client_order_id']}' THEN RAISE"
+        ).replace("refused'; END", "refused'; END IF; RETURN NEW; END")
+    )
+    other = FillReport(
+        client_order_id="other-1",
+        trading_decision_id=uuid.uuid4(),
+        broker_order_id=1,
+        ticker="OTHER",
+        side=OrderSide.BUY,
+        reason=OrderReason.ENTRY,
+        status="rejected",
+        quantity=Decimal(1),
+        reject_reason="test",
+        at=at(day, 9, 51),
+    )
     await built.engine.fills.push(other.model_dump_json())
     built.clock.set(at(day, 9, 55))
     for _ in range(MAX_REPORT_ATTEMPTS - 1):
         report = await built.engine.tick()
         assert any(buy["client_order_id"] in f for f in report.faults)
-    faults = await built.pool.fetchval("SELECT string_agg(error, ' ') FROM engine_faults WHERE component = 'fills'")
+    faults = await built.pool.fetchval(
+        "SELECT string_agg(error, ' ') FROM engine_faults WHERE component = 'fills'"
+    )
     assert sell["client_order_id"] not in faults  # never tried before the buy it sells
     assert await built.pool.fetchval("SELECT array_agg(client_order_id) FROM applied_fills") == ["other-1"]
     await built.pool.execute(HEAL)
@@ -416,6 +485,7 @@ async def test_a_fill_is_in_the_books_as_soon_as_its_report_arrives(market, redi
 
 # -- volatility window (bug 6) -------------------------------------------------------------
 
+
 async def test_a_stop_out_exactly_thirty_minutes_ago_counts_for_the_volatility_breaker(stack) -> None:
     built, day, _ = stack
     now = at(day, 11)
@@ -424,7 +494,9 @@ async def test_a_stop_out_exactly_thirty_minutes_ago_counts_for_the_volatility_b
         await built.pool.execute(
             """INSERT INTO closed_trades (ticker, quantity, entry_price, exit_price, fees, pnl, entry_at, exit_at,
                    exit_reason) VALUES ('XYZ', 1, 100, 95, 0, -5, $1, $2, 'stop_loss')""",
-            exit_at - timedelta(hours=1), exit_at)
+            exit_at - timedelta(hours=1),
+            exit_at,
+        )
     stop_outs = await built.engine.store.stop_outs_since(now - timedelta(minutes=30))
     assert len(stop_outs) == 3
     check = circuit_breaker.check_volatility(await built.engine.store.breaker_state(), stop_outs, now)

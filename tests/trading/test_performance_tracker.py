@@ -174,12 +174,20 @@ def test_compute_metrics_fills_every_field():
     assert m.current_drawdown == pytest.approx(137 / 1100)
     assert m.sharpe_ratio == pytest.approx(sharpe_ratio([0.1, -0.1]))
     assert m.portfolio_heat == portfolio.portfolio_heat and m.computed_at == T0
-    assert (report.micro.trade_count, report.micro.realized_pnl, report.micro.unrealized_pnl) == (1, D(10), D(-3))
+    assert (report.micro.trade_count, report.micro.realized_pnl, report.micro.unrealized_pnl) == (
+        1,
+        D(10),
+        D(-3),
+    )
 
 
 def test_no_trades_no_history():
     report = compute_metrics(
-        portfolio=PortfolioState((), D(500)), closed_trades=[], equity_curve=[], start_of_day_value=D(500), computed_at=T0
+        portfolio=PortfolioState((), D(500)),
+        closed_trades=[],
+        equity_curve=[],
+        start_of_day_value=D(500),
+        computed_at=T0,
     )
     m = report.metrics
     assert (m.win_rate, m.profit_factor, m.sharpe_ratio, m.max_drawdown) == (0.0, 0.0, 0.0, 0.0)
@@ -194,8 +202,13 @@ STOCKS = Path(__import__("bokeh_sampledata").__file__).parent / "_data" / "stock
 @pytest.fixture(scope="module")
 def real_closes():
     import pandas as pd
+
     frame = pd.read_csv(STOCKS, parse_dates=["Date"])
-    return frame.pivot(index="Date", columns="Ticker", values="Close").sort_index()[["AAPL", "IBM", "MSFT"]].dropna()
+    return (
+        frame.pivot(index="Date", columns="Ticker", values="Close")
+        .sort_index()[["AAPL", "IBM", "MSFT"]]
+        .dropna()
+    )
 
 
 def test_real_closes_agree_with_pandas(real_closes):
@@ -215,6 +228,7 @@ def test_real_closes_agree_with_empyrical(real_closes):
     number; ours is the positive fraction SPEC asks for, so they agree up to sign. Its
     sharpe_ratio on the last 30 returns is the same formula (ddof=1, sqrt(252), rf 0)."""
     import empyrical
+
     for ticker in real_closes:
         closes = real_closes[ticker]
         returns = closes.pct_change().dropna()

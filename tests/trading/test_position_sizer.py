@@ -284,7 +284,12 @@ def test_property_3_sector_exposure(
         return
     # Buys are paid from cash: the sector's room or the cash, whichever is smaller.
     expected = spec_shares(
-        F(confidence), tier, portfolio.active_pool, price, spec_multiplier(portfolio, sector), min(room, F(cash))
+        F(confidence),
+        tier,
+        portfolio.active_pool,
+        price,
+        spec_multiplier(portfolio, sector),
+        min(room, F(cash)),
     )
     assert result.share_quantity == expected
     assert F(by_hand.get(sector, D(0))) + F(result.dollar_amount) <= limit
@@ -372,7 +377,12 @@ def test_property_24_portfolio_heat(
     room = F(tier.max_sector_pct) * total - F(portfolio.sector_exposure.get("Tech", D(0)))
     expected = (
         spec_shares(
-            F(confidence), tier, portfolio.active_pool, price, spec_multiplier(portfolio, "Tech"), min(room, F(cash))
+            F(confidence),
+            tier,
+            portfolio.active_pool,
+            price,
+            spec_multiplier(portfolio, "Tech"),
+            min(room, F(cash)),
         )
         if room > 0
         else 0
@@ -477,9 +487,21 @@ def test_fractional_shares_option() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(tiers(max_sector=D(1), max_heat=D(1)), confidences, pools, prices, st.integers(1, 400), decimals("0", "1.5", 3))
+@given(
+    tiers(max_sector=D(1), max_heat=D(1)),
+    confidences,
+    pools,
+    prices,
+    st.integers(1, 400),
+    decimals("0", "1.5", 3),
+)
 def test_property_1_an_add_on_keeps_the_whole_position_within_its_limits(
-    tier: RiskTierConfig, confidence: Decimal, cash: Decimal, price: Decimal, held: int, held_share_of_limit: Decimal
+    tier: RiskTierConfig,
+    confidence: Decimal,
+    cash: Decimal,
+    price: Decimal,
+    held: int,
+    held_share_of_limit: Decimal,
 ) -> None:
     """Property 1 for a ticker already held: the position after the buy, not only the new
     shares, stays within max_position_pct of the Active Pool and the absolute cap; a
@@ -488,11 +510,18 @@ def test_property_1_an_add_on_keeps_the_whole_position_within_its_limits(
     # A holding sized as a share of its own limit (0 to 150%), so both sides of the limit occur.
     active_pool_guess = F(cash)
     limit_guess = min(F(tier.max_position_pct) * active_pool_guess, CAP)
-    held_price = max(D("0.01"), (D(limit_guess.numerator) / D(limit_guess.denominator) * held_share_of_limit
-                                 / held).quantize(D("0.01")))
+    held_price = max(
+        D("0.01"),
+        (D(limit_guess.numerator) / D(limit_guess.denominator) * held_share_of_limit / held).quantize(
+            D("0.01")
+        ),
+    )
     portfolio = PortfolioState(
-        positions=(position("AAA", "Health"), position("BBB", "Energy"),
-                   position("NEW", "Tech", str(held), str(held_price))),
+        positions=(
+            position("AAA", "Health"),
+            position("BBB", "Energy"),
+            position("NEW", "Tech", str(held), str(held_price)),
+        ),
         cash=cash,
     )
     result = sizer.compute(request(confidence, price, "Tech"), portfolio, tier)
@@ -503,15 +532,26 @@ def test_property_1_an_add_on_keeps_the_whole_position_within_its_limits(
         assert result.rejected and "position limit" in (result.rejection_reason or "")
         return
     assert held_value + F(result.dollar_amount) <= limit
-    assert result.share_quantity == spec_shares(F(confidence), tier, portfolio.active_pool, price,
-                                                room=min(limit - held_value, F(cash)))
+    assert result.share_quantity == spec_shares(
+        F(confidence), tier, portfolio.active_pool, price, room=min(limit - held_value, F(cash))
+    )
 
 
 @settings(max_examples=300, deadline=None)
-@given(tiers(max_sector=D(1), max_heat=D(1)), confidences, pools, prices, decimals("0", "1", 3),
-       decimals("0", "0.9", 3))
+@given(
+    tiers(max_sector=D(1), max_heat=D(1)),
+    confidences,
+    pools,
+    prices,
+    decimals("0", "1", 3),
+    decimals("0", "0.9", 3),
+)
 def test_buys_never_spend_the_reserve_pool_or_cash_the_account_lacks(
-    tier: RiskTierConfig, confidence: Decimal, total: Decimal, price: Decimal, cash_share: Decimal,
+    tier: RiskTierConfig,
+    confidence: Decimal,
+    total: Decimal,
+    price: Decimal,
+    cash_share: Decimal,
     reserve_share: Decimal,
 ) -> None:
     """The Reserve Pool is siphoned profit kept in cash (SPEC section 6): a buy spends at most
@@ -520,8 +560,11 @@ def test_buys_never_spend_the_reserve_pool_or_cash_the_account_lacks(
     cash = (total * cash_share).quantize(D("0.01"))
     invested = total - cash
     reserve = (total * reserve_share).quantize(D("0.01"))
-    portfolio = PortfolioState(positions=(position("AAA", "Health", "1", str(invested)),) if invested else (),
-                               cash=cash, reserve_pool=reserve)
+    portfolio = PortfolioState(
+        positions=(position("AAA", "Health", "1", str(invested)),) if invested else (),
+        cash=cash,
+        reserve_pool=reserve,
+    )
     assume(portfolio.active_pool >= 100)  # the Active Pool minimum is property 7's
     result = sizer.compute(request(confidence, price, "Tech"), portfolio, tier)
 
@@ -530,5 +573,6 @@ def test_buys_never_spend_the_reserve_pool_or_cash_the_account_lacks(
         assert result.rejected and "Reserve Pool" in (result.rejection_reason or "")
         return
     assert F(result.dollar_amount) <= spendable
-    assert result.share_quantity == spec_shares(F(confidence), tier, portfolio.active_pool, price,
-                                                spec_multiplier(portfolio, "Tech"), room=spendable)
+    assert result.share_quantity == spec_shares(
+        F(confidence), tier, portfolio.active_pool, price, spec_multiplier(portfolio, "Tech"), room=spendable
+    )

@@ -23,7 +23,8 @@ WINDOW = timedelta(minutes=15)
 
 prices = st.decimals(min_value=D("1"), max_value=D("1000"), places=2, allow_nan=False, allow_infinity=False)
 points = st.lists(st.tuples(st.integers(0, 40 * 60), prices), min_size=0, max_size=20).map(
-    lambda items: [PricePoint(NOW - timedelta(seconds=age), price) for age, price in items])
+    lambda items: [PricePoint(NOW - timedelta(seconds=age), price) for age, price in items]
+)
 
 
 def _points(*minutes_and_prices: tuple[int, str]) -> list[PricePoint]:
@@ -69,8 +70,14 @@ def test_a_move_already_acted_on_is_not_reported_again() -> None:
 
 
 def test_the_reason_names_the_move_and_the_many_tickers_form_sorts() -> None:
-    moves = detect_rapid_moves({"ZZZ": _points((5, "10"), (0, "12")), "AAA": _points((5, "10"), (0, "9")),
-                                "MMM": _points((5, "10"), (0, "10.1"))}, NOW)
+    moves = detect_rapid_moves(
+        {
+            "ZZZ": _points((5, "10"), (0, "12")),
+            "AAA": _points((5, "10"), (0, "9")),
+            "MMM": _points((5, "10"), (0, "10.1")),
+        },
+        NOW,
+    )
     assert [m.ticker for m in moves] == ["AAA", "ZZZ"]
     assert "AAA moved -10.00%" in moves[0].reason and "re-evaluated at once" in moves[0].reason
 

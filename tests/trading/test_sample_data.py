@@ -57,10 +57,14 @@ def test_sectors_and_earnings_are_known() -> None:
 @pytest.mark.integration
 async def test_loading_twice_keeps_one_copy(db: asyncpg.Connection) -> None:
     first = await setup_steps.load_sample_market(db)
-    counts = await db.fetchrow("SELECT (SELECT count(*) FROM price_bars) AS bars, "
-                               "(SELECT count(*) FROM earnings_calendar) AS earnings")
+    counts = await db.fetchrow(
+        "SELECT (SELECT count(*) FROM price_bars) AS bars, "
+        "(SELECT count(*) FROM earnings_calendar) AS earnings"
+    )
     await setup_steps.load_sample_market(db)
-    again = await db.fetchrow("SELECT (SELECT count(*) FROM price_bars) AS bars, "
-                              "(SELECT count(*) FROM earnings_calendar) AS earnings")
+    again = await db.fetchrow(
+        "SELECT (SELECT count(*) FROM price_bars) AS bars, "
+        "(SELECT count(*) FROM earnings_calendar) AS earnings"
+    )
     assert counts == again
     assert counts["bars"] == first.bars == len(sample_data.load_sample_bars())

@@ -60,14 +60,18 @@ async def _snapshots(pool, days, values) -> None:
     for day, value in zip(days, values):
         await pool.execute(
             """INSERT INTO portfolio_snapshots (snapshot_date, portfolio_value, active_pool, reserve_pool, risk_tier)
-               VALUES ($1, $2, $2, 0, 'moderate')""", day, Decimal(value))
+               VALUES ($1, $2, $2, 0, 'moderate')""",
+            day,
+            Decimal(value),
+        )
 
 
 async def _concentrated_buy(stack, days):
     """Half the account in XYZ, bought at the open of the session after the seeded ones."""
     pool = stack.pool
-    await enable_engine(pool, gradual_entry_tranches=1, absolute_position_cap=Decimal(20000),
-                        risk_tier_overrides=CONCENTRATED)
+    await enable_engine(
+        pool, gradual_entry_tranches=1, absolute_position_cap=Decimal(20000), risk_tier_overrides=CONCENTRATED
+    )
     bought_day = sessions(days[-1], 2)[1]
     await add_bar(pool, "XYZ", bought_day, open_=115.0, close=116.0)
     await recommend(pool, "XYZ", at(days[-1], 16, 10))
@@ -78,6 +82,7 @@ async def _concentrated_buy(stack, days):
 
 # -- 1. the weekly rebalance ---------------------------------------------------------------
 
+
 async def test_a_deferred_weekly_rebalance_runs_once_the_halt_ends(market, make_stack) -> None:
     pool, days = market
     stack = await make_stack(at(days[-1], 16, 5))
@@ -87,20 +92,29 @@ async def test_a_deferred_weekly_rebalance_runs_once_the_halt_ends(market, make_
         await add_bar(pool, "XYZ", day, open_=116.0, close=116.0)
     tuesday = week_days[-1]
     # The position is now far above the tier's limit, and a volatility halt is in force.
-    await enable_engine(pool, risk_tier_overrides={"moderate": {"base_allocation_pct": "0.05",
-                                                                "max_position_pct": "0.1"}})
+    await enable_engine(
+        pool, risk_tier_overrides={"moderate": {"base_allocation_pct": "0.05", "max_position_pct": "0.1"}}
+    )
     await pool.execute(
         """INSERT INTO circuit_breaker_events (trigger_type, threshold_value, actual_value, reason, cooldown_expires,
-               created_at) VALUES ('volatility', 3, 3, 'test halt', $1, $2)""", at(tuesday, 10, 40), at(tuesday, 9, 40))
+               created_at) VALUES ('volatility', 3, 3, 'test halt', $1, $2)""",
+        at(tuesday, 10, 40),
+        at(tuesday, 9, 40),
+    )
     await stack.step(at(tuesday, 9, 45))
     assert await pool.fetchval("SELECT last_rebalance_week FROM engine_state") == "2024-W07"
-    assert await pool.fetchval("SELECT count(*) FROM order_outbox WHERE payload->>'reason' = 'rebalance'") == 0
+    assert (
+        await pool.fetchval("SELECT count(*) FROM order_outbox WHERE payload->>'reason' = 'rebalance'") == 0
+    )
     await stack.step(at(tuesday, 10, 45))
     assert await pool.fetchval("SELECT last_rebalance_week FROM engine_state") == "2024-W08"
-    assert await pool.fetchval("SELECT count(*) FROM order_outbox WHERE payload->>'reason' = 'rebalance'") == 1
+    assert (
+        await pool.fetchval("SELECT count(*) FROM order_outbox WHERE payload->>'reason' = 'rebalance'") == 1
+    )
 
 
 # -- 2, 3, 6, 7. the session close --------------------------------------------------------
+
 
 async def test_a_close_that_fails_part_way_changes_the_tier_once(market, make_stack) -> None:
     pool, days = market
@@ -134,7 +148,8 @@ async def test_the_snapshot_sharpe_counts_the_days_own_close(market, make_stack)
     expected = performance_tracker.sharpe_ratio(performance_tracker.daily_returns([*history, today]))
     assert snapshot["sharpe_ratio"] == pytest.approx(expected)
     assert snapshot["sharpe_ratio"] != pytest.approx(
-        performance_tracker.sharpe_ratio(performance_tracker.daily_returns(history)))
+        performance_tracker.sharpe_ratio(performance_tracker.daily_returns(history))
+    )
 
 
 async def test_emergency_alert_with_an_empty_reserve_once_per_crossing(market, make_stack) -> None:
@@ -158,10 +173,14 @@ async def test_the_reserve_high_water_signal_is_kept_in_the_snapshot(market, mak
     pool, days = market
     await pool.execute(
         """INSERT INTO reserve_pool_ledger (amount, balance_after, trigger_type, notes, created_at)
-           VALUES (4000, 4000, 'manual_adjustment', 'test', $1)""", at(days[-2], 16, 0))
+           VALUES (4000, 4000, 'manual_adjustment', 'test', $1)""",
+        at(days[-2], 16, 0),
+    )
     stack = await make_stack(at(days[-1], 15, 0))
     await stack.step(at(days[-1], 16, 5))
-    metrics = await pool.fetchval("SELECT metrics FROM portfolio_snapshots WHERE snapshot_date = $1", days[-1])
+    metrics = await pool.fetchval(
+        "SELECT metrics FROM portfolio_snapshots WHERE snapshot_date = $1", days[-1]
+    )
     assert "above 0.30 of total value 10000" in metrics["reserve_high_water"]
     # The owner hears it in that day's summary (the seed's event types have none of its own).
     summary = await _daily_summary(pool, days[-1])
@@ -173,7 +192,9 @@ async def test_no_high_water_signal_below_the_mark(market, make_stack) -> None:
     pool, days = market
     stack = await make_stack(at(days[-1], 15, 0))
     await stack.step(at(days[-1], 16, 5))
-    metrics = await pool.fetchval("SELECT metrics FROM portfolio_snapshots WHERE snapshot_date = $1", days[-1])
+    metrics = await pool.fetchval(
+        "SELECT metrics FROM portfolio_snapshots WHERE snapshot_date = $1", days[-1]
+    )
     assert metrics["reserve_high_water"] is None
     assert (await _daily_summary(pool, days[-1])).data["reserve_high_water"] is None
 
@@ -185,6 +206,7 @@ async def _daily_summary(pool, day):
 
 # -- 5. the daily-loss breaker during a shorter halt ---------------------------------------
 
+
 async def test_daily_loss_trips_during_a_volatility_halt(market, make_stack) -> None:
     pool, days = market
     await pool.execute("INSERT INTO tickers (ticker, sector) VALUES ('ABC', 'Energy')")
@@ -194,15 +216,22 @@ async def test_daily_loss_trips_during_a_volatility_halt(market, make_stack) -> 
     await add_bar(pool, "XYZ", gap_day, open_=104.0, close=103.0)  # -10% overnight
     await pool.execute(
         """INSERT INTO circuit_breaker_events (trigger_type, threshold_value, actual_value, reason, cooldown_expires,
-               created_at) VALUES ('volatility', 3, 3, 'test halt', $1, $2)""", at(gap_day, 10, 40), at(gap_day, 9, 40))
+               created_at) VALUES ('volatility', 3, 3, 'test halt', $1, $2)""",
+        at(gap_day, 10, 40),
+        at(gap_day, 9, 40),
+    )
     await stack.step(at(gap_day, 9, 45))
     event = await pool.fetchrow("SELECT * FROM circuit_breaker_events WHERE trigger_type = 'daily_loss'")
     assert event is not None and event["cooldown_expires"] == at(sessions(gap_day, 2)[1], 9, 30)
     await stack.step(at(gap_day, 9, 55))  # the next stop check: the halt in force now is the daily loss
-    assert await pool.fetchval("SELECT count(*) FROM circuit_breaker_events WHERE trigger_type = 'daily_loss'") == 1
+    assert (
+        await pool.fetchval("SELECT count(*) FROM circuit_breaker_events WHERE trigger_type = 'daily_loss'")
+        == 1
+    )
 
 
 # -- 9. a ticker's cooldown ending is announced --------------------------------------------
+
 
 async def test_a_ticker_cooldown_ending_is_announced(market, make_stack) -> None:
     pool, days = market
@@ -210,7 +239,9 @@ async def test_a_ticker_cooldown_ending_is_announced(market, make_stack) -> None
     await pool.execute(
         """INSERT INTO circuit_breaker_events (trigger_type, threshold_value, actual_value, ticker, reason,
                cooldown_expires, created_at) VALUES ('single_position', 0.08, 0.09, 'XYZ', 'test', $1, $2)""",
-        at(days[-1], 16, 30), at(days[-2], 16, 30))
+        at(days[-1], 16, 30),
+        at(days[-2], 16, 30),
+    )
     await stack.step(at(days[-1], 16, 35))
     resumed = [data for kind, data in stack.engine.notifier.events if kind == "circuit_breaker_resumed"]
     assert [r["ticker"] for r in resumed] == ["XYZ"]
@@ -219,16 +250,30 @@ async def test_a_ticker_cooldown_ending_is_announced(market, make_stack) -> None
 
 # -- 4. a closed trade's fees --------------------------------------------------------------
 
+
 async def _fill(pool, side: OrderSide, quantity: str, price: str, fee: str, minute: int) -> FillReport:
     client_order_id = uuid.uuid4().hex
     order_id = await pool.fetchval(
         """INSERT INTO broker_orders (client_order_id, job_id, ticker, side, quantity, reason, status)
            VALUES ($1, $2, 'XYZ', $3, $4, 'entry', 'filled') RETURNING id""",
-        client_order_id, uuid.uuid4(), side.value, Decimal(quantity))
-    return FillReport(client_order_id=client_order_id, trading_decision_id=uuid.uuid4(), broker_order_id=order_id,
-                      ticker="XYZ", side=side, reason=OrderReason.TAKE_PROFIT, status="filled",
-                      quantity=Decimal(quantity), price=Decimal(price), fee=Decimal(fee),
-                      at=at(FILL_DAY, 10, minute))
+        client_order_id,
+        uuid.uuid4(),
+        side.value,
+        Decimal(quantity),
+    )
+    return FillReport(
+        client_order_id=client_order_id,
+        trading_decision_id=uuid.uuid4(),
+        broker_order_id=order_id,
+        ticker="XYZ",
+        side=side,
+        reason=OrderReason.TAKE_PROFIT,
+        status="filled",
+        quantity=Decimal(quantity),
+        price=Decimal(price),
+        fee=Decimal(fee),
+        at=at(FILL_DAY, 10, minute),
+    )
 
 
 async def test_a_closed_trade_carries_its_entry_commission_pro_rata(market) -> None:
@@ -251,22 +296,30 @@ async def test_a_closed_trade_carries_its_entry_commission_pro_rata(market) -> N
 
 # -- 8. rapid price moves ------------------------------------------------------------------
 
+
 async def test_rapid_moves_read_the_last_fifteen_minutes_of_intraday_bars(market) -> None:
     pool, days = market
     day = sessions(days[-1], 2)[1]
     await pool.execute("INSERT INTO tickers (ticker, sector) VALUES ('QQQ', 'Technology'), ('OLD', 'Energy')")
-    bars = [("XYZ", 10, 0, "116"), ("XYZ", 10, 5, "117"), ("XYZ", 10, 10, "110"),
-            ("QQQ", 10, 5, "50"), ("QQQ", 10, 10, "51"), ("OLD", 9, 40, "100"), ("OLD", 10, 10, "90")]
+    bars = [
+        ("XYZ", 10, 0, "116"),
+        ("XYZ", 10, 5, "117"),
+        ("XYZ", 10, 10, "110"),
+        ("QQQ", 10, 5, "50"),
+        ("QQQ", 10, 10, "51"),
+        ("OLD", 9, 40, "100"),
+        ("OLD", 10, 10, "90"),
+    ]
     await pool.executemany(
         "INSERT INTO price_bars VALUES ($1, '5m', $2, $3, $3, $3, $3, 100)",
-        [(t, at(day, h, m), Decimal(p)) for t, h, m, p in bars])
+        [(t, at(day, h, m), Decimal(p)) for t, h, m, p in bars],
+    )
     now = at(day, 10, 12)
     moves = await rapid_moves(pool, ["XYZ", "QQQ", "OLD"], now)
     # XYZ fell 5.98% from 117 within 15 minutes; QQQ rose 2%; OLD's 100 is older than 15 minutes.
     assert [(m.ticker, m.from_price, m.to_price) for m in moves] == [("XYZ", Decimal(117), Decimal(110))]
     assert await rapid_moves(pool, ["XYZ"], now, since=at(day, 10, 10)) == ()  # already acted on
     assert await rapid_moves(pool, ["XYZ"], now + timedelta(minutes=30)) == ()
-
 
 
 async def test_a_rapid_fall_is_acted_on_before_the_next_stop_check(market, make_stack) -> None:
@@ -277,15 +330,22 @@ async def test_a_rapid_fall_is_acted_on_before_the_next_stop_check(market, make_
     await recommend(pool, "XYZ", at(days[-1], 16, 10))
     await stack.step(at(bought_day, 9, 45))  # bought; the protective pass ran at 09:45
     stop = await pool.fetchval("SELECT stop_loss_price FROM position_stop_levels WHERE active")
-    await pool.executemany("INSERT INTO price_bars VALUES ('XYZ', '1m', $1, $2, $2, $2, $2, 100)",
-                           [(at(bought_day, 9, 46), Decimal(116)), (at(bought_day, 9, 47), stop - 3)])
+    await pool.executemany(
+        "INSERT INTO price_bars VALUES ('XYZ', '1m', $1, $2, $2, $2, $2, 100)",
+        [(at(bought_day, 9, 46), Decimal(116)), (at(bought_day, 9, 47), stop - 3)],
+    )
     await stack.step(at(bought_day, 9, 48))  # three minutes later: the 300 s check is not due
     trade = await pool.fetchrow("SELECT * FROM closed_trades WHERE ticker = 'XYZ'")
     assert trade is not None and trade["exit_reason"] == "stop_loss"
 
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.booleans(), st.integers(1, 50), st.decimals(min_value=0, max_value=10, places=2)),
-                max_size=30))
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.integers(1, 50), st.decimals(min_value=0, max_value=10, places=2)),
+        max_size=30,
+    )
+)
 def test_entry_commissions_are_charged_once_in_full(fills) -> None:
     """Every buy's commission reaches closed trades exactly once, pro rata, by the time the
     position is flat (backtest/book.py's rule); sells never exceed what is held."""

@@ -306,10 +306,12 @@ def test_price_unavailable_for_more_than_15_market_minutes_closes() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    held=st.integers(1, 500), add=st.integers(1, 500),
+    held=st.integers(1, 500),
+    add=st.integers(1, 500),
     held_entry=st.decimals(Decimal("10"), Decimal("500"), places=2),
     fill=st.decimals(Decimal("10"), Decimal("500"), places=2),
-    atr=st.decimals(Decimal("0.1"), Decimal("3"), places=2), trailing=st.booleans(),
+    atr=st.decimals(Decimal("0.1"), Decimal("3"), places=2),
+    trailing=st.booleans(),
 )
 def test_adding_to_a_position_never_loosens_its_stop(held, add, held_entry, fill, atr, trailing) -> None:
     """Stops only move up (decision core I), also when a tranche or add-on fills: the entry
@@ -319,7 +321,9 @@ def test_adding_to_a_position_never_loosens_its_stop(held, add, held_entry, fill
     old = compute_initial_levels(held_entry, atr, Decimal(2), Decimal(2), now)
     if trailing:
         old = replace(old, stop_loss_price=held_entry, trailing_stop_active=True)
-    entry, new = levels_after_add(old, Decimal(held), held_entry, Decimal(add), fill, atr, Decimal(2), Decimal(2), now)
+    entry, new = levels_after_add(
+        old, Decimal(held), held_entry, Decimal(add), fill, atr, Decimal(2), Decimal(2), now
+    )
     # the share-weighted average, to Decimal's 28 significant digits
     assert abs(entry * (held + add) - (held_entry * held + fill * add)) < Decimal("1e-20")
     spec_stop = entry - atr * 2

@@ -64,7 +64,9 @@ class Model:
         for s in sold:
             self.sold_count += 1
             if price < s.basis:
-                self.losses.append(LossShare(day, self.sold_count, s.buy_no, s.basis - price, s.holding_start))
+                self.losses.append(
+                    LossShare(day, self.sold_count, s.buy_no, s.basis - price, s.holding_start)
+                )
         self.match()
 
     def match(self) -> None:
@@ -90,7 +92,9 @@ def expand(lots) -> list[tuple[date, Decimal, date]]:
     """Open lots as one (acquired, basis, holding start) row per share, in FIFO order."""
     rows = []
     for lot in sorted(lots, key=lambda lot: lot.fifo_key):
-        rows += [(lot.acquisition_date, lot.cost_basis_per_share, lot.holding_period_start)] * int(lot.quantity)
+        rows += [(lot.acquisition_date, lot.cost_basis_per_share, lot.holding_period_start)] * int(
+            lot.quantity
+        )
     return rows
 
 
@@ -196,11 +200,15 @@ def test_property_23_flag_iff_purchase_within_30_days(sale_day, other_day, sold,
 
 
 def buy(book, qty, price, day, ticker="XYZ"):
-    return record_entry(book, ticker=ticker, quantity=D(qty), price=D(price), trade_date=D0 + timedelta(days=day))
+    return record_entry(
+        book, ticker=ticker, quantity=D(qty), price=D(price), trade_date=D0 + timedelta(days=day)
+    )
 
 
 def sell(book, qty, price, day, ticker="XYZ"):
-    return close_lots_fifo(book, ticker=ticker, quantity=D(qty), price=D(price), trade_date=D0 + timedelta(days=day))
+    return close_lots_fifo(
+        book, ticker=ticker, quantity=D(qty), price=D(price), trade_date=D0 + timedelta(days=day)
+    )
 
 
 def test_sale_spanning_three_lots():

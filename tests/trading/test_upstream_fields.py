@@ -25,12 +25,15 @@ def test_symbols_are_tickers(ticker) -> None:
     assert is_ticker(ticker) and upstream_fields.field_problem(_rec(ticker=ticker)) is None
 
 
-@pytest.mark.parametrize("ticker", ["", "ABCDEFGHIJKLMNOPQ", "aapl", "AAPL ", "AAPL\n", ".A", "-A", "A/B", "ÄPFEL",
-                                    "X" * 3000])
+@pytest.mark.parametrize(
+    "ticker", ["", "ABCDEFGHIJKLMNOPQ", "aapl", "AAPL ", "AAPL\n", ".A", "-A", "A/B", "ÄPFEL", "X" * 3000]
+)
 def test_anything_else_is_a_skip_on_the_ticker_check(ticker) -> None:
     problem = upstream_fields.field_problem(_rec(ticker=ticker))
     assert problem is not None and problem.check == "ticker"
-    assert f"({len(ticker)} characters) is not a ticker symbol" in problem.detail and len(problem.detail) < 200
+    assert (
+        f"({len(ticker)} characters) is not a ticker symbol" in problem.detail and len(problem.detail) < 200
+    )
 
 
 def test_the_order_job_takes_exactly_the_tickers_the_engine_accepts() -> None:
@@ -59,16 +62,22 @@ def test_an_unknown_trend_window_is_a_skip() -> None:
 def test_a_long_thesis_is_kept_in_the_trace_in_part() -> None:
     rec = replace(_rec(), thesis="why " * 10_000)
     thesis = decide(rec, MARKET, _ctx(), now=IN_WINDOW, decision_id=uuid.uuid4()).decision.decision_trace[
-        "recommendation"]["thesis"]
+        "recommendation"
+    ]["thesis"]
     assert len(thesis) == upstream_fields.THESIS_RECORD_MAX and thesis.endswith("…")
     assert rec.thesis.startswith(thesis[:-1])
 
 
 @settings(max_examples=300, deadline=None)
-@given(ticker=st.one_of(st.text(max_size=40), st.text(alphabet="ABCXYZ019.-", min_size=1, max_size=30),
-                        st.text(min_size=2000, max_size=4000)),
-       action=st.one_of(st.sampled_from(["buy", "sell"]), st.text(max_size=3000)),
-       window=st.one_of(st.sampled_from(["intraday", "1d", "5d", "20d"]), st.text(max_size=3000)))
+@given(
+    ticker=st.one_of(
+        st.text(max_size=40),
+        st.text(alphabet="ABCXYZ019.-", min_size=1, max_size=30),
+        st.text(min_size=2000, max_size=4000),
+    ),
+    action=st.one_of(st.sampled_from(["buy", "sell"]), st.text(max_size=3000)),
+    window=st.one_of(st.sampled_from(["intraday", "1d", "5d", "20d"]), st.text(max_size=3000)),
+)
 def test_every_decision_keeps_fields_the_database_and_the_order_job_accept(ticker, action, window) -> None:
     """Whatever text the upstream writes, the decision stores a ticker of at most 16 characters
     that names a ticker only when the upstream's is one, a bounded trace and reason, and acts
@@ -79,7 +88,9 @@ def test_every_decision_keeps_fields_the_database_and_the_order_job_accept(ticke
     assert len(stored) <= TICKER_MAX_LENGTH
     assert is_ticker(stored) == is_ticker(ticker) and (stored == ticker) == (len(ticker) <= TICKER_MAX_LENGTH)
     recommendation = outcome.decision.decision_trace["recommendation"]
-    assert all(len(str(recommendation[k])) <= upstream_fields.SHOWN_MAX for k in ("ticker", "action", "trend_window"))
+    assert all(
+        len(str(recommendation[k])) <= upstream_fields.SHOWN_MAX for k in ("ticker", "action", "trend_window")
+    )
     assert outcome.skip_reason is None or len(outcome.skip_reason) < 1000
     for intent in outcome.orders:
         order_job(outcome.decision.id, intent, "paper", IN_WINDOW)  # raises if the order job refuses it

@@ -74,8 +74,15 @@ async def _retrying(work, timeout: float = 30.0):
 
 def _decided(pool: asyncpg.Pool, recommendation_id: int):
     async def check() -> bool:
-        return await _retrying(lambda: pool.fetchval(
-            "SELECT count(*) FROM trading_decisions WHERE recommendation_id = $1", recommendation_id)) == 1
+        return (
+            await _retrying(
+                lambda: pool.fetchval(
+                    "SELECT count(*) FROM trading_decisions WHERE recommendation_id = $1", recommendation_id
+                )
+            )
+            == 1
+        )
+
     return check
 
 
@@ -179,7 +186,6 @@ async def test_the_wake_up_outlives_a_postgres_restart(redis_client, tmp_path: P
         await asyncio.to_thread(server.stop)
 
 
-
 class _FreezingProxy:
     """A TCP relay to PostgreSQL that can stop passing bytes while keeping every socket open:
     a connection that died without a word (a half-open TCP connection, a lost network)."""
@@ -196,8 +202,11 @@ class _FreezingProxy:
 
     async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         server_reader, server_writer = await asyncio.open_connection(self.target_host, self.target_port)
-        await asyncio.gather(self._pipe(client_reader, server_writer),
-                             self._pipe(server_reader, client_writer), return_exceptions=True)
+        await asyncio.gather(
+            self._pipe(client_reader, server_writer),
+            self._pipe(server_reader, client_writer),
+            return_exceptions=True,
+        )
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -66,22 +66,27 @@ def _digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
 
 
-def resolve_token(environment_token: str | None, token_file: Path,
-                  announce: Callable[[str], None] | None = None) -> ApiToken:
+def resolve_token(
+    environment_token: str | None, token_file: Path, announce: Callable[[str], None] | None = None
+) -> ApiToken:
     """The token in force: the environment's, the file's, or a new one (stored, and its file
     announced: the value itself is never printed, so it cannot end up in a run log)."""
     if environment_token is not None:
         secret = environment_token.strip()
         if len(secret) < MIN_TOKEN_LENGTH:
-            raise ConfigError(f"STONKS_API_TOKEN must be at least {MIN_TOKEN_LENGTH} characters "
-                              "(python -c 'import secrets; print(secrets.token_urlsafe(32))' makes one)")
+            raise ConfigError(
+                f"STONKS_API_TOKEN must be at least {MIN_TOKEN_LENGTH} characters "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(32))' makes one)"
+            )
         return ApiToken.from_secret(secret, "environment")
     kept = kept_secret(token_file, "API token", min_length=MIN_TOKEN_LENGTH)
     if not kept.created:
         log.info("API token read from its file", path=str(token_file))
         return ApiToken.from_secret(kept.value, "file")
-    (announce or _print_once)(f"Generated the API token; it is kept in {token_file} (mode 0600).\n"
-                              f"Send it as 'Authorization: Bearer <token>', e.g. TOKEN=$(cat {token_file})")
+    (announce or _print_once)(
+        f"Generated the API token; it is kept in {token_file} (mode 0600).\n"
+        f"Send it as 'Authorization: Bearer <token>', e.g. TOKEN=$(cat {token_file})"
+    )
     return ApiToken.from_secret(kept.value, "generated")
 
 

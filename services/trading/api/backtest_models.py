@@ -30,10 +30,12 @@ class BacktestRequest(BaseModel):
     end_date: IsoDate
     initial_capital: InputDecimal = Field(gt=0, le=Decimal("1e12"), allow_inf_nan=False, max_digits=24)
     risk_tier: RiskTierName = RiskTierName.MODERATE
-    tickers: list[TickerSymbol] = Field(default_factory=list, max_length=500,
-                                        description="Empty: every ticker with daily bars in the range.")
+    tickers: list[TickerSymbol] = Field(
+        default_factory=list, max_length=500, description="Empty: every ticker with daily bars in the range."
+    )
     signals: Literal["database", "momentum"] = Field(
-        "database", description="database: the recommendations table; momentum: the sample SMA 10/30 signal.")
+        "database", description="database: the recommendations table; momentum: the sample SMA 10/30 signal."
+    )
     slippage_bps: InputDecimal = Field(Decimal(5), ge=0, le=1000, allow_inf_nan=False, max_digits=20)
     commission_per_order: InputDecimal = Field(Decimal(0), ge=0, le=1000, allow_inf_nan=False, max_digits=20)
     commission_per_share: InputDecimal = Field(Decimal(0), ge=0, le=100, allow_inf_nan=False, max_digits=20)
@@ -113,5 +115,7 @@ class BacktestView(BacktestSummary):
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> BacktestView:
         values = cls.fields_of(row)
-        values["trades"] = [BacktestTradeView(**{k: t[k] for k in BacktestTradeView.model_fields}) for t in row["trades"]]
+        values["trades"] = [
+            BacktestTradeView(**{k: t[k] for k in BacktestTradeView.model_fields}) for t in row["trades"]
+        ]
         return cls(**values)

@@ -10,8 +10,9 @@ from services.trading.api.errors import fields_error
 from services.trading.live.engine_store import ConfigRefused, EngineStore
 
 
-async def apply_config_change(store: EngineStore, changes: Mapping[str, Any], source: str
-                              ) -> tuple[dict[str, Any], dict[str, Any]]:
+async def apply_config_change(
+    store: EngineStore, changes: Mapping[str, Any], source: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """`EngineStore.update_config_checked`, its refusal turned into a 422 naming the fields
     involved: nothing was written then."""
     try:

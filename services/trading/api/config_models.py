@@ -66,9 +66,11 @@ class ConfigUpdate(BaseModel):
     paused: JsonBool = Field(None, description="Same as POST /pause and /resume.")
     risk_tier: RiskTierName = None  # type: ignore[assignment]
     risk_tier_overrides: dict[RiskTierName, TierOverride] = Field(
-        None, description="Replaces all overrides: {tier: {field: value}}; {} restores the defaults.")
-    reserve_siphon_pct: InputDecimal = _fraction(open_low=False, description="Share of each realised profit moved "
-                                                                         "to the Reserve Pool.")
+        None, description="Replaces all overrides: {tier: {field: value}}; {} restores the defaults."
+    )
+    reserve_siphon_pct: InputDecimal = _fraction(
+        open_low=False, description="Share of each realised profit moved to the Reserve Pool."
+    )
     polling_interval_seconds: InputDecimal = _seconds()
     stop_loss_check_interval_seconds: InputDecimal = _seconds()
     fast_stop_loss_interval_seconds: InputDecimal = _seconds("Stop checks during a high-severity event.")
@@ -105,7 +107,8 @@ class ConfigUpdate(BaseModel):
         if "risk_tier_overrides" in changes:
             changes["risk_tier_overrides"] = {
                 tier.value: {k: str(v) for k, v in override.model_dump(exclude_unset=True).items()}
-                for tier, override in changes["risk_tier_overrides"].items()}
+                for tier, override in changes["risk_tier_overrides"].items()
+            }
         return changes
 
 
@@ -153,11 +156,14 @@ class ConfigView(ApiModel):
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> ConfigView:
         overrides = row["risk_tier_overrides"] or {}
-        tiers = {name.value: {f: getattr(tier, f) for f in TIER_FIELDS}
-                 for name, tier in tier_configs(overrides).items()}
+        tiers = {
+            name.value: {f: getattr(tier, f) for f in TIER_FIELDS}
+            for name, tier in tier_configs(overrides).items()
+        }
         values = {name: row[name] for name in CONFIG_FIELDS}
-        values["risk_tier_overrides"] = {tier: {k: Decimal(str(v)) for k, v in fields.items()}
-                                         for tier, fields in overrides.items()}
+        values["risk_tier_overrides"] = {
+            tier: {k: Decimal(str(v)) for k, v in fields.items()} for tier, fields in overrides.items()
+        }
         return cls(**values, tiers=tiers, updated_at=row["updated_at"])
 
 

@@ -26,16 +26,20 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 # Declares the scheme in the OpenAPI document; the check reads the header itself
 # (`refuse_token`), as the request guard does for every state change before the body is read.
-bearer = HTTPBearer(auto_error=False, scheme_name="ApiToken",
-                    description="STONKS_API_TOKEN, or the token generated on first start (README, 'API').")
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiToken",
+    description="STONKS_API_TOKEN, or the token generated on first start (README, 'API').",
+)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 def _check(runtime: Runtime, request: Request) -> None:
     refusal = refuse_token(runtime.token, request.headers.get("authorization"))
     if refusal is not None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, refusal.detail,
-                            headers={"WWW-Authenticate": refusal.challenge})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, refusal.detail, headers={"WWW-Authenticate": refusal.challenge}
+        )
 
 
 async def require_token(request: Request, runtime: RuntimeDep, credentials: Credentials) -> None:
@@ -55,8 +59,10 @@ class Paging:
     offset: int
 
 
-def paging(limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Rows per page.")] = 50,
-           offset: Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip.")] = 0) -> Paging:
+def paging(
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Rows per page.")] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip.")] = 0,
+) -> Paging:
     return Paging(limit, offset)
 
 
@@ -70,8 +76,12 @@ class TimeRange:
 
 
 def time_range(
-        since: Annotated[Instant | None, Query(description="From this instant (inclusive); no offset: UTC.")] = None,
-        until: Annotated[Instant | None, Query(description="Before this instant (exclusive); no offset: UTC.")] = None,
+    since: Annotated[
+        Instant | None, Query(description="From this instant (inclusive); no offset: UTC.")
+    ] = None,
+    until: Annotated[
+        Instant | None, Query(description="Before this instant (exclusive); no offset: UTC.")
+    ] = None,
 ) -> TimeRange:
     if since is not None and until is not None and until < since:
         raise field_error("until", "until is before since", until.isoformat(), where="query")

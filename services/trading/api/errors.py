@@ -19,17 +19,23 @@ from services.trading.api.models import ErrorBody
 
 MAX_ECHOED = 100  # characters of a refused value sent back: enough to recognise it
 
-UNAUTHORIZED = {401: {"model": ErrorBody, "description": "Missing or wrong bearer token; nothing was changed."}}
+UNAUTHORIZED = {
+    401: {"model": ErrorBody, "description": "Missing or wrong bearer token; nothing was changed."}
+}
 
 
-def field_error(field: str, message: str, value: Any = None, *, where: str = "body") -> RequestValidationError:
+def field_error(
+    field: str, message: str, value: Any = None, *, where: str = "body"
+) -> RequestValidationError:
     return fields_error([field], message, value, where=where)
 
 
-def fields_error(fields: Iterable[str], message: str, value: Any = None, *,
-                 where: str = "body") -> RequestValidationError:
-    return RequestValidationError([{"type": "value_error", "loc": (where, field), "msg": message, "input": value}
-                                   for field in fields])
+def fields_error(
+    fields: Iterable[str], message: str, value: Any = None, *, where: str = "body"
+) -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": "value_error", "loc": (where, field), "msg": message, "input": value} for field in fields]
+    )
 
 
 def located(errors: Iterable[dict[str, Any]], where: str = "body") -> RequestValidationError:
@@ -41,8 +47,19 @@ async def unreadable_body(request: Request, exc: StarletteHTTPException) -> Resp
     """A body that cannot even be decoded (not UTF-8 JSON) is invalid input like any other:
     422 in the same shape, not FastAPI's bare 400. Every other HTTP error passes through."""
     if exc.status_code == 400 and request.method in ("POST", "PUT", "PATCH"):
-        return JSONResponse({"detail": [{"type": "json_invalid", "loc": ["body"], "input": None,
-                                         "msg": "the body is not valid JSON (UTF-8)"}]}, status_code=422)
+        return JSONResponse(
+            {
+                "detail": [
+                    {
+                        "type": "json_invalid",
+                        "loc": ["body"],
+                        "input": None,
+                        "msg": "the body is not valid JSON (UTF-8)",
+                    }
+                ]
+            },
+            status_code=422,
+        )
     return await http_exception_handler(request, exc)
 
 

@@ -94,8 +94,11 @@ def _refusal(scope: Scope) -> JSONResponse | None:
     headers = Headers(scope=scope)
     host = headers.get("host")
     if not host_allowed(host, runtime.allowed_hosts):
-        return _refuse(400, f"this server does not answer to the host {host!r:.80}: a name it serves "
-                            "belongs in STONKS_API_ALLOWED_HOSTS")
+        return _refuse(
+            400,
+            f"this server does not answer to the host {host!r:.80}: a name it serves "
+            "belongs in STONKS_API_ALLOWED_HOSTS",
+        )
     if scope["method"] not in SAFE_METHODS:
         token = refuse_token(runtime.token, headers.get("authorization"))
         if token is not None:
@@ -106,12 +109,17 @@ def _refusal(scope: Scope) -> JSONResponse | None:
 
 
 def _refuse(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status, headers={**(headers or {}), "Connection": "close"})
+    return JSONResponse(
+        {"detail": detail}, status_code=status, headers={**(headers or {}), "Connection": "close"}
+    )
 
 
 def _too_large() -> JSONResponse:
-    return _refuse(413, f"request body larger than {MAX_BODY_BYTES} bytes ({MAX_BODY_BYTES // 1024} KiB): "
-                        "no request of this API needs more")
+    return _refuse(
+        413,
+        f"request body larger than {MAX_BODY_BYTES} bytes ({MAX_BODY_BYTES // 1024} KiB): "
+        "no request of this API needs more",
+    )
 
 
 def _declared_length(headers: Headers) -> int:

@@ -46,5 +46,8 @@ class BacktestJobs:
             try:
                 await mark_failed(backtest_id, "the server stopped before the backtest finished")
             except Exception as exc:  # noqa: BLE001 - shutting down: say so and go on
-                log.warning("could not mark an interrupted backtest failed", backtest_id=str(backtest_id),
-                            error=str(exc))
+                log.warning(
+                    "could not mark an interrupted backtest failed",
+                    backtest_id=str(backtest_id),
+                    error=str(exc),
+                )

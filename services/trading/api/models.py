@@ -54,6 +54,7 @@ class ErrorBody(BaseModel):
 
 # -- status and positions --------------------------------------------------------------------
 
+
 class TickerCooldown(ApiModel):
     ticker: str
     until: datetime
@@ -64,8 +65,9 @@ class CircuitBreakerView(ApiModel):
     trigger: str | None = Field(None, description="daily_loss, volatility or manual.")
     reason: str | None = None
     triggered_at: datetime | None = None
-    until: datetime | None = Field(None, description="When the halt ends; null while active means until "
-                                                     "resolved by hand.")
+    until: datetime | None = Field(
+        None, description="When the halt ends; null while active means until resolved by hand."
+    )
     ticker_cooldowns: list[TickerCooldown] = Field(default_factory=list)
 
 
@@ -75,8 +77,9 @@ class PositionView(ApiModel):
     quantity: Dec
     entry_price: Dec
     current_price: Dec
-    price_as_of: datetime | None = Field(None, description="When the price was last known; null: no market "
-                                                           "price, valued at entry.")
+    price_as_of: datetime | None = Field(
+        None, description="When the price was last known; null: no market price, valued at entry."
+    )
     market_value: Dec
     cost_basis: Dec
     unrealized_pnl: Dec
@@ -116,8 +119,10 @@ class StatusView(ApiModel):
     open_position_count: int
     open_positions: list[PositionView]
     last_decision_at: datetime | None
-    micro_entries_today: int = Field(description="Micro-trade entries decided today (New York): what the engine "
-                                                 "counts against micro_trading_max_daily.")
+    micro_entries_today: int = Field(
+        description="Micro-trade entries decided today (New York): what the engine "
+        "counts against micro_trading_max_daily."
+    )
     engine: EngineView
 
 
@@ -129,6 +134,7 @@ class PositionsView(ApiModel):
 
 
 # -- decisions and trades --------------------------------------------------------------------
+
 
 class DecisionView(ApiModel):
     id: UUID
@@ -173,6 +179,7 @@ class TradeView(ApiModel):
 
 
 # -- performance -----------------------------------------------------------------------------
+
 
 class TradeStatsView(ApiModel):
     trade_count: int
@@ -236,6 +243,7 @@ class SnapshotView(ApiModel):
 
 # -- notifications ---------------------------------------------------------------------------
 
+
 class NotificationView(ApiModel):
     id: int
     channel: str
@@ -250,6 +258,7 @@ class NotificationView(ApiModel):
 
 # -- probes ----------------------------------------------------------------------------------
 
+
 class Health(ApiModel):
     status: Literal["ok"]
 
@@ -259,9 +268,11 @@ CheckState = Literal["ok", "degraded", "down"]
 
 class Readiness(ApiModel):
     status: Literal["ready", "degraded", "not_ready"] = Field(
-        description="not_ready (503) when any check is down; degraded (200) when one works more slowly.")
+        description="not_ready (503) when any check is down; degraded (200) when one works more slowly."
+    )
     checks: dict[str, CheckState] = Field(
         description="Each dependency this process uses: database, migrations; redis, engine (its lock "
-                    "and loop) and wake_up (LISTEN for new recommendations) when the engine runs in this "
-                    "process; paper_broker when its loop runs here too.")
+        "and loop) and wake_up (LISTEN for new recommendations) when the engine runs in this "
+        "process; paper_broker when its loop runs here too."
+    )
     detail: dict[str, str] = Field(default_factory=dict, description="Why a check is not ok.")

@@ -45,11 +45,15 @@ def _down(detail: str) -> Check:
 
 # -- the rules: states in, a verdict out (no I/O) ----------------------------------------------
 
+
 def verdict(checks: Mapping[str, Check]) -> Readiness:
     states = {check.state for check in checks.values()}
     status = "not_ready" if "down" in states else "degraded" if "degraded" in states else "ready"
-    return Readiness(status=status, checks={name: check.state for name, check in checks.items()},
-                     detail={name: check.detail for name, check in checks.items() if check.detail})
+    return Readiness(
+        status=status,
+        checks={name: check.state for name, check in checks.items()},
+        detail={name: check.detail for name, check in checks.items() if check.detail},
+    )
 
 
 def loop_check(name: str, silent: float | None, longest_wait_seconds: float) -> Check:
@@ -87,6 +91,7 @@ def wake_up_check(engine: TradingEngine) -> Check:
 
 # -- the probes ------------------------------------------------------------------------------
 
+
 async def assess(runtime: Runtime, runner: EngineRunner | None) -> Readiness:
     engine = runtime.engine
     engine_here = engine is not None and (runner is not None or runtime.engine_loop_in_process)
@@ -101,8 +106,9 @@ async def assess(runtime: Runtime, runner: EngineRunner | None) -> Readiness:
         checks["engine"] = engine_check(engine, runner)
         checks["wake_up"] = wake_up_check(engine)
     if runtime.paper_broker_loop is not None:
-        checks["paper_broker"] = loop_check("paper broker", runtime.paper_broker_loop.silent_for(),
-                                            PAPER_BROKER_LONGEST_WAIT_SECONDS)
+        checks["paper_broker"] = loop_check(
+            "paper broker", runtime.paper_broker_loop.silent_for(), PAPER_BROKER_LONGEST_WAIT_SECONDS
+        )
     return verdict(checks)
 
 

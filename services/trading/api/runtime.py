@@ -88,17 +88,29 @@ async def open_runtime(config: AppConfig, api: ApiSettings) -> Runtime:
             # The engine this app runs alerts the owner as `stonks-trading run`'s does (the
             # chart's deployment runs this path).
             notifications = await open_notification_service(pool, redis, clock, trading_config=config.trading)
-            engine = TradingEngine(pool, redis, clock, order_signer=order_signer(config), notifier=notifications)
+            engine = TradingEngine(
+                pool, redis, clock, order_signer=order_signer(config), notifier=notifications
+            )
             await engine.store.apply_environment(config.trading)
             await notifications.start()
     except BaseException:
         await pool.close()
         raise
-    return Runtime(pool, redis, clock, token, engine=engine, run_engine=api.run_engine,
-                   read_access=api.protect_reads, api_host=config.api_host,
-                   allowed_hosts=served_names(config.api_host, config.allowed_host_names), trading=config.trading,
-                   notifications=notifications, backtests=BacktestJobs(api.max_backtests),
-                   owns_connections=True)
+    return Runtime(
+        pool,
+        redis,
+        clock,
+        token,
+        engine=engine,
+        run_engine=api.run_engine,
+        read_access=api.protect_reads,
+        api_host=config.api_host,
+        allowed_hosts=served_names(config.api_host, config.allowed_host_names),
+        trading=config.trading,
+        notifications=notifications,
+        backtests=BacktestJobs(api.max_backtests),
+        owns_connections=True,
+    )
 
 
 def attached_runtime(config: AppConfig, parts: RuntimeParts, api: ApiSettings | None = None) -> Runtime:
@@ -107,12 +119,22 @@ def attached_runtime(config: AppConfig, parts: RuntimeParts, api: ApiSettings | 
     nothing and closes nothing, and /ready checks the loops the caller runs beside it."""
     api = api or load_api_settings()
     token = resolve_token(config.api_token, api.token_file or config.data_dir / TOKEN_FILE_NAME)
-    return Runtime(parts.pool, parts.redis, parts.clock, token, engine=parts.engine, run_engine=False,
-                   engine_loop_in_process=parts.engine_loop_in_process,
-                   paper_broker_loop=parts.paper_broker_loop, read_access=api.protect_reads,
-                   api_host=config.api_host, allowed_hosts=served_names(config.api_host, config.allowed_host_names),
-                   trading=config.trading, notifications=parts.notifications,
-                   backtests=BacktestJobs(api.max_backtests))
+    return Runtime(
+        parts.pool,
+        parts.redis,
+        parts.clock,
+        token,
+        engine=parts.engine,
+        run_engine=False,
+        engine_loop_in_process=parts.engine_loop_in_process,
+        paper_broker_loop=parts.paper_broker_loop,
+        read_access=api.protect_reads,
+        api_host=config.api_host,
+        allowed_hosts=served_names(config.api_host, config.allowed_host_names),
+        trading=config.trading,
+        notifications=parts.notifications,
+        backtests=BacktestJobs(api.max_backtests),
+    )
 
 
 async def close_runtime(runtime: Runtime) -> None:

@@ -40,6 +40,8 @@ def load_api_settings() -> ApiSettings:
     try:
         return ApiSettings()
     except ValidationError as exc:
-        problems = [f"STONKS_API_{'.'.join(map(str, e['loc'])).upper()}={e.get('input')!r}: {e['msg']}"
-                    for e in exc.errors()]
+        problems = [
+            f"STONKS_API_{'.'.join(map(str, e['loc'])).upper()}={e.get('input')!r}: {e['msg']}"
+            for e in exc.errors()
+        ]
         raise ConfigError("invalid settings: " + "; ".join(problems)) from None

@@ -44,20 +44,30 @@ def _ratio(numerator: Decimal, denominator: Decimal) -> Decimal:
 def _position(held: HeldPosition, quote: Quote | None) -> PositionView:
     p, levels = held.position, held.levels
     return PositionView(
-        ticker=p.ticker, sector=p.sector, quantity=p.quantity, entry_price=p.entry_price,
-        current_price=p.current_price, price_as_of=quote.as_of if quote else None, market_value=p.market_value,
-        cost_basis=p.cost_basis, unrealized_pnl=p.unrealized_pnl,
+        ticker=p.ticker,
+        sector=p.sector,
+        quantity=p.quantity,
+        entry_price=p.entry_price,
+        current_price=p.current_price,
+        price_as_of=quote.as_of if quote else None,
+        market_value=p.market_value,
+        cost_basis=p.cost_basis,
+        unrealized_pnl=p.unrealized_pnl,
         unrealized_pnl_pct=_ratio(p.current_price - p.entry_price, p.entry_price),
         stop_loss_price=levels.stop_loss_price if levels else None,
         take_profit_price=levels.take_profit_price if levels else None,
         trailing_stop_active=levels.trailing_stop_active if levels else False,
         atr_value=levels.atr_value if levels else None,
         risk_dollars=p.risk_dollars if levels else ZERO,
-        signal_confidence=p.signal_confidence if levels else None, is_micro_trade=p.is_micro_trade,
-        opened_at=p.opened_at)
+        signal_confidence=p.signal_confidence if levels else None,
+        is_micro_trade=p.is_micro_trade,
+        opened_at=p.opened_at,
+    )
 
 
-async def _account(runtime: Runtime, now: datetime) -> tuple[list[HeldPosition], dict[str, Quote], PortfolioState]:
+async def _account(
+    runtime: Runtime, now: datetime
+) -> tuple[list[HeldPosition], dict[str, Quote], PortfolioState]:
     """Held positions priced at `now`, and the account they make with cash and the reserve."""
     store = runtime.store
     held = await store.held()
@@ -70,45 +80,75 @@ def engine_view(runtime: Runtime, runner: EngineRunner | None) -> EngineView:
     engine = runtime.engine
     started = bool(engine is not None and engine.started)
     return EngineView(
-        attached=engine is not None, runs_here=runner is not None, started=started,
+        attached=engine is not None,
+        runs_here=runner is not None,
+        started=started,
         holds_lock=bool(engine is not None and engine.holds_lock),
         loop_running=runner.running if runner is not None else started,
-        mode=engine.mode.value if engine is not None else None, error=runner.error if runner else None)
+        mode=engine.mode.value if engine is not None else None,
+        error=runner.error if runner else None,
+    )
 
 
 async def status(runtime: Runtime, runner: EngineRunner | None) -> StatusView:
     now = runtime.clock.now()
     store = runtime.store
     (held, quotes, portfolio), row, breakers, last_decision, micro_entries = await asyncio.gather(
-        _account(runtime, now), store.config_row(), store.breaker_state(), read_model.last_decision_at(runtime.pool),
-        store.micro_entries_since(new_york_day_start(now)))
+        _account(runtime, now),
+        store.config_row(),
+        store.breaker_state(),
+        read_model.last_decision_at(runtime.pool),
+        store.micro_entries_since(new_york_day_start(now)),
+    )
     settings = EngineSettings.from_row(row)
     active = circuit_breaker.is_active(breakers, now)
     reason = None
     if active and breakers.trigger_type is not None and breakers.triggered_at is not None:
-        reason = await read_model.breaker_reason(runtime.pool, str(breakers.trigger_type), breakers.triggered_at)
+        reason = await read_model.breaker_reason(
+            runtime.pool, str(breakers.trigger_type), breakers.triggered_at
+        )
     breaker = CircuitBreakerView(
-        active=active, trigger=str(breakers.trigger_type) if active and breakers.trigger_type else None,
-        reason=reason, triggered_at=breakers.triggered_at if active else None,
+        active=active,
+        trigger=str(breakers.trigger_type) if active and breakers.trigger_type else None,
+        reason=reason,
+        triggered_at=breakers.triggered_at if active else None,
         until=breakers.cooldown_expires if active else None,
-        ticker_cooldowns=[TickerCooldown(ticker=t, until=until)
-                          for t, until in sorted(breakers.ticker_cooldowns.items()) if until > now])
+        ticker_cooldowns=[
+            TickerCooldown(ticker=t, until=until)
+            for t, until in sorted(breakers.ticker_cooldowns.items())
+            if until > now
+        ],
+    )
     positions = [_position(h, quotes.get(h.position.ticker)) for h in held]
     return StatusView(
-        as_of=now, enabled=settings.enabled, paused=settings.paused, risk_tier=settings.risk_tier.value,
-        circuit_breaker=breaker, total_value=portfolio.total_value, cash=portfolio.cash,
-        active_pool=portfolio.active_pool, reserve_pool=portfolio.reserve_pool,
-        portfolio_heat=portfolio.portfolio_heat, max_portfolio_heat=settings.tier.max_portfolio_heat,
-        open_position_count=len(positions), open_positions=positions, last_decision_at=last_decision,
-        micro_entries_today=micro_entries, engine=engine_view(runtime, runner))
+        as_of=now,
+        enabled=settings.enabled,
+        paused=settings.paused,
+        risk_tier=settings.risk_tier.value,
+        circuit_breaker=breaker,
+        total_value=portfolio.total_value,
+        cash=portfolio.cash,
+        active_pool=portfolio.active_pool,
+        reserve_pool=portfolio.reserve_pool,
+        portfolio_heat=portfolio.portfolio_heat,
+        max_portfolio_heat=settings.tier.max_portfolio_heat,
+        open_position_count=len(positions),
+        open_positions=positions,
+        last_decision_at=last_decision,
+        micro_entries_today=micro_entries,
+        engine=engine_view(runtime, runner),
+    )
 
 
 async def positions(runtime: Runtime) -> PositionsView:
     now = runtime.clock.now()
     held, quotes, portfolio = await _account(runtime, now)
-    return PositionsView(as_of=now, total_value=portfolio.total_value,
-                         items=[_position(h, quotes.get(h.position.ticker)) for h in held],
-                         sector_exposure=portfolio.sector_exposure)
+    return PositionsView(
+        as_of=now,
+        total_value=portfolio.total_value,
+        items=[_position(h, quotes.get(h.position.ticker)) for h in held],
+        sector_exposure=portfolio.sector_exposure,
+    )
 
 
 def _profit_factor(value: float | None) -> dict[str, Any]:
@@ -118,9 +158,16 @@ def _profit_factor(value: float | None) -> dict[str, Any]:
 
 def _trade_stats(stats: TradeStats) -> TradeStatsView:
     return TradeStatsView(
-        trade_count=stats.trade_count, win_count=stats.win_count, loss_count=stats.loss_count,
-        win_rate=stats.win_rate, avg_win=stats.avg_win, avg_loss=stats.avg_loss,
-        realized_pnl=stats.realized_pnl, unrealized_pnl=stats.unrealized_pnl, **_profit_factor(stats.profit_factor))
+        trade_count=stats.trade_count,
+        win_count=stats.win_count,
+        loss_count=stats.loss_count,
+        win_rate=stats.win_rate,
+        avg_win=stats.avg_win,
+        avg_loss=stats.avg_loss,
+        realized_pnl=stats.realized_pnl,
+        unrealized_pnl=stats.unrealized_pnl,
+        **_profit_factor(stats.profit_factor),
+    )
 
 
 async def metrics(runtime: Runtime) -> MetricsView:
@@ -130,23 +177,47 @@ async def metrics(runtime: Runtime) -> MetricsView:
     now = runtime.clock.now()
     today = now.astimezone(NEW_YORK).date()
     (_, _, portfolio), trades, curve, start = await asyncio.gather(
-        _account(runtime, now), session_close.closed_trades(runtime.pool),
-        session_close.equity_curve(runtime.pool, today), read_model.start_of_day_value(runtime.pool, today))
+        _account(runtime, now),
+        session_close.closed_trades(runtime.pool),
+        session_close.equity_curve(runtime.pool, today),
+        read_model.start_of_day_value(runtime.pool, today),
+    )
     if start is None:
         start = curve[-1] if curve else portfolio.total_value
-    report = compute_metrics(portfolio=portfolio, closed_trades=trades, equity_curve=curve,
-                             start_of_day_value=start, computed_at=now)
+    report = compute_metrics(
+        portfolio=portfolio,
+        closed_trades=trades,
+        equity_curve=curve,
+        start_of_day_value=start,
+        computed_at=now,
+    )
     m = report.metrics
     return MetricsView(
-        as_of=now, total_portfolio_value=m.total_portfolio_value, active_pool=m.active_pool,
-        reserve_pool=m.reserve_pool, unrealized_pnl=m.unrealized_pnl, realized_pnl=m.realized_pnl,
-        daily_pnl=m.daily_pnl, trade_count=m.trade_count, win_count=m.win_count, loss_count=m.loss_count,
-        win_rate=m.win_rate, avg_win=m.avg_win, avg_loss=m.avg_loss, sharpe_ratio=m.sharpe_ratio,
-        max_drawdown=m.max_drawdown, current_drawdown=m.current_drawdown, portfolio_heat=m.portfolio_heat,
-        micro=_trade_stats(report.micro), history_days=len(curve), **_profit_factor(m.profit_factor))
+        as_of=now,
+        total_portfolio_value=m.total_portfolio_value,
+        active_pool=m.active_pool,
+        reserve_pool=m.reserve_pool,
+        unrealized_pnl=m.unrealized_pnl,
+        realized_pnl=m.realized_pnl,
+        daily_pnl=m.daily_pnl,
+        trade_count=m.trade_count,
+        win_count=m.win_count,
+        loss_count=m.loss_count,
+        win_rate=m.win_rate,
+        avg_win=m.avg_win,
+        avg_loss=m.avg_loss,
+        sharpe_ratio=m.sharpe_ratio,
+        max_drawdown=m.max_drawdown,
+        current_drawdown=m.current_drawdown,
+        portfolio_heat=m.portfolio_heat,
+        micro=_trade_stats(report.micro),
+        history_days=len(curve),
+        **_profit_factor(m.profit_factor),
+    )
 
 
 # -- rows to models ------------------------------------------------------------------------------
+
 
 def _pick(model: type, row: Mapping[str, Any]) -> dict[str, Any]:
     return {name: row[name] for name in model.model_fields if name in row}
@@ -158,8 +229,11 @@ def decision(row: Mapping[str, Any]) -> DecisionView:
 
 def trade(row: Mapping[str, Any]) -> TradeView:
     cost = row["entry_price"] * row["quantity"]
-    return TradeView(**_pick(TradeView, row), pnl_pct=_ratio(row["pnl"], cost),
-                     hold_duration_seconds=(row["exit_at"] - row["entry_at"]).total_seconds())
+    return TradeView(
+        **_pick(TradeView, row),
+        pnl_pct=_ratio(row["pnl"], cost),
+        hold_duration_seconds=(row["exit_at"] - row["entry_at"]).total_seconds(),
+    )
 
 
 def _float(value: Any) -> float | None:
@@ -173,9 +247,12 @@ def snapshot(row: Mapping[str, Any]) -> SnapshotView:
     extra = row["metrics"] or {}
     daily_pnl = extra.get("daily_pnl")
     return SnapshotView(
-        **_pick(SnapshotView, row), current_drawdown=row["current_drawdown_pct"],
+        **_pick(SnapshotView, row),
+        current_drawdown=row["current_drawdown_pct"],
         daily_pnl=Decimal(str(daily_pnl)) if daily_pnl is not None else None,
-        trade_count=extra.get("trade_count"), **_profit_factor(_float(extra.get("profit_factor"))))
+        trade_count=extra.get("trade_count"),
+        **_profit_factor(_float(extra.get("profit_factor"))),
+    )
 
 
 def notification(row: Mapping[str, Any]) -> NotificationView:

@@ -28,7 +28,19 @@ from services.trading.backtest.results import (
 )
 
 __all__ = [
-    "BacktestConfig", "BacktestConfigError", "BacktestData", "BacktestEvent", "BacktestResult", "BacktestTrade",
-    "Backtester", "CommissionModel", "DataGap", "DecisionRecord", "FillModel", "MarketData", "Metrics",
-    "SignalSource", "sample_backtest_data",
+    "BacktestConfig",
+    "BacktestConfigError",
+    "BacktestData",
+    "BacktestEvent",
+    "BacktestResult",
+    "BacktestTrade",
+    "Backtester",
+    "CommissionModel",
+    "DataGap",
+    "DecisionRecord",
+    "FillModel",
+    "MarketData",
+    "Metrics",
+    "SignalSource",
+    "sample_backtest_data",
 ]

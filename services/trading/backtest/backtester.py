@@ -56,9 +56,16 @@ class Backtester:
         if config.tickers:
             wanted = set(config.tickers)
             recs = [r for r in recs if r.ticker in wanted]
-        context = MarketContext(market, self.data.known_tickers, self.data.sectors, self.data.earnings,
-                                self.data.high_severity_events)
-        simulation = Simulation(config, context, signals.schedule(recs, market, first, last), first, last, progress)
+        context = MarketContext(
+            market,
+            self.data.known_tickers,
+            self.data.sectors,
+            self.data.earnings,
+            self.data.high_severity_events,
+        )
+        simulation = Simulation(
+            config, context, signals.schedule(recs, market, first, last), first, last, progress
+        )
         error = None
         try:
             simulation.run()
@@ -74,37 +81,68 @@ class Backtester:
         first = market.session_index(config.start_date)
         last = market.session_index(config.end_date, side="right") - 1
         if first > last:
-            raise BacktestConfigError("start_date", f"no market data sessions between {config.start_date} and "
-                                                    f"{config.end_date}")
+            raise BacktestConfigError(
+                "start_date", f"no market data sessions between {config.start_date} and {config.end_date}"
+            )
         return first, last
 
     def _universe(self, config: BacktestConfig) -> list[int]:
         market = self.data.market
         missing = [t for t in config.tickers if t not in market.index]
         if missing:
-            raise BacktestConfigError("tickers", f"unknown ticker(s) {', '.join(missing)}: no daily bars loaded")
-        return [market.index[t] for t in config.tickers] if config.tickers else list(range(len(market.tickers)))
+            raise BacktestConfigError(
+                "tickers", f"unknown ticker(s) {', '.join(missing)}: no daily bars loaded"
+            )
+        return (
+            [market.index[t] for t in config.tickers] if config.tickers else list(range(len(market.tickers)))
+        )
 
 
-def _result(config: BacktestConfig, simulation: Simulation, market: MarketData, rows: list[int], first: int,
-            last: int, error: str | None) -> BacktestResult:
+def _result(
+    config: BacktestConfig,
+    simulation: Simulation,
+    market: MarketData,
+    rows: list[int],
+    first: int,
+    last: int,
+    error: str | None,
+) -> BacktestResult:
     book = simulation.book
     equity = tuple(simulation.equity)
     values = [value for _, value in equity]
     final = values[-1] if values else config.initial_capital
     at = market.session_close[last if error is None else (simulation.day or first)]
     trades = tuple(BacktestTrade.of(r.trade, r.exit_reason) for r in book.trades)
-    metrics = summarize(config.initial_capital, values, [r.trade for r in book.trades], PortfolioState((), final), at)
-    open_positions = tuple(BacktestTrade(h.ticker, h.quantity, h.entry_price, h.opened_at, fees=h.entry_fees,
-                                         recommendation_id=h.recommendation_id) for h in book.holdings.values())
+    metrics = summarize(
+        config.initial_capital, values, [r.trade for r in book.trades], PortfolioState((), final), at
+    )
+    open_positions = tuple(
+        BacktestTrade(
+            h.ticker,
+            h.quantity,
+            h.entry_price,
+            h.opened_at,
+            fees=h.entry_fees,
+            recommendation_id=h.recommendation_id,
+        )
+        for h in book.holdings.values()
+    )
     return BacktestResult(
-        config=config, status=COMPLETED if error is None else FAILED, error=error, metrics=metrics,
-        trades=trades, open_positions=open_positions, equity_curve=equity,
-        data_gaps=tuple(market.gaps(rows, first, last)), decisions=tuple(simulation.decisions),
-        events=tuple(simulation.events), reserve_balance=book.reserve.balance,
+        config=config,
+        status=COMPLETED if error is None else FAILED,
+        error=error,
+        metrics=metrics,
+        trades=trades,
+        open_positions=open_positions,
+        equity_curve=equity,
+        data_gaps=tuple(market.gaps(rows, first, last)),
+        decisions=tuple(simulation.decisions),
+        events=tuple(simulation.events),
+        reserve_balance=book.reserve.balance,
         final_risk_tier=simulation.settings.risk_tier.value,
         tax=TaxReport(book.tax.realized_pnl, book.tax.disallowed_loss, tuple(book.tax.wash_sales)),
-        bars=int(market.valid[rows][:, first: last + 1].sum()), sessions=last - first + 1,
+        bars=int(market.valid[rows][:, first : last + 1].sum()),
+        sessions=last - first + 1,
     )
 
 
@@ -117,11 +155,15 @@ def sample_backtest_data(start: date, end: date, tickers: Sequence[str] | None =
     symbols = tuple(tickers or sample_data.SAMPLE_TICKERS)
     unknown = [t for t in symbols if t not in sample_data.SAMPLE_TICKERS]
     if unknown:
-        raise BacktestConfigError("tickers", f"unknown ticker(s) {', '.join(unknown)}: the sample has "
-                                             f"{', '.join(sample_data.SAMPLE_TICKERS)}")
+        raise BacktestConfigError(
+            "tickers",
+            f"unknown ticker(s) {', '.join(unknown)}: the sample has {', '.join(sample_data.SAMPLE_TICKERS)}",
+        )
     sectors = {t.ticker: t.sector for t in sample_data.sample_tickers(symbols)}
     market = MarketData.from_bars(sample_data.load_sample_bars(symbols), warmup_start(start), end, sectors)
     earnings: dict[str, list[date]] = {}
     for e in sample_data.sample_earnings(symbols):
         earnings.setdefault(e.ticker, []).append(e.earnings_date)
-    return BacktestData(market, None, frozenset(symbols), sectors, {t: sorted(d) for t, d in earnings.items()})
+    return BacktestData(
+        market, None, frozenset(symbols), sectors, {t: sorted(d) for t, d in earnings.items()}
+    )

@@ -67,9 +67,18 @@ class Holding:
     price: Decimal = ZERO  # latest known price
 
     def position(self, price: Decimal | None = None) -> OpenPosition:
-        return OpenPosition(self.ticker, self.quantity, self.entry_price, price or self.price, self.sector,
-                            self.levels.stop_loss_price, self.levels.take_profit_price, self.confidence,
-                            False, self.opened_at)
+        return OpenPosition(
+            self.ticker,
+            self.quantity,
+            self.entry_price,
+            price or self.price,
+            self.sector,
+            self.levels.stop_loss_price,
+            self.levels.take_profit_price,
+            self.confidence,
+            False,
+            self.opened_at,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +119,9 @@ class Book:
     def portfolio(self) -> PortfolioState:
         """The account as the decision core sees it; rebuilt only after a change."""
         if self._portfolio is None:
-            self._portfolio = PortfolioState(tuple(h.position() for h in self.holdings.values()), self.cash,
-                                             self.reserve.balance)
+            self._portfolio = PortfolioState(
+                tuple(h.position() for h in self.holdings.values()), self.cash, self.reserve.balance
+            )
         return self._portfolio
 
     def arrays(self) -> tuple[list[Holding], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -141,8 +151,19 @@ class Book:
 
     # -- fills -----------------------------------------------------------------------------
 
-    def buy(self, ticker: str, row: int, sector: str, quantity: Decimal, open_price: Decimal, at: datetime,
-            trade_day: date, plan: StopPlan, decision_id: UUID, recommendation_id: int | None) -> str | None:
+    def buy(
+        self,
+        ticker: str,
+        row: int,
+        sector: str,
+        quantity: Decimal,
+        open_price: Decimal,
+        at: datetime,
+        trade_day: date,
+        plan: StopPlan,
+        decision_id: UUID,
+        recommendation_id: int | None,
+    ) -> str | None:
         """Fill a buy at the open plus slippage; the reason it is refused, or None."""
         price = market_fill_price(open_price, BUY, self.fill)
         fee = self.fill.commission.commission(quantity, price)
@@ -153,31 +174,66 @@ class Book:
         self.changed()
         held = self.holdings.get(ticker)
         if held is None:
-            levels = stop_loss_manager.compute_initial_levels(price, plan.atr, plan.atr_multiplier,
-                                                              plan.reward_risk_ratio, at)
-            held = Holding(ticker, row, sector, quantity, price, levels, plan.confidence, at, recommendation_id,
-                           price=open_price)
+            levels = stop_loss_manager.compute_initial_levels(
+                price, plan.atr, plan.atr_multiplier, plan.reward_risk_ratio, at
+            )
+            held = Holding(
+                ticker,
+                row,
+                sector,
+                quantity,
+                price,
+                levels,
+                plan.confidence,
+                at,
+                recommendation_id,
+                price=open_price,
+            )
             self.holdings[ticker] = held
         else:  # a later tranche or an add-on: the same core rule as fill_handler
             held.entry_price, held.levels = stop_loss_manager.levels_after_add(
-                held.levels, held.quantity, held.entry_price, quantity, price, plan.atr, plan.atr_multiplier,
-                plan.reward_risk_ratio, at)
+                held.levels,
+                held.quantity,
+                held.entry_price,
+                quantity,
+                price,
+                plan.atr,
+                plan.atr_multiplier,
+                plan.reward_risk_ratio,
+                at,
+            )
             held.quantity += quantity
         held.decisions.add(decision_id)
         held.entry_fees += fee
         self._record_lots(tax_lots.record_entry, ticker, quantity, price, trade_day)
         return None
 
-    def sell(self, ticker: str, quantity: Decimal, price_before_slippage: Decimal, at: datetime, trade_day: date,
-             exit_reason: str) -> TradeRecord:
+    def sell(
+        self,
+        ticker: str,
+        quantity: Decimal,
+        price_before_slippage: Decimal,
+        at: datetime,
+        trade_day: date,
+        exit_reason: str,
+    ) -> TradeRecord:
         """Fill a sell; close lots, record the trade, siphon a profit into the Reserve Pool."""
         held = self.holdings[ticker]
         quantity = min(quantity, held.quantity)
         price = market_fill_price(price_before_slippage, SELL, self.fill)
         fee = self.fill.commission.commission(quantity, price)
         entry_fees = held.entry_fees * quantity / held.quantity
-        trade = ClosedTrade(ticker, held.entry_price, price, quantity, held.opened_at, at, held.recommendation_id,
-                            False, fees=fee + entry_fees)
+        trade = ClosedTrade(
+            ticker,
+            held.entry_price,
+            price,
+            quantity,
+            held.opened_at,
+            at,
+            held.recommendation_id,
+            False,
+            fees=fee + entry_fees,
+        )
         self.cash += quantity * price - fee
         held.quantity -= quantity
         held.entry_fees -= entry_fees
@@ -210,5 +266,7 @@ class Book:
         self.tax.disallowed_loss += update.disallowed_loss
         self.tax.wash_sales.extend(update.wash_sales)
         horizon = trade_day - WASH_WINDOW
-        kept = tuple(lot for lot in update.book.lots if lot.is_open or (lot.closed_date or trade_day) >= horizon)
+        kept = tuple(
+            lot for lot in update.book.lots if lot.is_open or (lot.closed_date or trade_day) >= horizon
+        )
         self._lots[ticker] = replace(update.book, lots=kept)

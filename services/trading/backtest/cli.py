@@ -29,8 +29,14 @@ from services.trading.backtest.results import BacktestResult
 from services.trading.backtest.run_store import load_backtest_data, save_backtest
 
 errors = Console(stderr=True)
-EXPECTED_ERRORS = (BacktestConfigError, ConfigError, EmbeddedServerError, MigrationError, asyncpg.PostgresError,
-                   OSError)
+EXPECTED_ERRORS = (
+    BacktestConfigError,
+    ConfigError,
+    EmbeddedServerError,
+    MigrationError,
+    asyncpg.PostgresError,
+    OSError,
+)
 
 
 def _fail(message: str) -> NoReturn:
@@ -43,23 +49,48 @@ def backtest_command(
     end: str = typer.Option(..., "--end", help="Last session of the backtest (YYYY-MM-DD)."),
     capital: str = typer.Option("10000", "--capital", help="Initial capital in dollars."),
     tier: str = typer.Option("moderate", "--tier", help="Risk tier: conservative, moderate or aggressive."),
-    tickers: list[str] = typer.Option(None, "--tickers", help="Tickers, comma-separated (default: every "
-                                                              "ticker with daily bars in the range)."),
-    signals: str = typer.Option(None, "--signals", help="Where recommendations come from: database (the "
-                                                        "recommendations table, default), momentum (the sample "
-                                                        "SMA 10/30 signal) or csv."),
-    csv: Path = typer.Option(None, "--csv", help="CSV of recommendations (ticker, action, confidence, "
-                                                 "date or generated_at); implies --signals csv."),
-    slippage_bps: str = typer.Option("5", "--slippage-bps", help="Slippage against the trader, in basis points."),
+    tickers: list[str] = typer.Option(
+        None,
+        "--tickers",
+        help="Tickers, comma-separated (default: every ticker with daily bars in the range).",
+    ),
+    signals: str = typer.Option(
+        None,
+        "--signals",
+        help="Where recommendations come from: database (the "
+        "recommendations table, default), momentum (the sample "
+        "SMA 10/30 signal) or csv.",
+    ),
+    csv: Path = typer.Option(
+        None,
+        "--csv",
+        help="CSV of recommendations (ticker, action, confidence, "
+        "date or generated_at); implies --signals csv.",
+    ),
+    slippage_bps: str = typer.Option(
+        "5", "--slippage-bps", help="Slippage against the trader, in basis points."
+    ),
     commission: str = typer.Option("0", "--commission", help="Commission per order, in dollars."),
-    plot: Path = typer.Option(None, "--plot", help="Where to write the equity-curve PNG (default: "
-                                                   "backtest-ID.png in the data directory's backtests folder)."),
+    plot: Path = typer.Option(
+        None,
+        "--plot",
+        help="Where to write the equity-curve PNG (default: "
+        "backtest-ID.png in the data directory's backtests folder).",
+    ),
 ) -> None:
     """Replay history through the engine's own decision core and report what would have happened."""
     try:
-        config = BacktestConfig.parse(start_date=start, end_date=end, initial_capital=capital, risk_tier=tier,
-                                      tickers=tickers, signals=signals, csv_path=csv, slippage_bps=slippage_bps,
-                                      commission_per_order=commission)
+        config = BacktestConfig.parse(
+            start_date=start,
+            end_date=end,
+            initial_capital=capital,
+            risk_tier=tier,
+            tickers=tickers,
+            signals=signals,
+            csv_path=csv,
+            slippage_bps=slippage_bps,
+            commission_per_order=commission,
+        )
         app_config = load_config()
     except (BacktestConfigError, ConfigError) as exc:
         _fail(str(exc))
@@ -81,10 +112,14 @@ async def _run(config: BacktestConfig, app_config) -> tuple[BacktestResult, obje
         await upgrade(connection)
         data = await load_backtest_data(connection, config)
         if data.recommendations is not None and not data.recommendations:
-            errors.print("note: no recommendations in the range; write some with `stonks-trading signals` or "
-                         "replay the sample signal with `--signals momentum`", highlight=False)
-        with Progress(TextColumn("backtesting"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
-                      console=errors) as progress:
+            errors.print(
+                "note: no recommendations in the range; write some with `stonks-trading signals` or "
+                "replay the sample signal with `--signals momentum`",
+                highlight=False,
+            )
+        with Progress(
+            TextColumn("backtesting"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(), console=errors
+        ) as progress:
             task = progress.add_task("backtest", total=1.0)
             result = Backtester(data).run(config, lambda done: progress.update(task, completed=done))
         return result, await save_backtest(connection, result)
@@ -98,10 +133,15 @@ def summary_table(result: BacktestResult) -> Table:
     acted = sum(1 for d in result.decisions if d.acted)
     pf = "inf" if m.profit_factor == float("inf") else f"{m.profit_factor:.2f}"
     rows = [
-        ("initial capital", f"${c.initial_capital:,.2f}"), ("final value", f"${m.final_value:,.2f}"),
-        ("total return", f"{m.total_return:+.2%}"), ("Sharpe (whole run)", f"{m.sharpe_ratio:.2f}"),
-        ("Sharpe (last 30 days)", f"{m.sharpe_ratio_30d:.2f}"), ("max drawdown", f"{m.max_drawdown:.2%}"),
-        ("trades", str(m.trade_count)), ("win rate", f"{m.win_rate:.1%}"), ("profit factor", pf),
+        ("initial capital", f"${c.initial_capital:,.2f}"),
+        ("final value", f"${m.final_value:,.2f}"),
+        ("total return", f"{m.total_return:+.2%}"),
+        ("Sharpe (whole run)", f"{m.sharpe_ratio:.2f}"),
+        ("Sharpe (last 30 days)", f"{m.sharpe_ratio_30d:.2f}"),
+        ("max drawdown", f"{m.max_drawdown:.2%}"),
+        ("trades", str(m.trade_count)),
+        ("win rate", f"{m.win_rate:.1%}"),
+        ("profit factor", pf),
         ("open at the end", str(len(result.open_positions))),
         ("decisions", f"{len(result.decisions)} ({acted} acted)"),
         ("risk tier", f"{c.risk_tier.value} -> {result.final_risk_tier}"),

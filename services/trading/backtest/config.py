@@ -110,7 +110,9 @@ class BacktestConfig:
         object.__setattr__(self, "tickers", _tickers(self.tickers))
         _validate(self)
         settings = self.settings or EngineSettings(enabled=True, risk_tier=self.risk_tier)
-        object.__setattr__(self, "settings", replace(settings, enabled=True, paused=False, risk_tier=self.risk_tier))
+        object.__setattr__(
+            self, "settings", replace(settings, enabled=True, paused=False, risk_tier=self.risk_tier)
+        )
 
     @classmethod
     def parse(cls, **raw: Any) -> BacktestConfig:
@@ -125,8 +127,17 @@ class BacktestConfig:
             ),
             tranche_spacing_sessions=_int("tranche_spacing_sessions", raw.pop("tranche_spacing_sessions", 1)),
         )
-        unknown = set(raw) - {"start_date", "end_date", "initial_capital", "risk_tier", "tickers", "signals",
-                              "csv_path", "rebalance_weekly", "settings"}
+        unknown = set(raw) - {
+            "start_date",
+            "end_date",
+            "initial_capital",
+            "risk_tier",
+            "tickers",
+            "signals",
+            "csv_path",
+            "rebalance_weekly",
+            "settings",
+        }
         if unknown:
             name = min(unknown)
             raise BacktestConfigError(name, f"unknown backtest option {name!r}")
@@ -151,20 +162,30 @@ class BacktestConfig:
         """The config as stored in `backtest_runs.config`."""
         c = self.fill.commission
         return {
-            "start_date": self.start_date.isoformat(), "end_date": self.end_date.isoformat(),
-            "initial_capital": str(self.initial_capital), "risk_tier": self.risk_tier.value,
-            "tickers": list(self.tickers), "signals": self.signals.value,
+            "start_date": self.start_date.isoformat(),
+            "end_date": self.end_date.isoformat(),
+            "initial_capital": str(self.initial_capital),
+            "risk_tier": self.risk_tier.value,
+            "tickers": list(self.tickers),
+            "signals": self.signals.value,
             "csv_path": str(self.csv_path) if self.csv_path else None,
-            "fill": {"slippage_bps": str(self.fill.slippage_bps),
-                     "commission": {"per_order": str(c.per_order), "per_share": str(c.per_share),
-                                    "pct_of_notional": str(c.pct_of_notional)},
-                     "tranche_spacing_sessions": self.fill.tranche_spacing_sessions,
-                     "statement": self.fill.describe()},
+            "fill": {
+                "slippage_bps": str(self.fill.slippage_bps),
+                "commission": {
+                    "per_order": str(c.per_order),
+                    "per_share": str(c.per_share),
+                    "pct_of_notional": str(c.pct_of_notional),
+                },
+                "tranche_spacing_sessions": self.fill.tranche_spacing_sessions,
+                "statement": self.fill.describe(),
+            },
             "rebalance_weekly": self.rebalance_weekly,
             "max_open_positions": self.settings.max_open_positions,
             "tier": {name: str(getattr(self.settings.tier, name)) for name in TIER_FIELDS},
-            "gradual_entry": {"tranches": self.settings.gradual.tranche_count,
-                              "threshold_dollars": str(self.settings.gradual.threshold_dollars)},
+            "gradual_entry": {
+                "tranches": self.settings.gradual.tranche_count,
+                "threshold_dollars": str(self.settings.gradual.threshold_dollars),
+            },
         }
 
 
@@ -174,13 +195,18 @@ def _validate(config: BacktestConfig) -> None:
         if not isinstance(value, date):
             raise BacktestConfigError(name, f"{name} must be a date, got {value!r}")
         if not CALENDAR_START <= value <= CALENDAR_END:
-            raise BacktestConfigError(name, f"{name} {value} is outside the market calendar "
-                                            f"({CALENDAR_START} .. {CALENDAR_END})")
+            raise BacktestConfigError(
+                name, f"{name} {value} is outside the market calendar ({CALENDAR_START} .. {CALENDAR_END})"
+            )
     if config.end_date < config.start_date:
-        raise BacktestConfigError("end_date", f"end date {config.end_date} is before start date {config.start_date}")
+        raise BacktestConfigError(
+            "end_date", f"end date {config.end_date} is before start date {config.start_date}"
+        )
     capital = config.initial_capital
     if not isinstance(capital, Decimal) or not capital.is_finite() or capital <= 0:
-        raise BacktestConfigError("initial_capital", f"initial capital must be a positive amount, got {capital}")
+        raise BacktestConfigError(
+            "initial_capital", f"initial capital must be a positive amount, got {capital}"
+        )
     if not isinstance(config.risk_tier, RiskTierName):
         raise BacktestConfigError("risk_tier", f"unknown risk tier {config.risk_tier!r}")
     for ticker in config.tickers:
@@ -190,10 +216,15 @@ def _validate(config: BacktestConfig) -> None:
         raise BacktestConfigError("csv_path", "signals from a CSV need the path of the CSV file")
     fill = config.fill
     if not fill.slippage_bps.is_finite() or not 0 <= fill.slippage_bps <= MAX_SLIPPAGE_BPS:
-        raise BacktestConfigError("slippage_bps", f"slippage must be 0..{MAX_SLIPPAGE_BPS} bps, got {fill.slippage_bps}")
+        raise BacktestConfigError(
+            "slippage_bps", f"slippage must be 0..{MAX_SLIPPAGE_BPS} bps, got {fill.slippage_bps}"
+        )
     c = fill.commission
-    for name, value in (("commission_per_order", c.per_order), ("commission_per_share", c.per_share),
-                        ("commission_pct", c.pct_of_notional)):
+    for name, value in (
+        ("commission_per_order", c.per_order),
+        ("commission_per_share", c.per_share),
+        ("commission_pct", c.pct_of_notional),
+    ):
         if not value.is_finite() or value < 0:
             raise BacktestConfigError(name, f"{name} must be zero or positive, got {value}")
     if fill.tranche_spacing_sessions < 0:
@@ -233,7 +264,9 @@ def _tier(value: Any) -> RiskTierName:
         return RiskTierName(str(value).strip().lower())
     except ValueError:
         names = ", ".join(t.value for t in RiskTierName)
-        raise BacktestConfigError("risk_tier", f"unknown risk tier {value!r}: choose one of {names}") from None
+        raise BacktestConfigError(
+            "risk_tier", f"unknown risk tier {value!r}: choose one of {names}"
+        ) from None
 
 
 def _signals(value: Any) -> SignalSource:
@@ -241,13 +274,17 @@ def _signals(value: Any) -> SignalSource:
         return SignalSource(str(value).strip().lower())
     except ValueError:
         names = ", ".join(s.value for s in SignalSource)
-        raise BacktestConfigError("signals", f"unknown signal source {value!r}: choose one of {names}") from None
+        raise BacktestConfigError(
+            "signals", f"unknown signal source {value!r}: choose one of {names}"
+        ) from None
 
 
 def _tickers(value: Any) -> tuple[str, ...]:
     if not value:
         return ()
-    items = value.split(",") if isinstance(value, str) else [part for v in value for part in str(v).split(",")]
+    items = (
+        value.split(",") if isinstance(value, str) else [part for v in value for part in str(v).split(",")]
+    )
     tickers = tuple(dict.fromkeys(t.strip().upper() for t in items if t.strip()))
     for ticker in tickers:
         if not is_ticker(ticker):

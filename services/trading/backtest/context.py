@@ -51,9 +51,17 @@ class MarketContext:
         price = None if row is None else self.market.price(self.market.open, row, day)
         sector = self.market.sectors.get(rec.ticker) or self.sectors.get(rec.ticker, "Unknown")
         # Daily bars only: the price is the session's own open, current for the whole session.
-        return _View(True, sector, price, self.sessions_until_earnings(rec.ticker, now),
-                     self.high_severity_event(now), self.market, row, day - 1,
-                     price_as_of=None if price is None else self.market.session_open[day])
+        return _View(
+            True,
+            sector,
+            price,
+            self.sessions_until_earnings(rec.ticker, now),
+            self.high_severity_event(now),
+            self.market,
+            row,
+            day - 1,
+            price_as_of=None if price is None else self.market.session_open[day],
+        )
 
     def sessions_until_earnings(self, ticker: str, now: datetime) -> int | None:
         dates = self.earnings.get(ticker)

@@ -34,9 +34,21 @@ class ExitSignal:
     breaker: BreakerCheck | None = None
 
 
-def find_exits(market: MarketData, day: int, held: list[Holding], rows: np.ndarray, stops: np.ndarray,
-               take_profits: np.ndarray, entries: np.ndarray, breakers: CircuitBreakerState, at: datetime,
-               settings: BreakerSettings, *, at_open: bool, opened_today: set[str]) -> list[ExitSignal]:
+def find_exits(
+    market: MarketData,
+    day: int,
+    held: list[Holding],
+    rows: np.ndarray,
+    stops: np.ndarray,
+    take_profits: np.ndarray,
+    entries: np.ndarray,
+    breakers: CircuitBreakerState,
+    at: datetime,
+    settings: BreakerSettings,
+    *,
+    at_open: bool,
+    opened_today: set[str],
+) -> list[ExitSignal]:
     """Exits for this bar: at the open only (gaps), or over the rest of the bar (low/high)."""
     if not held:
         return []
@@ -61,8 +73,16 @@ def find_exits(market: MarketData, day: int, held: list[Holding], rows: np.ndarr
     return signals
 
 
-def _exit(market: MarketData, day: int, holding: Holding, breakers: CircuitBreakerState, at: datetime,
-          settings: BreakerSettings, *, at_open: bool) -> ExitSignal | None:
+def _exit(
+    market: MarketData,
+    day: int,
+    holding: Holding,
+    breakers: CircuitBreakerState,
+    at: datetime,
+    settings: BreakerSettings,
+    *,
+    at_open: bool,
+) -> ExitSignal | None:
     row, levels = holding.row, holding.levels
     open_ = to_decimal(market.open[row, day])
     low = open_ if at_open else to_decimal(market.low[row, day])
@@ -73,10 +93,19 @@ def _exit(market: MarketData, day: int, holding: Holding, breakers: CircuitBreak
     take_profit_hit = up is not None and up.trigger_type == "take_profit"
     check = circuit_breaker.check_single_position(breakers, holding.position(low), at, settings)
     breaker_hit = check.event is not None
-    exit_levels = ExitLevels(levels.stop_loss_price, levels.take_profit_price,
-                             holding.entry_price * (1 - settings.single_position_loss_pct))
-    fill = exit_on_bar(exit_levels, open_, stop_hit=stop_hit, breaker_hit=breaker_hit,
-                       take_profit_hit=take_profit_hit, include_open=at_open)
+    exit_levels = ExitLevels(
+        levels.stop_loss_price,
+        levels.take_profit_price,
+        holding.entry_price * (1 - settings.single_position_loss_pct),
+    )
+    fill = exit_on_bar(
+        exit_levels,
+        open_,
+        stop_hit=stop_hit,
+        breaker_hit=breaker_hit,
+        take_profit_hit=take_profit_hit,
+        include_open=at_open,
+    )
     if fill is None:
         return None
     if fill.kind == "stop":

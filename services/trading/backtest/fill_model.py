@@ -45,8 +45,15 @@ class ExitFill:
     at_open: bool
 
 
-def exit_on_bar(levels: ExitLevels, open_: Decimal, *, stop_hit: bool, breaker_hit: bool, take_profit_hit: bool,
-                include_open: bool = True) -> ExitFill | None:
+def exit_on_bar(
+    levels: ExitLevels,
+    open_: Decimal,
+    *,
+    stop_hit: bool,
+    breaker_hit: bool,
+    take_profit_hit: bool,
+    include_open: bool = True,
+) -> ExitFill | None:
     """Which protective exit fills on this bar and at what price, given which levels the core
     found crossed somewhere on the bar. `include_open=False` for the bar a position was
     opened on: it was bought at that open, so only the rest of the bar can take it out."""

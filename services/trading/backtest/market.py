@@ -42,8 +42,13 @@ class DataGap:
     reason: str
 
     def to_json(self) -> dict[str, object]:
-        return {"ticker": self.ticker, "first": self.first.isoformat(), "last": self.last.isoformat(),
-                "sessions": self.sessions, "reason": self.reason}
+        return {
+            "ticker": self.ticker,
+            "first": self.first.isoformat(),
+            "last": self.last.isoformat(),
+            "sessions": self.sessions,
+            "reason": self.reason,
+        }
 
 
 def xnys_sessions(first: date, last: date) -> list[date]:
@@ -74,7 +79,7 @@ def decimal_places(values: np.ndarray) -> int | None:
     if finite.size == 0 or np.abs(finite).max() >= 1e6:
         return None
     for places in range(MAX_DECIMALS + 1):
-        scale = 10.0 ** places
+        scale = 10.0**places
         if np.array_equal(np.round(finite * scale) / scale, finite):
             return places
     return None
@@ -88,8 +93,16 @@ AtrBar = namedtuple("AtrBar", "high low close")
 class MarketData:
     """Aligned daily bars of a universe of tickers over a run of XNYS sessions."""
 
-    def __init__(self, tickers: Sequence[str], sessions: Sequence[date], open_: np.ndarray, high: np.ndarray,
-                 low: np.ndarray, close: np.ndarray, sectors: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        tickers: Sequence[str],
+        sessions: Sequence[date],
+        open_: np.ndarray,
+        high: np.ndarray,
+        low: np.ndarray,
+        close: np.ndarray,
+        sectors: Mapping[str, str] | None = None,
+    ) -> None:
         self.tickers = tuple(tickers)
         self.sessions = tuple(sessions)
         shape = (len(self.tickers), len(self.sessions))
@@ -100,8 +113,15 @@ class MarketData:
         o, h, l, c = fields
         present = np.isfinite(o) | np.isfinite(h) | np.isfinite(l) | np.isfinite(c)
         with np.errstate(invalid="ignore"):
-            valid = (np.isfinite(o) & np.isfinite(h) & np.isfinite(l) & np.isfinite(c) & (l > 0)
-                     & (l <= np.minimum(o, c)) & (h >= np.maximum(o, c)))
+            valid = (
+                np.isfinite(o)
+                & np.isfinite(h)
+                & np.isfinite(l)
+                & np.isfinite(c)
+                & (l > 0)
+                & (l <= np.minimum(o, c))
+                & (h >= np.maximum(o, c))
+            )
         self.invalid = present & ~valid
         for array in fields:
             array[~valid] = np.nan
@@ -120,17 +140,27 @@ class MarketData:
     # -- building ------------------------------------------------------------------------
 
     @classmethod
-    def from_bars(cls, bars: Iterable[PriceBar], first: date, last: date,
-                  sectors: Mapping[str, str] | None = None) -> MarketData:
+    def from_bars(
+        cls, bars: Iterable[PriceBar], first: date, last: date, sectors: Mapping[str, str] | None = None
+    ) -> MarketData:
         """From daily `PriceBar`s (sample data, CSV), each placed on the session of its New York
         date. Bars outside [first, last] are ignored."""
-        rows = ((b.ticker, b.ts, float(b.open), float(b.high), float(b.low), float(b.close))
-                for b in bars if b.interval == "1d")
+        rows = (
+            (b.ticker, b.ts, float(b.open), float(b.high), float(b.low), float(b.close))
+            for b in bars
+            if b.interval == "1d"
+        )
         return cls.from_rows(rows, first, last, sectors)
 
     @classmethod
-    def from_rows(cls, rows: Iterable[tuple[str, datetime, float, float, float, float]], first: date, last: date,
-                  sectors: Mapping[str, str] | None = None, tickers: Sequence[str] = ()) -> MarketData:
+    def from_rows(
+        cls,
+        rows: Iterable[tuple[str, datetime, float, float, float, float]],
+        first: date,
+        last: date,
+        sectors: Mapping[str, str] | None = None,
+        tickers: Sequence[str] = (),
+    ) -> MarketData:
         """From (ticker, ts, open, high, low, close) rows, e.g. streamed from `price_bars`.
         `tickers` are included even when they have no row."""
         sessions = xnys_sessions(first, last)
@@ -182,7 +212,7 @@ class MarketData:
         if through < 0:
             return None
         lo = through + 1 - ATR_LOOKBACK_BARS
-        if lo >= 0 and self.valid[row, lo: through + 1].all():
+        if lo >= 0 and self.valid[row, lo : through + 1].all():
             window: slice | np.ndarray = slice(lo, through + 1)  # the usual case: no hole in the window
         else:
             window = np.flatnonzero(self.valid[row, : through + 1])[-ATR_LOOKBACK_BARS:]
@@ -190,13 +220,26 @@ class MarketData:
                 return None
         places = self.places[row]
         if places is None:
-            values = list(map(Decimal, map(repr, np.concatenate(
-                (self.high[row, window], self.low[row, window], self.close[row, window])).tolist())))
+            values = list(
+                map(
+                    Decimal,
+                    map(
+                        repr,
+                        np.concatenate(
+                            (self.high[row, window], self.low[row, window], self.close[row, window])
+                        ).tolist(),
+                    ),
+                )
+            )
             n = len(values) // 3
             return stop_loss_manager.average_true_range(
-                list(map(AtrBar, values[:n], values[n: 2 * n], values[2 * n:])), ATR_PERIOD)
-        scale = 10.0 ** places
-        units = [np.round(field[row, window] * scale).astype(np.int64) for field in (self.high, self.low, self.close)]
+                list(map(AtrBar, values[:n], values[n : 2 * n], values[2 * n :])), ATR_PERIOD
+            )
+        scale = 10.0**places
+        units = [
+            np.round(field[row, window] * scale).astype(np.int64)
+            for field in (self.high, self.low, self.close)
+        ]
         return stop_loss_manager.average_true_range_of_units(*units, ATR_PERIOD).scaleb(-places)
 
     def atr_estimates(self, rows: np.ndarray, through: int) -> np.ndarray:
@@ -213,15 +256,16 @@ class MarketData:
         window = slice(through + 1 - n, through + 1)
         h, l, c = self.high[rows, window], self.low[rows, window], self.close[rows, window]
         previous = c[:, :-1]
-        true_range = np.maximum(h[:, 1:] - l[:, 1:],
-                                np.maximum(np.abs(h[:, 1:] - previous), np.abs(l[:, 1:] - previous)))
+        true_range = np.maximum(
+            h[:, 1:] - l[:, 1:], np.maximum(np.abs(h[:, 1:] - previous), np.abs(l[:, 1:] - previous))
+        )
         return true_range @ _wilder_weights(n - 1, ATR_PERIOD)
 
     def correlation_window(self, rows: Sequence[int], before: int, lookback: int) -> np.ndarray:
         """Closes (sessions x tickers) of the last `lookback` sessions with any data before
         session `before`: the closes known at a decision made during that session."""
         end = np.searchsorted(self.data_sessions, before)
-        columns = self.data_sessions[max(0, end - lookback): end]
+        columns = self.data_sessions[max(0, end - lookback) : end]
         return self.close[np.asarray(rows)][:, columns].T
 
     # -- gaps ------------------------------------------------------------------------------
@@ -232,20 +276,40 @@ class MarketData:
         gaps: list[DataGap] = []
         for row in rows:
             ticker = self.tickers[row]
-            span = self.valid[row, first: last + 1]
+            span = self.valid[row, first : last + 1]
             if not span.any():
-                gaps.append(DataGap(ticker, self.sessions[first], self.sessions[last], last - first + 1,
-                                    "no usable daily bars in the range"))
+                gaps.append(
+                    DataGap(
+                        ticker,
+                        self.sessions[first],
+                        self.sessions[last],
+                        last - first + 1,
+                        "no usable daily bars in the range",
+                    )
+                )
                 continue
             present = np.flatnonzero(span)
             head, tail = present[0], present[-1]
             if head > 0:
-                gaps.append(DataGap(ticker, self.sessions[first], self.sessions[first + head - 1], int(head),
-                                    f"no bars before its first bar on {self.sessions[first + head]}"))
+                gaps.append(
+                    DataGap(
+                        ticker,
+                        self.sessions[first],
+                        self.sessions[first + head - 1],
+                        int(head),
+                        f"no bars before its first bar on {self.sessions[first + head]}",
+                    )
+                )
             if tail < span.size - 1:
-                gaps.append(DataGap(ticker, self.sessions[first + tail + 1], self.sessions[last],
-                                    int(span.size - 1 - tail), f"no bars after its last bar on "
-                                                               f"{self.sessions[first + tail]}"))
+                gaps.append(
+                    DataGap(
+                        ticker,
+                        self.sessions[first + tail + 1],
+                        self.sessions[last],
+                        int(span.size - 1 - tail),
+                        f"no bars after its last bar on {self.sessions[first + tail]}",
+                    )
+                )
             gaps += self._holes(row, first + head, first + tail)
         return gaps
 
@@ -253,17 +317,30 @@ class MarketData:
         ticker = self.tickers[row]
         gaps = []
         for kind, mask, reason in (
-            ("invalid", self.invalid[row, first: last + 1], ("invalid bar: prices are not positive or low/high "
-                                                              "do not bracket open/close")),
-            ("missing", ~self.valid[row, first: last + 1] & ~self.invalid[row, first: last + 1], "missing bar"),
+            (
+                "invalid",
+                self.invalid[row, first : last + 1],
+                ("invalid bar: prices are not positive or low/high do not bracket open/close"),
+            ),
+            (
+                "missing",
+                ~self.valid[row, first : last + 1] & ~self.invalid[row, first : last + 1],
+                "missing bar",
+            ),
         ):
             if not mask.any():
                 continue
             edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
             for start, stop in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
-                gaps.append(DataGap(ticker, self.sessions[first + start], self.sessions[first + stop - 1],
-                                    int(stop - start), reason if kind == "invalid" or stop - start == 1
-                                    else reason + "s"))
+                gaps.append(
+                    DataGap(
+                        ticker,
+                        self.sessions[first + start],
+                        self.sessions[first + stop - 1],
+                        int(stop - start),
+                        reason if kind == "invalid" or stop - start == 1 else reason + "s",
+                    )
+                )
         return sorted(gaps, key=lambda g: g.first)
 
 
@@ -276,7 +353,7 @@ def _wilder_weights(ranges: int, period: int) -> np.ndarray:
         a = (period - 1) / period
         steps = ranges - period
         weights = np.empty(ranges)
-        weights[:period] = a ** steps / period
+        weights[:period] = a**steps / period
         weights[period:] = a ** np.arange(steps - 1, -1, -1) / period
         _WEIGHTS[key] = weights
     return _WEIGHTS[key]

@@ -24,9 +24,12 @@ def write_equity_png(result: BacktestResult, path: Path) -> Path:
     c = result.config
     top.plot(dates, values, color="#1f6feb", linewidth=1.2)
     top.axhline(float(c.initial_capital), color="#8b949e", linewidth=0.8, linestyle="--")
-    top.set_title(f"Backtest {c.start_date} .. {c.end_date}, {c.risk_tier.value} tier, {c.signals.value} signals: "
-                  f"{result.metrics.total_return:+.2%}, max drawdown {result.metrics.max_drawdown:.2%}"
-                  + ("" if result.completed else " (FAILED, partial)"), fontsize=10)
+    top.set_title(
+        f"Backtest {c.start_date} .. {c.end_date}, {c.risk_tier.value} tier, {c.signals.value} signals: "
+        f"{result.metrics.total_return:+.2%}, max drawdown {result.metrics.max_drawdown:.2%}"
+        + ("" if result.completed else " (FAILED, partial)"),
+        fontsize=10,
+    )
     top.set_ylabel("portfolio value ($)")
     top.grid(alpha=0.3)
     bottom.fill_between(dates, drawdown, 0, color="#d1242f", alpha=0.5, linewidth=0)

@@ -62,13 +62,31 @@ class BacktestTrade:
     def closed_trade(self) -> ClosedTrade:
         if self.exit_price is None or self.exit_at is None:
             raise ValueError(f"the {self.ticker} position is still open")
-        return ClosedTrade(self.ticker, self.entry_price, self.exit_price, self.quantity, self.entry_at,
-                           self.exit_at, self.recommendation_id, False, self.fees)
+        return ClosedTrade(
+            self.ticker,
+            self.entry_price,
+            self.exit_price,
+            self.quantity,
+            self.entry_at,
+            self.exit_at,
+            self.recommendation_id,
+            False,
+            self.fees,
+        )
 
     @classmethod
     def of(cls, trade: ClosedTrade, exit_reason: str) -> BacktestTrade:
-        return cls(trade.ticker, trade.quantity, trade.entry_price, trade.entry_at, trade.exit_price, trade.exit_at,
-                   trade.fees, exit_reason, trade.recommendation_id)
+        return cls(
+            trade.ticker,
+            trade.quantity,
+            trade.entry_price,
+            trade.entry_at,
+            trade.exit_price,
+            trade.exit_at,
+            trade.fees,
+            exit_reason,
+            trade.recommendation_id,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +126,23 @@ class Metrics:
     trade_count: int
 
 
-def summarize(initial_capital: Decimal, equity: Sequence[Decimal], trades: Sequence[ClosedTrade],
-              final: PortfolioState, at: datetime) -> Metrics:
+def summarize(
+    initial_capital: Decimal,
+    equity: Sequence[Decimal],
+    trades: Sequence[ClosedTrade],
+    final: PortfolioState,
+    at: datetime,
+) -> Metrics:
     """The run's metrics by the performance tracker, from the end-of-day equity after the
     initial capital, the closed trades and the final portfolio (worth `equity[-1]`)."""
     curve = [initial_capital, *equity]
-    report = performance_tracker.compute_metrics(portfolio=final, closed_trades=trades, equity_curve=curve,
-                                                 start_of_day_value=curve[-1], computed_at=at)
+    report = performance_tracker.compute_metrics(
+        portfolio=final,
+        closed_trades=trades,
+        equity_curve=curve,
+        start_of_day_value=curve[-1],
+        computed_at=at,
+    )
     m = report.metrics
     returns = performance_tracker.daily_returns(curve)
     return Metrics(
@@ -167,15 +195,29 @@ class BacktestResult:
                 skipped[d.check or "unknown"] = skipped.get(d.check or "unknown", 0) + 1
         return {
             "sharpe_ratio_30d": _finite(self.metrics.sharpe_ratio_30d),
-            "bars": self.bars, "sessions": self.sessions,
-            "final_risk_tier": self.final_risk_tier, "reserve_balance": str(self.reserve_balance),
+            "bars": self.bars,
+            "sessions": self.sessions,
+            "final_risk_tier": self.final_risk_tier,
+            "reserve_balance": str(self.reserve_balance),
             "decisions": {"total": len(self.decisions), "acted": acted, "skipped_by_check": skipped},
-            "events": [{"at": e.at.isoformat(), "kind": e.kind, "ticker": e.ticker, "detail": e.detail}
-                       for e in self.events],
-            "tax": {"realized_pnl": str(self.tax.realized_pnl), "disallowed_loss": str(self.tax.disallowed_loss),
-                    "wash_sales": [w.describe() for w in self.tax.wash_sales]},
-            "open_positions": [{"ticker": p.ticker, "quantity": str(p.quantity), "entry_price": str(p.entry_price),
-                                "entry_date": p.entry_date.isoformat()} for p in self.open_positions],
+            "events": [
+                {"at": e.at.isoformat(), "kind": e.kind, "ticker": e.ticker, "detail": e.detail}
+                for e in self.events
+            ],
+            "tax": {
+                "realized_pnl": str(self.tax.realized_pnl),
+                "disallowed_loss": str(self.tax.disallowed_loss),
+                "wash_sales": [w.describe() for w in self.tax.wash_sales],
+            },
+            "open_positions": [
+                {
+                    "ticker": p.ticker,
+                    "quantity": str(p.quantity),
+                    "entry_price": str(p.entry_price),
+                    "entry_date": p.entry_date.isoformat(),
+                }
+                for p in self.open_positions
+            ],
         }
 
 

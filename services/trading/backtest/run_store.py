@@ -33,6 +33,7 @@ Connection = asyncpg.Connection | asyncpg.Pool
 
 # -- loading -------------------------------------------------------------------------------
 
+
 async def load_backtest_data(connection: asyncpg.Connection, config: BacktestConfig) -> BacktestData:
     """The history `config` asks for: daily bars from `price_bars` (with warm-up sessions before
     the start), sectors, earnings dates, high-severity macro events and the recommendations of
@@ -40,22 +41,44 @@ async def load_backtest_data(connection: asyncpg.Connection, config: BacktestCon
     first, last = warmup_start(config.start_date), config.end_date
     since, until = _day_start(first), _day_start(last + timedelta(days=1))  # [since, until)
     sectors = {r["ticker"]: r["sector"] for r in await connection.fetch("SELECT ticker, sector FROM tickers")}
-    with_bars = [r["ticker"] for r in await connection.fetch(
-        """SELECT DISTINCT ticker FROM price_bars WHERE interval = '1d' AND ts >= $1 AND ts < $2
+    with_bars = [
+        r["ticker"]
+        for r in await connection.fetch(
+            """SELECT DISTINCT ticker FROM price_bars WHERE interval = '1d' AND ts >= $1 AND ts < $2
            AND ($3::text[] IS NULL OR ticker = ANY($3::text[])) ORDER BY ticker""",
-        since, until, list(config.tickers) or None)]
+            since,
+            until,
+            list(config.tickers) or None,
+        )
+    ]
     _check_universe(config, sectors, with_bars)
-    market = MarketData.from_rows(await _bars(connection, with_bars, since, until), first, last, sectors, with_bars)
+    market = MarketData.from_rows(
+        await _bars(connection, with_bars, since, until), first, last, sectors, with_bars
+    )
     earnings: dict[str, list[date]] = {}
     for row in await connection.fetch(
-            "SELECT ticker, earnings_date FROM earnings_calendar WHERE ticker = ANY($1::text[]) "
-            "ORDER BY ticker, earnings_date", with_bars):
+        "SELECT ticker, earnings_date FROM earnings_calendar WHERE ticker = ANY($1::text[]) "
+        "ORDER BY ticker, earnings_date",
+        with_bars,
+    ):
         earnings.setdefault(row["ticker"], []).append(row["earnings_date"])
-    events = [(r["starts_at"], r["ends_at"]) for r in await connection.fetch(
-        """SELECT starts_at, ends_at FROM macro_events WHERE severity = 'high' AND starts_at < $2
-           AND (ends_at IS NULL OR ends_at >= $1) ORDER BY starts_at""", since, until)]
-    return BacktestData(market, await _recommendations(connection, config, since, until), frozenset(sectors),
-                        sectors, earnings, events)
+    events = [
+        (r["starts_at"], r["ends_at"])
+        for r in await connection.fetch(
+            """SELECT starts_at, ends_at FROM macro_events WHERE severity = 'high' AND starts_at < $2
+           AND (ends_at IS NULL OR ends_at >= $1) ORDER BY starts_at""",
+            since,
+            until,
+        )
+    ]
+    return BacktestData(
+        market,
+        await _recommendations(connection, config, since, until),
+        frozenset(sectors),
+        sectors,
+        earnings,
+        events,
+    )
 
 
 def _day_start(day: date) -> datetime:
@@ -65,25 +88,33 @@ def _day_start(day: date) -> datetime:
 def _check_universe(config: BacktestConfig, sectors: dict[str, str], with_bars: Sequence[str]) -> None:
     unknown = [t for t in config.tickers if t not in sectors and t not in with_bars]
     if unknown:
-        raise BacktestConfigError("tickers", f"unknown ticker(s) {', '.join(unknown)}: not in the tickers table")
+        raise BacktestConfigError(
+            "tickers", f"unknown ticker(s) {', '.join(unknown)}: not in the tickers table"
+        )
     missing = [t for t in config.tickers if t not in with_bars]
     if missing or not with_bars:
         what = ", ".join(missing) if missing else "any ticker"
-        raise BacktestConfigError("tickers" if missing else "start_date",
-                                  f"no daily bars for {what} between {config.start_date} and {config.end_date}: "
-                                  "load them first (stonks-trading data load-sample, or data import-csv)")
+        raise BacktestConfigError(
+            "tickers" if missing else "start_date",
+            f"no daily bars for {what} between {config.start_date} and {config.end_date}: "
+            "load them first (stonks-trading data load-sample, or data import-csv)",
+        )
 
 
 async def _bars(connection: asyncpg.Connection, tickers: Sequence[str], since, until) -> list[tuple]:
     rows = await connection.fetch(
         """SELECT ticker, ts, open::float8, high::float8, low::float8, close::float8 FROM price_bars
            WHERE interval = '1d' AND ticker = ANY($1::text[]) AND ts >= $2 AND ts < $3 ORDER BY ticker, ts""",
-        list(tickers), since, until)
+        list(tickers),
+        since,
+        until,
+    )
     return [tuple(r) for r in rows]
 
 
-async def _recommendations(connection: asyncpg.Connection, config: BacktestConfig, since, until
-                           ) -> list[Recommendation] | None:
+async def _recommendations(
+    connection: asyncpg.Connection, config: BacktestConfig, since, until
+) -> list[Recommendation] | None:
     if config.signals is SignalSource.MOMENTUM:
         return None
     if config.signals is SignalSource.CSV:
@@ -97,25 +128,51 @@ async def _recommendations(connection: asyncpg.Connection, config: BacktestConfi
            WHERE action = ANY($1::text[]) AND mode = ANY($2::text[]) AND generated_at >= $3 AND generated_at < $4
              AND ($5::text[] IS NULL OR ticker = ANY($5::text[]))
            ORDER BY generated_at, id""",
-        list(ACTIONS), list(MODES), since, until, list(config.tickers) or None)
-    return [Recommendation(r["id"], r["ticker"], r["action"], r["confidence"], r["mode"], r["trend_window"],
-                           r["thesis"], r["generated_at"]) for r in rows]
+        list(ACTIONS),
+        list(MODES),
+        since,
+        until,
+        list(config.tickers) or None,
+    )
+    return [
+        Recommendation(
+            r["id"],
+            r["ticker"],
+            r["action"],
+            r["confidence"],
+            r["mode"],
+            r["trend_window"],
+            r["thesis"],
+            r["generated_at"],
+        )
+        for r in rows
+    ]
 
 
 # -- persisting ----------------------------------------------------------------------------
 
-async def create_backtest_run(connection: Connection, config: BacktestConfig, backtest_id: UUID | None = None) -> UUID:
+
+async def create_backtest_run(
+    connection: Connection, config: BacktestConfig, backtest_id: UUID | None = None
+) -> UUID:
     """Record a run as `running` (idempotent) and return its id: the API answers with it at once."""
     backtest_id = backtest_id or uuid4()
     await connection.execute(
         """INSERT INTO backtest_runs (id, start_date, end_date, initial_capital, risk_tier, config, status)
            VALUES ($1, $2, $3, $4, $5, $6, 'running') ON CONFLICT (id) DO NOTHING""",
-        backtest_id, config.start_date, config.end_date, config.initial_capital, config.risk_tier.value,
-        config.to_json())
+        backtest_id,
+        config.start_date,
+        config.end_date,
+        config.initial_capital,
+        config.risk_tier.value,
+        config.to_json(),
+    )
     return backtest_id
 
 
-async def save_backtest(connection: Connection, result: BacktestResult, backtest_id: UUID | None = None) -> UUID:
+async def save_backtest(
+    connection: Connection, result: BacktestResult, backtest_id: UUID | None = None
+) -> UUID:
     """Write a finished (completed or failed) run and its trade log in one transaction; trades
     still open at the end are stored with no exit."""
     backtest_id = backtest_id or uuid4()
@@ -130,15 +187,41 @@ async def save_backtest(connection: Connection, result: BacktestResult, backtest
                    total_return = $6, sharpe_ratio = $7, max_drawdown = $8, win_rate = $9, profit_factor = $10,
                    trade_count = $11, data_gaps = $12, equity_curve = $13, details = $14, completed_at = now()
                WHERE id = $1""",
-            backtest_id, result.status, 1.0 if result.completed else _fraction(result), result.error, m.final_value,
-            m.total_return, m.sharpe_ratio, m.max_drawdown, m.win_rate, m.profit_factor, m.trade_count,
+            backtest_id,
+            result.status,
+            1.0 if result.completed else _fraction(result),
+            result.error,
+            m.final_value,
+            m.total_return,
+            m.sharpe_ratio,
+            m.max_drawdown,
+            m.win_rate,
+            m.profit_factor,
+            m.trade_count,
             [g.to_json() for g in result.data_gaps],
-            [{"date": d.isoformat(), "value": str(round(v, 2))} for d, v in result.equity_curve], result.details())
+            [{"date": d.isoformat(), "value": str(round(v, 2))} for d, v in result.equity_curve],
+            result.details(),
+        )
         await connection.execute("DELETE FROM backtest_trades WHERE backtest_id = $1", backtest_id)
         await connection.copy_records_to_table(
-            "backtest_trades", records=[_trade_row(backtest_id, t) for t in (*result.trades, *result.open_positions)],
-            columns=["backtest_id", "ticker", "side", "entry_price", "exit_price", "quantity", "pnl", "entry_date",
-                     "exit_date", "hold_duration_days", "exit_reason", "recommendation_id", "fees"])
+            "backtest_trades",
+            records=[_trade_row(backtest_id, t) for t in (*result.trades, *result.open_positions)],
+            columns=[
+                "backtest_id",
+                "ticker",
+                "side",
+                "entry_price",
+                "exit_price",
+                "quantity",
+                "pnl",
+                "entry_date",
+                "exit_date",
+                "hold_duration_days",
+                "exit_reason",
+                "recommendation_id",
+                "fees",
+            ],
+        )
     return backtest_id
 
 
@@ -147,8 +230,21 @@ def _fraction(result: BacktestResult) -> float:
 
 
 def _trade_row(backtest_id: UUID, t) -> tuple:
-    return (backtest_id, t.ticker, t.side, t.entry_price, t.exit_price, t.quantity, t.pnl, t.entry_date,
-            t.exit_date, t.hold_duration_days, t.exit_reason, t.recommendation_id, t.fees)
+    return (
+        backtest_id,
+        t.ticker,
+        t.side,
+        t.entry_price,
+        t.exit_price,
+        t.quantity,
+        t.pnl,
+        t.entry_date,
+        t.exit_date,
+        t.hold_duration_days,
+        t.exit_reason,
+        t.recommendation_id,
+        t.fees,
+    )
 
 
 async def fetch_backtest(connection: Connection, backtest_id: UUID) -> dict[str, Any] | None:
@@ -156,24 +252,33 @@ async def fetch_backtest(connection: Connection, backtest_id: UUID) -> dict[str,
     run = await connection.fetchrow("SELECT * FROM backtest_runs WHERE id = $1", backtest_id)
     if run is None:
         return None
-    trades = await connection.fetch("SELECT * FROM backtest_trades WHERE backtest_id = $1 ORDER BY id", backtest_id)
+    trades = await connection.fetch(
+        "SELECT * FROM backtest_trades WHERE backtest_id = $1 ORDER BY id", backtest_id
+    )
     return {**dict(run), "trades": [dict(t) for t in trades]}
 
 
 async def _mark_failed(connection: Connection, backtest_id: UUID, error: str) -> None:
     await connection.execute(
         """UPDATE backtest_runs SET status = 'failed', error_message = $2, completed_at = now()
-           WHERE id = $1""", backtest_id, error)
+           WHERE id = $1""",
+        backtest_id,
+        error,
+    )
 
 
 async def mark_backtest_interrupted(pool: asyncpg.Pool, backtest_id: UUID, error: str) -> None:
     """A run still `running` when its process stops is closed as failed, with why."""
     await pool.execute(
         """UPDATE backtest_runs SET status = 'failed', error_message = $2, completed_at = now()
-           WHERE id = $1 AND status = 'running'""", backtest_id, error)
+           WHERE id = $1 AND status = 'running'""",
+        backtest_id,
+        error,
+    )
 
 
 # -- the background job --------------------------------------------------------------------
+
 
 async def run_backtest_job(pool: asyncpg.Pool, config: BacktestConfig, backtest_id: UUID) -> None:
     """Run one backtest for the API: the run is recorded `running` (if `create_backtest_run` did
@@ -203,7 +308,9 @@ async def run_backtest_job(pool: asyncpg.Pool, config: BacktestConfig, backtest_
         log.error("backtest result could not be saved", backtest_id=str(backtest_id), error=str(exc))
         await _mark_failed(pool, backtest_id, f"the result could not be saved: {exc}")
         return
-    log.info("backtest finished", backtest_id=str(backtest_id), status=result.status, trades=len(result.trades))
+    log.info(
+        "backtest finished", backtest_id=str(backtest_id), status=result.status, trades=len(result.trades)
+    )
 
 
 async def _write_progress(pool: asyncpg.Pool, backtest_id: UUID, progress: list[float]) -> None:
@@ -212,6 +319,9 @@ async def _write_progress(pool: asyncpg.Pool, backtest_id: UUID, progress: list[
         await asyncio.sleep(PROGRESS_INTERVAL_SECONDS)
         value = progress[0]
         if value - written >= 0.01 and math.isfinite(value):
-            await pool.execute("UPDATE backtest_runs SET progress = $2 WHERE id = $1 AND status = 'running'",
-                               backtest_id, min(value, 1.0))
+            await pool.execute(
+                "UPDATE backtest_runs SET progress = $2 WHERE id = $1 AND status = 'running'",
+                backtest_id,
+                min(value, 1.0),
+            )
             written = value

@@ -59,8 +59,9 @@ def eligible(rec: Recommendation) -> bool:
     return str(rec.action) in ACTIONS and str(rec.mode) in MODES
 
 
-def schedule(recs: Iterable[Recommendation], market: MarketData, first: int, last: int
-             ) -> dict[int, list[ScheduledRecommendation]]:
+def schedule(
+    recs: Iterable[Recommendation], market: MarketData, first: int, last: int
+) -> dict[int, list[ScheduledRecommendation]]:
     """Recommendations decided in sessions [first, last], grouped by session, in decision order."""
     if not market.sessions:
         return {}
@@ -82,8 +83,9 @@ def schedule(recs: Iterable[Recommendation], market: MarketData, first: int, las
     return due
 
 
-def _decision_time(generated_at: datetime, market: MarketData, first: int, last: int
-                   ) -> tuple[datetime, int, int] | None:
+def _decision_time(
+    generated_at: datetime, market: MarketData, first: int, last: int
+) -> tuple[datetime, int, int] | None:
     at = generated_at if is_within_trading_window(generated_at) else next_window_open(generated_at)
     day = at.astimezone(NEW_YORK).date()
     session = market.session_index(day)
@@ -98,6 +100,7 @@ def _sortable(confidence: float) -> float:
 
 
 # -- the sample momentum signal -----------------------------------------------------------
+
 
 class _Stamps(Sequence[datetime]):
     """The close instants of one ticker's existing bars, looked up only where read (at
@@ -119,16 +122,22 @@ def momentum_recommendations(market: MarketData, rows: Iterable[int] | None = No
     drafts = []
     for row in range(len(market.tickers)) if rows is None else rows:
         present = np.flatnonzero(market.valid[row])
-        drafts += crossover_signals_of_closes(market.tickers[row], market.close[row, present],
-                                              _Stamps(present, market.session_close))
+        drafts += crossover_signals_of_closes(
+            market.tickers[row], market.close[row, present], _Stamps(present, market.session_close)
+        )
     drafts.sort(key=lambda d: (d.generated_at, d.ticker, d.action))
     # float(): the signal hands out numpy floats, which the sizer cannot read as decimals; a
     # recommendation read back from the database is a plain float.
-    return [Recommendation(i, d.ticker, d.action, float(d.confidence), d.mode, d.trend_window, d.thesis,
-                           d.generated_at) for i, d in enumerate(drafts, start=1)]
+    return [
+        Recommendation(
+            i, d.ticker, d.action, float(d.confidence), d.mode, d.trend_window, d.thesis, d.generated_at
+        )
+        for i, d in enumerate(drafts, start=1)
+    ]
 
 
 # -- a CSV of recommendations --------------------------------------------------------------
+
 
 def _instant(row: dict[str, str]) -> datetime:
     if row.get("generated_at"):
@@ -155,10 +164,16 @@ def _parse(row: dict[str, str], number: int) -> Recommendation:
     except ValueError:
         raise ValueError(f"confidence {row.get('confidence')!r} is not a number") from None
     rec_id = int(row["id"]) if (row.get("id") or "").strip() else number
-    return Recommendation(rec_id, ticker, action, confidence,
-                          (row.get("mode") or RecommendationMode.PAPER_ELIGIBLE.value).strip(),
-                          (row.get("trend_window") or "5d").strip(), (row.get("thesis") or "").strip(),
-                          _instant(row))
+    return Recommendation(
+        rec_id,
+        ticker,
+        action,
+        confidence,
+        (row.get("mode") or RecommendationMode.PAPER_ELIGIBLE.value).strip(),
+        (row.get("trend_window") or "5d").strip(),
+        (row.get("thesis") or "").strip(),
+        _instant(row),
+    )
 
 
 def read_recommendations_csv(path: Path) -> list[Recommendation]:
@@ -185,9 +200,14 @@ def read_recommendations_csv(path: Path) -> list[Recommendation]:
             except (ValueError, KeyError, TypeError) as exc:
                 problems.append(f"line {reader.line_num}: {exc}")
     if problems:
-        more = f" (and {len(problems) - MAX_REPORTED_PROBLEMS} more)" if len(problems) > MAX_REPORTED_PROBLEMS else ""
-        raise RecommendationCsvError(f"{path}: {len(problems)} bad row(s): "
-                                     f"{'; '.join(problems[:MAX_REPORTED_PROBLEMS])}{more}")
+        more = (
+            f" (and {len(problems) - MAX_REPORTED_PROBLEMS} more)"
+            if len(problems) > MAX_REPORTED_PROBLEMS
+            else ""
+        )
+        raise RecommendationCsvError(
+            f"{path}: {len(problems)} bad row(s): {'; '.join(problems[:MAX_REPORTED_PROBLEMS])}{more}"
+        )
     if not recs:
         raise RecommendationCsvError(f"{path}: no recommendations in the file")
     return recs

@@ -76,8 +76,15 @@ class PendingOrder:
 
 
 class Simulation:
-    def __init__(self, config: BacktestConfig, context: MarketContext, schedule: dict[int, list[ScheduledRecommendation]],
-                 first: int, last: int, progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        config: BacktestConfig,
+        context: MarketContext,
+        schedule: dict[int, list[ScheduledRecommendation]],
+        first: int,
+        last: int,
+        progress: Progress | None = None,
+    ) -> None:
         self.config, self.context, self.market = config, context, context.market
         self.settings = config.settings
         self.schedule, self.first, self.last = schedule, first, last
@@ -94,8 +101,11 @@ class Simulation:
         self.peak = self.day_start_value = config.initial_capital
         self.opened_today: set[str] = set()
         self.day: int | None = None  # the session being simulated (where a failure happened)
-        self.week_starts = {d for d in range(first + 1, last + 1)
-                            if self.market.sessions[d].isocalendar()[:2] != self.market.sessions[d - 1].isocalendar()[:2]}
+        self.week_starts = {
+            d
+            for d in range(first + 1, last + 1)
+            if self.market.sessions[d].isocalendar()[:2] != self.market.sessions[d - 1].isocalendar()[:2]
+        }
 
     def run(self) -> None:
         """Every session of the range; raises whatever a rule raises (the caller keeps the
@@ -140,22 +150,34 @@ class Simulation:
         if check.event is not None:
             self.breakers = check.state
             event = check.event
-            self.events.append(BacktestEvent(event.triggered_at, f"circuit_breaker:{event.trigger_type.value}",
-                                             event.reason, event.ticker))
+            self.events.append(
+                BacktestEvent(
+                    event.triggered_at,
+                    f"circuit_breaker:{event.trigger_type.value}",
+                    event.reason,
+                    event.ticker,
+                )
+            )
 
     def _daily_loss(self, value: Decimal, at: datetime) -> None:
         # While a halt is in force a new trip could not extend it (both end at the next open):
         # it is not checked again, so one loss is one event.
         if not circuit_breaker.is_active(self.breakers, at):
-            self._breaker(circuit_breaker.check_daily_loss(self.breakers, self.day_start_value, value, at,
-                                                           settings=self.settings.breakers))
+            self._breaker(
+                circuit_breaker.check_daily_loss(
+                    self.breakers, self.day_start_value, value, at, settings=self.settings.breakers
+                )
+            )
 
     def _rebalance(self, day: int) -> None:
         at = self.market.session_open[day] + WINDOW_BUFFER
-        plan = rebalancer.evaluate(self.book.portfolio(), self.settings.tier,
-                                   within_trading_window=is_within_trading_window(at),
-                                   circuit_breaker_active=circuit_breaker.is_active(self.breakers, at),
-                                   settings=self.settings.rebalance)
+        plan = rebalancer.evaluate(
+            self.book.portfolio(),
+            self.settings.tier,
+            within_trading_window=is_within_trading_window(at),
+            circuit_breaker_active=circuit_breaker.is_active(self.breakers, at),
+            settings=self.settings.rebalance,
+        )
         if plan.deferred:
             self.events.append(BacktestEvent(at, "rebalance_deferred", plan.deferred_reason or ""))
         for proposal in plan.proposals:
@@ -177,22 +199,58 @@ class Simulation:
 
     def _decide(self, item: ScheduledRecommendation, day: int) -> None:
         rec = item.rec
-        ctx = DecisionContext(self.book.portfolio(), self.breakers, self.settings, self.context.correlations(day))
-        decision_id = uuid.UUID(int=DECISION_ID_BASE + len(self.decisions))  # deterministic: the n-th decision
-        outcome = decide(rec, self.context.view(rec, day, item.decide_at), ctx, now=item.decide_at,
-                         decision_id=decision_id, lazy_record=True)  # the verdict is all a backtest keeps
-        self.decisions.append(DecisionRecord(rec.id, rec.ticker, str(rec.action), item.decide_at, outcome.acted,
-                                             outcome.failed_check, outcome.skip_reason, outcome.share_quantity))
+        ctx = DecisionContext(
+            self.book.portfolio(), self.breakers, self.settings, self.context.correlations(day)
+        )
+        decision_id = uuid.UUID(
+            int=DECISION_ID_BASE + len(self.decisions)
+        )  # deterministic: the n-th decision
+        outcome = decide(
+            rec,
+            self.context.view(rec, day, item.decide_at),
+            ctx,
+            now=item.decide_at,
+            decision_id=decision_id,
+            lazy_record=True,
+        )  # the verdict is all a backtest keeps
+        self.decisions.append(
+            DecisionRecord(
+                rec.id,
+                rec.ticker,
+                str(rec.action),
+                item.decide_at,
+                outcome.acted,
+                outcome.failed_check,
+                outcome.skip_reason,
+                outcome.share_quantity,
+            )
+        )
         if not outcome.acted:
             return
         stops = outcome.stops
-        plan = None if stops is None else StopPlan(stops.atr_value, stops.atr_multiplier, stops.reward_risk_ratio,
-                                                   Decimal(repr(float(rec.confidence))))
+        plan = (
+            None
+            if stops is None
+            else StopPlan(
+                stops.atr_value,
+                stops.atr_multiplier,
+                stops.reward_risk_ratio,
+                Decimal(repr(float(rec.confidence))),
+            )
+        )
         spacing = self.config.fill.tranche_spacing_sessions
         for intent in outcome.orders:
             offset = (intent.tranche_index - 1) * spacing if intent.tranche_count > 1 else 0
-            order = PendingOrder(intent.ticker, intent.side, intent.quantity, decision_id, rec.id,
-                                 intent.tranche_index, intent.tranche_count, plan)
+            order = PendingOrder(
+                intent.ticker,
+                intent.side,
+                intent.quantity,
+                decision_id,
+                rec.id,
+                intent.tranche_index,
+                intent.tranche_count,
+                plan,
+            )
             due = item.fill_session + offset
             if due == day:
                 self._submit(order, day)
@@ -216,18 +274,36 @@ class Simulation:
             return
         if order.tranche_index > 1:
             if holding is None or order.decision_id not in holding.decisions:
-                return self._cancel(order, at, f"position closed before tranche {order.tranche_index} of "
-                                               f"{order.tranche_count} was due")
+                return self._cancel(
+                    order,
+                    at,
+                    f"position closed before tranche {order.tranche_index} of {order.tranche_count} was due",
+                )
             blocked = entry_guards.new_entry_block_reason(
-                order.ticker, self.book.portfolio().positions, self.breakers, at + WINDOW_BUFFER,
-                max_open_positions=self.settings.max_open_positions, checks=[])
+                order.ticker,
+                self.book.portfolio().positions,
+                self.breakers,
+                at + WINDOW_BUFFER,
+                max_open_positions=self.settings.max_open_positions,
+                checks=[],
+            )
             if blocked:
                 return self._cancel(order, at, blocked)
         if price is None:
             return self._cancel(order, at, f"no {order.ticker} bar on {trade_day}: the order cannot fill")
         assert order.plan is not None
-        refused = self.book.buy(order.ticker, row, self.market.sectors[order.ticker], order.quantity, price, at,
-                                trade_day, order.plan, order.decision_id, order.recommendation_id)
+        refused = self.book.buy(
+            order.ticker,
+            row,
+            self.market.sectors[order.ticker],
+            order.quantity,
+            price,
+            at,
+            trade_day,
+            order.plan,
+            order.decision_id,
+            order.recommendation_id,
+        )
         if refused:
             return self._cancel(order, at, refused)
         self.opened_today.add(order.ticker)
@@ -235,10 +311,20 @@ class Simulation:
     def _cancel(self, order: PendingOrder, at: datetime, reason: str) -> None:
         self.cancelled[order.decision_id] = reason
         kind = "tranche_cancelled" if order.tranche_index > 0 else "order_not_filled"
-        self.events.append(BacktestEvent(at, kind, f"tranche {order.tranche_index} of {order.tranche_count}: "
-                                                   f"{reason}" if order.tranche_index else reason, order.ticker))
+        self.events.append(
+            BacktestEvent(
+                at,
+                kind,
+                f"tranche {order.tranche_index} of {order.tranche_count}: {reason}"
+                if order.tranche_index
+                else reason,
+                order.ticker,
+            )
+        )
 
-    def _sell(self, holding: Holding, quantity: Decimal, price: Decimal, at: datetime, day: int, reason: str) -> None:
+    def _sell(
+        self, holding: Holding, quantity: Decimal, price: Decimal, at: datetime, day: int, reason: str
+    ) -> None:
         record = self.book.sell(holding.ticker, quantity, price, at, self.market.sessions[day], reason)
         self.recent.append(record.trade)
 
@@ -247,8 +333,20 @@ class Simulation:
     def _exits(self, day: int, *, at_open: bool) -> None:
         held, rows, stops, take_profits, entries = self.book.arrays()
         at = self.market.session_open[day] if at_open else self.market.session_close[day]
-        signals = find_exits(self.market, day, held, rows, stops, take_profits, entries, self.breakers, at,
-                             self.settings.breakers, at_open=at_open, opened_today=self.opened_today)
+        signals = find_exits(
+            self.market,
+            day,
+            held,
+            rows,
+            stops,
+            take_profits,
+            entries,
+            self.breakers,
+            at,
+            self.settings.breakers,
+            at_open=at_open,
+            opened_today=self.opened_today,
+        )
         stopped_out = False
         for signal in signals:
             if signal.breaker is not None:
@@ -258,8 +356,9 @@ class Simulation:
                 self.stop_outs.append(at)
                 stopped_out = True
         if stopped_out:
-            self._breaker(circuit_breaker.check_volatility(self.breakers, self.stop_outs, at,
-                                                           self.settings.breakers))
+            self._breaker(
+                circuit_breaker.check_volatility(self.breakers, self.stop_outs, at, self.settings.breakers)
+            )
 
     # -- the close --------------------------------------------------------------------------
 
@@ -281,16 +380,20 @@ class Simulation:
         while self.recent and closed - self.recent[0].exit_at > WIN_RATE_WINDOW:
             self.recent.popleft()
         change = risk_tier_controller.evaluate_risk_tier(
-            self.settings.risk_tier, win_rate=performance_tracker.win_rate(self.recent) if self.recent else None,
-            drawdown=drawdown, reserve_pct=float(self.book.reserve.balance / value) if value > 0 else 0.0,
-            now=closed)
+            self.settings.risk_tier,
+            win_rate=performance_tracker.win_rate(self.recent) if self.recent else None,
+            drawdown=drawdown,
+            reserve_pct=float(self.book.reserve.balance / value) if value > 0 else 0.0,
+            now=closed,
+        )
         if change is not None:
             self._set_tier(change.new_tier, change.reason, closed)
 
     def _set_tier(self, tier: RiskTierName, reason: str, at: datetime) -> None:
         if tier is not self.settings.risk_tier:
-            self.events.append(BacktestEvent(at, "risk_tier", f"{self.settings.risk_tier.value} -> {tier.value}: "
-                                                              f"{reason}"))
+            self.events.append(
+                BacktestEvent(at, "risk_tier", f"{self.settings.risk_tier.value} -> {tier.value}: {reason}")
+            )
             self.settings = replace(self.settings, risk_tier=tier)
 
     def _maintain_stops(self, day: int, at: datetime) -> None:
@@ -306,22 +409,37 @@ class Simulation:
                 continue
             levels = holding.levels
             trailed = stop_loss_manager.apply_trailing_stop(
-                levels, holding.entry_price, to_decimal(market.high[holding.row, day]), at, stops)
+                levels, holding.entry_price, to_decimal(market.high[holding.row, day]), at, stops
+            )
             levels = trailed or levels
             multiplier = stop_loss_manager.effective_atr_multiplier(
-                base, earnings_soon=self.context.earnings_soon(holding.ticker, at, self.settings),
-                high_severity_event=self.context.high_severity_event(at), settings=stops)
+                base,
+                earnings_soon=self.context.earnings_soon(holding.ticker, at, self.settings),
+                high_severity_event=self.context.high_severity_event(at),
+                settings=stops,
+            )
             stored = float(levels.atr_value)
-            if multiplier != levels.atr_multiplier or math.isnan(estimate) or abs(estimate - stored) > trigger * stored:
+            if (
+                multiplier != levels.atr_multiplier
+                or math.isnan(estimate)
+                or abs(estimate - stored) > trigger * stored
+            ):
                 atr = market.atr(holding.row, day)
-                moved = None if atr is None else stop_loss_manager.re_evaluate_levels(
-                    levels, holding.entry_price, atr, at, atr_multiplier=multiplier, settings=stops)
+                moved = (
+                    None
+                    if atr is None
+                    else stop_loss_manager.re_evaluate_levels(
+                        levels, holding.entry_price, atr, at, atr_multiplier=multiplier, settings=stops
+                    )
+                )
                 levels = moved or levels
             if levels is not holding.levels:
                 self.book.set_levels(holding, levels)
         portfolio = self.book.portfolio()
-        for adjustment in stop_loss_manager.tighten_for_heat(portfolio.positions, portfolio.total_value,
-                                                             self.settings.tier.max_portfolio_heat, stops):
+        for adjustment in stop_loss_manager.tighten_for_heat(
+            portfolio.positions, portfolio.total_value, self.settings.tier.max_portfolio_heat, stops
+        ):
             holding = self.book.holdings[adjustment.ticker]
-            self.book.set_levels(holding, replace(holding.levels, stop_loss_price=adjustment.new_stop,
-                                                  last_updated=at))
+            self.book.set_levels(
+                holding, replace(holding.levels, stop_loss_price=adjustment.new_stop, last_updated=at)
+            )

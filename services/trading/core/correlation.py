@@ -163,7 +163,9 @@ def correlation_from_prices(prices: np.ndarray, *, min_overlap: int = MIN_OVERLA
     # Centre each column on its own mean first: correlation is unchanged, and the one-pass
     # sums below then lose no precision to cancellation.
     counts = mask.sum(axis=0)
-    means = np.divide(np.where(mask, returns, 0.0).sum(axis=0), counts, out=np.zeros(counts.shape), where=counts > 0)
+    means = np.divide(
+        np.where(mask, returns, 0.0).sum(axis=0), counts, out=np.zeros(counts.shape), where=counts > 0
+    )
     x = np.where(mask, returns - means, 0.0)
     m = mask.astype(np.float64)
     n = m.T @ m  # common returns per pair

@@ -177,8 +177,11 @@ def _sizing_trace(size: PositionSizeResult | None) -> dict[str, Any]:
     if size is None:
         return {}
     return {
-        "dollar_amount": size.dollar_amount, "share_quantity": size.share_quantity,
-        "allocation_pct": size.allocation_pct, "rejected": size.rejected, "rejection_reason": size.rejection_reason,
+        "dollar_amount": size.dollar_amount,
+        "share_quantity": size.share_quantity,
+        "allocation_pct": size.allocation_pct,
+        "rejected": size.rejected,
+        "rejection_reason": size.rejection_reason,
         "adjustments": [{"name": a.name, "factor": a.factor, "reason": a.reason} for a in size.adjustments],
     }
 
@@ -192,8 +195,9 @@ def recommendation_expiry(generated_at: datetime) -> datetime:
     return close - WINDOW_BUFFER
 
 
-def _input_problem(rec: Recommendation, market: MarketFacts, now: datetime, settings: EngineSettings,
-                   trace: _Trace) -> str | None:
+def _input_problem(
+    rec: Recommendation, market: MarketFacts, now: datetime, settings: EngineSettings, trace: _Trace
+) -> str | None:
     """Upstream data the engine cannot act on (SPEC section 3), and a price too old to buy on."""
     problem = upstream_fields.field_problem(rec)
     if problem is not None:
@@ -203,37 +207,61 @@ def _input_problem(rec: Recommendation, market: MarketFacts, now: datetime, sett
         return trace.failed("ticker", f"ticker {rec.ticker!r} is unknown (not in tickers)")
     expiry = recommendation_expiry(rec.generated_at)
     if now >= expiry:
-        return trace.failed("freshness", f"stale: generated {rec.generated_at.isoformat()}, its first trading "
-                                         f"window ended {expiry.isoformat()}", expires=expiry)
+        return trace.failed(
+            "freshness",
+            f"stale: generated {rec.generated_at.isoformat()}, its first trading "
+            f"window ended {expiry.isoformat()}",
+            expires=expiry,
+        )
     if market.price is None or market.price <= 0:
         return trace.failed("price", f"no market price for {rec.ticker}")
     if action == RecommendationAction.BUY.value:
         # The age beyond which the missing-price rule would close the position just bought.
-        stale = price_age.stale_price_reason(rec.ticker, market.price_as_of, market.price_interval, now,
-                                             settings.stops.price_stale_after)
+        stale = price_age.stale_price_reason(
+            rec.ticker, market.price_as_of, market.price_interval, now, settings.stops.price_stale_after
+        )
         if stale is not None:
             return trace.failed("price_age", stale, price=market.price, price_as_of=market.price_as_of)
-    trace.passed("input", f"{action} {rec.ticker} at confidence {rec.confidence}, price {market.price}",
-                 action=action, confidence=rec.confidence, price=market.price, price_as_of=market.price_as_of)
+    trace.passed(
+        "input",
+        f"{action} {rec.ticker} at confidence {rec.confidence}, price {market.price}",
+        action=action,
+        confidence=rec.confidence,
+        price=market.price,
+        price_as_of=market.price_as_of,
+    )
     return None
 
 
-def _stop_levels(market: MarketFacts, multiplier: Decimal, reward_risk: Decimal, now: datetime,
-                 trace: _Trace) -> StopLevels | str:
+def _stop_levels(
+    market: MarketFacts, multiplier: Decimal, reward_risk: Decimal, now: datetime, trace: _Trace
+) -> StopLevels | str:
     if market.daily_atr is None or market.daily_atr <= 0:
         return trace.failed("atr", "ATR(14) unavailable for the ticker: fewer than 15 daily bars")
     try:
-        levels = stop_loss_manager.compute_initial_levels(market.price, market.daily_atr, multiplier, reward_risk, now)
+        levels = stop_loss_manager.compute_initial_levels(
+            market.price, market.daily_atr, multiplier, reward_risk, now
+        )
     except ValueError as exc:
         return trace.failed("stops", f"no valid stop: {exc}")
-    trace.passed("stops", f"stop {levels.stop_loss_price:.4f}, take-profit {levels.take_profit_price:.4f} "
-                          f"({multiplier}x ATR {market.daily_atr:.4f}, reward/risk {reward_risk})",
-                 atr=market.daily_atr, multiplier=multiplier)
+    trace.passed(
+        "stops",
+        f"stop {levels.stop_loss_price:.4f}, take-profit {levels.take_profit_price:.4f} "
+        f"({multiplier}x ATR {market.daily_atr:.4f}, reward/risk {reward_risk})",
+        atr=market.daily_atr,
+        multiplier=multiplier,
+    )
     return levels
 
 
-def _buy(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, now: datetime, decision_id: UUID,
-         trace: _Trace) -> tuple[str | None, PositionSizeResult | None, StopLevels | None, tuple[OrderIntent, ...]]:
+def _buy(
+    rec: Recommendation,
+    market: MarketFacts,
+    ctx: DecisionContext,
+    now: datetime,
+    decision_id: UUID,
+    trace: _Trace,
+) -> tuple[str | None, PositionSizeResult | None, StopLevels | None, tuple[OrderIntent, ...]]:
     settings, tier = ctx.settings, ctx.settings.tier
     blocked = active_pool_gate(OrderSide.BUY, ctx.portfolio.active_pool, settings.sizing)
     if blocked:
@@ -241,51 +269,105 @@ def _buy(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, now: da
     blocked = below_min_confidence(rec.confidence, tier)
     if blocked:
         return trace.failed("min_confidence", blocked), None, None, ()
-    trace.passed("min_confidence", f"confidence {rec.confidence} meets the {tier.name} tier's minimum "
-                                   f"{tier.min_confidence}")
+    trace.passed(
+        "min_confidence",
+        f"confidence {rec.confidence} meets the {tier.name} tier's minimum {tier.min_confidence}",
+    )
     checks: list[str] = []
     blocked = entry_guards.new_entry_block_reason(
-        rec.ticker, ctx.portfolio.positions, ctx.breakers, now,
-        max_open_positions=settings.max_open_positions, checks=checks)
+        rec.ticker,
+        ctx.portfolio.positions,
+        ctx.breakers,
+        now,
+        max_open_positions=settings.max_open_positions,
+        checks=checks,
+    )
     for check in checks:
         trace.passed("entry_gate", check)
     blocked = blocked or micro_trading.mixed_position_reason(rec.ticker, ctx.portfolio.positions, micro=False)
     if blocked:
         return trace.failed("entry_gate", blocked), None, None, ()
-    earnings_soon = market.sessions_until_earnings is not None and \
-        market.sessions_until_earnings <= settings.sizing.earnings_reduce_within_sessions
+    earnings_soon = (
+        market.sessions_until_earnings is not None
+        and market.sessions_until_earnings <= settings.sizing.earnings_reduce_within_sessions
+    )
     multiplier = stop_loss_manager.effective_atr_multiplier(
-        tier.stop_loss_atr_multiplier, earnings_soon=earnings_soon,
-        high_severity_event=market.high_severity_event, settings=settings.stops)
+        tier.stop_loss_atr_multiplier,
+        earnings_soon=earnings_soon,
+        high_severity_event=market.high_severity_event,
+        settings=settings.stops,
+    )
     stops = _stop_levels(market, multiplier, tier.reward_risk_ratio, now, trace)
     if isinstance(stops, str):
         return stops, None, None, ()
-    request = SizingRequest(rec.ticker, market.sector, rec.confidence, market.price,
-                            market.price - stops.stop_loss_price, market.sessions_until_earnings)
+    request = SizingRequest(
+        rec.ticker,
+        market.sector,
+        rec.confidence,
+        market.price,
+        market.price - stops.stop_loss_price,
+        market.sessions_until_earnings,
+    )
     size = PositionSizer(ctx.correlations, settings.sizing).compute(request, ctx.portfolio, tier)
     if size.rejected:
         return trace.failed("sizing", size.rejection_reason or "sizer rejected the entry"), size, None, ()
-    trace.passed("sizing", f"{size.share_quantity} shares, ${size.dollar_amount:.2f} "
-                           f"({size.allocation_pct:.2%} of the Active Pool)")
-    plan = gradual_entry.plan_entry(str(decision_id), rec.ticker, size.share_quantity, market.price,
-                                    ctx.portfolio.active_pool, now, settings.gradual, settings.sizing.share_step)
-    orders = tuple(OrderIntent(rec.ticker, OrderSide.BUY, t.quantity, OrderReason.ENTRY, t.scheduled_at,
-                               t.index if t.count > 1 else 0, t.count) for t in plan.tranches)
+    trace.passed(
+        "sizing",
+        f"{size.share_quantity} shares, ${size.dollar_amount:.2f} "
+        f"({size.allocation_pct:.2%} of the Active Pool)",
+    )
+    plan = gradual_entry.plan_entry(
+        str(decision_id),
+        rec.ticker,
+        size.share_quantity,
+        market.price,
+        ctx.portfolio.active_pool,
+        now,
+        settings.gradual,
+        settings.sizing.share_step,
+    )
+    orders = tuple(
+        OrderIntent(
+            rec.ticker,
+            OrderSide.BUY,
+            t.quantity,
+            OrderReason.ENTRY,
+            t.scheduled_at,
+            t.index if t.count > 1 else 0,
+            t.count,
+        )
+        for t in plan.tranches
+    )
     if len(orders) > 1:
-        trace.passed("gradual_entry", f"split into {len(orders)} tranches "
-                                      f"{settings.gradual.tranche_spacing} apart")
+        trace.passed(
+            "gradual_entry", f"split into {len(orders)} tranches {settings.gradual.tranche_spacing} apart"
+        )
     return None, size, stops, orders
 
 
-def _micro_buy(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, now: datetime,
-               trace: _Trace) -> tuple[str | None, PositionSizeResult | None, StopLevels | None, tuple[OrderIntent, ...]]:
+def _micro_buy(
+    rec: Recommendation, market: MarketFacts, ctx: DecisionContext, now: datetime, trace: _Trace
+) -> tuple[str | None, PositionSizeResult | None, StopLevels | None, tuple[OrderIntent, ...]]:
     request = micro_trading.MicroTradeRequest(
-        rec.ticker, market.sector, rec.confidence, market.price, market.intraday_atr or ZERO, rec.trend_window,
-        market.sessions_until_earnings, market.high_severity_event)
+        rec.ticker,
+        market.sector,
+        rec.confidence,
+        market.price,
+        market.intraday_atr or ZERO,
+        rec.trend_window,
+        market.sessions_until_earnings,
+        market.high_severity_event,
+    )
     result = micro_trading.evaluate_micro_trade(
-        request, portfolio=ctx.portfolio, tier=ctx.settings.tier,
-        sizer=PositionSizer(ctx.correlations, ctx.settings.sizing), breakers=ctx.breakers,
-        micro_trades_today=ctx.micro_trades_today, now=now, settings=ctx.settings.micro)
+        request,
+        portfolio=ctx.portfolio,
+        tier=ctx.settings.tier,
+        sizer=PositionSizer(ctx.correlations, ctx.settings.sizing),
+        breakers=ctx.breakers,
+        micro_trades_today=ctx.micro_trades_today,
+        now=now,
+        settings=ctx.settings.micro,
+    )
     for check in result.checks:
         trace.passed("micro_gate", check)
     if not result.approved:
@@ -295,17 +377,33 @@ def _micro_buy(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, n
     return None, result.size, result.stops, (order,)
 
 
-def _sell(rec: Recommendation, ctx: DecisionContext, now: datetime, trace: _Trace
-          ) -> tuple[str | None, None, None, tuple[OrderIntent, ...]]:
+def _sell(
+    rec: Recommendation, ctx: DecisionContext, now: datetime, trace: _Trace
+) -> tuple[str | None, None, None, tuple[OrderIntent, ...]]:
     held = ctx.portfolio.position(rec.ticker)
     if held is None or held.quantity <= 0:
-        return trace.failed("position", f"{rec.ticker} is not held: the engine does not sell short"), None, None, ()
+        return (
+            trace.failed("position", f"{rec.ticker} is not held: the engine does not sell short"),
+            None,
+            None,
+            (),
+        )
     # Exits are never blocked by breakers, the Active Pool minimum or position guards:
     # they reduce risk. Only the trading window applies.
     if not is_within_trading_window(now):
-        return trace.failed("trading_window", f"{now.isoformat()} is outside the trading window"), None, None, ()
+        return (
+            trace.failed("trading_window", f"{now.isoformat()} is outside the trading window"),
+            None,
+            None,
+            (),
+        )
     trace.passed("position", f"selling all {held.quantity} {rec.ticker} held", held=held.quantity)
-    return None, None, None, (OrderIntent(rec.ticker, OrderSide.SELL, held.quantity, OrderReason.SIGNAL, now),)
+    return (
+        None,
+        None,
+        None,
+        (OrderIntent(rec.ticker, OrderSide.SELL, held.quantity, OrderReason.SIGNAL, now),),
+    )
 
 
 def takes_micro_path(rec: Recommendation, settings: EngineSettings) -> bool:
@@ -313,8 +411,15 @@ def takes_micro_path(rec: Recommendation, settings: EngineSettings) -> bool:
     return settings.micro.enabled and str(rec.trend_window) in MICRO_WINDOWS
 
 
-def decide(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, *, now: datetime,
-           decision_id: UUID, lazy_record: bool = False) -> DecisionOutcome:
+def decide(
+    rec: Recommendation,
+    market: MarketFacts,
+    ctx: DecisionContext,
+    *,
+    now: datetime,
+    decision_id: UUID,
+    lazy_record: bool = False,
+) -> DecisionOutcome:
     """Decide one recommendation. Never raises on bad data: that is a skip with a reason.
 
     With `lazy_record` the outcome's full record is built only if read: the backtester keeps
@@ -338,15 +443,43 @@ def decide(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, *, no
             reason, size, stops, orders = _buy(rec, market, ctx, now, decision_id, trace)
     acted = reason is None
     quantity = sum((o.quantity for o in orders), ZERO) if acted else (size.share_quantity if size else ZERO)
-    record = partial(_record, rec, market, ctx, now, decision_id, trace, reason, size, orders if acted else (),
-                     quantity, is_micro)
-    return DecisionOutcome(reason, orders if acted else (), stops if acted else None, quantity, trace.failed_check,
-                           record if lazy_record else record())
+    record = partial(
+        _record,
+        rec,
+        market,
+        ctx,
+        now,
+        decision_id,
+        trace,
+        reason,
+        size,
+        orders if acted else (),
+        quantity,
+        is_micro,
+    )
+    return DecisionOutcome(
+        reason,
+        orders if acted else (),
+        stops if acted else None,
+        quantity,
+        trace.failed_check,
+        record if lazy_record else record(),
+    )
 
 
-def _record(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, now: datetime, decision_id: UUID,
-            trace: _Trace, reason: str | None, size: PositionSizeResult | None, orders: tuple[OrderIntent, ...],
-            quantity: Decimal, is_micro: bool) -> TradingDecision:
+def _record(
+    rec: Recommendation,
+    market: MarketFacts,
+    ctx: DecisionContext,
+    now: datetime,
+    decision_id: UUID,
+    trace: _Trace,
+    reason: str | None,
+    size: PositionSizeResult | None,
+    orders: tuple[OrderIntent, ...],
+    quantity: Decimal,
+    is_micro: bool,
+) -> TradingDecision:
     portfolio = ctx.portfolio
     adjustments = {a.name: a for a in size.adjustments} if size else {}
     correlation = adjustments.get("correlation")
@@ -354,17 +487,27 @@ def _record(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, now:
     acted = reason is None
     side = OrderSide.SELL if str(rec.action) == RecommendationAction.SELL.value else OrderSide.BUY
     return TradingDecision(
-        id=decision_id, recommendation_id=rec.id, ticker=upstream_fields.recorded_ticker(rec.ticker),
-        decision=TradingDecisionType.ACT if acted else TradingDecisionType.SKIP, side=side.value,
+        id=decision_id,
+        recommendation_id=rec.id,
+        ticker=upstream_fields.recorded_ticker(rec.ticker),
+        decision=TradingDecisionType.ACT if acted else TradingDecisionType.SKIP,
+        side=side.value,
         skip_reason=reason,
         computed_position_size=(size.dollar_amount if size else (quantity * (market.price or ZERO))),
         computed_share_quantity=quantity,
-        risk_tier_at_decision=ctx.settings.risk_tier, portfolio_heat_at_decision=portfolio.portfolio_heat,
-        active_pool_at_decision=portfolio.active_pool, reserve_pool_at_decision=portfolio.reserve_pool,
+        risk_tier_at_decision=ctx.settings.risk_tier,
+        portfolio_heat_at_decision=portfolio.portfolio_heat,
+        active_pool_at_decision=portfolio.active_pool,
+        reserve_pool_at_decision=portfolio.reserve_pool,
         circuit_breaker_status=("active" if circuit_breaker.is_active(ctx.breakers, now) else "inactive"),
-        correlation_check_result=({"factor": correlation.factor, "reason": correlation.reason} if correlation else {}),
-        sector_exposure_check_result=({"sector": market.sector, "factor": sector.factor, "reason": sector.reason}
-                                      if sector else {"sector": market.sector}),
+        correlation_check_result=(
+            {"factor": correlation.factor, "reason": correlation.reason} if correlation else {}
+        ),
+        sector_exposure_check_result=(
+            {"sector": market.sector, "factor": sector.factor, "reason": sector.reason}
+            if sector
+            else {"sector": market.sector}
+        ),
         earnings_proximity_flag=market.sessions_until_earnings is not None
         and market.sessions_until_earnings <= ctx.settings.sizing.earnings_reduce_within_sessions,
         is_micro_trade=is_micro,
@@ -373,16 +516,34 @@ def _record(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, now:
             "risk_tier": ctx.settings.risk_tier.value,
             "checks": trace.steps,
             "sizing": _sizing_trace(size),
-            "orders": [{"side": o.side.value, "quantity": o.quantity, "tranche": o.tranche_index,
-                        "of": o.tranche_count, "not_before": o.not_before} for o in orders],
+            "orders": [
+                {
+                    "side": o.side.value,
+                    "quantity": o.quantity,
+                    "tranche": o.tranche_index,
+                    "of": o.tranche_count,
+                    "not_before": o.not_before,
+                }
+                for o in orders
+            ],
         },
         created_at=now,
     )
 
 
-def exit_decision(ticker: str, quantity: Decimal, reason: OrderReason, detail: str, ctx: DecisionContext, *,
-                  now: datetime, decision_id: UUID, price: Decimal | None = None, is_micro: bool = False,
-                  inputs: dict[str, Any] | None = None) -> DecisionOutcome:
+def exit_decision(
+    ticker: str,
+    quantity: Decimal,
+    reason: OrderReason,
+    detail: str,
+    ctx: DecisionContext,
+    *,
+    now: datetime,
+    decision_id: UUID,
+    price: Decimal | None = None,
+    is_micro: bool = False,
+    inputs: dict[str, Any] | None = None,
+) -> DecisionOutcome:
     """A sell the engine's own rules ordered (stop, take-profit, trailing stop, breaker,
     rebalance, micro exit, emergency): recorded like any decision, with the rule's reason."""
     trace = _Trace()
@@ -390,39 +551,74 @@ def exit_decision(ticker: str, quantity: Decimal, reason: OrderReason, detail: s
     portfolio = ctx.portfolio
     order = OrderIntent(ticker, OrderSide.SELL, quantity, reason, now)
     decision = TradingDecision(
-        id=decision_id, recommendation_id=None, ticker=ticker, decision=TradingDecisionType.ACT,
-        side=OrderSide.SELL.value, skip_reason=None,
-        computed_position_size=quantity * (price or ZERO), computed_share_quantity=quantity,
-        risk_tier_at_decision=ctx.settings.risk_tier, portfolio_heat_at_decision=portfolio.portfolio_heat,
-        active_pool_at_decision=portfolio.active_pool, reserve_pool_at_decision=portfolio.reserve_pool,
+        id=decision_id,
+        recommendation_id=None,
+        ticker=ticker,
+        decision=TradingDecisionType.ACT,
+        side=OrderSide.SELL.value,
+        skip_reason=None,
+        computed_position_size=quantity * (price or ZERO),
+        computed_share_quantity=quantity,
+        risk_tier_at_decision=ctx.settings.risk_tier,
+        portfolio_heat_at_decision=portfolio.portfolio_heat,
+        active_pool_at_decision=portfolio.active_pool,
+        reserve_pool_at_decision=portfolio.reserve_pool,
         circuit_breaker_status="active" if circuit_breaker.is_active(ctx.breakers, now) else "inactive",
-        correlation_check_result={}, sector_exposure_check_result={}, earnings_proximity_flag=False,
+        correlation_check_result={},
+        sector_exposure_check_result={},
+        earnings_proximity_flag=False,
         is_micro_trade=is_micro,
-        decision_trace={"exit": {"reason": reason.value, "detail": detail}, "risk_tier": ctx.settings.risk_tier.value,
-                        "checks": trace.steps,
-                        "orders": [{"side": "sell", "quantity": quantity, "tranche": 0, "of": 1, "not_before": now}]},
+        decision_trace={
+            "exit": {"reason": reason.value, "detail": detail},
+            "risk_tier": ctx.settings.risk_tier.value,
+            "checks": trace.steps,
+            "orders": [{"side": "sell", "quantity": quantity, "tranche": 0, "of": 1, "not_before": now}],
+        },
         created_at=now,
     )
     return DecisionOutcome.of(decision, (order,))
 
 
-def failed_decision(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, *, now: datetime,
-                    decision_id: UUID, error: str) -> DecisionOutcome:
+def failed_decision(
+    rec: Recommendation,
+    market: MarketFacts,
+    ctx: DecisionContext,
+    *,
+    now: datetime,
+    decision_id: UUID,
+    error: str,
+) -> DecisionOutcome:
     """A skip for a recommendation the core could not decide (a defect, not a market fact):
     recorded once with the error, so it can never wedge the loop by failing every tick."""
     return _skip(rec, market, ctx, now, decision_id, "internal_error", f"could not be decided: {error}")
 
 
-def unrecordable_decision(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, *, now: datetime,
-                          decision_id: UUID, error: str) -> DecisionOutcome:
+def unrecordable_decision(
+    rec: Recommendation,
+    market: MarketFacts,
+    ctx: DecisionContext,
+    *,
+    now: datetime,
+    decision_id: UUID,
+    error: str,
+) -> DecisionOutcome:
     """A skip for a recommendation whose decision PostgreSQL or the order job refused to store
     (issue 12): what was decided cannot be sent, and a skip saying why lets the loop move on
     instead of writing the same refused row every tick."""
     return _skip(rec, market, ctx, now, decision_id, "record", f"the decision could not be recorded: {error}")
 
 
-def _skip(rec: Recommendation, market: MarketFacts, ctx: DecisionContext, now: datetime, decision_id: UUID,
-          check: str, detail: str) -> DecisionOutcome:
+def _skip(
+    rec: Recommendation,
+    market: MarketFacts,
+    ctx: DecisionContext,
+    now: datetime,
+    decision_id: UUID,
+    check: str,
+    detail: str,
+) -> DecisionOutcome:
     trace = _Trace()
     reason = trace.failed(check, upstream_fields.excerpt(detail, ERROR_SHOWN_MAX))
-    return DecisionOutcome.of(_record(rec, market, ctx, now, decision_id, trace, reason, None, (), ZERO, False))
+    return DecisionOutcome.of(
+        _record(rec, market, ctx, now, decision_id, trace, reason, None, (), ZERO, False)
+    )

@@ -23,8 +23,15 @@ from services.trading.core.rebalancer import RebalanceSettings
 from services.trading.core.reserve_pool import ReserveSettings
 from services.trading.core.stop_loss_manager import StopSettings
 
-TIER_FIELDS = ("min_confidence", "base_allocation_pct", "max_position_pct", "stop_loss_atr_multiplier",
-               "reward_risk_ratio", "max_sector_pct", "max_portfolio_heat")
+TIER_FIELDS = (
+    "min_confidence",
+    "base_allocation_pct",
+    "max_position_pct",
+    "stop_loss_atr_multiplier",
+    "reward_risk_ratio",
+    "max_sector_pct",
+    "max_portfolio_heat",
+)
 
 
 def tier_configs(overrides: Mapping[str, Mapping[str, Any]] | None) -> dict[RiskTierName, RiskTierConfig]:
@@ -62,8 +69,9 @@ class EngineSettings:
 
     @property
     def rebalance(self) -> RebalanceSettings:
-        return RebalanceSettings(max_open_positions=self.max_open_positions,
-                                 fractional_shares=self.sizing.fractional_shares)
+        return RebalanceSettings(
+            max_open_positions=self.max_open_positions, fractional_shares=self.sizing.fractional_shares
+        )
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> EngineSettings:
@@ -71,7 +79,9 @@ class EngineSettings:
         seconds = lambda column: timedelta(seconds=float(row[column]))  # noqa: E731
         minutes = lambda column: timedelta(minutes=float(row[column]))  # noqa: E731
         return cls(
-            enabled=row["enabled"], paused=row["paused"], risk_tier=RiskTierName(row["risk_tier"]),
+            enabled=row["enabled"],
+            paused=row["paused"],
+            risk_tier=RiskTierName(row["risk_tier"]),
             tiers=tier_configs(row["risk_tier_overrides"]),
             polling_interval=seconds("polling_interval_seconds"),
             stop_check_interval=seconds("stop_loss_check_interval_seconds"),
@@ -79,7 +89,8 @@ class EngineSettings:
             max_open_positions=row["max_open_positions"],
             large_trade_pnl_threshold=row["large_trade_pnl_threshold"],
             sizing=SizingSettings(
-                absolute_position_cap=row["absolute_position_cap"], active_pool_minimum=row["active_pool_minimum"],
+                absolute_position_cap=row["absolute_position_cap"],
+                active_pool_minimum=row["active_pool_minimum"],
                 fractional_shares=row["fractional_shares"],
                 correlation_reduce_above=row["correlation_reduce_threshold"],
                 correlation_reject_above=row["correlation_reject_threshold"],
@@ -87,7 +98,8 @@ class EngineSettings:
                 earnings_reject_within_sessions=row["earnings_reject_sessions"],
             ),
             breakers=BreakerSettings(
-                daily_loss_pct=row["daily_loss_limit_pct"], single_position_loss_pct=row["single_position_loss_pct"],
+                daily_loss_pct=row["daily_loss_limit_pct"],
+                single_position_loss_pct=row["single_position_loss_pct"],
                 ticker_cooldown=timedelta(hours=float(row["ticker_cooldown_hours"])),
                 volatility_stop_outs=row["volatility_stop_count"],
                 volatility_window=minutes("volatility_window_minutes"),
@@ -106,7 +118,8 @@ class EngineSettings:
             micro=MicroTradingSettings(
                 enabled=row["micro_trading_enabled"],
                 allocation_cap_pct=row["micro_trading_allocation_cap_pct"],
-                max_daily=row["micro_trading_max_daily"], max_hold=minutes("micro_trading_max_hold_minutes"),
+                max_daily=row["micro_trading_max_daily"],
+                max_hold=minutes("micro_trading_max_hold_minutes"),
                 max_open_positions=row["max_open_positions"],
             ),
             micro_polling_interval=seconds("micro_trading_interval_seconds"),

@@ -75,7 +75,9 @@ def check_max_open_positions(
     """Property 18: refuse a new ticker when the open-position limit is reached."""
     held = {p.ticker for p in positions}
     if candidate in held:
-        return GuardResult(True, f"{candidate} is already held: adding opens no new position", "max_open_positions")
+        return GuardResult(
+            True, f"{candidate} is already held: adding opens no new position", "max_open_positions"
+        )
     if len(held) >= max_open_positions:
         return GuardResult(
             False,

@@ -94,7 +94,9 @@ def split_into_tranches(
         raise ValueError(f"share step must be positive, got {share_step}")
     units = Decimal(total_shares) / share_step
     if units <= 0 or units != units.to_integral_value():
-        raise ValueError(f"gradual entry splits a positive number of {share_step}-share steps, got {total_shares}")
+        raise ValueError(
+            f"gradual entry splits a positive number of {share_step}-share steps, got {total_shares}"
+        )
     if s.tranche_count < 1:
         raise ValueError(f"tranche count must be at least 1, got {s.tranche_count}")
     count = min(s.tranche_count, int(units))

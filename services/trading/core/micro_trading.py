@@ -97,7 +97,9 @@ def micro_stop_multiplier(request: MicroTradeRequest, settings: MicroTradingSett
     """1.0x intraday ATR, tightened by the stop manager's own earnings/event rule."""
     earnings_soon = request.sessions_until_earnings is not None and request.sessions_until_earnings <= 3
     return stop_loss_manager.effective_atr_multiplier(
-        settings.stop_atr_multiplier, earnings_soon=earnings_soon, high_severity_event=request.high_severity_event
+        settings.stop_atr_multiplier,
+        earnings_soon=earnings_soon,
+        high_severity_event=request.high_severity_event,
     )
 
 
@@ -105,8 +107,9 @@ def _skip(reason: str, checks: list[str], size: PositionSizeResult | None = None
     return MicroTradeDecision(False, reason, tuple(checks), size)
 
 
-def _micro_gates(request: MicroTradeRequest, settings: MicroTradingSettings, micro_trades_today: int,
-                 checks: list[str]) -> str | None:
+def _micro_gates(
+    request: MicroTradeRequest, settings: MicroTradingSettings, micro_trades_today: int, checks: list[str]
+) -> str | None:
     """The micro-only gates; the reason to skip, or None."""
     if not settings.enabled:
         return "micro-trading is switched off"
@@ -114,7 +117,9 @@ def _micro_gates(request: MicroTradeRequest, settings: MicroTradingSettings, mic
     if str(request.trend_window) not in {str(w) for w in MICRO_TREND_WINDOWS}:
         return f"trend window {request.trend_window!r} is not intraday or 1d: not a micro-trade signal"
     if micro_trades_today >= settings.max_daily:
-        return f"{micro_trades_today} micro-trades already opened today, the daily limit is {settings.max_daily}"
+        return (
+            f"{micro_trades_today} micro-trades already opened today, the daily limit is {settings.max_daily}"
+        )
     checks.append(f"micro-trades today {micro_trades_today} < {settings.max_daily}")
     if not request.intraday_atr > 0:
         return f"intraday ATR {request.intraday_atr} for {request.ticker} is not positive: no stop can be set"
@@ -129,9 +134,16 @@ def mixed_position_reason(ticker: str, positions: Iterable[OpenPosition], *, mic
     if held is None:
         return None
     if micro:
-        return (f"{ticker} is already held as a micro-trade: one micro-trade per ticker at a time"
-                if held.is_micro_trade else f"{ticker} is held as a standard position: no micro-trade on top of it")
-    return f"{ticker} is held as a micro-trade: no standard entry until it closes" if held.is_micro_trade else None
+        return (
+            f"{ticker} is already held as a micro-trade: one micro-trade per ticker at a time"
+            if held.is_micro_trade
+            else f"{ticker} is held as a standard position: no micro-trade on top of it"
+        )
+    return (
+        f"{ticker} is held as a micro-trade: no standard entry until it closes"
+        if held.is_micro_trade
+        else None
+    )
 
 
 def evaluate_micro_trade(
@@ -149,31 +161,49 @@ def evaluate_micro_trade(
     the micro cap, then stops at 1.0x intraday ATR and take-profit at 1.5x that distance."""
     settings = settings or MicroTradingSettings()
     checks: list[str] = []
-    reason = (_micro_gates(request, settings, micro_trades_today, checks)
-              or mixed_position_reason(request.ticker, portfolio.positions, micro=True)
-              or entry_guards.new_entry_block_reason(request.ticker, portfolio.positions, breakers, now,
-                                                     max_open_positions=settings.max_open_positions,
-                                                     checks=checks))
+    reason = (
+        _micro_gates(request, settings, micro_trades_today, checks)
+        or mixed_position_reason(request.ticker, portfolio.positions, micro=True)
+        or entry_guards.new_entry_block_reason(
+            request.ticker,
+            portfolio.positions,
+            breakers,
+            now,
+            max_open_positions=settings.max_open_positions,
+            checks=checks,
+        )
+    )
     if reason:
         return _skip(reason, checks)
     multiplier = micro_stop_multiplier(request, settings)
     stop_distance = request.intraday_atr * multiplier
     capped_tier = replace(tier, max_position_pct=min(tier.max_position_pct, settings.allocation_cap_pct))
-    sizing = SizingRequest(request.ticker, request.sector, request.confidence, request.current_price,
-                           stop_distance, request.sessions_until_earnings)
+    sizing = SizingRequest(
+        request.ticker,
+        request.sector,
+        request.confidence,
+        request.current_price,
+        stop_distance,
+        request.sessions_until_earnings,
+    )
     size = sizer.compute(sizing, portfolio, capped_tier)
     if size.rejected:
         return _skip(size.rejection_reason or "position sizer rejected the micro-trade", checks, size)
-    checks.append(f"sized at {size.share_quantity} shares (${size.dollar_amount}), micro cap "
-                  f"{settings.allocation_cap_pct:%} of the Active Pool")
+    checks.append(
+        f"sized at {size.share_quantity} shares (${size.dollar_amount}), micro cap "
+        f"{settings.allocation_cap_pct:%} of the Active Pool"
+    )
     try:
-        stops = stop_loss_manager.compute_initial_levels(request.current_price, request.intraday_atr, multiplier,
-                                                         settings.take_profit_ratio, now)
+        stops = stop_loss_manager.compute_initial_levels(
+            request.current_price, request.intraday_atr, multiplier, settings.take_profit_ratio, now
+        )
     except ValueError as exc:  # e.g. the stop would sit at or below zero
         return _skip(f"no valid micro stop: {exc}", checks, size)
-    reason = (f"micro-trade {request.ticker}: {size.share_quantity} shares, stop {stops.stop_loss_price} "
-              f"({multiplier}x intraday ATR {request.intraday_atr}), take-profit {stops.take_profit_price} "
-              f"({settings.take_profit_ratio}x the stop distance)")
+    reason = (
+        f"micro-trade {request.ticker}: {size.share_quantity} shares, stop {stops.stop_loss_price} "
+        f"({multiplier}x intraday ATR {request.intraday_atr}), take-profit {stops.take_profit_price} "
+        f"({settings.take_profit_ratio}x the stop distance)"
+    )
     return MicroTradeDecision(True, reason, tuple(checks), size, stops)
 
 
@@ -191,8 +221,10 @@ def positions_to_auto_close(
         if p.opened_at is None:
             reason = f"micro position {p.ticker} has no recorded open time: closed as past its maximum hold"
         elif now - p.opened_at >= settings.max_hold:
-            reason = (f"micro position {p.ticker} held {now - p.opened_at} since {p.opened_at.isoformat()}, "
-                      f"maximum hold {settings.max_hold}: closed at market")
+            reason = (
+                f"micro position {p.ticker} held {now - p.opened_at} since {p.opened_at.isoformat()}, "
+                f"maximum hold {settings.max_hold}: closed at market"
+            )
         else:
             continue
         exits.append(MicroExitProposal(p.ticker, p.quantity, p.current_price, reason))

@@ -51,9 +51,13 @@ def _tier(name: RiskTierName, *values: str) -> RiskTierConfig:
 # SPEC section 5, column by column: min_confidence, base_allocation_pct, max_position_pct,
 # stop_loss_atr_multiplier, reward_risk_ratio, max_sector_pct, max_portfolio_heat.
 RISK_TIER_DEFAULTS: Mapping[RiskTierName, RiskTierConfig] = {
-    RiskTierName.CONSERVATIVE: _tier(RiskTierName.CONSERVATIVE, "0.75", "0.03", "0.05", "1.5", "2.0", "0.25", "0.06"),
+    RiskTierName.CONSERVATIVE: _tier(
+        RiskTierName.CONSERVATIVE, "0.75", "0.03", "0.05", "1.5", "2.0", "0.25", "0.06"
+    ),
     RiskTierName.MODERATE: _tier(RiskTierName.MODERATE, "0.65", "0.05", "0.10", "2.0", "2.0", "0.35", "0.10"),
-    RiskTierName.AGGRESSIVE: _tier(RiskTierName.AGGRESSIVE, "0.55", "0.08", "0.15", "2.5", "1.5", "0.50", "0.15"),
+    RiskTierName.AGGRESSIVE: _tier(
+        RiskTierName.AGGRESSIVE, "0.55", "0.08", "0.15", "2.5", "1.5", "0.50", "0.15"
+    ),
 }
 
 

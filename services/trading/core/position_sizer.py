@@ -108,8 +108,14 @@ class _Book:
     def of(cls, portfolio: PortfolioState) -> _Book:
         # The portfolio's own figures (summed once per state, in the same order as here before).
         # The Reserve Pool is kept in cash: only the cash beyond it may buy anything.
-        return cls(portfolio.positions, portfolio.total_value, portfolio.active_pool, portfolio.risk_dollars,
-                   portfolio.sector_exposure, portfolio.cash - portfolio.reserve_pool)
+        return cls(
+            portfolio.positions,
+            portfolio.total_value,
+            portfolio.active_pool,
+            portfolio.risk_dollars,
+            portfolio.sector_exposure,
+            portfolio.cash - portfolio.reserve_pool,
+        )
 
     def held_value(self, ticker: str) -> Decimal:
         return sum((p.market_value for p in self.positions if p.ticker == ticker), ZERO)
@@ -313,8 +319,10 @@ class PositionSizer:
         held = _exact(book.held_value(request.ticker))
         if held == 0:
             return dollars
-        limit = min(_exact(tier.max_position_pct) * _exact(book.active_pool),
-                    _exact(self._settings.absolute_position_cap))
+        limit = min(
+            _exact(tier.max_position_pct) * _exact(book.active_pool),
+            _exact(self._settings.absolute_position_cap),
+        )
         room = limit - held
         if room <= 0:
             raise _Rejected(

@@ -26,8 +26,9 @@ def confirmed_at(as_of: datetime, interval: str, now: datetime) -> datetime:
     return as_of
 
 
-def stale_price_reason(ticker: str, as_of: datetime | None, interval: str, now: datetime,
-                       max_age: timedelta) -> str | None:
+def stale_price_reason(
+    ticker: str, as_of: datetime | None, interval: str, now: datetime, max_age: timedelta
+) -> str | None:
     """Why the price of `ticker` (from a bar of `interval` known since `as_of`) is too old to
     buy on at `now`, or None when it is current: from the current session (a daily feed), or
     at most `max_age` old."""
@@ -35,6 +36,8 @@ def stale_price_reason(ticker: str, as_of: datetime | None, interval: str, now: 
         return f"the time of {ticker}'s price is unknown: a buy needs a current price"
     age = now - confirmed_at(as_of, interval, now)
     if age > max_age:
-        return (f"{ticker}'s latest price is from {as_of.isoformat()} ({interval} bar), {age} old: a buy needs a "
-                f"price from the current session, at most {max_age} old")
+        return (
+            f"{ticker}'s latest price is from {as_of.isoformat()} ({interval} bar), {age} old: a buy needs a "
+            f"price from the current session, at most {max_age} old"
+        )
     return None

@@ -56,8 +56,14 @@ class PositionMarket:
     earnings_soon: bool = False
 
 
-def _updated_levels(held: HeldPosition, price: Decimal, market: PositionMarket, high_severity: bool,
-                    settings: EngineSettings, now: datetime) -> StopLevels | None:
+def _updated_levels(
+    held: HeldPosition,
+    price: Decimal,
+    market: PositionMarket,
+    high_severity: bool,
+    settings: EngineSettings,
+    now: datetime,
+) -> StopLevels | None:
     """Trailing first, then re-evaluation on ATR or multiplier change; None if unchanged."""
     levels = held.levels
     entry = held.position.entry_price
@@ -68,17 +74,31 @@ def _updated_levels(held: HeldPosition, price: Decimal, market: PositionMarket, 
     if market.atr is not None and market.atr > 0 and not held.position.is_micro_trade:
         base = settings.tier.stop_loss_atr_multiplier
         multiplier = stop_loss_manager.effective_atr_multiplier(
-            base, earnings_soon=market.earnings_soon, high_severity_event=high_severity, settings=settings.stops)
-        reevaluated = stop_loss_manager.re_evaluate_levels(levels, entry, market.atr, now, atr_multiplier=multiplier,
-                                                           settings=settings.stops)
+            base,
+            earnings_soon=market.earnings_soon,
+            high_severity_event=high_severity,
+            settings=settings.stops,
+        )
+        reevaluated = stop_loss_manager.re_evaluate_levels(
+            levels, entry, market.atr, now, atr_multiplier=multiplier, settings=settings.stops
+        )
         if reevaluated is not None:
             changed = reevaluated
     return changed
 
 
-def protect(held: Sequence[HeldPosition], quotes: Mapping[str, Quote], markets: Mapping[str, PositionMarket],
-            breakers: CircuitBreakerState, settings: EngineSettings, now: datetime, *,
-            high_severity_event: bool, total_value: Decimal, exiting: frozenset[str] = frozenset()) -> ProtectionPlan:
+def protect(
+    held: Sequence[HeldPosition],
+    quotes: Mapping[str, Quote],
+    markets: Mapping[str, PositionMarket],
+    breakers: CircuitBreakerState,
+    settings: EngineSettings,
+    now: datetime,
+    *,
+    high_severity_event: bool,
+    total_value: Decimal,
+    exiting: frozenset[str] = frozenset(),
+) -> ProtectionPlan:
     """One protective pass. `exiting` names tickers with a sell already on its way, which
     get no second exit."""
     updates: dict[str, StopLevels] = {}
@@ -89,23 +109,42 @@ def protect(held: Sequence[HeldPosition], quotes: Mapping[str, Quote], markets: 
         if p.ticker in exiting:
             continue
         quote = quotes.get(p.ticker)
-        missing = stop_loss_manager.check_price_unavailable(p.ticker, quote.confirmed_at(now) if quote else None, now,
-                                                            settings.stops)
+        missing = stop_loss_manager.check_price_unavailable(
+            p.ticker, quote.confirmed_at(now) if quote else None, now, settings.stops
+        )
         if quote is None or missing is not None:
             if missing is not None:
-                exits.append(Exit(p.ticker, p.quantity, OrderReason.EMERGENCY,
-                                  f"no price for {p.ticker} for more than {settings.stops.price_stale_after} of "
-                                  "market time: closing rather than holding blind", None, p.is_micro_trade))
+                exits.append(
+                    Exit(
+                        p.ticker,
+                        p.quantity,
+                        OrderReason.EMERGENCY,
+                        f"no price for {p.ticker} for more than {settings.stops.price_stale_after} of "
+                        "market time: closing rather than holding blind",
+                        None,
+                        p.is_micro_trade,
+                    )
+                )
             continue
-        exit_ = _exit_for(h, quote.price, markets.get(p.ticker, PositionMarket()), high_severity_event,
-                          settings, now, updates)
+        exit_ = _exit_for(
+            h,
+            quote.price,
+            markets.get(p.ticker, PositionMarket()),
+            high_severity_event,
+            settings,
+            now,
+            updates,
+        )
         if exit_ is None:
-            check = circuit_breaker.check_single_position(breakers, replace(p, current_price=quote.price), now,
-                                                          settings.breakers)
+            check = circuit_breaker.check_single_position(
+                breakers, replace(p, current_price=quote.price), now, settings.breakers
+            )
             if check.event is not None:
                 breakers = check.state
                 events.append(check.event)
-                exit_ = Exit(p.ticker, p.quantity, OrderReason.EMERGENCY, check.reason, quote.price, p.is_micro_trade)
+                exit_ = Exit(
+                    p.ticker, p.quantity, OrderReason.EMERGENCY, check.reason, quote.price, p.is_micro_trade
+                )
         if exit_ is not None:
             exits.append(exit_)
     exits += _micro_exits(held, quotes, now, settings, {e.ticker for e in exits} | exiting)
@@ -113,8 +152,15 @@ def protect(held: Sequence[HeldPosition], quotes: Mapping[str, Quote], markets: 
     return ProtectionPlan(updates, tuple(exits), tuple(events), breakers)
 
 
-def _exit_for(h: HeldPosition, price: Decimal, market: PositionMarket, high_severity: bool,
-              settings: EngineSettings, now: datetime, updates: dict[str, StopLevels]) -> Exit | None:
+def _exit_for(
+    h: HeldPosition,
+    price: Decimal,
+    market: PositionMarket,
+    high_severity: bool,
+    settings: EngineSettings,
+    now: datetime,
+    updates: dict[str, StopLevels],
+) -> Exit | None:
     if h.levels is None:
         return None
     levels = _updated_levels(h, price, market, high_severity, settings, now)
@@ -123,20 +169,44 @@ def _exit_for(h: HeldPosition, price: Decimal, market: PositionMarket, high_seve
     trigger = stop_loss_manager.check_price_crossing(h.position.ticker, levels or h.levels, price)
     if trigger is None:
         return None
-    return Exit(h.position.ticker, h.position.quantity, TRIGGER_REASONS[trigger.trigger_type],
-                f"{trigger.trigger_type}: price {price} crossed {trigger.trigger_price}", price,
-                h.position.is_micro_trade)
+    return Exit(
+        h.position.ticker,
+        h.position.quantity,
+        TRIGGER_REASONS[trigger.trigger_type],
+        f"{trigger.trigger_type}: price {price} crossed {trigger.trigger_price}",
+        price,
+        h.position.is_micro_trade,
+    )
 
 
-def _micro_exits(held: Sequence[HeldPosition], quotes: Mapping[str, Quote], now: datetime,
-                 settings: EngineSettings, already: set[str]) -> list[Exit]:
+def _micro_exits(
+    held: Sequence[HeldPosition],
+    quotes: Mapping[str, Quote],
+    now: datetime,
+    settings: EngineSettings,
+    already: set[str],
+) -> list[Exit]:
     positions = [h.position for h in held if h.position.ticker not in already]
-    return [Exit(e.ticker, e.quantity, e.order_reason, e.reason, quotes[e.ticker].price if e.ticker in quotes else None,
-                 True) for e in micro_trading.positions_to_auto_close(positions, now, settings.micro)]
+    return [
+        Exit(
+            e.ticker,
+            e.quantity,
+            e.order_reason,
+            e.reason,
+            quotes[e.ticker].price if e.ticker in quotes else None,
+            True,
+        )
+        for e in micro_trading.positions_to_auto_close(positions, now, settings.micro)
+    ]
 
 
-def _heat_tightening(held: Sequence[HeldPosition], updates: Mapping[str, StopLevels], exiting: set[str],
-                     total_value: Decimal, settings: EngineSettings) -> dict[str, StopLevels]:
+def _heat_tightening(
+    held: Sequence[HeldPosition],
+    updates: Mapping[str, StopLevels],
+    exiting: set[str],
+    total_value: Decimal,
+    settings: EngineSettings,
+) -> dict[str, StopLevels]:
     """Above 80% of the tier's maximum heat, tighten the lowest-confidence stops first."""
     current: dict[str, tuple[OpenPosition, StopLevels]] = {}
     for h in held:
@@ -144,6 +214,7 @@ def _heat_tightening(held: Sequence[HeldPosition], updates: Mapping[str, StopLev
         if levels is None or h.position.ticker in exiting:
             continue
         current[h.position.ticker] = (replace(h.position, stop_loss_price=levels.stop_loss_price), levels)
-    adjustments = stop_loss_manager.tighten_for_heat([p for p, _ in current.values()], total_value,
-                                                     settings.tier.max_portfolio_heat, settings.stops)
+    adjustments = stop_loss_manager.tighten_for_heat(
+        [p for p, _ in current.values()], total_value, settings.tier.max_portfolio_heat, settings.stops
+    )
     return {a.ticker: replace(current[a.ticker][1], stop_loss_price=a.new_stop) for a in adjustments}

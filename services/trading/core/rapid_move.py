@@ -37,8 +37,14 @@ class RapidMove:
     reason: str
 
 
-def detect_rapid_move(ticker: str, history: Sequence[PricePoint], now: datetime, *, since: datetime | None = None,
-                      settings: RapidMoveSettings | None = None) -> RapidMove | None:
+def detect_rapid_move(
+    ticker: str,
+    history: Sequence[PricePoint],
+    now: datetime,
+    *,
+    since: datetime | None = None,
+    settings: RapidMoveSettings | None = None,
+) -> RapidMove | None:
     """The latest price in the window `[now - 15 min, now]` against every earlier one in it:
     a move of more than 5% either way (strict, as the breakers' thresholds are). `since` is
     when the position was last checked: a latest price no newer was already acted on."""
@@ -54,13 +60,21 @@ def detect_rapid_move(ticker: str, history: Sequence[PricePoint], now: datetime,
     move = (latest.price - reference.price) / reference.price
     if not abs(move) > s.threshold_pct:
         return None
-    reason = (f"{ticker} moved {move:+.2%} ({reference.price} at {reference.at.isoformat()} -> {latest.price} at "
-              f"{latest.at.isoformat()}), beyond {s.threshold_pct:.0%} within {s.window}: re-evaluated at once")
+    reason = (
+        f"{ticker} moved {move:+.2%} ({reference.price} at {reference.at.isoformat()} -> {latest.price} at "
+        f"{latest.at.isoformat()}), beyond {s.threshold_pct:.0%} within {s.window}: re-evaluated at once"
+    )
     return RapidMove(ticker, reference.price, latest.price, move, latest.at, reason)
 
 
-def detect_rapid_moves(histories: Mapping[str, Sequence[PricePoint]], now: datetime, *,
-                       since: datetime | None = None, settings: RapidMoveSettings | None = None
-                       ) -> tuple[RapidMove, ...]:
-    moves = (detect_rapid_move(t, h, now, since=since, settings=settings) for t, h in sorted(histories.items()))
+def detect_rapid_moves(
+    histories: Mapping[str, Sequence[PricePoint]],
+    now: datetime,
+    *,
+    since: datetime | None = None,
+    settings: RapidMoveSettings | None = None,
+) -> tuple[RapidMove, ...]:
+    moves = (
+        detect_rapid_move(t, h, now, since=since, settings=settings) for t, h in sorted(histories.items())
+    )
     return tuple(m for m in moves if m is not None)

@@ -103,7 +103,9 @@ class _Book:
 def _by_confidence(book: _Book, indices: list[int]) -> list[int]:
     # Lowest confidence first; ties go to the smaller holding, then the ticker, so the
     # choice is deterministic and disturbs the book least.
-    return sorted(indices, key=lambda i: (book.positions[i].signal_confidence, book.value(i), book.positions[i].ticker))
+    return sorted(
+        indices, key=lambda i: (book.positions[i].signal_confidence, book.value(i), book.positions[i].ticker)
+    )
 
 
 def _trim_positions(book: _Book, tier: RiskTierConfig, active_pool: Decimal, step: Decimal) -> None:
@@ -113,9 +115,13 @@ def _trim_positions(book: _Book, tier: RiskTierConfig, active_pool: Decimal, ste
         if value > limit:
             position = book.positions[i]
             quantity = _sell_to_reduce(value - limit, position.current_price, book.left[i], step)
-            book.sell(i, quantity, POSITION_LIMIT,
-                      f"{position.ticker} is worth ${float(value):,.2f}, over {tier.max_position_pct:%} of the "
-                      f"Active Pool (${float(limit):,.2f}): trimmed back to the limit")
+            book.sell(
+                i,
+                quantity,
+                POSITION_LIMIT,
+                f"{position.ticker} is worth ${float(value):,.2f}, over {tier.max_position_pct:%} of the "
+                f"Active Pool (${float(limit):,.2f}): trimmed back to the limit",
+            )
 
 
 def _trim_sectors(book: _Book, tier: RiskTierConfig, total_value: Decimal, step: Decimal) -> None:
@@ -131,10 +137,14 @@ def _trim_sectors(book: _Book, tier: RiskTierConfig, total_value: Decimal, step:
             position = book.positions[i]
             quantity = _sell_to_reduce(excess, position.current_price, book.left[i], step)
             excess -= Fraction(quantity) * Fraction(position.current_price)
-            book.sell(i, quantity, SECTOR_LIMIT,
-                      f"sector {sector!r} is over {tier.max_sector_pct:%} of portfolio value "
-                      f"(${float(limit):,.2f}); {position.ticker} has the lowest confidence left "
-                      f"({position.signal_confidence})")
+            book.sell(
+                i,
+                quantity,
+                SECTOR_LIMIT,
+                f"sector {sector!r} is over {tier.max_sector_pct:%} of portfolio value "
+                f"(${float(limit):,.2f}); {position.ticker} has the lowest confidence left "
+                f"({position.signal_confidence})",
+            )
 
 
 def _enforce_open_limit(book: _Book, max_open: int) -> None:
@@ -142,9 +152,13 @@ def _enforce_open_limit(book: _Book, max_open: int) -> None:
     excess = len(open_now) - max_open
     for i in _by_confidence(book, open_now)[: max(excess, 0)]:
         position = book.positions[i]
-        book.sell(i, book.left[i], OPEN_POSITION_LIMIT,
-                  f"{len(open_now)} positions open, limit {max_open}: closing {position.ticker}, among the "
-                  f"lowest confidence ({position.signal_confidence})")
+        book.sell(
+            i,
+            book.left[i],
+            OPEN_POSITION_LIMIT,
+            f"{len(open_now)} positions open, limit {max_open}: closing {position.ticker}, among the "
+            f"lowest confidence ({position.signal_confidence})",
+        )
 
 
 def evaluate(
@@ -168,7 +182,9 @@ def evaluate(
         _trim_sectors(book, tier, portfolio.total_value, settings.step)
     _enforce_open_limit(book, settings.max_open_positions)
     proposals = tuple(
-        SellProposal(ticker, sum((s.quantity for s in steps), ZERO), "; ".join(s.reason for s in steps), tuple(steps))
+        SellProposal(
+            ticker, sum((s.quantity for s in steps), ZERO), "; ".join(s.reason for s in steps), tuple(steps)
+        )
         for ticker, steps in book.steps.items()
     )
     return RebalancePlan(proposals)

@@ -129,4 +129,6 @@ def emergency_crossed(
     the account stays down, even when the reserve is already empty."""
     s = settings or ReserveSettings()
     beyond = drawdown > s.emergency_drawdown_threshold_pct
-    return beyond and not (previous_drawdown is not None and previous_drawdown > s.emergency_drawdown_threshold_pct)
+    return beyond and not (
+        previous_drawdown is not None and previous_drawdown > s.emergency_drawdown_threshold_pct
+    )

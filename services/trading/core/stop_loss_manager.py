@@ -67,14 +67,18 @@ def average_true_range(bars: Sequence[Bar], period: int = 14) -> Decimal:
     `period + 1` bars are the minimum. Bars are oldest first.
     """
     _check_atr_input(len(bars), period)
-    ranges = [max(high - low, abs(high - previous), abs(low - previous))
-              for previous, high, low in zip([b.close for b in bars[:-1]], [b.high for b in bars[1:]],
-                                             [b.low for b in bars[1:]])]
+    ranges = [
+        max(high - low, abs(high - previous), abs(low - previous))
+        for previous, high, low in zip(
+            [b.close for b in bars[:-1]], [b.high for b in bars[1:]], [b.low for b in bars[1:]]
+        )
+    ]
     return _wilder(sum(ranges[:period], ZERO), ranges[period:], period)
 
 
-def average_true_range_of_units(highs: Sequence[int], lows: Sequence[int], closes: Sequence[int],
-                                period: int = 14) -> Decimal:
+def average_true_range_of_units(
+    highs: Sequence[int], lows: Sequence[int], closes: Sequence[int], period: int = 14
+) -> Decimal:
     """`average_true_range` of bars whose prices are whole numbers (e.g. prices quoted to k
     decimals, in units of 10^-k dollars), given as columns, oldest first: the fast path for
     callers holding bars as arrays (the backtester).
@@ -89,10 +93,14 @@ def average_true_range_of_units(highs: Sequence[int], lows: Sequence[int], close
 
         h, lo, c = (np.asarray(a, dtype=np.int64) for a in (highs, lows, closes))
         previous = c[:-1]
-        ranges = np.maximum(h[1:] - lo[1:], np.maximum(np.abs(h[1:] - previous), np.abs(lo[1:] - previous))).tolist()
+        ranges = np.maximum(
+            h[1:] - lo[1:], np.maximum(np.abs(h[1:] - previous), np.abs(lo[1:] - previous))
+        ).tolist()
     else:
-        ranges = [max(high - low, abs(high - previous), abs(low - previous))
-                  for previous, high, low in zip(closes[:-1], highs[1:], lows[1:])]
+        ranges = [
+            max(high - low, abs(high - previous), abs(low - previous))
+            for previous, high, low in zip(closes[:-1], highs[1:], lows[1:])
+        ]
     return _wilder(ZERO + sum(ranges[:period]), ranges[period:], period)
 
 

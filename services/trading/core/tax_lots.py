@@ -234,7 +234,11 @@ def close_lots_fifo(
         piece = ledger.split_front(lot, min(remaining, lot.quantity))
         remaining -= piece.quantity
         closed_piece = replace(
-            piece, status=TaxLotStatus.CLOSED, closed_date=trade_date, exit_price=price, order_id=order_id or piece.order_id
+            piece,
+            status=TaxLotStatus.CLOSED,
+            closed_date=trade_date,
+            exit_price=price,
+            order_id=order_id or piece.order_id,
         )
         closed.append(ledger.put(closed_piece).lot_id)
     washed_pieces: list[int] = []
@@ -243,7 +247,9 @@ def close_lots_fifo(
         if loss.realized_pnl < 0:
             washed_pieces += _wash(ledger, loss)
     final = [ledger.lots[i] for i in closed + washed_pieces]
-    return LotUpdate(ledger.book(trade_date), tuple(ledger.changed.values()), tuple(ledger.washes), tuple(final))
+    return LotUpdate(
+        ledger.book(trade_date), tuple(ledger.changed.values()), tuple(ledger.washes), tuple(final)
+    )
 
 
 def _replacements(ledger: _Ledger, loss: TaxLot) -> list[TaxLot]:

@@ -60,21 +60,35 @@ def field_problem(rec: Recommendation) -> FieldProblem | None:
         return FieldProblem("action", f"action {_shown(action)} is neither buy nor sell")
     if str(rec.mode) not in ELIGIBLE_MODES:
         return FieldProblem("mode", f"mode {_shown(rec.mode)} is not paper_eligible or live_eligible")
-    if not isinstance(rec.confidence, (int, float, Decimal)) or not math.isfinite(rec.confidence) \
-            or not 0 <= rec.confidence <= 1:
+    if (
+        not isinstance(rec.confidence, (int, float, Decimal))
+        or not math.isfinite(rec.confidence)
+        or not 0 <= rec.confidence <= 1
+    ):
         return FieldProblem("confidence", f"confidence {rec.confidence!r} is not a number in [0, 1]")
     if not is_ticker(rec.ticker):
-        return FieldProblem("ticker", f"ticker {_shown(rec.ticker)} ({len(str(rec.ticker))} characters) is not a "
-                                      f"ticker symbol: 1 to {TICKER_MAX_LENGTH} of {TICKER_CHARACTERS}")
+        return FieldProblem(
+            "ticker",
+            f"ticker {_shown(rec.ticker)} ({len(str(rec.ticker))} characters) is not a "
+            f"ticker symbol: 1 to {TICKER_MAX_LENGTH} of {TICKER_CHARACTERS}",
+        )
     if str(rec.trend_window) not in TREND_WINDOWS:
         # Unknown, the signal could be an intraday one: bought as a swing trade, it would be held for days.
-        return FieldProblem("trend_window", f"trend window {_shown(rec.trend_window)} is not one of "
-                                            f"{', '.join(sorted(TREND_WINDOWS))}")
+        return FieldProblem(
+            "trend_window",
+            f"trend window {_shown(rec.trend_window)} is not one of {', '.join(sorted(TREND_WINDOWS))}",
+        )
     return None
 
 
 def trace_fields(rec: Recommendation) -> dict[str, Any]:
     """The recommendation as the decision trace shows it, every text field bounded."""
-    return {"id": rec.id, "ticker": recorded_ticker(rec.ticker), "action": excerpt(str(rec.action), SHOWN_MAX),
-            "confidence": rec.confidence, "trend_window": excerpt(str(rec.trend_window), SHOWN_MAX),
-            "thesis": excerpt(rec.thesis, THESIS_RECORD_MAX), "generated_at": rec.generated_at}
+    return {
+        "id": rec.id,
+        "ticker": recorded_ticker(rec.ticker),
+        "action": excerpt(str(rec.action), SHOWN_MAX),
+        "confidence": rec.confidence,
+        "trend_window": excerpt(str(rec.trend_window), SHOWN_MAX),
+        "thesis": excerpt(rec.thesis, THESIS_RECORD_MAX),
+        "generated_at": rec.generated_at,
+    }

@@ -124,20 +124,33 @@ class AccountDuties:
     def _attempts_key(self) -> str:
         return f"{self.fills.name}{REPORT_ATTEMPTS_SUFFIX}"
 
-    async def _report_failed(self, message: str, fill: FillReport, exc: Exception, report: TickReport) -> bool:
+    async def _report_failed(
+        self, message: str, fill: FillReport, exc: Exception, report: TickReport
+    ) -> bool:
         """Count a failed application (in Redis, so a restart does not reset it); park the
         report once it has failed too often, loudly: its effects need the owner's attention.
         True when it was parked."""
         error = f"{type(exc).__name__}: {exc}"
         attempts = await self.fills.client.hincrby(self._attempts_key, _digest(message), 1)
         report.faults.append(f"fills: {fill.client_order_id}: {error}")
-        await self.store.record_fault("fills", f"report {fill.client_order_id} failed (attempt {attempts}): {error}")
+        await self.store.record_fault(
+            "fills", f"report {fill.client_order_id} failed (attempt {attempts}): {error}"
+        )
         if attempts < MAX_REPORT_ATTEMPTS:
-            log.error("broker report failed to apply; retried next tick", client_order_id=fill.client_order_id,
-                      attempt=attempts, error=error)
+            log.error(
+                "broker report failed to apply; retried next tick",
+                client_order_id=fill.client_order_id,
+                attempt=attempts,
+                error=error,
+            )
             return False
-        log.critical("broker report parked after repeated failures; apply it by hand", attempts=attempts,
-                     client_order_id=fill.client_order_id, ticker=fill.ticker, error=error)
+        log.critical(
+            "broker report parked after repeated failures; apply it by hand",
+            attempts=attempts,
+            client_order_id=fill.client_order_id,
+            ticker=fill.ticker,
+            error=error,
+        )
         await self.fills.dead_letter(message)
         await self.fills.client.hdel(self._attempts_key, _digest(message))
         return True
@@ -146,15 +159,24 @@ class AccountDuties:
         """Every close goes to the service, which keeps those over the owner's threshold."""
         trade = effects.closed_trade
         if trade is not None:
-            self.notifier.notify(events.large_trade_pnl(
-                trade.exit_at, ticker=trade.ticker, quantity=trade.quantity, entry_price=trade.entry_price,
-                exit_price=trade.exit_price, realized_pnl=trade.pnl, pnl_pct=trade.pnl_pct,
-                exit_reason=effects.report.reason.value))
+            self.notifier.notify(
+                events.large_trade_pnl(
+                    trade.exit_at,
+                    ticker=trade.ticker,
+                    quantity=trade.quantity,
+                    entry_price=trade.entry_price,
+                    exit_price=trade.exit_price,
+                    realized_pnl=trade.pnl,
+                    pnl_pct=trade.pnl_pct,
+                    exit_reason=effects.report.reason.value,
+                )
+            )
 
     async def _check_volatility(self, now: datetime) -> None:
         stop_outs = await self.store.stop_outs_since(now - self.settings.breakers.volatility_window)
-        check = circuit_breaker.check_volatility(await self.store.breaker_state(), stop_outs, now,
-                                                 self.settings.breakers)
+        check = circuit_breaker.check_volatility(
+            await self.store.breaker_state(), stop_outs, now, self.settings.breakers
+        )
         if check.event is not None:
             await self._record_breaker_event(check.event)
 
@@ -172,7 +194,9 @@ class AccountDuties:
         await self.store.update_engine_state(session_date=today, start_of_day_value=value)
 
     def _stop_check_due(self, now: datetime, high_severity: bool) -> bool:
-        interval = self.settings.fast_stop_check_interval if high_severity else self.settings.stop_check_interval
+        interval = (
+            self.settings.fast_stop_check_interval if high_severity else self.settings.stop_check_interval
+        )
         return self.last_stop_check is None or now - self.last_stop_check >= interval
 
     async def protect(self, now: datetime, report: TickReport) -> None:
@@ -180,7 +204,8 @@ class AccountDuties:
         account = await self.store.held()
         # A rapid move (seed task 13.1) brings the protective pass forward.
         if not self._stop_check_due(now, high_severity) and not await rapid_moves(
-                self.pool, account.tickers, now, since=self.last_stop_check):
+            self.pool, account.tickers, now, since=self.last_stop_check
+        ):
             return
         self.last_stop_check = now
         quotes = await self.market.prices.quotes(account.tickers, now)
@@ -188,13 +213,25 @@ class AccountDuties:
         portfolio = account.portfolio(held, quotes)
         breakers = await self.store.breaker_state()
         await self._check_daily_loss(account.holdings(held), breakers, now)
-        markets = {h.position.ticker: PositionMarket(await self.market.atr(h.position.ticker, now),
-                                                     _soon(await self.market.sessions_until_earnings(
-                                                         h.position.ticker, now), self.settings))
-                   for h in held}
+        markets = {
+            h.position.ticker: PositionMarket(
+                await self.market.atr(h.position.ticker, now),
+                _soon(await self.market.sessions_until_earnings(h.position.ticker, now), self.settings),
+            )
+            for h in held
+        }
         exiting = frozenset([t for t in quotes if await outbox.open_exit_exists(self.pool, t)])
-        plan = protect(held, quotes, markets, breakers, self.settings, now, high_severity_event=high_severity,
-                       total_value=portfolio.total_value, exiting=exiting)
+        plan = protect(
+            held,
+            quotes,
+            markets,
+            breakers,
+            self.settings,
+            now,
+            high_severity_event=high_severity,
+            total_value=portfolio.total_value,
+            exiting=exiting,
+        )
         await self.store.save_stop_levels(plan.level_updates, now)
         for event in plan.breaker_events:
             await self._record_breaker_event(event)
@@ -206,14 +243,26 @@ class AccountDuties:
         state = await self.store.engine_state(now)
         if state["start_of_day_value"] is None or _daily_loss_halt_in_force(breakers, now):
             return
-        check = circuit_breaker.check_daily_loss(breakers, state["start_of_day_value"], portfolio.total_value, now,
-                                                 settings=self.settings.breakers)
+        check = circuit_breaker.check_daily_loss(
+            breakers, state["start_of_day_value"], portfolio.total_value, now, settings=self.settings.breakers
+        )
         if check.event is not None:
             await self._record_breaker_event(check.event)
 
-    async def send_exit(self, exit_: Exit, context: DecisionContext, now: datetime, report: TickReport) -> None:
-        outcome = exit_decision(exit_.ticker, exit_.quantity, exit_.reason, exit_.detail, context, now=now,
-                                decision_id=uuid.uuid4(), price=exit_.price, is_micro=exit_.is_micro)
+    async def send_exit(
+        self, exit_: Exit, context: DecisionContext, now: datetime, report: TickReport
+    ) -> None:
+        outcome = exit_decision(
+            exit_.ticker,
+            exit_.quantity,
+            exit_.reason,
+            exit_.detail,
+            context,
+            now=now,
+            decision_id=uuid.uuid4(),
+            price=exit_.price,
+            is_micro=exit_.is_micro,
+        )
         async with self.pool.acquire() as connection:
             await outbox.record_decision(connection, outcome, self.mode)
         report.exits += 1
@@ -231,17 +280,25 @@ class AccountDuties:
         # Trims are sized from filled shares: unfilled buys cannot be sold.
         portfolio = held.portfolio(held.positions(quotes), quotes, pending_buys=False)
         breakers = await self.store.breaker_state()
-        plan = rebalancer.evaluate(portfolio, self.settings.tier, within_trading_window=True,
-                                   circuit_breaker_active=circuit_breaker.is_active(breakers, now),
-                                   settings=self.settings.rebalance)
+        plan = rebalancer.evaluate(
+            portfolio,
+            self.settings.tier,
+            within_trading_window=True,
+            circuit_breaker_active=circuit_breaker.is_active(breakers, now),
+            settings=self.settings.rebalance,
+        )
         if plan.deferred:  # tried again next tick: the week is not done until its plan ran
             log.info("weekly rebalance deferred", reason=plan.deferred_reason)
             return
         context = DecisionContext(portfolio, breakers, self.settings, self.correlations)
         for proposal in plan.proposals:
             price = quotes[proposal.ticker].price if proposal.ticker in quotes else None
-            await self.send_exit(Exit(proposal.ticker, proposal.quantity, OrderReason.REBALANCE, proposal.reason,
-                                       price), context, now, report)
+            await self.send_exit(
+                Exit(proposal.ticker, proposal.quantity, OrderReason.REBALANCE, proposal.reason, price),
+                context,
+                now,
+                report,
+            )
         # Marked last: a step that raised retries next tick, and the trims already sent
         # count as pending sells, so the new plan asks only for what is left.
         await self.store.update_engine_state(last_rebalance_week=label)
@@ -258,7 +315,9 @@ class AccountDuties:
         held = await self.store.held()
         quotes = await self.market.prices.quotes(held.tickers, session_close)
         portfolio = held.holdings(held.positions(quotes))
-        start_value = state["start_of_day_value"] if state["session_date"] == session else portfolio.total_value
+        start_value = (
+            state["start_of_day_value"] if state["session_date"] == session else portfolio.total_value
+        )
         # Records last_close_processed in the close's own transaction.
         result = await close_session(self.store, session, portfolio, self.settings, start_value, now)
         self.engine.correlations = result.correlations
@@ -269,16 +328,28 @@ class AccountDuties:
             # The emergency rule releases the reserve and forces the conservative tier; it
             # closes no position (SPEC section 6), hence positions_closed 0.
             released = -result.emergency.amount if result.emergency is not None else Decimal(0)
-            self.notifier.notify(events.emergency_liquidation(
-                now, drawdown=metrics.current_drawdown,
-                threshold=self.settings.reserve.emergency_drawdown_threshold_pct,
-                reserve_released=released, positions_closed=0,
-                total_value=metrics.total_portfolio_value, reason=result.emergency_reason))
+            self.notifier.notify(
+                events.emergency_liquidation(
+                    now,
+                    drawdown=metrics.current_drawdown,
+                    threshold=self.settings.reserve.emergency_drawdown_threshold_pct,
+                    reserve_released=released,
+                    positions_closed=0,
+                    total_value=metrics.total_portfolio_value,
+                    reason=result.emergency_reason,
+                )
+            )
         if result.high_water_crossed:  # no owner event type fits yet: see the snapshot's metrics
-            log.warning("reserve crossed its high-water mark: the owner may withdraw or rebalance",
-                        reason=result.high_water)
-        log.info("session closed", session=str(session), value=str(result.report.metrics.total_portfolio_value),
-                 reserve=str(result.report.metrics.reserve_pool))
+            log.warning(
+                "reserve crossed its high-water mark: the owner may withdraw or rebalance",
+                reason=result.high_water,
+            )
+        log.info(
+            "session closed",
+            session=str(session),
+            value=str(result.report.metrics.total_portfolio_value),
+            reserve=str(result.report.metrics.reserve_pool),
+        )
 
     async def send_reports(self, now: datetime) -> None:
         """The daily summary and weekly digest, when the notification service says they are due."""
@@ -287,9 +358,13 @@ class AccountDuties:
             return
         for report in await reports_due():
             if report.kind is NotificationEventType.DAILY_SUMMARY:
-                await self.notifier.send_daily_summary(report, await owner_reports.daily_summary(self.pool, report, now))
+                await self.notifier.send_daily_summary(
+                    report, await owner_reports.daily_summary(self.pool, report, now)
+                )
             else:
-                await self.notifier.send_weekly_digest(report, await owner_reports.weekly_digest(self.pool, report, now))
+                await self.notifier.send_weekly_digest(
+                    report, await owner_reports.weekly_digest(self.pool, report, now)
+                )
 
 
 def _daily_loss_halt_in_force(breakers, now: datetime) -> bool:

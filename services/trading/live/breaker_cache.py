@@ -35,14 +35,18 @@ def encode(state: CircuitBreakerState, as_of: datetime) -> str:
     def iso(at: datetime | None) -> str | None:
         return at.isoformat() if at else None
 
-    return json.dumps({
-        "active": state.active,
-        "trigger_type": str(state.trigger_type) if state.trigger_type else None,  # an enum or its value
-        "triggered_at": iso(state.triggered_at),
-        "cooldown_expires": iso(state.cooldown_expires),
-        "ticker_cooldowns": {ticker: until.isoformat() for ticker, until in sorted(state.ticker_cooldowns.items())},
-        "as_of": as_of.isoformat(),
-    })
+    return json.dumps(
+        {
+            "active": state.active,
+            "trigger_type": str(state.trigger_type) if state.trigger_type else None,  # an enum or its value
+            "triggered_at": iso(state.triggered_at),
+            "cooldown_expires": iso(state.cooldown_expires),
+            "ticker_cooldowns": {
+                ticker: until.isoformat() for ticker, until in sorted(state.ticker_cooldowns.items())
+            },
+            "as_of": as_of.isoformat(),
+        }
+    )
 
 
 def decode(raw: str | bytes) -> MirroredState:
@@ -56,7 +60,9 @@ def decode(raw: str | bytes) -> MirroredState:
         trigger_type=CircuitBreakerTriggerType(data["trigger_type"]) if data["trigger_type"] else None,
         triggered_at=at(data["triggered_at"]),
         cooldown_expires=at(data["cooldown_expires"]),
-        ticker_cooldowns={ticker: datetime.fromisoformat(until) for ticker, until in data["ticker_cooldowns"].items()},
+        ticker_cooldowns={
+            ticker: datetime.fromisoformat(until) for ticker, until in data["ticker_cooldowns"].items()
+        },
     )
     return MirroredState(state, datetime.fromisoformat(data["as_of"]))
 

@@ -72,7 +72,9 @@ class LogNotifier:
     """Without a notification service, events still reach the log."""
 
     def notify(self, event: NotificationEvent) -> None:
-        log.info("notification", event_type=event.event_type.value, **{k: str(v) for k, v in event.data.items()})
+        log.info(
+            "notification", event_type=event.event_type.value, **{k: str(v) for k, v in event.data.items()}
+        )
 
 
 @dataclass
@@ -87,8 +89,16 @@ class TickReport:
 
 
 class TradingEngine:
-    def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis, clock: Clock, *, order_signer: OrderSigner,
-                 mode: TradingMode = TradingMode.PAPER, notifier: Notifier | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        redis: aioredis.Redis,
+        clock: Clock,
+        *,
+        order_signer: OrderSigner,
+        mode: TradingMode = TradingMode.PAPER,
+        notifier: Notifier | None = None,
+    ) -> None:
         self.pool = pool
         self.redis = redis
         self.clock = clock
@@ -124,12 +134,18 @@ class TradingEngine:
         await self._guarded("fills", self.fills.recover())
         try:
             self.correlations = await refresh_correlations(
-                self.pool, now.astimezone(trading_window.NEW_YORK).date(), now)
+                self.pool, now.astimezone(trading_window.NEW_YORK).date(), now
+            )
         except Exception as exc:  # noqa: BLE001 - an empty matrix (all 0.0) is a safe start
             log.warning("correlations unavailable at start; treating pairs as unknown", error=str(exc))
         self.started = True
-        log.info("engine started", mode=self.mode.value, risk_tier=self.settings.risk_tier.value,
-                 enabled=self.settings.enabled, paused=self.settings.paused)
+        log.info(
+            "engine started",
+            mode=self.mode.value,
+            risk_tier=self.settings.risk_tier.value,
+            enabled=self.settings.enabled,
+            paused=self.settings.paused,
+        )
 
     async def _take_lock(self, timeout: float | None) -> None:
         # The lock lives as long as this connection: it is held out of the pool until stop,
@@ -138,7 +154,9 @@ class TradingEngine:
         try:
             if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", ENGINE_LOCK_KEY):
                 log.warning("another engine holds this account's lock; waiting for it to stop")
-                await asyncio.wait_for(connection.fetchval("SELECT pg_advisory_lock($1)", ENGINE_LOCK_KEY), timeout)
+                await asyncio.wait_for(
+                    connection.fetchval("SELECT pg_advisory_lock($1)", ENGINE_LOCK_KEY), timeout
+                )
         except BaseException:
             # Given up waiting: the connection must not go back to the pool with a lock
             # request that the server might still grant.
@@ -153,8 +171,12 @@ class TradingEngine:
         self.started = False
         holding = self.holds_lock
         if holding:  # only the lock holder owns the outbox; a waiting engine must not touch it
-            await self._guarded("stop", outbox.cancel_later_tranches(
-                self.pool, "the engine stopped before the tranche was due", self.clock.now()))
+            await self._guarded(
+                "stop",
+                outbox.cancel_later_tranches(
+                    self.pool, "the engine stopped before the tranche was due", self.clock.now()
+                ),
+            )
         connection, self._lock_connection = self._lock_connection, None
         if connection is not None:
             await self._give_back(connection, unlock=holding)
@@ -190,8 +212,9 @@ class TradingEngine:
                 else:
                     await self.decide_pending()
                 waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
-                await asyncio.wait(waits, timeout=max(next_full_tick - loop.time(), 0),
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    waits, timeout=max(next_full_tick - loop.time(), 0), return_when=asyncio.FIRST_COMPLETED
+                )
                 for waiter in waits:
                     waiter.cancel()
         finally:
@@ -237,7 +260,9 @@ class TradingEngine:
             # A report that fails leaves the queue for the processing list, so this wait ends
             # at once unless the pass broke off (then the next full tick retries it).
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._reports_applied.wait(), self.settings.polling_interval.total_seconds())
+                await asyncio.wait_for(
+                    self._reports_applied.wait(), self.settings.polling_interval.total_seconds()
+                )
 
     # -- one tick -----------------------------------------------------------------------
 
@@ -295,8 +320,9 @@ class TradingEngine:
         await self._guarded("fills", self.duties.apply_reports(now, report), report)
         self._reports_applied.set()
 
-    async def _guarded(self, component: str, work: Awaitable[Any], report: TickReport | None = None,
-                       default: Any = None) -> Any:
+    async def _guarded(
+        self, component: str, work: Awaitable[Any], report: TickReport | None = None, default: Any = None
+    ) -> Any:
         try:
             return await work
         except Exception as exc:  # noqa: BLE001 - the loop must outlive any one failure
@@ -346,25 +372,41 @@ class TradingEngine:
         if takes_micro_path(rec, self.settings):  # only a micro-trade counts today's micro entries
             reads.append(self.store.micro_entries_since(trading_window.new_york_day_start(now)))
         breakers, market, *micro = await asyncio.gather(*reads)
-        context = DecisionContext(portfolio, breakers, self.settings, self.correlations, micro[0] if micro else 0)
+        context = DecisionContext(
+            portfolio, breakers, self.settings, self.correlations, micro[0] if micro else 0
+        )
         try:
             outcome = decide(rec, market, context, now=now, decision_id=uuid.uuid4())
         except Exception as exc:
-            log.exception("decision core failed on a recommendation; recorded as a skip", recommendation_id=rec.id)
-            outcome = failed_decision(rec, market, context, now=now, decision_id=uuid.uuid4(),
-                                      error=f"{type(exc).__name__}: {exc}")
-        outcome = await self._record(rec, outcome, lambda error: unrecordable_decision(
-            rec, market, context, now=now, decision_id=uuid.uuid4(), error=error))
+            log.exception(
+                "decision core failed on a recommendation; recorded as a skip", recommendation_id=rec.id
+            )
+            outcome = failed_decision(
+                rec, market, context, now=now, decision_id=uuid.uuid4(), error=f"{type(exc).__name__}: {exc}"
+            )
+        outcome = await self._record(
+            rec,
+            outcome,
+            lambda error: unrecordable_decision(
+                rec, market, context, now=now, decision_id=uuid.uuid4(), error=error
+            ),
+        )
         if outcome is None:
             return None
         self.last_decision_at = now
-        log.info("decided", recommendation_id=rec.id, ticker=outcome.decision.ticker,  # as stored: bounded
-                 decision=outcome.decision.decision.value,
-                 shares=str(outcome.decision.computed_share_quantity), reason=outcome.decision.skip_reason)
+        log.info(
+            "decided",
+            recommendation_id=rec.id,
+            ticker=outcome.decision.ticker,  # as stored: bounded
+            decision=outcome.decision.decision.value,
+            shares=str(outcome.decision.computed_share_quantity),
+            reason=outcome.decision.skip_reason,
+        )
         return outcome
 
-    async def _record(self, rec: Recommendation, outcome: DecisionOutcome,
-                      skip_for: Callable[[str], DecisionOutcome]) -> DecisionOutcome | None:
+    async def _record(
+        self, rec: Recommendation, outcome: DecisionOutcome, skip_for: Callable[[str], DecisionOutcome]
+    ) -> DecisionOutcome | None:
         """Write the decision; None when the recommendation is decided already, or parked.
 
         A decision PostgreSQL or the order job refuses for its own data would be refused again
@@ -377,15 +419,21 @@ class TradingEngine:
             log.info("recommendation already decided", recommendation_id=rec.id)
             return None
         except outbox.DecisionRefused as refused:
-            log.error("decision refused by the database; recording a skip instead", recommendation_id=rec.id,
-                      error=str(refused))
+            log.error(
+                "decision refused by the database; recording a skip instead",
+                recommendation_id=rec.id,
+                error=str(refused),
+            )
             outcome = skip_for(str(refused))
         try:
             return outcome if await self._write(outcome, rec.confidence) else None
         except outbox.DecisionRefused as refused:
-            log.error("even a skip was refused; recommendation parked", recommendation_id=rec.id, error=str(refused))
-            await self.store.park_recommendation(rec.id, f"recommendation {rec.id} parked, its decision refused: "
-                                                         f"{refused}")
+            log.error(
+                "even a skip was refused; recommendation parked", recommendation_id=rec.id, error=str(refused)
+            )
+            await self.store.park_recommendation(
+                rec.id, f"recommendation {rec.id} parked, its decision refused: {refused}"
+            )
             return None
 
     async def _write(self, outcome: DecisionOutcome, confidence: Any) -> bool:
@@ -409,8 +457,10 @@ class TradingEngine:
         holder = holder.decode() if isinstance(holder, bytes) else holder
         if holder == self.instance_id:
             return False
-        log.warning("recommendation marked by an earlier run that did not finish; deciding it now",
-                    recommendation_id=recommendation_id)
+        log.warning(
+            "recommendation marked by an earlier run that did not finish; deciding it now",
+            recommendation_id=recommendation_id,
+        )
         return True
 
     async def _deliver(self, now: datetime) -> int:
@@ -441,7 +491,9 @@ def _entry_refusal(row, now: datetime, settings: EngineSettings, breakers) -> ou
     if circuit_breaker.is_active(breakers, now):
         return outbox.Refusal("a circuit breaker tripped before the order was sent")
     if circuit_breaker.is_ticker_in_cooldown(breakers, row["ticker"], now):
-        return outbox.Refusal(f"{row['ticker']} entered its single-position cooldown before the order was sent")
+        return outbox.Refusal(
+            f"{row['ticker']} entered its single-position cooldown before the order was sent"
+        )
     return None
 
 

@@ -42,12 +42,26 @@ log = structlog.get_logger(__name__)
 
 # Environment settings that are also columns of trading_engine_config (same names).
 ENV_COLUMNS = (
-    "enabled", "risk_tier", "reserve_siphon_pct", "polling_interval_seconds", "stop_loss_check_interval_seconds",
-    "fast_stop_loss_interval_seconds", "gradual_entry_tranches", "gradual_entry_interval_minutes",
-    "gradual_entry_threshold_dollars", "absolute_position_cap", "active_pool_minimum",
-    "emergency_drawdown_threshold_pct", "reserve_high_water_pct", "max_open_positions", "fractional_shares",
-    "micro_trading_enabled", "micro_trading_interval_seconds", "micro_trading_allocation_cap_pct",
-    "micro_trading_max_daily", "micro_trading_max_hold_minutes",
+    "enabled",
+    "risk_tier",
+    "reserve_siphon_pct",
+    "polling_interval_seconds",
+    "stop_loss_check_interval_seconds",
+    "fast_stop_loss_interval_seconds",
+    "gradual_entry_tranches",
+    "gradual_entry_interval_minutes",
+    "gradual_entry_threshold_dollars",
+    "absolute_position_cap",
+    "active_pool_minimum",
+    "emergency_drawdown_threshold_pct",
+    "reserve_high_water_pct",
+    "max_open_positions",
+    "fractional_shares",
+    "micro_trading_enabled",
+    "micro_trading_interval_seconds",
+    "micro_trading_allocation_cap_pct",
+    "micro_trading_max_daily",
+    "micro_trading_max_hold_minutes",
 )
 AUDIT_EXCLUDED = ("created_at", "updated_at", "id")
 
@@ -76,20 +90,37 @@ class Held:
             quote = quotes.get(r["ticker"])
             entry = r["entry_price"] or r["avg_cost"] or (quote.price if quote else None)
             if entry is None:
-                log.error("held position has no entry price and no market price; left out of the portfolio",
-                          ticker=r["ticker"], quantity=str(r["quantity"]))
+                log.error(
+                    "held position has no entry price and no market price; left out of the portfolio",
+                    ticker=r["ticker"],
+                    quantity=str(r["quantity"]),
+                )
                 continue
             levels = None
             if r["stop_loss_price"] is not None:
-                levels = StopLevels(r["stop_loss_price"], r["take_profit_price"], r["trailing_stop_active"],
-                                    r["atr_value"], r["atr_multiplier"], r["reward_risk_ratio"], r["updated_at"])
+                levels = StopLevels(
+                    r["stop_loss_price"],
+                    r["take_profit_price"],
+                    r["trailing_stop_active"],
+                    r["atr_value"],
+                    r["atr_multiplier"],
+                    r["reward_risk_ratio"],
+                    r["updated_at"],
+                )
             position = OpenPosition(
-                ticker=r["ticker"], quantity=r["quantity"], entry_price=entry,
-                current_price=quote.price if quote else entry, sector=r["sector"] or "Unknown",
+                ticker=r["ticker"],
+                quantity=r["quantity"],
+                entry_price=entry,
+                current_price=quote.price if quote else entry,
+                sector=r["sector"] or "Unknown",
                 stop_loss_price=levels.stop_loss_price if levels else entry,
                 take_profit_price=levels.take_profit_price if levels else entry,
-                signal_confidence=r["signal_confidence"] if r["signal_confidence"] is not None else Decimal(0),
-                is_micro_trade=bool(r["is_micro_trade"]), opened_at=r["opened_at"])
+                signal_confidence=r["signal_confidence"]
+                if r["signal_confidence"] is not None
+                else Decimal(0),
+                is_micro_trade=bool(r["is_micro_trade"]),
+                opened_at=r["opened_at"],
+            )
             positions.append(HeldPosition(position, levels))
         return positions
 
@@ -97,8 +128,9 @@ class Held:
         """The account as it stands: the held positions (`positions`), cash and reserve."""
         return PortfolioState(tuple(h.position for h in held), self.cash, self.reserve)
 
-    def portfolio(self, held: Sequence[HeldPosition], quotes: Mapping[str, Quote], *,
-                  pending_buys: bool = True) -> PortfolioState:
+    def portfolio(
+        self, held: Sequence[HeldPosition], quotes: Mapping[str, Quote], *, pending_buys: bool = True
+    ) -> PortfolioState:
         """The account as decisions must see it: held positions plus the orders already
         decided but not yet filled (priced at `quotes`), so two buys in one tick cannot spend
         the same cash.
@@ -112,7 +144,9 @@ class Held:
             position = positions.get(order["ticker"])
             if order["side"] == "sell":
                 if position is not None:
-                    positions[order["ticker"]] = replace(position, quantity=max(position.quantity - order["quantity"], ZERO))
+                    positions[order["ticker"]] = replace(
+                        position, quantity=max(position.quantity - order["quantity"], ZERO)
+                    )
                 continue
             if price is None or not pending_buys:
                 continue
@@ -155,37 +189,56 @@ class EngineStore:
     async def load_settings(self) -> EngineSettings:
         return EngineSettings.from_row(await self.config_row())
 
-    async def update_config(self, changes: Mapping[str, Any], source: str, *,
-                            connection: asyncpg.Connection | None = None,
-                            tier_change: RiskTierChange | None = None) -> tuple[dict, dict]:
+    async def update_config(
+        self,
+        changes: Mapping[str, Any],
+        source: str,
+        *,
+        connection: asyncpg.Connection | None = None,
+        tier_change: RiskTierChange | None = None,
+    ) -> tuple[dict, dict]:
         """Apply `changes` (column -> value) all or nothing, with an audit record of the
         previous and new configuration and where the change came from (seed task 20.2). A
         tier change also goes to `risk_tier_history`: the controller's with its metrics
         (`tier_change`), the owner's with the source. On `connection`, inside its transaction."""
         if connection is None:
             async with self.pool.acquire() as connection:
-                return await self.update_config(changes, source, connection=connection, tier_change=tier_change)
+                return await self.update_config(
+                    changes, source, connection=connection, tier_change=tier_change
+                )
         async with connection.transaction():
-            previous = await connection.fetchrow("SELECT * FROM trading_engine_config WHERE id = 1 FOR UPDATE")
+            previous = await connection.fetchrow(
+                "SELECT * FROM trading_engine_config WHERE id = 1 FOR UPDATE"
+            )
             if changes:
                 columns = list(changes)
                 assignments = ", ".join(f"{c} = ${i + 1}" for i, c in enumerate(columns))
                 await connection.execute(
                     f"UPDATE trading_engine_config SET {assignments}, updated_at = now() WHERE id = 1",
-                    *(changes[c] for c in columns))
+                    *(changes[c] for c in columns),
+                )
             new = await self.config_row(connection)
             before, after = _jsonable(previous), _jsonable(new)
             if before != after:
                 await connection.execute(
                     "INSERT INTO trading_config_audit (previous_config, new_config, change_source) VALUES ($1, $2, $3)",
-                    before, after, source)
+                    before,
+                    after,
+                    source,
+                )
             if tier_change is not None:
-                await connection.execute(_INSERT_TIER_HISTORY, tier_change.previous_tier.value,
-                                         tier_change.new_tier.value, tier_change.trigger_source,
-                                         dict(tier_change.trigger_metrics), tier_change.changed_at)
+                await connection.execute(
+                    _INSERT_TIER_HISTORY,
+                    tier_change.previous_tier.value,
+                    tier_change.new_tier.value,
+                    tier_change.trigger_source,
+                    dict(tier_change.trigger_metrics),
+                    tier_change.changed_at,
+                )
             elif previous["risk_tier"] != new["risk_tier"]:
-                await connection.execute(_INSERT_TIER_HISTORY, previous["risk_tier"], new["risk_tier"], source, {},
-                                         None)
+                await connection.execute(
+                    _INSERT_TIER_HISTORY, previous["risk_tier"], new["risk_tier"], source, {}, None
+                )
         return before, after
 
     async def update_config_checked(self, changes: Mapping[str, Any], source: str) -> tuple[dict, dict]:
@@ -196,14 +249,20 @@ class EngineStore:
             return await self.update_config(changes, source)
         except asyncpg.CheckViolationError as exc:
             definition = await self.pool.fetchval(_CONSTRAINT_DEFINITION, exc.constraint_name or "") or ""
-            involved = tuple(n for n in changes if re.search(rf"\b{re.escape(n)}\b", definition)) or tuple(changes)
-            raise ConfigRefused(involved, f"refused by the rule {definition or exc.constraint_name}: "
-                                          "nothing was changed", echo=True) from None
+            involved = tuple(n for n in changes if re.search(rf"\b{re.escape(n)}\b", definition)) or tuple(
+                changes
+            )
+            raise ConfigRefused(
+                involved,
+                f"refused by the rule {definition or exc.constraint_name}: nothing was changed",
+                echo=True,
+            ) from None
         except (asyncpg.DataError, asyncpg.NumericValueOutOfRangeError) as exc:
             raise ConfigRefused(tuple(changes), f"could not be stored ({exc}): nothing was changed") from None
 
-    async def save_notification_settings(self, settings: NotificationSettings, source: str,
-                                         fallback: TradingConfig | None = None) -> SettingsChange:
+    async def save_notification_settings(
+        self, settings: NotificationSettings, source: str, fallback: TradingConfig | None = None
+    ) -> SettingsChange:
         """Save the notification settings with, in the same transaction, the audit record of
         the whole configuration row before and after, written as `update_config` writes it."""
         async with self.pool.acquire() as connection, connection.transaction():
@@ -214,7 +273,10 @@ class EngineStore:
             if previous != new:
                 await connection.execute(
                     "INSERT INTO trading_config_audit (previous_config, new_config, change_source) VALUES ($1, $2, $3)",
-                    previous, new, source)
+                    previous,
+                    new,
+                    source,
+                )
         return change
 
     async def apply_environment(self, trading: TradingConfig) -> None:
@@ -235,8 +297,9 @@ class EngineStore:
     async def update_engine_state(self, **values: Any) -> None:
         columns = list(values)
         assignments = ", ".join(f"{c} = ${i + 1}" for i, c in enumerate(columns))
-        await self.pool.execute(f"UPDATE engine_state SET {assignments}, updated_at = now() WHERE id = 1",
-                                *values.values())
+        await self.pool.execute(
+            f"UPDATE engine_state SET {assignments}, updated_at = now() WHERE id = 1", *values.values()
+        )
 
     # -- portfolio -----------------------------------------------------------------------
 
@@ -245,8 +308,10 @@ class EngineStore:
         and the cash, reserve and pending orders of the same instant (one read-only
         snapshot). One aggregate over every fill on record, which grows with the history: a
         step reads it once and hands it to everything that needs it."""
-        async with self.pool.acquire() as connection, connection.transaction(isolation="repeatable_read",
-                                                                             readonly=True):
+        async with (
+            self.pool.acquire() as connection,
+            connection.transaction(isolation="repeatable_read", readonly=True),
+        ):
             rows = await connection.fetch(_HELD_POSITIONS)
             balances = await connection.fetchrow(_BALANCES)
             pending = await connection.fetch(_PENDING_ORDERS)
@@ -258,39 +323,58 @@ class EngineStore:
         """Unresolved breaker events, folded into one state: the latest-expiring halt and
         each ticker's cooldown."""
         rows = await self.pool.fetch(
-            "SELECT * FROM circuit_breaker_events WHERE resolved_at IS NULL ORDER BY created_at")
+            "SELECT * FROM circuit_breaker_events WHERE resolved_at IS NULL ORDER BY created_at"
+        )
         state = CircuitBreakerState()
         cooldowns: dict[str, datetime] = {}
         for r in rows:
             if r["ticker"] is not None and r["trigger_type"] == "single_position":
-                cooldowns[r["ticker"]] = max(cooldowns.get(r["ticker"], r["cooldown_expires"]), r["cooldown_expires"])
+                cooldowns[r["ticker"]] = max(
+                    cooldowns.get(r["ticker"], r["cooldown_expires"]), r["cooldown_expires"]
+                )
                 continue
             indefinite = r["cooldown_expires"] is None
-            longer = state.cooldown_expires is not None and not indefinite and r["cooldown_expires"] > state.cooldown_expires
+            longer = (
+                state.cooldown_expires is not None
+                and not indefinite
+                and r["cooldown_expires"] > state.cooldown_expires
+            )
             if not state.active or indefinite or longer:
                 state = CircuitBreakerState(True, r["trigger_type"], r["created_at"], r["cooldown_expires"])
-        return CircuitBreakerState(state.active, state.trigger_type, state.triggered_at, state.cooldown_expires,
-                                   cooldowns)
+        return CircuitBreakerState(
+            state.active, state.trigger_type, state.triggered_at, state.cooldown_expires, cooldowns
+        )
 
     async def record_breaker_event(self, event: CircuitBreakerEvent) -> None:
         await self.pool.execute(
             """INSERT INTO circuit_breaker_events (trigger_type, threshold_value, actual_value, ticker, reason,
                    cooldown_expires, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-            event.trigger_type.value, event.threshold_value, event.actual_value, event.ticker, event.reason,
-            event.cooldown_expires, event.triggered_at)
+            event.trigger_type.value,
+            event.threshold_value,
+            event.actual_value,
+            event.ticker,
+            event.reason,
+            event.cooldown_expires,
+            event.triggered_at,
+        )
 
     async def resolve_breaker_events(self, resolution: BreakerResolution, now: datetime) -> None:
         """Mark the expired events behind one resolution (the halt, or one ticker's cooldown)."""
         await self.pool.execute(
             """UPDATE circuit_breaker_events SET resolved_at = $1
                WHERE resolved_at IS NULL AND cooldown_expires IS NOT NULL AND cooldown_expires <= $1
-                 AND ($2::text IS NULL AND ticker IS NULL OR ticker = $2)""", now, resolution.ticker)
+                 AND ($2::text IS NULL AND ticker IS NULL OR ticker = $2)""",
+            now,
+            resolution.ticker,
+        )
 
     async def stop_outs_since(self, since: datetime) -> list[datetime]:
         """Stop-outs at or after `since`: the volatility breaker's window includes both ends."""
         rows = await self.pool.fetch(
             """SELECT exit_at FROM closed_trades WHERE exit_reason IN ('stop_loss', 'trailing_stop') AND exit_at >= $1
-               ORDER BY exit_at""", since)
+               ORDER BY exit_at""",
+            since,
+        )
         return [r["exit_at"] for r in rows]
 
     # -- positions and faults ------------------------------------------------------------
@@ -300,18 +384,32 @@ class EngineStore:
             """UPDATE position_stop_levels SET stop_loss_price = $2, take_profit_price = $3,
                    trailing_stop_active = $4, atr_value = $5, atr_multiplier = $6, updated_at = $7
                WHERE ticker = $1 AND active""",
-            [(ticker, lv.stop_loss_price, lv.take_profit_price, lv.trailing_stop_active, lv.atr_value,
-              lv.atr_multiplier, now) for ticker, lv in updates.items()])
+            [
+                (
+                    ticker,
+                    lv.stop_loss_price,
+                    lv.take_profit_price,
+                    lv.trailing_stop_active,
+                    lv.atr_value,
+                    lv.atr_multiplier,
+                    now,
+                )
+                for ticker, lv in updates.items()
+            ],
+        )
 
     async def micro_entries_since(self, since: datetime) -> int:
         """Micro-trade entries decided at or after `since`: what the daily limit counts."""
         return await self.pool.fetchval(
             """SELECT count(*) FROM trading_decisions WHERE is_micro_trade AND decision = 'act'
-               AND recommendation_id IS NOT NULL AND created_at >= $1""", since)
+               AND recommendation_id IS NOT NULL AND created_at >= $1""",
+            since,
+        )
 
     async def record_fault(self, component: str, error: str) -> None:
-        await self.pool.execute("INSERT INTO engine_faults (component, error) VALUES ($1, $2)", component,
-                                error[:2000])
+        await self.pool.execute(
+            "INSERT INTO engine_faults (component, error) VALUES ($1, $2)", component, error[:2000]
+        )
 
     async def park_recommendation(self, recommendation_id: int, error: str) -> None:
         """Record that the recommendation cannot be decided (its decision is refused even as a
@@ -319,19 +417,33 @@ class EngineStore:
         await self.pool.execute(
             """INSERT INTO engine_faults (component, error, recommendation_id) VALUES ('recommendations', $2, $1)
                ON CONFLICT (recommendation_id) WHERE recommendation_id IS NOT NULL DO NOTHING""",
-            recommendation_id, error[:2000])
+            recommendation_id,
+            error[:2000],
+        )
 
     # -- recommendations -----------------------------------------------------------------
 
-    async def undecided_recommendations(self, since: datetime | None, until: datetime, limit: int = 200
-                                        ) -> list[Recommendation]:
+    async def undecided_recommendations(
+        self, since: datetime | None, until: datetime, limit: int = 200
+    ) -> list[Recommendation]:
         """Recommendations for the engine not decided yet, most confident first, generated from
         `since` (None: the engine's epoch) to `until`. `hold` and `research` rows are not for
         the engine; anything else, however malformed, is taken so that it gets a decision with
         a reason, unless it was parked (`park_recommendation`)."""
         rows = await self.pool.fetch(_UNDECIDED, since, until, limit)
-        return [Recommendation(r["id"], r["ticker"], r["action"], r["confidence"], r["mode"], r["trend_window"],
-                               r["thesis"], r["generated_at"]) for r in rows]
+        return [
+            Recommendation(
+                r["id"],
+                r["ticker"],
+                r["action"],
+                r["confidence"],
+                r["mode"],
+                r["trend_window"],
+                r["thesis"],
+                r["generated_at"],
+            )
+            for r in rows
+        ]
 
 
 def _with_pending_buy(position: OpenPosition | None, order: asyncpg.Record, price: Decimal) -> OpenPosition:
@@ -340,10 +452,17 @@ def _with_pending_buy(position: OpenPosition | None, order: asyncpg.Record, pric
     distance = Decimal(plan["atr"]) * Decimal(plan["atr_multiplier"]) if plan else ZERO
     quantity = order["quantity"]
     if position is None:
-        return OpenPosition(order["ticker"], quantity, price, price, order["sector"] or "Unknown", price - distance,
-                            price + distance * Decimal(plan.get("reward_risk_ratio", "2")) if plan else price,
-                            Decimal(plan.get("confidence", "0")) if plan else ZERO,
-                            bool(plan.get("is_micro_trade", False)))
+        return OpenPosition(
+            order["ticker"],
+            quantity,
+            price,
+            price,
+            order["sector"] or "Unknown",
+            price - distance,
+            price + distance * Decimal(plan.get("reward_risk_ratio", "2")) if plan else price,
+            Decimal(plan.get("confidence", "0")) if plan else ZERO,
+            bool(plan.get("is_micro_trade", False)),
+        )
     total = position.quantity + quantity
     entry = (position.entry_price * position.quantity + price * quantity) / total
     return replace(position, quantity=total, entry_price=entry)

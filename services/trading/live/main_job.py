@@ -81,7 +81,9 @@ async def fresh_demo_database(server_url: str) -> str:
     return _database_url(server_url, DEMO_DATABASE)
 
 
-async def prepare_demo(config: AppConfig, on_bars: Callable[[int], None]) -> tuple[str, str, setup_steps.LoadReport, int]:
+async def prepare_demo(
+    config: AppConfig, on_bars: Callable[[int], None]
+) -> tuple[str, str, setup_steps.LoadReport, int]:
     """Servers up, a fresh demo database migrated and loaded with the sample and signals."""
     urls = resolve_server_urls(config)
     database_url = await fresh_demo_database(urls.database_url)
@@ -99,14 +101,24 @@ async def prepare_demo(config: AppConfig, on_bars: Callable[[int], None]) -> tup
     return database_url, redis_url, report, signals
 
 
-async def replay_demo(database_url: str, redis_url: str, plan: DemoPlan, on_session: Callable[[date], None],
-                      on_finished: Callable[[ReplaySummary], None], serve_api: ApiServer | None) -> None:
+async def replay_demo(
+    database_url: str,
+    redis_url: str,
+    plan: DemoPlan,
+    on_session: Callable[[date], None],
+    on_finished: Callable[[ReplaySummary], None],
+    serve_api: ApiServer | None,
+) -> None:
     """Replay the plan's sessions and report the summary as soon as the replay ends; the API
     (if given) serves the same database meanwhile and after, until interrupted."""
     pool = await create_pool(database_url, max_size=12)
     redis = aioredis.from_url(redis_url)
     replay = Replay(pool, redis, plan.start, plan.end, capital=plan.capital)
-    api = asyncio.create_task(serve_api(RuntimeParts(pool, redis, replay.clock, replay.engine))) if serve_api else None
+    api = (
+        asyncio.create_task(serve_api(RuntimeParts(pool, redis, replay.clock, replay.engine)))
+        if serve_api
+        else None
+    )
     try:
         on_finished(await replay.run(on_session))
         if api is not None:
@@ -122,8 +134,12 @@ RESTART_FIRST_SECONDS = 1.0
 RESTART_MAX_SECONDS = 60.0
 
 
-async def supervise(name: str, work: Callable[[], Awaitable[None]], stop: asyncio.Event,
-                    first_delay: float = RESTART_FIRST_SECONDS) -> int:
+async def supervise(
+    name: str,
+    work: Callable[[], Awaitable[None]],
+    stop: asyncio.Event,
+    first_delay: float = RESTART_FIRST_SECONDS,
+) -> int:
     """Run `work()` until `stop`; if it dies (or returns early), say so loudly and start it
     again after a growing pause: a dead broker or engine loop would otherwise leave orders
     unfilled while the API still looks healthy. Returns how many restarts it took."""
@@ -178,12 +194,22 @@ async def run_live(config: AppConfig, *, paper_broker: bool, capital: Decimal, s
     await engine.store.apply_environment(config.trading)
     broker = None
     if paper_broker:
-        broker = PaperBroker.on_redis(pool, redis, clock, PaperBrokerSettings(starting_cash=capital),
-                                      order_signer=signer)
-    parts = RuntimeParts(pool, redis, clock, engine, notifications, engine_loop_in_process=True,
-                         paper_broker_loop=broker.heartbeat if broker is not None else None)
-    tasks = [asyncio.create_task(supervise("engine", lambda: engine.run(stop), stop)),
-             asyncio.create_task(serve_api(parts))]
+        broker = PaperBroker.on_redis(
+            pool, redis, clock, PaperBrokerSettings(starting_cash=capital), order_signer=signer
+        )
+    parts = RuntimeParts(
+        pool,
+        redis,
+        clock,
+        engine,
+        notifications,
+        engine_loop_in_process=True,
+        paper_broker_loop=broker.heartbeat if broker is not None else None,
+    )
+    tasks = [
+        asyncio.create_task(supervise("engine", lambda: engine.run(stop), stop)),
+        asyncio.create_task(serve_api(parts)),
+    ]
     if broker is not None:
         tasks.append(asyncio.create_task(supervise("paper broker", lambda: _restartable(broker, stop), stop)))
     try:

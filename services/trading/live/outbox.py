@@ -55,8 +55,14 @@ WAIT = Refusal(None)
 CANCEL_BUYS_ON_SELL = "a sell of the ticker was decided before this entry was sent"
 # Refusals of the decision's own data (PostgreSQL's data, integrity and size-limit classes,
 # the order job's validation), as opposed to a server or connection fault.
-_DATA_REFUSALS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, asyncpg.ProgramLimitExceededError,
-                  ValueError, TypeError, ArithmeticError)
+_DATA_REFUSALS = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.ProgramLimitExceededError,
+    ValueError,
+    TypeError,
+    ArithmeticError,
+)
 
 
 class DecisionRefused(Exception):
@@ -65,19 +71,47 @@ class DecisionRefused(Exception):
 
 
 def _decision_row(d: TradingDecision) -> tuple[Any, ...]:
-    return (d.id, d.recommendation_id, d.decision.value, d.side, d.skip_reason, d.ticker, d.computed_position_size,
-            d.computed_share_quantity, d.risk_tier_at_decision.value, d.portfolio_heat_at_decision,
-            d.active_pool_at_decision, d.reserve_pool_at_decision, d.circuit_breaker_status,
-            dict(d.correlation_check_result), dict(d.sector_exposure_check_result), d.earnings_proximity_flag,
-            d.is_micro_trade, dict(d.decision_trace), d.created_at)
+    return (
+        d.id,
+        d.recommendation_id,
+        d.decision.value,
+        d.side,
+        d.skip_reason,
+        d.ticker,
+        d.computed_position_size,
+        d.computed_share_quantity,
+        d.risk_tier_at_decision.value,
+        d.portfolio_heat_at_decision,
+        d.active_pool_at_decision,
+        d.reserve_pool_at_decision,
+        d.circuit_breaker_status,
+        dict(d.correlation_check_result),
+        dict(d.sector_exposure_check_result),
+        d.earnings_proximity_flag,
+        d.is_micro_trade,
+        dict(d.decision_trace),
+        d.created_at,
+    )
 
 
 def order_job(decision_id: uuid.UUID, intent: OrderIntent, mode: TradingMode, now: datetime) -> OrderJob:
-    tranche = (Tranche(index=intent.tranche_index, count=intent.tranche_count, parent_decision_id=decision_id)
-               if intent.tranche_count > 1 else None)
-    return OrderJob(job_id=uuid.uuid4(), client_order_id=client_order_id(decision_id, intent.tranche_index),
-                    trading_decision_id=decision_id, ticker=intent.ticker, side=intent.side,
-                    quantity=intent.quantity, mode=mode, reason=intent.reason, tranche=tranche, created_at=now)
+    tranche = (
+        Tranche(index=intent.tranche_index, count=intent.tranche_count, parent_decision_id=decision_id)
+        if intent.tranche_count > 1
+        else None
+    )
+    return OrderJob(
+        job_id=uuid.uuid4(),
+        client_order_id=client_order_id(decision_id, intent.tranche_index),
+        trading_decision_id=decision_id,
+        ticker=intent.ticker,
+        side=intent.side,
+        quantity=intent.quantity,
+        mode=mode,
+        reason=intent.reason,
+        tranche=tranche,
+        created_at=now,
+    )
 
 
 def stop_plan(outcome: DecisionOutcome, confidence: Any) -> dict[str, Any] | None:
@@ -85,13 +119,18 @@ def stop_plan(outcome: DecisionOutcome, confidence: Any) -> dict[str, Any] | Non
     if outcome.stops is None:
         return None
     levels = outcome.stops
-    return {"atr": str(levels.atr_value), "atr_multiplier": str(levels.atr_multiplier),
-            "reward_risk_ratio": str(levels.reward_risk_ratio), "confidence": str(confidence),
-            "is_micro_trade": outcome.decision.is_micro_trade}
+    return {
+        "atr": str(levels.atr_value),
+        "atr_multiplier": str(levels.atr_multiplier),
+        "reward_risk_ratio": str(levels.reward_risk_ratio),
+        "confidence": str(confidence),
+        "is_micro_trade": outcome.decision.is_micro_trade,
+    }
 
 
-async def record_decision(connection: asyncpg.Connection, outcome: DecisionOutcome, mode: TradingMode,
-                          confidence: Any = None) -> bool:
+async def record_decision(
+    connection: asyncpg.Connection, outcome: DecisionOutcome, mode: TradingMode, confidence: Any = None
+) -> bool:
     """Write the decision and its jobs in one transaction. Returns False (and writes nothing)
     when the recommendation already has a decision: the database's unique index is the last
     word on "decided once", whatever Redis remembers. Raises `DecisionRefused` (and writes
@@ -102,8 +141,9 @@ async def record_decision(connection: asyncpg.Connection, outcome: DecisionOutco
         raise DecisionRefused(f"{type(exc).__name__}: {exc}") from exc
 
 
-async def _write_decision(connection: asyncpg.Connection, outcome: DecisionOutcome, mode: TradingMode,
-                          confidence: Any) -> bool:
+async def _write_decision(
+    connection: asyncpg.Connection, outcome: DecisionOutcome, mode: TradingMode, confidence: Any
+) -> bool:
     d = outcome.decision
     async with connection.transaction():
         status = await connection.execute(_INSERT_DECISION, *_decision_row(d))
@@ -114,26 +154,47 @@ async def _write_decision(connection: asyncpg.Connection, outcome: DecisionOutco
         for intent in outcome.orders:
             job = order_job(d.id, intent, mode, d.created_at)
             await connection.execute(
-                _INSERT_JOB, job.job_id, job.client_order_id, d.id, intent.ticker, intent.side.value,
-                intent.quantity, intent.reason.value, intent.tranche_index, intent.tranche_count, plan,
-                job.model_dump(mode="json"), intent.not_before)
+                _INSERT_JOB,
+                job.job_id,
+                job.client_order_id,
+                d.id,
+                intent.ticker,
+                intent.side.value,
+                intent.quantity,
+                intent.reason.value,
+                intent.tranche_index,
+                intent.tranche_count,
+                plan,
+                job.model_dump(mode="json"),
+                intent.not_before,
+            )
     return True
 
 
-async def _cancel_buys_sold_by(connection: asyncpg.Connection, outcome: DecisionOutcome, now: datetime) -> None:
+async def _cancel_buys_sold_by(
+    connection: asyncpg.Connection, outcome: DecisionOutcome, now: datetime
+) -> None:
     """A sell (exit, sell signal, trim) ends the entry in progress: its unsent tranches must
     not buy the ticker back."""
     for ticker in {o.ticker for o in outcome.orders if o.side is OrderSide.SELL}:
         status = await connection.execute(
             """UPDATE order_outbox SET cancelled_at = $2, cancel_reason = $3
                WHERE ticker = $1 AND side = 'buy' AND delivered_at IS NULL AND cancelled_at IS NULL""",
-            ticker, now, CANCEL_BUYS_ON_SELL)
+            ticker,
+            now,
+            CANCEL_BUYS_ON_SELL,
+        )
         if not status.endswith(" 0"):
             log.warning("unsent entries cancelled by a sell", ticker=ticker, count=status.split()[-1])
 
 
-async def deliver_due(pool: asyncpg.Pool, queue: ReliableQueue, signer: OrderSigner, now: datetime,
-                      may_send: Callable[[asyncpg.Record], Refusal | None] | None = None) -> int:
+async def deliver_due(
+    pool: asyncpg.Pool,
+    queue: ReliableQueue,
+    signer: OrderSigner,
+    now: datetime,
+    may_send: Callable[[asyncpg.Record], Refusal | None] | None = None,
+) -> int:
     """Push every undelivered job whose time has come, sells first (exits keep priority),
     each signed so the broker knows it came from here; mark each delivered after the push.
     `may_send(row)` (the row has the decision's time as `decided_at`) returns None to send,
@@ -142,7 +203,9 @@ async def deliver_due(pool: asyncpg.Pool, queue: ReliableQueue, signer: OrderSig
         """SELECT o.*, d.created_at AS decided_at FROM order_outbox o
            JOIN trading_decisions d ON d.id = o.trading_decision_id
            WHERE o.delivered_at IS NULL AND o.cancelled_at IS NULL AND o.not_before <= $1
-           ORDER BY o.side = 'sell' DESC, o.not_before, o.id""", now)
+           ORDER BY o.side = 'sell' DESC, o.not_before, o.id""",
+        now,
+    )
     sent = 0
     for row in rows:
         verdict = may_send(row) if may_send else None
@@ -161,10 +224,15 @@ async def cancel_remaining(pool: asyncpg.Pool, decision_id: uuid.UUID, reason: s
     status = await pool.execute(
         """UPDATE order_outbox SET cancelled_at = $2, cancel_reason = $3
            WHERE trading_decision_id = $1 AND delivered_at IS NULL AND cancelled_at IS NULL""",
-        decision_id, now, reason)
+        decision_id,
+        now,
+        reason,
+    )
     cancelled = int(status.split()[-1])
     if cancelled:
-        log.warning("remaining tranches cancelled", decision_id=str(decision_id), count=cancelled, reason=reason)
+        log.warning(
+            "remaining tranches cancelled", decision_id=str(decision_id), count=cancelled, reason=reason
+        )
     return cancelled
 
 
@@ -174,7 +242,9 @@ async def cancel_later_tranches(pool: asyncpg.Pool, reason: str, now: datetime) 
     status = await pool.execute(
         """UPDATE order_outbox SET cancelled_at = $1, cancel_reason = $2
            WHERE side = 'buy' AND tranche_index > 1 AND delivered_at IS NULL AND cancelled_at IS NULL""",
-        now, reason)
+        now,
+        reason,
+    )
     cancelled = int(status.split()[-1])
     if cancelled:
         log.warning("later tranches cancelled", count=cancelled, reason=reason)
@@ -183,6 +253,10 @@ async def cancel_later_tranches(pool: asyncpg.Pool, reason: str, now: datetime) 
 
 async def open_exit_exists(pool: asyncpg.Pool, ticker: str) -> bool:
     """A sell for `ticker` is already on its way (not yet reported filled or rejected)."""
-    return bool(await pool.fetchval(
-        """SELECT EXISTS (SELECT 1 FROM order_outbox WHERE ticker = $1 AND side = 'sell'
-                          AND broker_status IS NULL AND cancelled_at IS NULL)""", ticker))
+    return bool(
+        await pool.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM order_outbox WHERE ticker = $1 AND side = 'sell'
+                          AND broker_status IS NULL AND cancelled_at IS NULL)""",
+            ticker,
+        )
+    )

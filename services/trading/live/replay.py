@@ -47,8 +47,12 @@ def session_instants(day: date) -> list[datetime]:
     """The instants the replay visits in one session."""
     opens, closes = session_times(day)
     window_open = opens + WINDOW_BUFFER
-    return [window_open, *(window_open + step for step in TRANCHE_STEPS),
-            closes - WINDOW_BUFFER - timedelta(minutes=1), closes]
+    return [
+        window_open,
+        *(window_open + step for step in TRANCHE_STEPS),
+        closes - WINDOW_BUFFER - timedelta(minutes=1),
+        closes,
+    ]
 
 
 def sessions_between(start: date, end: date) -> list[date]:
@@ -62,8 +66,16 @@ def sessions_between(start: date, end: date) -> list[date]:
 
 
 class Replay:
-    def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis, start: date, end: date, *,
-                 capital: Decimal, notifier: Notifier | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        redis: aioredis.Redis,
+        start: date,
+        end: date,
+        *,
+        capital: Decimal,
+        notifier: Notifier | None = None,
+    ) -> None:
         self.pool = pool
         self.days = sessions_between(start, end)
         if not self.days:
@@ -73,8 +85,9 @@ class Replay:
         # Engine and broker live and die together here, in a demo's own Redis database: a key
         # of their own, never kept, is all they need to trust each other's jobs.
         signer = OrderSigner.generate()
-        self.broker = PaperBroker.on_redis(pool, redis, self.clock, PaperBrokerSettings(starting_cash=capital),
-                                           order_signer=signer)
+        self.broker = PaperBroker.on_redis(
+            pool, redis, self.clock, PaperBrokerSettings(starting_cash=capital), order_signer=signer
+        )
         self.engine = TradingEngine(pool, redis, self.clock, order_signer=signer, notifier=notifier)
         self.capital = capital
 
@@ -104,10 +117,17 @@ class Replay:
         quotes = await self.engine.market.prices.quotes(held.tickers, self.clock.now())
         holdings = held.holdings(held.positions(quotes))
         return ReplaySummary(
-            sessions=len(self.days), decisions=row["decisions"], acted=row["acted"], trades=row["trades"],
-            stop_exits=row["stop_exits"], take_profit_exits=row["take_profit_exits"],
-            starting_value=self.capital, final_value=holdings.total_value, reserve=holdings.reserve_pool,
-            realized_pnl=row["realized_pnl"])
+            sessions=len(self.days),
+            decisions=row["decisions"],
+            acted=row["acted"],
+            trades=row["trades"],
+            stop_exits=row["stop_exits"],
+            take_profit_exits=row["take_profit_exits"],
+            starting_value=self.capital,
+            final_value=holdings.total_value,
+            reserve=holdings.reserve_pool,
+            realized_pnl=row["realized_pnl"],
+        )
 
 
 _SUMMARY = """

@@ -46,22 +46,42 @@ class SessionCloseResult:
 
 async def closed_trades(pool: Executor, since: datetime | None = None) -> list[ClosedTrade]:
     rows = await pool.fetch(
-        "SELECT * FROM closed_trades WHERE $1::timestamptz IS NULL OR exit_at >= $1 ORDER BY exit_at, id", since)
-    return [ClosedTrade(r["ticker"], r["entry_price"], r["exit_price"], r["quantity"], r["entry_at"], r["exit_at"],
-                        r["recommendation_id"], r["is_micro_trade"], r["fees"]) for r in rows]
+        "SELECT * FROM closed_trades WHERE $1::timestamptz IS NULL OR exit_at >= $1 ORDER BY exit_at, id",
+        since,
+    )
+    return [
+        ClosedTrade(
+            r["ticker"],
+            r["entry_price"],
+            r["exit_price"],
+            r["quantity"],
+            r["entry_at"],
+            r["exit_at"],
+            r["recommendation_id"],
+            r["is_micro_trade"],
+            r["fees"],
+        )
+        for r in rows
+    ]
 
 
 async def equity_curve(pool: Executor, before: date) -> list[Decimal]:
     rows = await pool.fetch(
-        "SELECT portfolio_value FROM portfolio_snapshots WHERE snapshot_date < $1 ORDER BY snapshot_date", before)
+        "SELECT portfolio_value FROM portfolio_snapshots WHERE snapshot_date < $1 ORDER BY snapshot_date",
+        before,
+    )
     return [r["portfolio_value"] for r in rows]
 
 
-async def refresh_correlations(pool: asyncpg.Pool, as_of: date, now: datetime) -> correlation.CorrelationMatrix:
+async def refresh_correlations(
+    pool: asyncpg.Pool, as_of: date, now: datetime
+) -> correlation.CorrelationMatrix:
     """Trailing-90-session correlations of every ticker's daily closes, cached in the table."""
     rows = await pool.fetch(
         """SELECT ticker, ts, close FROM price_bars WHERE interval = '1d' AND ts <= $1 AND ts > $1 - interval '200 days'
-           ORDER BY ts""", now)
+           ORDER BY ts""",
+        now,
+    )
     closes: dict[str, dict[date, Decimal]] = defaultdict(dict)
     for r in rows:
         closes[r["ticker"]][r["ts"].date()] = r["close"]
@@ -69,14 +89,21 @@ async def refresh_correlations(pool: asyncpg.Pool, as_of: date, now: datetime) -
     async with pool.acquire() as connection, connection.transaction():
         await connection.execute("DELETE FROM correlation_matrix_cache")
         await connection.copy_records_to_table(
-            "correlation_matrix_cache", columns=["ticker_a", "ticker_b", "correlation_coefficient", "lookback_days",
-                                                  "computed_at"],
-            records=[(a, b, value, correlation.LOOKBACK_DAYS, now) for a, b, value in matrix.pairs()])
+            "correlation_matrix_cache",
+            columns=["ticker_a", "ticker_b", "correlation_coefficient", "lookback_days", "computed_at"],
+            records=[(a, b, value, correlation.LOOKBACK_DAYS, now) for a, b, value in matrix.pairs()],
+        )
     return matrix
 
 
-async def close_session(store: EngineStore, session: date, portfolio: PortfolioState, settings: EngineSettings,
-                        start_of_day_value: Decimal, now: datetime) -> SessionCloseResult:
+async def close_session(
+    store: EngineStore,
+    session: date,
+    portfolio: PortfolioState,
+    settings: EngineSettings,
+    start_of_day_value: Decimal,
+    now: datetime,
+) -> SessionCloseResult:
     """The whole close in one transaction, `last_close_processed` included: a close that
     fails part way leaves nothing behind, so a retry cannot change the risk tier twice."""
     # A cache, safe to redo: refreshed first so its failure leaves nothing half-done.
@@ -88,44 +115,72 @@ async def close_session(store: EngineStore, session: date, portfolio: PortfolioS
         # (SPEC section 6). The tracker appends the value again, which moves no drawdown.
         curve = [*await equity_curve(connection, session), portfolio.total_value]
         report = performance_tracker.compute_metrics(
-            portfolio=portfolio, closed_trades=trades, equity_curve=curve,
-            start_of_day_value=start_of_day_value, computed_at=now)
+            portfolio=portfolio,
+            closed_trades=trades,
+            equity_curve=curve,
+            start_of_day_value=start_of_day_value,
+            computed_at=now,
+        )
         emergency = await _emergency_release(connection, report, settings, now)
         change = _tier_change(settings, report, emergency, trades, now)
         if change is not None:
             await _record_tier_change(store, change, connection)
-        high_water = reserve_pool.reserve_high_water(emergency.state.balance, portfolio.total_value,
-                                                     settings.reserve)
+        high_water = reserve_pool.reserve_high_water(
+            emergency.state.balance, portfolio.total_value, settings.reserve
+        )
         if high_water is not None:
             log.info("reserve above its high-water mark", reason=high_water)
         tier = change.new_tier if change is not None else settings.risk_tier
         await _snapshot(connection, session, report, tier, portfolio, now, high_water)
-        await connection.execute("UPDATE engine_state SET last_close_processed = $1, updated_at = now() WHERE id = 1",
-                                 session)
-    crossed = reserve_pool.emergency_crossed(_drawdown(previous), Decimal(str(report.metrics.current_drawdown)),
-                                             settings.reserve)
-    return SessionCloseResult(report, change, emergency.entry, matrix, emergency.reason if crossed else None,
-                              high_water, high_water is not None and not _high_water(previous))
+        await connection.execute(
+            "UPDATE engine_state SET last_close_processed = $1, updated_at = now() WHERE id = 1", session
+        )
+    crossed = reserve_pool.emergency_crossed(
+        _drawdown(previous), Decimal(str(report.metrics.current_drawdown)), settings.reserve
+    )
+    return SessionCloseResult(
+        report,
+        change,
+        emergency.entry,
+        matrix,
+        emergency.reason if crossed else None,
+        high_water,
+        high_water is not None and not _high_water(previous),
+    )
 
 
-def _tier_change(settings: EngineSettings, report: PerformanceReport, emergency: reserve_pool.ReserveUpdate,
-                 trades: list[ClosedTrade], now: datetime) -> RiskTierChange | None:
+def _tier_change(
+    settings: EngineSettings,
+    report: PerformanceReport,
+    emergency: reserve_pool.ReserveUpdate,
+    trades: list[ClosedTrade],
+    now: datetime,
+) -> RiskTierChange | None:
     """The emergency rule's conservative tier wins; otherwise the usual evaluation."""
     if emergency.new_risk_tier is None:
         recent = [t for t in trades if t.exit_at >= now - TRAILING_WINDOW and not t.is_micro_trade]
         trailing = performance_tracker.win_rate(recent) if recent else None
-        return risk_tier_controller.evaluate_from_metrics(settings.risk_tier, report.metrics,
-                                                          trailing_win_rate=trailing, now=now)
+        return risk_tier_controller.evaluate_from_metrics(
+            settings.risk_tier, report.metrics, trailing_win_rate=trailing, now=now
+        )
     if settings.risk_tier is not emergency.new_risk_tier:
-        return RiskTierChange(settings.risk_tier, emergency.new_risk_tier, "emergency_liquidation",
-                              emergency.reason, now, {"drawdown": report.metrics.current_drawdown})
+        return RiskTierChange(
+            settings.risk_tier,
+            emergency.new_risk_tier,
+            "emergency_liquidation",
+            emergency.reason,
+            now,
+            {"drawdown": report.metrics.current_drawdown},
+        )
     return None
 
 
 async def _previous_snapshot(connection: asyncpg.Connection, session: date) -> asyncpg.Record | None:
     return await connection.fetchrow(
         """SELECT current_drawdown_pct, metrics FROM portfolio_snapshots WHERE snapshot_date < $1
-           ORDER BY snapshot_date DESC LIMIT 1""", session)
+           ORDER BY snapshot_date DESC LIMIT 1""",
+        session,
+    )
 
 
 def _drawdown(snapshot: asyncpg.Record | None) -> Decimal | None:
@@ -136,11 +191,13 @@ def _high_water(snapshot: asyncpg.Record | None) -> bool:
     return snapshot is not None and bool((snapshot["metrics"] or {}).get("reserve_high_water"))
 
 
-async def _emergency_release(connection: asyncpg.Connection, report: PerformanceReport, settings: EngineSettings,
-                             now: datetime) -> reserve_pool.ReserveUpdate:
+async def _emergency_release(
+    connection: asyncpg.Connection, report: PerformanceReport, settings: EngineSettings, now: datetime
+) -> reserve_pool.ReserveUpdate:
     """The emergency drawdown rule; its update says whether it fired (`new_risk_tier`)."""
-    update = reserve_pool.emergency_release(await reserve_state(connection),
-                                            Decimal(str(report.metrics.current_drawdown)), now, settings.reserve)
+    update = reserve_pool.emergency_release(
+        await reserve_state(connection), Decimal(str(report.metrics.current_drawdown)), now, settings.reserve
+    )
     if update.entry is not None:
         await insert_ledger_entry(connection, update.entry)
     if update.new_risk_tier is not None:
@@ -148,27 +205,54 @@ async def _emergency_release(connection: asyncpg.Connection, report: Performance
     return update
 
 
-async def _record_tier_change(store: EngineStore, change: RiskTierChange,
-                             connection: asyncpg.Connection | None = None) -> None:
+async def _record_tier_change(
+    store: EngineStore, change: RiskTierChange, connection: asyncpg.Connection | None = None
+) -> None:
     """The new tier with its audit record and history row (on the close's connection, inside
     its transaction)."""
-    await store.update_config({"risk_tier": change.new_tier.value}, source=f"risk_tier_controller: {change.reason}",
-                              connection=connection, tier_change=change)
-    log.warning("risk tier changed", previous=change.previous_tier.value, new=change.new_tier.value,
-                reason=change.reason)
+    await store.update_config(
+        {"risk_tier": change.new_tier.value},
+        source=f"risk_tier_controller: {change.reason}",
+        connection=connection,
+        tier_change=change,
+    )
+    log.warning(
+        "risk tier changed",
+        previous=change.previous_tier.value,
+        new=change.new_tier.value,
+        reason=change.reason,
+    )
 
 
-async def _snapshot(pool: Executor, session: date, report: PerformanceReport, tier: RiskTierName,
-                    portfolio: PortfolioState, now: datetime, high_water: str | None = None) -> None:
+async def _snapshot(
+    pool: Executor,
+    session: date,
+    report: PerformanceReport,
+    tier: RiskTierName,
+    portfolio: PortfolioState,
+    now: datetime,
+    high_water: str | None = None,
+) -> None:
     m = report.metrics
     previous = await pool.fetchval(
         "SELECT portfolio_value FROM portfolio_snapshots WHERE snapshot_date < $1 ORDER BY snapshot_date DESC LIMIT 1",
-        session)
-    first = await pool.fetchval("SELECT portfolio_value FROM portfolio_snapshots ORDER BY snapshot_date LIMIT 1")
+        session,
+    )
+    first = await pool.fetchval(
+        "SELECT portfolio_value FROM portfolio_snapshots ORDER BY snapshot_date LIMIT 1"
+    )
     daily_return = float(m.total_portfolio_value / previous - 1) if previous else 0.0
     cumulative = float(m.total_portfolio_value / first - 1) if first else 0.0
-    positions = [{"ticker": p.ticker, "quantity": p.quantity, "entry_price": p.entry_price,
-                  "current_price": p.current_price, "sector": p.sector} for p in portfolio.positions]
+    positions = [
+        {
+            "ticker": p.ticker,
+            "quantity": p.quantity,
+            "entry_price": p.entry_price,
+            "current_price": p.current_price,
+            "sector": p.sector,
+        }
+        for p in portfolio.positions
+    ]
     micro = report.micro
     await pool.execute(
         """INSERT INTO portfolio_snapshots (snapshot_date, portfolio_value, active_pool, reserve_pool, daily_return,
@@ -183,12 +267,36 @@ async def _snapshot(pool: Executor, session: date, report: PerformanceReport, ti
                sharpe_ratio = EXCLUDED.sharpe_ratio, max_drawdown = EXCLUDED.max_drawdown,
                current_drawdown_pct = EXCLUDED.current_drawdown_pct, portfolio_heat = EXCLUDED.portfolio_heat,
                risk_tier = EXCLUDED.risk_tier, positions = EXCLUDED.positions, metrics = EXCLUDED.metrics""",
-        session, m.total_portfolio_value, m.active_pool, m.reserve_pool, daily_return, cumulative,
-        m.unrealized_pnl, m.realized_pnl, m.win_count, m.loss_count, m.win_rate, m.sharpe_ratio, m.max_drawdown,
-        m.current_drawdown, m.portfolio_heat, tier.value, positions,
-        {"profit_factor": m.profit_factor if m.profit_factor != float("inf") else "Infinity",
-         "trade_count": m.trade_count, "daily_pnl": m.daily_pnl, "avg_win": m.avg_win, "avg_loss": m.avg_loss,
-         "micro": {"trade_count": micro.trade_count, "win_rate": micro.win_rate, "realized_pnl": micro.realized_pnl},
-         # Seed 7.1's high-water signal, for the status and metrics views (None below the mark).
-         "reserve_high_water": high_water},
-        now)
+        session,
+        m.total_portfolio_value,
+        m.active_pool,
+        m.reserve_pool,
+        daily_return,
+        cumulative,
+        m.unrealized_pnl,
+        m.realized_pnl,
+        m.win_count,
+        m.loss_count,
+        m.win_rate,
+        m.sharpe_ratio,
+        m.max_drawdown,
+        m.current_drawdown,
+        m.portfolio_heat,
+        tier.value,
+        positions,
+        {
+            "profit_factor": m.profit_factor if m.profit_factor != float("inf") else "Infinity",
+            "trade_count": m.trade_count,
+            "daily_pnl": m.daily_pnl,
+            "avg_win": m.avg_win,
+            "avg_loss": m.avg_loss,
+            "micro": {
+                "trade_count": micro.trade_count,
+                "win_rate": micro.win_rate,
+                "realized_pnl": micro.realized_pnl,
+            },
+            # Seed 7.1's high-water signal, for the status and metrics views (None below the mark).
+            "reserve_high_water": high_water,
+        },
+        now,
+    )

@@ -36,21 +36,36 @@ def _wash_json(wash: WashSale | None) -> dict[str, Any] | None:
 def _wash_value(data: dict[str, Any] | None) -> WashSale | None:
     if not data:
         return None
-    return WashSale(data["ticker"], int(data["sale_lot_id"]), int(data["replacement_lot_id"]),
-                    Decimal(data["quantity"]), date.fromisoformat(data["sale_date"]),
-                    date.fromisoformat(data["replacement_acquired"]), Decimal(data["disallowed_loss"]),
-                    date.fromisoformat(data["holding_period_start"]))
+    return WashSale(
+        data["ticker"],
+        int(data["sale_lot_id"]),
+        int(data["replacement_lot_id"]),
+        Decimal(data["quantity"]),
+        date.fromisoformat(data["sale_date"]),
+        date.fromisoformat(data["replacement_acquired"]),
+        Decimal(data["disallowed_loss"]),
+        date.fromisoformat(data["holding_period_start"]),
+    )
 
 
 def _lot(row: asyncpg.Record) -> TaxLot:
     return TaxLot(
-        lot_id=row["id"], ticker=row["ticker"], quantity=row["quantity"],
-        cost_basis_per_share=row["cost_basis_per_share"], acquisition_date=row["acquisition_date"],
-        holding_period_start=row["holding_period_start"], origin_lot_id=row["origin_lot_id"],
-        first_share=row["first_share"], status=TaxLotStatus(row["status"]), closed_date=row["closed_date"],
-        exit_price=row["exit_price"], wash_sale=_wash_value(row["wash_sale_details"]),
-        basis_adjustment=_wash_value(row["basis_adjustment"]), parent_lot_id=row["parent_lot_id"],
-        order_id=str(row["order_id"]) if row["order_id"] is not None else None)
+        lot_id=row["id"],
+        ticker=row["ticker"],
+        quantity=row["quantity"],
+        cost_basis_per_share=row["cost_basis_per_share"],
+        acquisition_date=row["acquisition_date"],
+        holding_period_start=row["holding_period_start"],
+        origin_lot_id=row["origin_lot_id"],
+        first_share=row["first_share"],
+        status=TaxLotStatus(row["status"]),
+        closed_date=row["closed_date"],
+        exit_price=row["exit_price"],
+        wash_sale=_wash_value(row["wash_sale_details"]),
+        basis_adjustment=_wash_value(row["basis_adjustment"]),
+        parent_lot_id=row["parent_lot_id"],
+        order_id=str(row["order_id"]) if row["order_id"] is not None else None,
+    )
 
 
 async def load_book(connection: asyncpg.Connection, ticker: str) -> TaxLotBook:
@@ -62,10 +77,29 @@ async def load_book(connection: asyncpg.Connection, ticker: str) -> TaxLotBook:
 
 
 async def save(connection: asyncpg.Connection, update: LotUpdate) -> None:
-    await connection.executemany(_UPSERT, [
-        (lot.lot_id, lot.ticker, lot.quantity, lot.quantity if lot.is_open else Decimal(0),
-         lot.cost_basis_per_share, lot.acquisition_date, lot.holding_period_start, lot.origin_lot_id,
-         lot.first_share, lot.parent_lot_id, lot.status.value, lot.closed_date, lot.exit_price,
-         None if lot.is_open else lot.realized_pnl, lot.wash_sale_flag, _wash_json(lot.wash_sale),
-         _wash_json(lot.basis_adjustment), int(lot.order_id) if lot.order_id else None)
-        for lot in update.changed])
+    await connection.executemany(
+        _UPSERT,
+        [
+            (
+                lot.lot_id,
+                lot.ticker,
+                lot.quantity,
+                lot.quantity if lot.is_open else Decimal(0),
+                lot.cost_basis_per_share,
+                lot.acquisition_date,
+                lot.holding_period_start,
+                lot.origin_lot_id,
+                lot.first_share,
+                lot.parent_lot_id,
+                lot.status.value,
+                lot.closed_date,
+                lot.exit_price,
+                None if lot.is_open else lot.realized_pnl,
+                lot.wash_sale_flag,
+                _wash_json(lot.wash_sale),
+                _wash_json(lot.basis_adjustment),
+                int(lot.order_id) if lot.order_id else None,
+            )
+            for lot in update.changed
+        ],
+    )

@@ -39,22 +39,44 @@ disable_created_metrics()  # no `_created` twin of every counter: it only double
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 TICKS = Counter("stonks_engine_ticks", "Engine loop ticks run by this process.", registry=REGISTRY)
-DECISIONS = Counter("stonks_engine_decisions", "Recommendations decided by this process, by outcome.",
-                    ["decision"], registry=REGISTRY)
-ORDERS_SENT = Counter("stonks_engine_orders_sent", "Order jobs delivered to the broker queue.", registry=REGISTRY)
-REPORTS_APPLIED = Counter("stonks_engine_broker_reports_applied", "Broker fill and rejection reports applied.",
-                          registry=REGISTRY)
-EXITS = Counter("stonks_engine_exits", "Exits decided by the engine's own rules (stops, take-profits, "
-                "breakers, rebalancing).", registry=REGISTRY)
-FAULTS = Counter("stonks_engine_faults", "Loop steps that failed and were retried next tick, by component.",
-                 ["component"], registry=REGISTRY)
-TICK_SECONDS = Histogram("stonks_engine_tick_duration_seconds", "Wall time of one engine tick.",
-                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=REGISTRY)
-LOOP_LAG = Gauge("stonks_engine_loop_lag_seconds",
-                 "How late the latest tick started after it was due (previous tick's end plus the polling "
-                 "interval); 0 when on time.", registry=REGISTRY)
-LAST_TICK = Gauge("stonks_engine_last_tick_timestamp_seconds", "Unix time the latest tick finished.",
-                  registry=REGISTRY)
+DECISIONS = Counter(
+    "stonks_engine_decisions",
+    "Recommendations decided by this process, by outcome.",
+    ["decision"],
+    registry=REGISTRY,
+)
+ORDERS_SENT = Counter(
+    "stonks_engine_orders_sent", "Order jobs delivered to the broker queue.", registry=REGISTRY
+)
+REPORTS_APPLIED = Counter(
+    "stonks_engine_broker_reports_applied", "Broker fill and rejection reports applied.", registry=REGISTRY
+)
+EXITS = Counter(
+    "stonks_engine_exits",
+    "Exits decided by the engine's own rules (stops, take-profits, breakers, rebalancing).",
+    registry=REGISTRY,
+)
+FAULTS = Counter(
+    "stonks_engine_faults",
+    "Loop steps that failed and were retried next tick, by component.",
+    ["component"],
+    registry=REGISTRY,
+)
+TICK_SECONDS = Histogram(
+    "stonks_engine_tick_duration_seconds",
+    "Wall time of one engine tick.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+LOOP_LAG = Gauge(
+    "stonks_engine_loop_lag_seconds",
+    "How late the latest tick started after it was due (previous tick's end plus the polling "
+    "interval); 0 when on time.",
+    registry=REGISTRY,
+)
+LAST_TICK = Gauge(
+    "stonks_engine_last_tick_timestamp_seconds", "Unix time the latest tick finished.", registry=REGISTRY
+)
 
 _last_tick_end: float | None = None
 
@@ -119,30 +141,46 @@ class _DatabaseCollector:
         view = self.view
         if view is None:
             return
-        decisions = GaugeMetricFamily("stonks_decisions_recorded", "Decisions in the database, by outcome and "
-                                      "category (the refusing check of a skip; entry or the exit rule of an act).",
-                                      labels=["decision", "category"])
+        decisions = GaugeMetricFamily(
+            "stonks_decisions_recorded",
+            "Decisions in the database, by outcome and "
+            "category (the refusing check of a skip; entry or the exit rule of an act).",
+            labels=["decision", "category"],
+        )
         for (decision, category), count in sorted(view.decisions.items()):
             decisions.add_metric([decision, category], count)
         yield decisions
-        faults = GaugeMetricFamily("stonks_engine_faults_recorded", "Faults the loop recorded in the database, "
-                                   "by component.", labels=["component"])
+        faults = GaugeMetricFamily(
+            "stonks_engine_faults_recorded",
+            "Faults the loop recorded in the database, by component.",
+            labels=["component"],
+        )
         for component, count in sorted(view.faults.items()):
             faults.add_metric([component], count)
         yield faults
-        breaker = GaugeMetricFamily("stonks_circuit_breaker_active", "1 while a trading halt is in force, by "
-                                    "trigger.", labels=["trigger"])
+        breaker = GaugeMetricFamily(
+            "stonks_circuit_breaker_active",
+            "1 while a trading halt is in force, by trigger.",
+            labels=["trigger"],
+        )
         breaker.add_metric([view.breaker_trigger or "none"], 1 if view.breaker_active else 0)
         yield breaker
-        yield GaugeMetricFamily("stonks_tickers_in_cooldown", "Tickers barred from re-entry after a single-"
-                                "position breaker.", value=view.tickers_in_cooldown)
+        yield GaugeMetricFamily(
+            "stonks_tickers_in_cooldown",
+            "Tickers barred from re-entry after a single-position breaker.",
+            value=view.tickers_in_cooldown,
+        )
         for name, value, text in (
-                ("stonks_engine_enabled", view.enabled, "1 when the owner has enabled trading."),
-                ("stonks_engine_paused", view.paused, "1 while the owner has paused trading."),
-                ("stonks_engine_attached", view.engine_attached, "1 when this process serves an engine."),
-                ("stonks_engine_running", view.engine_running, "1 when this process's engine has started."),
-                ("stonks_engine_holds_lock", view.engine_holds_lock, ("1 when this process's engine holds the "
-                 "account lock."))):
+            ("stonks_engine_enabled", view.enabled, "1 when the owner has enabled trading."),
+            ("stonks_engine_paused", view.paused, "1 while the owner has paused trading."),
+            ("stonks_engine_attached", view.engine_attached, "1 when this process serves an engine."),
+            ("stonks_engine_running", view.engine_running, "1 when this process's engine has started."),
+            (
+                "stonks_engine_holds_lock",
+                view.engine_holds_lock,
+                ("1 when this process's engine holds the account lock."),
+            ),
+        ):
             yield GaugeMetricFamily(name, text, value=1 if value else 0)
 
 

@@ -28,9 +28,15 @@ CLOSE_TIMEOUT_SECONDS = 5.0
 class WakeListener:
     """Sets `wake` on every NOTIFY of `channel`, for as long as it runs, across lost connections."""
 
-    def __init__(self, pool: asyncpg.Pool, channel: str, wake: asyncio.Event, *,
-                 first_delay: float = RELISTEN_FIRST_SECONDS,
-                 max_delay: float = RELISTEN_MAX_SECONDS) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        channel: str,
+        wake: asyncio.Event,
+        *,
+        first_delay: float = RELISTEN_FIRST_SECONDS,
+        max_delay: float = RELISTEN_MAX_SECONDS,
+    ) -> None:
         self.pool = pool
         self.channel = channel
         self.wake = wake
@@ -88,8 +94,11 @@ class WakeListener:
                 self.wake.set()
                 log.warning("listening again for new recommendations; deciding what came in meanwhile")
                 continue
-            log.warning("cannot LISTEN for new recommendations; decisions wait for the poll",
-                        error=self.problem, retry_in_seconds=delay)
+            log.warning(
+                "cannot LISTEN for new recommendations; decisions wait for the poll",
+                error=self.problem,
+                retry_in_seconds=delay,
+            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.max_delay)
 
@@ -107,8 +116,10 @@ class WakeListener:
             if not lost.is_set() and self._check_due.is_set():
                 await self._check_alive()
         dead, self._connection = self._connection, None
-        log.warning("the LISTEN connection died; decisions wait for the poll until it listens again",
-                    error=self.problem)
+        log.warning(
+            "the LISTEN connection died; decisions wait for the poll until it listens again",
+            error=self.problem,
+        )
         if dead is not None:
             await _drop(self.pool, dead)
 
@@ -158,8 +169,10 @@ class WakeListener:
             await connection.reset(timeout=CLOSE_TIMEOUT_SECONDS)  # UNLISTEN, and its callbacks removed
             await self.pool.release(connection)
         except Exception as exc:  # noqa: BLE001 - a dead connection cannot be cleaned, only dropped
-            log.info("the LISTEN connection could not be cleaned; dropping it",
-                     error=f"{type(exc).__name__}: {exc}")
+            log.info(
+                "the LISTEN connection could not be cleaned; dropping it",
+                error=f"{type(exc).__name__}: {exc}",
+            )
             await _drop(self.pool, connection)
 
 

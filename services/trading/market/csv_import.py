@@ -84,7 +84,9 @@ def read_bars_csv(path: Path) -> list[PriceBar]:
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         header = [name.strip() for name in reader.fieldnames or []]
-        missing = [c for c in REQUIRED if c not in header] + ([] if {"date", "ts"} & set(header) else ["date"])
+        missing = [c for c in REQUIRED if c not in header] + (
+            [] if {"date", "ts"} & set(header) else ["date"]
+        )
         if missing:
             raise CsvImportError(f"{path}: line 1: missing column(s) {', '.join(missing)}")
         reader.fieldnames = header
@@ -103,7 +105,11 @@ def read_bars_csv(path: Path) -> list[PriceBar]:
             bars.append(bar)
     if problems:
         shown = "; ".join(str(p) for p in problems[:MAX_REPORTED_PROBLEMS])
-        more = f" (and {len(problems) - MAX_REPORTED_PROBLEMS} more)" if len(problems) > MAX_REPORTED_PROBLEMS else ""
+        more = (
+            f" (and {len(problems) - MAX_REPORTED_PROBLEMS} more)"
+            if len(problems) > MAX_REPORTED_PROBLEMS
+            else ""
+        )
         raise CsvImportError(f"{path}: {len(problems)} bad row(s), nothing loaded: {shown}{more}")
     if not bars:
         raise CsvImportError(f"{path}: no bars in the file, nothing loaded")

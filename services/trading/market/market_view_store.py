@@ -34,40 +34,64 @@ class MarketViewStore:
         self.prices = PriceBook(pool)
 
     async def high_severity_event(self, now: datetime) -> bool:
-        return bool(await self.pool.fetchval(
-            """SELECT EXISTS (SELECT 1 FROM macro_events WHERE severity = 'high' AND starts_at <= $1
-                              AND (ends_at IS NULL OR ends_at > $1))""", now))
+        return bool(
+            await self.pool.fetchval(
+                """SELECT EXISTS (SELECT 1 FROM macro_events WHERE severity = 'high' AND starts_at <= $1
+                              AND (ends_at IS NULL OR ends_at > $1))""",
+                now,
+            )
+        )
 
     async def atr(self, ticker: str, now: datetime, intervals: Iterable[str] = ("1d",)) -> Decimal | None:
         rows = await self.pool.fetch(
             """SELECT high, low, close FROM price_bars WHERE ticker = $1 AND interval = ANY($2::text[]) AND ts <= $3
-               ORDER BY ts DESC LIMIT $4""", ticker, list(intervals), now, ATR_LOOKBACK_BARS)
+               ORDER BY ts DESC LIMIT $4""",
+            ticker,
+            list(intervals),
+            now,
+            ATR_LOOKBACK_BARS,
+        )
         return atr_from_rows(rows)
 
     async def sessions_until_earnings(self, ticker: str, now: datetime) -> int | None:
         today = now.astimezone(NEW_YORK).date()
         upcoming = await self.pool.fetchval(
             "SELECT min(earnings_date) FROM earnings_calendar WHERE ticker = $1 AND earnings_date >= $2",
-            ticker, today)
+            ticker,
+            today,
+        )
         return None if upcoming is None else sessions_until(now, upcoming)
 
-    async def view(self, ticker: str, now: datetime, *, quote: Quote | None = None,
-                   high_severity_event: bool | None = None) -> MarketView:
+    async def view(
+        self,
+        ticker: str,
+        now: datetime,
+        *,
+        quote: Quote | None = None,
+        high_severity_event: bool | None = None,
+    ) -> MarketView:
         # The facts and the bars at once (decision latency): the bars are wasted only on an
         # unknown ticker, which is rare and skipped anyway.
-        facts, bars = await asyncio.gather(self.pool.fetchrow(_FACTS, ticker, now, now.astimezone(NEW_YORK).date()),
-                                           self.pool.fetch(_RECENT_BARS, ticker, now, ATR_LOOKBACK_BARS))
+        facts, bars = await asyncio.gather(
+            self.pool.fetchrow(_FACTS, ticker, now, now.astimezone(NEW_YORK).date()),
+            self.pool.fetch(_RECENT_BARS, ticker, now, ATR_LOOKBACK_BARS),
+        )
         if facts["sector"] is None:
             return MarketView(ticker_known=False)
         quote = quote or await self.prices.quote(ticker, now)
         upcoming = facts["next_earnings"]
         return MarketView(
-            ticker_known=True, sector=facts["sector"], price=quote.price if quote else None,
-            price_as_of=quote.as_of if quote else None, price_interval=quote.interval if quote else "1d",
+            ticker_known=True,
+            sector=facts["sector"],
+            price=quote.price if quote else None,
+            price_as_of=quote.as_of if quote else None,
+            price_interval=quote.interval if quote else "1d",
             daily_atr=atr_from_rows([b for b in bars if b["interval"] == "1d"]),
             intraday_atr=atr_from_rows([b for b in bars if b["interval"] != "1d"]),
             sessions_until_earnings=None if upcoming is None else sessions_until(now, upcoming),
-            high_severity_event=facts["high_severity"] if high_severity_event is None else high_severity_event,
+            high_severity_event=facts["high_severity"]
+            if high_severity_event is None
+            else high_severity_event,
         )
 
 

@@ -44,7 +44,7 @@ def _sma(values: np.ndarray, window: int) -> np.ndarray:
     """Simple moving average; NaN until `window` values exist."""
     out = np.full(values.shape, np.nan)
     sums = np.cumsum(values)
-    out[window - 1:] = (sums[window - 1:] - np.concatenate(([0.0], sums[:-window]))) / window
+    out[window - 1 :] = (sums[window - 1 :] - np.concatenate(([0.0], sums[:-window]))) / window
     return out
 
 
@@ -62,8 +62,9 @@ def crossover_signals(bars: Sequence[PriceBar]) -> list[RecommendationDraft]:
     return [_draft(bars[i].ticker, bars[i].ts, values, fast, slow, i) for i in crossings]
 
 
-def crossover_signals_of_closes(ticker: str, closes: np.ndarray, stamps: Sequence[datetime]
-                                ) -> list[RecommendationDraft]:
+def crossover_signals_of_closes(
+    ticker: str, closes: np.ndarray, stamps: Sequence[datetime]
+) -> list[RecommendationDraft]:
     """`crossover_signals` of one ticker's closes (float64, oldest first) stamped `stamps[i]`:
     the same rule on arrays, for callers (the backtester) that hold bars as arrays."""
     if len(closes) <= SLOW_WINDOW:
@@ -79,20 +80,27 @@ def _crossings(closes: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
     between bars i - 1 and i (the slow SMA known at i - 1)."""
     fast, slow = _sma(closes, FAST_WINDOW), _sma(closes, SLOW_WINDOW)
     above = fast > slow
-    changed = (above[SLOW_WINDOW:] != above[SLOW_WINDOW - 1:-1]) & ~np.isnan(slow[SLOW_WINDOW - 1:-1])
+    changed = (above[SLOW_WINDOW:] != above[SLOW_WINDOW - 1 : -1]) & ~np.isnan(slow[SLOW_WINDOW - 1 : -1])
     return fast, slow, (np.flatnonzero(changed) + SLOW_WINDOW).tolist()
 
 
-def _draft(ticker: str, ts: datetime, closes: list[float], fast: np.ndarray, slow: np.ndarray, i: int
-           ) -> RecommendationDraft:
+def _draft(
+    ticker: str, ts: datetime, closes: list[float], fast: np.ndarray, slow: np.ndarray, i: int
+) -> RecommendationDraft:
     up = bool(fast[i] > slow[i])
     action = "buy" if up else "sell"
     roc = closes[i] / closes[i - ROC_WINDOW] - 1.0
     directional = roc if up else -roc
     confidence = confidence_for(directional) if directional > 0 else 0.5
     return RecommendationDraft(
-        ticker=ticker, action=action, confidence=round(float(confidence), 4), mode="paper_eligible",
-        trend_window="20d", generated_at=ts,
-        thesis=(f"momentum: SMA{FAST_WINDOW} {float(fast[i]):.2f} crossed {'above' if up else 'below'} "
-                f"SMA{SLOW_WINDOW} {float(slow[i]):.2f}; {ROC_WINDOW}-session change {roc:+.1%}"),
+        ticker=ticker,
+        action=action,
+        confidence=round(float(confidence), 4),
+        mode="paper_eligible",
+        trend_window="20d",
+        generated_at=ts,
+        thesis=(
+            f"momentum: SMA{FAST_WINDOW} {float(fast[i]):.2f} crossed {'above' if up else 'below'} "
+            f"SMA{SLOW_WINDOW} {float(slow[i]):.2f}; {ROC_WINDOW}-session change {roc:+.1%}"
+        ),
     )

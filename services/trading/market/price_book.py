@@ -46,8 +46,9 @@ class PriceBook:
         if not symbols:
             return {}
         # Two independent reads, overlapped on two pooled connections (decision latency).
-        completed, upcoming = await asyncio.gather(self.pool.fetch(_LATEST_COMPLETED, symbols, at),
-                                                   self.pool.fetch(_NEXT_DAILY, symbols, at))
+        completed, upcoming = await asyncio.gather(
+            self.pool.fetch(_LATEST_COMPLETED, symbols, at), self.pool.fetch(_NEXT_DAILY, symbols, at)
+        )
         quotes = {r["ticker"]: Quote(r["ticker"], r["close"], r["ts"], r["interval"]) for r in completed}
         for row in upcoming:
             opened = _open_of_session_in_progress(row["ts"], at)

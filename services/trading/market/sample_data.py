@@ -56,8 +56,13 @@ def _adjusted_bar(row: dict[str, str]) -> PriceBar:
 
     session = date.fromisoformat(row["Date"])
     return PriceBar(
-        ticker=row["Ticker"], interval="1d", ts=session_times(session)[1],
-        open=adjust("Open"), high=adjust("High"), low=adjust("Low"), close=adjust("Close"),
+        ticker=row["Ticker"],
+        interval="1d",
+        ts=session_times(session)[1],
+        open=adjust("Open"),
+        high=adjust("High"),
+        low=adjust("Low"),
+        close=adjust("Close"),
         volume=int(Decimal(row["Volume"]) / ratio),
     )
 
@@ -80,8 +85,14 @@ def _ticker_directory() -> dict[str, dict]:
 def sample_tickers(tickers: tuple[str, ...] = SAMPLE_TICKERS) -> list[TickerInfo]:
     infos = []
     for ticker in tickers:
-        stock = next((_ticker_directory()[s] for s in _SYMBOL_ALIASES.get(ticker, (ticker,))
-                      if s in _ticker_directory()), {})
+        stock = next(
+            (
+                _ticker_directory()[s]
+                for s in _SYMBOL_ALIASES.get(ticker, (ticker,))
+                if s in _ticker_directory()
+            ),
+            {},
+        )
         industries = stock.get("industries", [])
         sector = next((s for s in _KNOWN_SECTORS if s in industries), "Unknown")
         industry = next((i for i in industries if i not in _KNOWN_SECTORS), "Unknown")

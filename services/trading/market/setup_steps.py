@@ -59,14 +59,18 @@ async def _daily_bars(connection: asyncpg.Connection, ticker: str) -> list[Price
     rows = await connection.fetch(
         "SELECT * FROM price_bars WHERE ticker = $1 AND interval = '1d' ORDER BY ts", ticker
     )
-    return [PriceBar(r["ticker"], r["interval"], r["ts"], r["open"], r["high"], r["low"], r["close"], r["volume"])
-            for r in rows]
+    return [
+        PriceBar(r["ticker"], r["interval"], r["ts"], r["open"], r["high"], r["low"], r["close"], r["volume"])
+        for r in rows
+    ]
 
 
 async def write_momentum_signals(connection: asyncpg.Connection, tickers: list[str] | None = None) -> int:
     """Write the momentum signal's recommendations for every (or the given) ticker's daily
     bars; a recommendation already written for the same ticker, action and instant is kept."""
-    symbols = tickers or [r["ticker"] for r in await connection.fetch("SELECT ticker FROM tickers ORDER BY ticker")]
+    symbols = tickers or [
+        r["ticker"] for r in await connection.fetch("SELECT ticker FROM tickers ORDER BY ticker")
+    ]
     written = 0
     for symbol in symbols:
         drafts = momentum_signal.crossover_signals(await _daily_bars(connection, symbol))
@@ -77,7 +81,13 @@ async def write_momentum_signals(connection: asyncpg.Connection, tickers: list[s
                        SELECT $1, $2, $3, $4, $5, $6, $7
                        WHERE NOT EXISTS (SELECT 1 FROM recommendations
                                          WHERE ticker = $1 AND action = $2 AND generated_at = $7)""",
-                    d.ticker, d.action, d.confidence, d.mode, d.trend_window, d.thesis, d.generated_at,
+                    d.ticker,
+                    d.action,
+                    d.confidence,
+                    d.mode,
+                    d.trend_window,
+                    d.thesis,
+                    d.generated_at,
                 )
                 written += int(status.split()[-1])
     return written

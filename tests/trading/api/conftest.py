@@ -100,7 +100,8 @@ async def make_history(pool: asyncpg.Pool, redis: aioredis.Redis) -> History:
     await recommend(pool, "NOPE", at(days[-1], 16, 12))
     await stack.step(at(bought_day, 9, 45))
     take_profit = await pool.fetchval(
-        "SELECT take_profit_price FROM position_stop_levels WHERE active AND ticker = 'XYZ'")
+        "SELECT take_profit_price FROM position_stop_levels WHERE active AND ticker = 'XYZ'"
+    )
     await add_bar(pool, "XYZ", exit_day, open_=float(take_profit) + 1, close=float(take_profit) + 2)
     await add_bar(pool, "ABC", exit_day, open_=57.7, close=57.8)
     await stack.step(at(exit_day, 9, 45))

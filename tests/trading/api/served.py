@@ -28,7 +28,9 @@ async def uvicorn_serving(app: FastAPI) -> AsyncIterator[int]:
         await task
 
 
-async def raw_exchange(port: int, request: bytes, body_chunks: Sequence[bytes] = (), timeout: float = 5) -> bytes:
+async def raw_exchange(
+    port: int, request: bytes, body_chunks: Sequence[bytes] = (), timeout: float = 5
+) -> bytes:
     """Send a request as bytes (then, optionally, body chunks while the server answers) and read
     until the server closes the connection."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)

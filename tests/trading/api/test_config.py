@@ -14,8 +14,11 @@ WRITES = [
     ("PUT", "/api/trading/config", {"max_open_positions": 5}),
     ("POST", "/api/trading/pause", None),
     ("POST", "/api/trading/resume", None),
-    ("POST", "/api/trading/backtest", {"start_date": "2024-01-02", "end_date": "2024-02-01",
-                                       "initial_capital": 10000}),
+    (
+        "POST",
+        "/api/trading/backtest",
+        {"start_date": "2024-01-02", "end_date": "2024-02-01", "initial_capital": 10000},
+    ),
     ("PUT", "/api/trading/notifications/config", {"sms_rate_limit_per_hour": 3}),
 ]
 
@@ -37,9 +40,11 @@ async def test_get_config_shows_every_field_and_the_tiers(api) -> None:
 
 
 async def test_a_change_is_applied_and_audited_with_its_source(api) -> None:
-    response = await api.client.put("/api/trading/config", headers=AUTH,
-                                    json={"max_open_positions": 5, "risk_tier": "conservative",
-                                          "absolute_position_cap": "1500.50"})
+    response = await api.client.put(
+        "/api/trading/config",
+        headers=AUTH,
+        json={"max_open_positions": 5, "risk_tier": "conservative", "absolute_position_cap": "1500.50"},
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert sorted(body["changed"]) == ["absolute_position_cap", "max_open_positions", "risk_tier"]
@@ -58,8 +63,11 @@ async def test_a_change_is_applied_and_audited_with_its_source(api) -> None:
 
 
 async def test_tier_overrides_replace_the_defaults_they_name(api) -> None:
-    response = await api.client.put("/api/trading/config", headers=AUTH,
-                                    json={"risk_tier_overrides": {"moderate": {"min_confidence": 0.7}}})
+    response = await api.client.put(
+        "/api/trading/config",
+        headers=AUTH,
+        json={"risk_tier_overrides": {"moderate": {"min_confidence": 0.7}}},
+    )
     assert response.status_code == 200, response.text
     tiers = response.json()["config"]["tiers"]
     assert tiers["moderate"]["min_confidence"] == "0.7" and tiers["moderate"]["max_position_pct"] == "0.10"
@@ -79,26 +87,30 @@ async def test_the_current_value_in_another_scale_is_no_change(api) -> None:
     (property 35 found this: the audit used to compare the numbers' text)."""
     before = await _state(api.pool)
     current = before[0]["correlation_reduce_threshold"]
-    response = await api.client.put("/api/trading/config", headers=AUTH,
-                                    json={"correlation_reduce_threshold": f"{current:.4f}"})
+    response = await api.client.put(
+        "/api/trading/config", headers=AUTH, json={"correlation_reduce_threshold": f"{current:.4f}"}
+    )
     assert response.status_code == 200 and response.json()["changed"] == []
     config, audits, _ = await _state(api.pool)
     assert audits == before[1] == 0
     assert config["correlation_reduce_threshold"] == current
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"max_open_positions": 0}, "max_open_positions"),
-    ({"reserve_siphon_pct": 1.5}, "reserve_siphon_pct"),
-    ({"risk_tier": "reckless"}, "risk_tier"),
-    ({"absolute_position_cap": "-5"}, "absolute_position_cap"),
-    ({"polling_interval_seconds": "NaN"}, "polling_interval_seconds"),
-    ({"enabled": None}, "enabled"),
-    ({"leverage": 10}, "leverage"),
-    ({"risk_tier_overrides": {"moderate": {"min_confidence": 0}}}, "risk_tier_overrides"),
-    ({"risk_tier_overrides": {"moderate": {"colour": "red"}}}, "risk_tier_overrides"),
-    ({"max_open_positions": 5, "daily_loss_limit_pct": 0}, "daily_loss_limit_pct"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"max_open_positions": 0}, "max_open_positions"),
+        ({"reserve_siphon_pct": 1.5}, "reserve_siphon_pct"),
+        ({"risk_tier": "reckless"}, "risk_tier"),
+        ({"absolute_position_cap": "-5"}, "absolute_position_cap"),
+        ({"polling_interval_seconds": "NaN"}, "polling_interval_seconds"),
+        ({"enabled": None}, "enabled"),
+        ({"leverage": 10}, "leverage"),
+        ({"risk_tier_overrides": {"moderate": {"min_confidence": 0}}}, "risk_tier_overrides"),
+        ({"risk_tier_overrides": {"moderate": {"colour": "red"}}}, "risk_tier_overrides"),
+        ({"max_open_positions": 5, "daily_loss_limit_pct": 0}, "daily_loss_limit_pct"),
+    ],
+)
 async def test_an_invalid_field_is_refused_by_name_and_nothing_changes(api, body, field) -> None:
     before = await _state(api.pool)
     response = await api.client.put("/api/trading/config", headers=AUTH, json=body)
@@ -113,8 +125,11 @@ async def test_a_change_refused_half_way_by_the_database_leaves_nothing_changed(
     reduce threshold breaks the database's rule reduce <= reject, inside the transaction that
     would also have changed max_open_positions."""
     before = await _state(api.pool)
-    response = await api.client.put("/api/trading/config", headers=AUTH,
-                                    json={"max_open_positions": 4, "correlation_reduce_threshold": 0.9})
+    response = await api.client.put(
+        "/api/trading/config",
+        headers=AUTH,
+        json={"max_open_positions": 4, "correlation_reduce_threshold": 0.9},
+    )
     assert response.status_code == 422, response.text
     errors = response.json()["detail"]
     assert [e["loc"] for e in errors] == [["body", "correlation_reduce_threshold"]]
@@ -139,7 +154,9 @@ async def test_pause_and_resume_are_idempotent_and_audited(api) -> None:
 
 @pytest.mark.parametrize(("method", "path", "body"), WRITES)
 @pytest.mark.parametrize("header", [None, "Bearer wrong-token-0123456789", "Basic dXNlcjpwYXNz", "Bearer "])
-async def test_a_write_without_the_right_token_is_401_and_changes_nothing(api, method, path, body, header) -> None:
+async def test_a_write_without_the_right_token_is_401_and_changes_nothing(
+    api, method, path, body, header
+) -> None:
     before = await _state(api.pool)
     headers = {"Authorization": header} if header is not None else {}
     response = await api.client.request(method, path, json=body, headers=headers)

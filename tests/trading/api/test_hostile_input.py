@@ -37,19 +37,47 @@ BODIES = [
     (NOTIFICATIONS, '{"large_trade_pnl_threshold": -Infinity}', "large_trade_pnl_threshold"),
     (NOTIFICATIONS, '{"large_trade_pnl_threshold": 1e400}', "large_trade_pnl_threshold"),
     (NOTIFICATIONS, '{"large_trade_pnl_threshold": "1e200000"}', "large_trade_pnl_threshold"),
-    (NOTIFICATIONS, f'{{"large_trade_pnl_threshold": "{TWENTY_THOUSAND_DIGITS}"}}', "large_trade_pnl_threshold"),
-    (NOTIFICATIONS, f'{{"large_trade_pnl_threshold": "0.{TWENTY_THOUSAND_DIGITS}"}}', "large_trade_pnl_threshold"),
-    (NOTIFICATIONS, f'{{"large_trade_pnl_threshold": {TWENTY_THOUSAND_DIGITS}}}', "large_trade_pnl_threshold"),
-    (NOTIFICATIONS, f'{{"large_trade_pnl_threshold": 0.{TWENTY_THOUSAND_DIGITS}}}', "large_trade_pnl_threshold"),
+    (
+        NOTIFICATIONS,
+        f'{{"large_trade_pnl_threshold": "{TWENTY_THOUSAND_DIGITS}"}}',
+        "large_trade_pnl_threshold",
+    ),
+    (
+        NOTIFICATIONS,
+        f'{{"large_trade_pnl_threshold": "0.{TWENTY_THOUSAND_DIGITS}"}}',
+        "large_trade_pnl_threshold",
+    ),
+    (
+        NOTIFICATIONS,
+        f'{{"large_trade_pnl_threshold": {TWENTY_THOUSAND_DIGITS}}}',
+        "large_trade_pnl_threshold",
+    ),
+    (
+        NOTIFICATIONS,
+        f'{{"large_trade_pnl_threshold": 0.{TWENTY_THOUSAND_DIGITS}}}',
+        "large_trade_pnl_threshold",
+    ),
     (NOTIFICATIONS, '{"sms_rate_limit_per_hour": true}', "sms_rate_limit_per_hour"),
     (NOTIFICATIONS, '{"weekly_digest_weekday": NaN}', "weekly_digest_weekday"),
     (NOTIFICATIONS, '{"webhook_enabled": 1}', "webhook_enabled"),
-    (BACKTEST, '{"start_date": "2024-01-02", "end_date": "2024-02-01", "initial_capital": NaN}',
-     "initial_capital"),
-    (BACKTEST, '{"start_date": "2024-01-02", "end_date": "2024-02-01", "initial_capital": 1e400}',
-     "initial_capital"),
-    (BACKTEST, ('{"start_date": "2024-01-02", "end_date": "2024-02-01", "initial_capital": 1000, '
-                '"tranche_spacing_sessions": true}'), "tranche_spacing_sessions"),
+    (
+        BACKTEST,
+        '{"start_date": "2024-01-02", "end_date": "2024-02-01", "initial_capital": NaN}',
+        "initial_capital",
+    ),
+    (
+        BACKTEST,
+        '{"start_date": "2024-01-02", "end_date": "2024-02-01", "initial_capital": 1e400}',
+        "initial_capital",
+    ),
+    (
+        BACKTEST,
+        (
+            '{"start_date": "2024-01-02", "end_date": "2024-02-01", "initial_capital": 1000, '
+            '"tranche_spacing_sessions": true}'
+        ),
+        "tranche_spacing_sessions",
+    ),
 ]
 
 
@@ -64,13 +92,17 @@ def _named(response) -> set[str]:
     return {str(part) for error in response.json()["detail"] for part in error["loc"][1:]}
 
 
-@pytest.mark.parametrize(("path", "body", "field"), BODIES,
-                         ids=[f"{p.removeprefix('/api/trading/')}:{b[:50]}" for p, b, _ in BODIES])
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    BODIES,
+    ids=[f"{p.removeprefix('/api/trading/')}:{b[:50]}" for p, b, _ in BODIES],
+)
 async def test_hostile_numbers_are_refused_naming_the_field(api, path: str, body: str, field: str) -> None:
     before = await _stored(api.pool)
     method = "POST" if path == BACKTEST else "PUT"
-    response = await api.client.request(method, path, content=body,
-                                        headers={**AUTH, "Content-Type": "application/json"})
+    response = await api.client.request(
+        method, path, content=body, headers={**AUTH, "Content-Type": "application/json"}
+    )
     assert response.status_code == 422, response.text[:500]
     assert field in _named(response), response.text[:500]
     assert all(error["msg"] for error in response.json()["detail"])
@@ -87,11 +119,14 @@ async def test_an_instant_beyond_the_calendar_in_utc_is_refused_naming_it(api, p
         assert name in _named(response)
 
 
-@pytest.mark.parametrize(("path", "name", "value"), [
-    ("/api/trading/decisions", "since", "-5.960464477539063e-08"),
-    ("/api/trading/trades", "until", "1700000000"),
-    ("/api/trading/metrics/history", "since", "5.460670810235269e-33"),
-])
+@pytest.mark.parametrize(
+    ("path", "name", "value"),
+    [
+        ("/api/trading/decisions", "since", "-5.960464477539063e-08"),
+        ("/api/trading/trades", "until", "1700000000"),
+        ("/api/trading/metrics/history", "since", "5.460670810235269e-33"),
+    ],
+)
 async def test_a_number_is_not_read_as_a_unix_time(api, path: str, name: str, value: str) -> None:
     response = await api.client.get(path, params={name: value}, headers=AUTH)
     assert response.status_code == 422, response.text
@@ -99,8 +134,11 @@ async def test_a_number_is_not_read_as_a_unix_time(api, path: str, name: str, va
 
 
 async def test_a_backtest_date_is_iso_8601_not_a_unix_time(api) -> None:
-    response = await api.client.post(BACKTEST, headers=AUTH, json={
-        "start_date": "1704153600", "end_date": "2024-02-01", "initial_capital": 1000})  # 2024-01-02 00:00 UTC
+    response = await api.client.post(
+        BACKTEST,
+        headers=AUTH,
+        json={"start_date": "1704153600", "end_date": "2024-02-01", "initial_capital": 1000},
+    )  # 2024-01-02 00:00 UTC
     assert response.status_code == 422
     assert "start_date" in _named(response)
 
@@ -113,7 +151,9 @@ async def test_a_true_sent_as_a_count_is_not_stored_as_one(api) -> None:
 
 
 async def test_a_huge_threshold_is_not_stored_as_zero(api) -> None:
-    response = await api.client.put(NOTIFICATIONS, headers=AUTH, json={"large_trade_pnl_threshold": "1e200000"})
+    response = await api.client.put(
+        NOTIFICATIONS, headers=AUTH, json={"large_trade_pnl_threshold": "1e200000"}
+    )
     assert response.status_code == 422
     stored = await api.pool.fetchval("SELECT large_trade_pnl_threshold FROM trading_engine_config")
     assert stored == 100
@@ -121,7 +161,9 @@ async def test_a_huge_threshold_is_not_stored_as_zero(api) -> None:
 
 async def test_numbers_in_range_still_pass_exactly(api) -> None:
     body = json.dumps({"large_trade_pnl_threshold": 250.125, "sms_rate_limit_per_hour": 7})
-    response = await api.client.put(NOTIFICATIONS, content=body, headers={**AUTH, "Content-Type": "application/json"})
+    response = await api.client.put(
+        NOTIFICATIONS, content=body, headers={**AUTH, "Content-Type": "application/json"}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["large_trade_pnl_threshold"] == "250.125"
     stored = await api.pool.fetchval("SELECT large_trade_pnl_threshold FROM trading_engine_config")
@@ -129,7 +171,11 @@ async def test_numbers_in_range_still_pass_exactly(api) -> None:
 
 
 def test_every_route_that_takes_a_body_parses_it_exactly() -> None:
-    with_body = [route for module in ROUTERS for route in module.router.routes
-                 if isinstance(route, APIRoute) and route.body_field is not None]
+    with_body = [
+        route
+        for module in ROUTERS
+        for route in module.router.routes
+        if isinstance(route, APIRoute) and route.body_field is not None
+    ]
     assert {route.path for route in with_body} >= {CONFIG, NOTIFICATIONS, BACKTEST}
     assert all(isinstance(route, ExactJsonRoute) for route in with_body)

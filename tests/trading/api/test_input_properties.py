@@ -43,11 +43,39 @@ INSERT INTO trading_engine_config (id) VALUES (1);
 LONG = "9" * 5000
 
 # JSON texts no field should take, or should take only for what they exactly are.
-HOSTILE = st.sampled_from([
-    "NaN", "Infinity", "-Infinity", "1e400", "-1e400", "1e-400", "true", "false", "null", '""', "[]", "{}",
-    '"1e200000"', '"-1e200000"', '"NaN"', '"Infinity"', '"0x10"', '" 5"', '"5_000"', "-0", "0.0", "1.0", "5e0",
-    LONG, f'"{LONG}"', f"0.{LONG}", f'"0.{LONG}"', f'"0.5{"0" * 5000}"', '"1e-30"',
-])
+HOSTILE = st.sampled_from(
+    [
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "1e400",
+        "-1e400",
+        "1e-400",
+        "true",
+        "false",
+        "null",
+        '""',
+        "[]",
+        "{}",
+        '"1e200000"',
+        '"-1e200000"',
+        '"NaN"',
+        '"Infinity"',
+        '"0x10"',
+        '" 5"',
+        '"5_000"',
+        "-0",
+        "0.0",
+        "1.0",
+        "5e0",
+        LONG,
+        f'"{LONG}"',
+        f"0.{LONG}",
+        f'"0.{LONG}"',
+        f'"0.5{"0" * 5000}"',
+        '"1e-30"',
+    ]
+)
 
 
 def _number_texts(low: int, high: int, places: int) -> st.SearchStrategy[str]:
@@ -65,29 +93,60 @@ def _texts(kind: str) -> st.SearchStrategy[str]:
         "tier": st.sampled_from(['"conservative"', '"moderate"', '"aggressive"', '"reckless"', '"MODERATE"']),
         "time": st.sampled_from(['"16:30"', '"09:05:07"', '"24:00"', '"7:5"', '"16:30+02:00"', "3600"]),
         "phone": st.sampled_from(['"+15551234567"', '"+4915112345678"', '"12345"', "null"]),
-        "emails": st.sampled_from(['["owner@example.com"]', '["a@example.com", "b@example.org"]', "[]",
-                                   '["not-an-address"]', '"owner@example.com"']),
-        "events": st.lists(st.sampled_from(["daily_summary", "weekly_digest", "large_trade_pnl",
-                                            "circuit_breaker_triggered", "bogus"]),
-                           unique=True, max_size=4).map(json.dumps),
+        "emails": st.sampled_from(
+            [
+                '["owner@example.com"]',
+                '["a@example.com", "b@example.org"]',
+                "[]",
+                '["not-an-address"]',
+                '"owner@example.com"',
+            ]
+        ),
+        "events": st.lists(
+            st.sampled_from(
+                ["daily_summary", "weekly_digest", "large_trade_pnl", "circuit_breaker_triggered", "bogus"]
+            ),
+            unique=True,
+            max_size=4,
+        ).map(json.dumps),
     }[kind]
     return st.one_of(plausible, plausible, HOSTILE)
 
 
 CONFIG_FIELDS = {
-    "enabled": "bool", "paused": "bool", "fractional_shares": "bool", "micro_trading_enabled": "bool",
-    "risk_tier": "tier", "max_open_positions": "int", "gradual_entry_tranches": "int",
-    "volatility_halt_minutes": "int", "earnings_reduce_sessions": "int", "earnings_reject_sessions": "int",
-    "micro_trading_max_daily": "int", "reserve_siphon_pct": "fraction", "daily_loss_limit_pct": "fraction",
-    "correlation_reduce_threshold": "fraction", "correlation_reject_threshold": "fraction",
-    "absolute_position_cap": "decimal", "active_pool_minimum": "decimal", "polling_interval_seconds": "decimal",
+    "enabled": "bool",
+    "paused": "bool",
+    "fractional_shares": "bool",
+    "micro_trading_enabled": "bool",
+    "risk_tier": "tier",
+    "max_open_positions": "int",
+    "gradual_entry_tranches": "int",
+    "volatility_halt_minutes": "int",
+    "earnings_reduce_sessions": "int",
+    "earnings_reject_sessions": "int",
+    "micro_trading_max_daily": "int",
+    "reserve_siphon_pct": "fraction",
+    "daily_loss_limit_pct": "fraction",
+    "correlation_reduce_threshold": "fraction",
+    "correlation_reject_threshold": "fraction",
+    "absolute_position_cap": "decimal",
+    "active_pool_minimum": "decimal",
+    "polling_interval_seconds": "decimal",
     "ticker_cooldown_hours": "decimal",
 }
 NOTIFICATION_FIELDS = {
-    "sms_enabled": "bool", "email_enabled": "bool", "webhook_enabled": "bool", "sms_rate_limit_per_hour": "int",
-    "email_rate_limit_per_hour": "int", "weekly_digest_weekday": "int", "large_trade_pnl_threshold": "decimal",
-    "daily_summary_time": "time", "weekly_digest_time": "time", "sms_phone_number": "phone",
-    "email_recipients": "emails", "notification_event_types": "events",
+    "sms_enabled": "bool",
+    "email_enabled": "bool",
+    "webhook_enabled": "bool",
+    "sms_rate_limit_per_hour": "int",
+    "email_rate_limit_per_hour": "int",
+    "weekly_digest_weekday": "int",
+    "large_trade_pnl_threshold": "decimal",
+    "daily_summary_time": "time",
+    "weekly_digest_time": "time",
+    "sms_phone_number": "phone",
+    "email_recipients": "emails",
+    "notification_event_types": "events",
 }
 
 
@@ -96,13 +155,17 @@ def bodies(draw, fields: dict[str, str]) -> str:
     names = draw(st.lists(st.sampled_from(sorted(fields)), min_size=1, max_size=4, unique=True))
     members = [f"{json.dumps(name)}: {draw(_texts(fields[name]))}" for name in names]
     if fields is CONFIG_FIELDS and draw(st.integers(0, 4)) == 0:
-        members.append(f'"risk_tier_overrides": {{"moderate": {{"min_confidence": {draw(_texts("fraction"))}}}}}')
+        members.append(
+            f'"risk_tier_overrides": {{"moderate": {{"min_confidence": {draw(_texts("fraction"))}}}}}'
+        )
     return "{" + ", ".join(members) + "}"
 
 
 def _meaning(body: str) -> dict[str, Any]:
     """What the JSON text says: numbers as exact decimals (ints as ints), or a non-finite float."""
-    return json.loads(body, parse_float=Decimal, parse_int=lambda text: int(text) if len(text) < 4000 else None)
+    return json.loads(
+        body, parse_float=Decimal, parse_int=lambda text: int(text) if len(text) < 4000 else None
+    )
 
 
 def _same_number(stored: Any, sent: Any) -> bool:
@@ -140,9 +203,13 @@ async def _api(database_url: str, redis_url: str) -> AsyncIterator[tuple[httpx.A
     redis = aioredis.from_url(redis_url)
     try:
         await pool.execute(RESET)
-        app = create_app(make_runtime(pool, redis, SimulatedClock(datetime(2024, 3, 1, 15, tzinfo=UTC))),
-                         dashboard_dir=None)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client:
+        app = create_app(
+            make_runtime(pool, redis, SimulatedClock(datetime(2024, 3, 1, 15, tzinfo=UTC))),
+            dashboard_dir=None,
+        )
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://localhost"
+        ) as client:
             yield client, pool
     finally:
         await redis.aclose()
@@ -169,12 +236,18 @@ async def _send_and_check(client: httpx.AsyncClient, path: str, fields: dict[str
         assert _same(fields[name], view[name], value), (body[:300], name, view[name])
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])
-@given(config=st.lists(bodies(CONFIG_FIELDS), min_size=1, max_size=4),
-       notifications=st.lists(bodies(NOTIFICATION_FIELDS), min_size=1, max_size=4))
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    config=st.lists(bodies(CONFIG_FIELDS), min_size=1, max_size=4),
+    notifications=st.lists(bodies(NOTIFICATION_FIELDS), min_size=1, max_size=4),
+)
 def test_settings_bodies_never_fail_the_server_and_what_is_accepted_is_stored_exactly(
-        database_url, redis_url, config, notifications) -> None:
+    database_url, redis_url, config, notifications
+) -> None:
     async def scenario() -> None:
         async with _api(database_url, redis_url) as (client, _):
             for body in config:

@@ -30,9 +30,16 @@ async def _wait_finished(client, url: str, timeout: float = 60) -> dict:
 
 async def test_a_backtest_runs_in_the_background_and_reports_its_results(traded) -> None:
     api, history = traded
-    response = await api.client.post("/api/trading/backtest", headers=AUTH, json={
-        "start_date": history.days[15].isoformat(), "end_date": history.exit_day.isoformat(),
-        "initial_capital": "10000", "signals": "momentum"})
+    response = await api.client.post(
+        "/api/trading/backtest",
+        headers=AUTH,
+        json={
+            "start_date": history.days[15].isoformat(),
+            "end_date": history.exit_day.isoformat(),
+            "initial_capital": "10000",
+            "signals": "momentum",
+        },
+    )
     assert response.status_code == 202, response.text
     accepted = response.json()
     assert accepted["status"] == "running" and accepted["result_url"].endswith(accepted["backtest_id"])
@@ -46,22 +53,43 @@ async def test_a_backtest_runs_in_the_background_and_reports_its_results(traded)
 
 
 async def test_a_backtest_that_cannot_load_data_ends_failed_with_the_reason(api) -> None:
-    response = await api.client.post("/api/trading/backtest", headers=AUTH, json={
-        "start_date": "2024-01-02", "end_date": "2024-02-01", "initial_capital": 5000, "tickers": ["ZZZ"]})
+    response = await api.client.post(
+        "/api/trading/backtest",
+        headers=AUTH,
+        json={
+            "start_date": "2024-01-02",
+            "end_date": "2024-02-01",
+            "initial_capital": 5000,
+            "tickers": ["ZZZ"],
+        },
+    )
     assert response.status_code == 202
     body = await _wait_finished(api.client, response.json()["result_url"])
     assert body["status"] == "failed" and "ZZZ" in body["error_message"]
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"start_date": "2024-02-01", "end_date": "2024-01-02", "initial_capital": 1}, "end_date"),
-    ({"start_date": "1990-01-02", "end_date": "2024-01-02", "initial_capital": 1}, "start_date"),
-    ({"start_date": "2024-01-02", "end_date": "2024-02-01", "initial_capital": 0}, "initial_capital"),
-    ({"start_date": "2024-01-02", "end_date": "2024-02-01", "initial_capital": 1, "signals": "csv"}, "signals"),
-    ({"start_date": "2024-01-02", "end_date": "2024-02-01", "initial_capital": 1, "csv_path": "/etc/passwd"},
-     "csv_path"),
-    ({"end_date": "2024-02-01", "initial_capital": 1}, "start_date"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"start_date": "2024-02-01", "end_date": "2024-01-02", "initial_capital": 1}, "end_date"),
+        ({"start_date": "1990-01-02", "end_date": "2024-01-02", "initial_capital": 1}, "start_date"),
+        ({"start_date": "2024-01-02", "end_date": "2024-02-01", "initial_capital": 0}, "initial_capital"),
+        (
+            {"start_date": "2024-01-02", "end_date": "2024-02-01", "initial_capital": 1, "signals": "csv"},
+            "signals",
+        ),
+        (
+            {
+                "start_date": "2024-01-02",
+                "end_date": "2024-02-01",
+                "initial_capital": 1,
+                "csv_path": "/etc/passwd",
+            },
+            "csv_path",
+        ),
+        ({"end_date": "2024-02-01", "initial_capital": 1}, "start_date"),
+    ],
+)
 async def test_a_bad_backtest_request_is_422_naming_the_field_and_starts_nothing(api, body, field) -> None:
     response = await api.client.post("/api/trading/backtest", headers=AUTH, json=body)
     assert response.status_code == 422
@@ -75,9 +103,12 @@ async def test_unknown_backtest_is_404_and_a_bad_id_422(api) -> None:
     assert (await api.client.get("/api/trading/backtest/not-a-uuid")).status_code == 422
 
 
-async def test_backtests_beyond_the_limit_are_429_and_an_interrupted_one_is_marked_failed(pool, redis_client) -> None:
-    runtime = make_runtime(pool, redis_client, SimulatedClock(at(date(2024, 3, 1), 10)),
-                           backtests=BacktestJobs(limit=1))
+async def test_backtests_beyond_the_limit_are_429_and_an_interrupted_one_is_marked_failed(
+    pool, redis_client
+) -> None:
+    runtime = make_runtime(
+        pool, redis_client, SimulatedClock(at(date(2024, 3, 1), 10)), backtests=BacktestJobs(limit=1)
+    )
     body = {"start_date": "2024-01-02", "end_date": "2024-02-01", "initial_capital": 100}
     async for client in serve(runtime):
         # A run that holds the only slot until the app stops.
@@ -92,8 +123,11 @@ async def test_backtests_beyond_the_limit_are_429_and_an_interrupted_one_is_mark
 
 
 async def test_notification_settings_change_is_merged_validated_saved_and_audited(api) -> None:
-    response = await api.client.put("/api/trading/notifications/config", headers=AUTH, json={
-        "email_enabled": True, "email_recipients": ["owner@example.com"], "sms_rate_limit_per_hour": 3})
+    response = await api.client.put(
+        "/api/trading/notifications/config",
+        headers=AUTH,
+        json={"email_enabled": True, "email_recipients": ["owner@example.com"], "sms_rate_limit_per_hour": 3},
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["email_enabled"] is True and body["sms_rate_limit_per_hour"] == 3
@@ -105,37 +139,51 @@ async def test_notification_settings_change_is_merged_validated_saved_and_audite
 
 
 async def test_recipients_from_the_environment_let_a_channel_be_switched_on_and_stay_unsaved(
-        pool, redis_client) -> None:
+    pool, redis_client
+) -> None:
     """A deployment that set its phone number and address in the environment (seed task 1.4):
     the dashboard sends only the switch, the switch is accepted, and the recipients keep
     coming from the environment instead of being copied into the database."""
     trading = TradingConfig(sns_phone_number="+15551234567", gmail_recipient="owner@example.com")
     runtime = make_runtime(pool, redis_client, SimulatedClock(at(date(2024, 3, 1), 10)), trading=trading)
     async for client in serve(runtime):
-        response = await client.put("/api/trading/notifications/config", headers=AUTH,
-                                    json={"sms_enabled": True, "email_enabled": True})
+        response = await client.put(
+            "/api/trading/notifications/config",
+            headers=AUTH,
+            json={"sms_enabled": True, "email_enabled": True},
+        )
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["sms_enabled"] and body["sms_phone_number"] == "+15551234567"
         assert body["email_enabled"] and body["email_recipients"] == ["owner@example.com"]
-    stored = await pool.fetchrow("SELECT sms_enabled, sms_phone_number, email_recipients FROM trading_engine_config")
-    assert stored["sms_enabled"] is True and stored["sms_phone_number"] is None and not stored["email_recipients"]
+    stored = await pool.fetchrow(
+        "SELECT sms_enabled, sms_phone_number, email_recipients FROM trading_engine_config"
+    )
+    assert (
+        stored["sms_enabled"] is True
+        and stored["sms_phone_number"] is None
+        and not stored["email_recipients"]
+    )
 
 
 async def test_an_sns_topic_can_be_saved(api) -> None:
     topic = "arn:aws:sns:us-east-1:123456789012:stonks-alerts"
-    response = await api.client.put("/api/trading/notifications/config", headers=AUTH,
-                                    json={"sms_enabled": True, "sns_topic_arn": topic})
+    response = await api.client.put(
+        "/api/trading/notifications/config", headers=AUTH, json={"sms_enabled": True, "sns_topic_arn": topic}
+    )
     assert response.status_code == 200 and response.json()["sns_topic_arn"] == topic
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"sms_enabled": True}, "sms_enabled"),  # enabled with nowhere to send
-    ({"sms_phone_number": "555-1234"}, "sms_phone_number"),
-    ({"email_recipients": ["not an address"]}, "email_recipients"),
-    ({"sms_rate_limit_per_hour": -1}, "sms_rate_limit_per_hour"),
-    ({"pager_enabled": True}, "pager_enabled"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"sms_enabled": True}, "sms_enabled"),  # enabled with nowhere to send
+        ({"sms_phone_number": "555-1234"}, "sms_phone_number"),
+        ({"email_recipients": ["not an address"]}, "email_recipients"),
+        ({"sms_rate_limit_per_hour": -1}, "sms_rate_limit_per_hour"),
+        ({"pager_enabled": True}, "pager_enabled"),
+    ],
+)
 async def test_bad_notification_settings_are_422_by_field_and_change_nothing(api, body, field) -> None:
     before = dict(await api.pool.fetchrow("SELECT * FROM trading_engine_config"))
     response = await api.client.put("/api/trading/notifications/config", headers=AUTH, json=body)
@@ -146,21 +194,34 @@ async def test_bad_notification_settings_are_422_by_field_and_change_nothing(api
 
 
 async def test_notification_history_newest_first_with_filters_and_pages(api) -> None:
-    rows = [("sms", "daily_summary", "delivered", 1), ("email", "daily_summary", "failed", 2),
-            ("email", "risk_tier_changed", "delivered", 3)]
+    rows = [
+        ("sms", "daily_summary", "delivered", 1),
+        ("email", "daily_summary", "failed", 2),
+        ("email", "risk_tier_changed", "delivered", 3),
+    ]
     for channel, event, status, minute in rows:
         await api.pool.execute(
             """INSERT INTO notifications (channel, event_type, message, delivery_status, created_at)
-               VALUES ($1, $2, 'm', $3, $4)""", channel, event, status,
-            datetime(2024, 3, 1, 15, minute, tzinfo=UTC))
+               VALUES ($1, $2, 'm', $3, $4)""",
+            channel,
+            event,
+            status,
+            datetime(2024, 3, 1, 15, minute, tzinfo=UTC),
+        )
     body = (await api.client.get("/api/trading/notifications/history")).json()
     assert body["total"] == 3 and body["items"][0]["event_type"] == "risk_tier_changed"
-    by_channel = (await api.client.get("/api/trading/notifications/history", params={"channel": "email"})).json()
+    by_channel = (
+        await api.client.get("/api/trading/notifications/history", params={"channel": "email"})
+    ).json()
     assert by_channel["total"] == 2
     failed = (await api.client.get("/api/trading/notifications/history", params={"status": "failed"})).json()
     assert [n["channel"] for n in failed["items"]] == ["email"]
-    event = (await api.client.get("/api/trading/notifications/history",
-                                  params={"event_type": "daily_summary", "limit": 1, "offset": 1})).json()
+    event = (
+        await api.client.get(
+            "/api/trading/notifications/history",
+            params={"event_type": "daily_summary", "limit": 1, "offset": 1},
+        )
+    ).json()
     assert event["total"] == 2 and [n["channel"] for n in event["items"]] == ["sms"]
     bad = await api.client.get("/api/trading/notifications/history", params={"channel": "pigeon"})
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "channel"]

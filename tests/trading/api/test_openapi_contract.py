@@ -48,8 +48,14 @@ pytestmark = pytest.mark.integration
 POSITIVE_EXAMPLES = 100
 NEGATIVE_EXAMPLES = 60
 CHECKS = {
-    GenerationMode.POSITIVE: [not_a_server_error, status_code_conformance, content_type_conformance,
-                              response_schema_conformance, response_headers_conformance, ignored_auth],
+    GenerationMode.POSITIVE: [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+        response_headers_conformance,
+        ignored_auth,
+    ],
     GenerationMode.NEGATIVE: [not_a_server_error, status_code_conformance, negative_data_rejection],
 }
 
@@ -77,8 +83,9 @@ class ServedApp:
         await redis.flushdb()
         history = await make_history(pool, redis)
         self.exit.push_async_callback(history.stack.engine.stop)
-        runtime = make_runtime(pool, redis, history.stack.clock, engine=history.stack.engine,
-                               read_access=ReadAccess.ALWAYS)
+        runtime = make_runtime(
+            pool, redis, history.stack.clock, engine=history.stack.engine, read_access=ReadAccess.ALWAYS
+        )
         return await self.exit.enter_async_context(uvicorn_serving(create_app(runtime, dashboard_dir=None)))
 
     def close(self) -> None:
@@ -90,9 +97,16 @@ class ServedApp:
             self.loop.close()
 
 
-def _exercise(served: ServedApp, session: requests.Session, operation, mode: GenerationMode, examples: int) -> None:
-    @settings(max_examples=examples, deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
-              suppress_health_check=list(HealthCheck))
+def _exercise(
+    served: ServedApp, session: requests.Session, operation, mode: GenerationMode, examples: int
+) -> None:
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=operation.as_strategy(generation_mode=mode, headers=AUTH))
     def check(case) -> None:
         case.call_and_validate(base_url=served.base_url, session=session, checks=CHECKS[mode])

@@ -43,7 +43,9 @@ async def test_health_and_ready(api) -> None:
 
 
 async def test_not_ready_while_a_migration_is_missing(api) -> None:
-    await api.pool.execute("DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)")
+    await api.pool.execute(
+        "DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)"
+    )
     ready = await api.client.get("/ready")
     assert ready.status_code == 503 and ready.json()["checks"]["migrations"] == "down"
     assert "not applied" in ready.json()["detail"]["migrations"]
@@ -57,7 +59,11 @@ async def test_the_lifespan_runs_the_engine_and_stops_it(pool, redis_client) -> 
         ready = await _until_ready(client)
         assert ready.status_code == 200 and ready.json()["checks"]["engine"] == "ok"
         status = (await client.get("/api/trading/status")).json()
-        assert status["engine"]["runs_here"] and status["engine"]["loop_running"] and status["engine"]["holds_lock"]
+        assert (
+            status["engine"]["runs_here"]
+            and status["engine"]["loop_running"]
+            and status["engine"]["holds_lock"]
+        )
     assert not engine.started and not engine.holds_lock
     async with pool.acquire() as connection:  # released: another connection can take it
         assert await connection.fetchval("SELECT pg_try_advisory_lock($1)", ENGINE_LOCK_KEY)
@@ -69,9 +75,13 @@ async def test_not_ready_while_another_engine_holds_the_account(pool, redis_clie
     first = TradingEngine(pool, redis_client, clock, order_signer=ORDER_SIGNER)
     await first.start()
     try:
-        runtime = make_runtime(pool, redis_client, clock,
-                               engine=TradingEngine(pool, redis_client, clock, order_signer=ORDER_SIGNER),
-                               run_engine=True)
+        runtime = make_runtime(
+            pool,
+            redis_client,
+            clock,
+            engine=TradingEngine(pool, redis_client, clock, order_signer=ORDER_SIGNER),
+            run_engine=True,
+        )
         async for client in serve(runtime):
             ready = await client.get("/ready")
             assert ready.status_code == 503 and ready.json()["checks"]["engine"] == "down"
@@ -93,17 +103,23 @@ async def test_prometheus_metrics(traded) -> None:
     assert "stonks_engine_tick_duration_seconds_bucket" in text and "stonks_engine_enabled 1.0" in text
 
 
-@pytest.mark.parametrize(("access", "api_host", "base_url", "protected"), [
-    (ReadAccess.ALWAYS, "127.0.0.1", "http://127.0.0.1", True),
-    (ReadAccess.NEVER, "0.0.0.0", "http://203.0.113.5", False),
-    (ReadAccess.AUTO, "127.0.0.1", "http://127.0.0.1", False),
-    (ReadAccess.AUTO, "127.0.0.1", "http://[::1]", False),
-    (ReadAccess.AUTO, "0.0.0.0", "http://127.0.0.1", True),  # listening beyond loopback
-    (ReadAccess.AUTO, "127.0.0.1", "http://10.0.0.7", True),  # arrived on another interface
-])
-async def test_who_may_read_without_the_token(pool, redis_client, access, api_host, base_url, protected) -> None:
-    runtime = make_runtime(pool, redis_client, SimulatedClock(at(date(2024, 3, 1), 10)), read_access=access,
-                           api_host=api_host)
+@pytest.mark.parametrize(
+    ("access", "api_host", "base_url", "protected"),
+    [
+        (ReadAccess.ALWAYS, "127.0.0.1", "http://127.0.0.1", True),
+        (ReadAccess.NEVER, "0.0.0.0", "http://203.0.113.5", False),
+        (ReadAccess.AUTO, "127.0.0.1", "http://127.0.0.1", False),
+        (ReadAccess.AUTO, "127.0.0.1", "http://[::1]", False),
+        (ReadAccess.AUTO, "0.0.0.0", "http://127.0.0.1", True),  # listening beyond loopback
+        (ReadAccess.AUTO, "127.0.0.1", "http://10.0.0.7", True),  # arrived on another interface
+    ],
+)
+async def test_who_may_read_without_the_token(
+    pool, redis_client, access, api_host, base_url, protected
+) -> None:
+    runtime = make_runtime(
+        pool, redis_client, SimulatedClock(at(date(2024, 3, 1), 10)), read_access=access, api_host=api_host
+    )
     app = create_app(runtime, dashboard_dir=None)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url) as client:
         for path in ("/api/trading/status", "/api/trading/decisions", "/api/trading/config", "/metrics"):
@@ -142,32 +158,44 @@ def test_a_generated_token_is_stored_0600_and_its_file_announced_once(tmp_path: 
         resolve_token(None, path, said.append)
 
 
-async def test_the_app_builds_its_runtime_from_the_environment(database_url, redis_url, tmp_path, monkeypatch,
-                                                                capsys) -> None:
+async def test_the_app_builds_its_runtime_from_the_environment(
+    database_url, redis_url, tmp_path, monkeypatch, capsys
+) -> None:
     """`uvicorn services.trading.app:app`: servers from the environment, schema upgraded, a token
     generated on first start, the engine run in the lifespan."""
-    for name, value in {"STONKS_DATABASE_URL": database_url, "STONKS_REDIS_URL": redis_url,
-                        "STONKS_DATA_DIR": str(tmp_path), "STONKS_API_PROTECT_READS": "always"}.items():
+    for name, value in {
+        "STONKS_DATABASE_URL": database_url,
+        "STONKS_REDIS_URL": redis_url,
+        "STONKS_DATA_DIR": str(tmp_path),
+        "STONKS_API_PROTECT_READS": "always",
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("STONKS_API_TOKEN", raising=False)
     monkeypatch.setattr(app_module, "configure_logging", lambda level: None)  # keep pytest's stderr
     app = create_app(dashboard_dir=None)
     transport = httpx.ASGITransport(app=app)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport,
-                                                                   base_url="http://127.0.0.1") as client:
-            assert (await _until_ready(client)).json()["checks"] == {
-                "database": "ok", "migrations": "ok", "redis": "ok", "engine": "ok", "wake_up": "ok"}
-            token = (tmp_path / TOKEN_FILE_NAME).read_text().strip()
-            said = capsys.readouterr()
-            assert str(tmp_path / TOKEN_FILE_NAME) in said.err and token not in said.err + said.out
-            assert (await client.get("/api/trading/status")).status_code == 401
-            status = await client.get("/api/trading/status", headers={"Authorization": f"Bearer {token}"})
-            assert status.json()["engine"]["runs_here"] is True
-            # The engine it runs alerts the owner through the real notification service (the
-            # chart's deployment runs this path), the one the notification settings update.
-            runtime = app.state.runtime
-            assert isinstance(runtime.engine.notifier, NotificationService)
-            assert runtime.notifications is runtime.engine.notifier
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client,
+    ):
+        assert (await _until_ready(client)).json()["checks"] == {
+            "database": "ok",
+            "migrations": "ok",
+            "redis": "ok",
+            "engine": "ok",
+            "wake_up": "ok",
+        }
+        token = (tmp_path / TOKEN_FILE_NAME).read_text().strip()
+        said = capsys.readouterr()
+        assert str(tmp_path / TOKEN_FILE_NAME) in said.err and token not in said.err + said.out
+        assert (await client.get("/api/trading/status")).status_code == 401
+        status = await client.get("/api/trading/status", headers={"Authorization": f"Bearer {token}"})
+        assert status.json()["engine"]["runs_here"] is True
+        # The engine it runs alerts the owner through the real notification service (the
+        # chart's deployment runs this path), the one the notification settings update.
+        runtime = app.state.runtime
+        assert isinstance(runtime.engine.notifier, NotificationService)
+        assert runtime.notifications is runtime.engine.notifier
 
 
 async def test_the_dashboard_is_served_at_the_root_and_the_api_wins(api, tmp_path: Path) -> None:
@@ -176,7 +204,9 @@ async def test_the_dashboard_is_served_at_the_root_and_the_api_wins(api, tmp_pat
     (tmp_path / "api" / "trading").mkdir()
     (tmp_path / "api" / "trading" / "status").write_text("a file shadowing the API")
     app = create_app(api.runtime, dashboard_dir=tmp_path)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://localhost"
+    ) as client:
         root = await client.get("/")
         assert root.status_code == 200 and "dashboard" in root.text
         assert (await client.get("/api/trading/status")).json()["risk_tier"] == "moderate"
@@ -185,8 +215,9 @@ async def test_the_dashboard_is_served_at_the_root_and_the_api_wins(api, tmp_pat
 async def test_a_dead_engine_loop_is_restarted_and_its_error_kept(pool, redis_client) -> None:
     """The app's engine (the chart's deployment) is supervised like `run`'s: a loop that dies
     starts again, and the failure stays readable for /ready and /status."""
-    engine = TradingEngine(pool, redis_client, SimulatedClock(at(date(2024, 3, 1), 10)),
-                           order_signer=ORDER_SIGNER)
+    engine = TradingEngine(
+        pool, redis_client, SimulatedClock(at(date(2024, 3, 1), 10)), order_signer=ORDER_SIGNER
+    )
     real_run, runs = engine.run, []
 
     async def dies_once(stop: asyncio.Event) -> None:

@@ -96,8 +96,11 @@ def _same(stored: Any, sent: Any) -> bool:
 
 
 def _breaks_a_rule(config: dict[str, Any]) -> bool:
-    return (Decimal(str(config["correlation_reduce_threshold"])) > Decimal(str(config["correlation_reject_threshold"]))
-            or config["earnings_reject_sessions"] > config["earnings_reduce_sessions"])
+    return (
+        Decimal(str(config["correlation_reduce_threshold"]))
+        > Decimal(str(config["correlation_reject_threshold"]))
+        or config["earnings_reject_sessions"] > config["earnings_reduce_sessions"]
+    )
 
 
 @asynccontextmanager
@@ -108,7 +111,9 @@ async def _api(database_url: str, redis_url: str) -> AsyncIterator[tuple[httpx.A
         await pool.execute(RESET)
         runtime = make_runtime(pool, redis, SimulatedClock(NOW))
         app = create_app(runtime, dashboard_dir=None)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://localhost"
+        ) as client:
             yield client, pool
     finally:
         await redis.aclose()
@@ -145,7 +150,10 @@ def test_property_35_configuration_change_audit_trail(database_url, redis_url, c
                     audit = await pool.fetchrow("SELECT * FROM trading_config_audit ORDER BY id DESC LIMIT 1")
                     assert audit["change_source"].startswith("api: PUT /api/trading/config")
                     for name in ConfigUpdate.model_fields:
-                        assert _same(audit["previous_config"][name], before[name]) or name == "risk_tier_overrides"
+                        assert (
+                            _same(audit["previous_config"][name], before[name])
+                            or name == "risk_tier_overrides"
+                        )
                         assert _same(audit["new_config"][name], after[name]) or name == "risk_tier_overrides"
 
     asyncio.run(scenario())
@@ -157,36 +165,91 @@ moments = st.datetimes(datetime(2000, 1, 1), datetime(2030, 12, 31), timezones=s
 words = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30)
 money = _decimals("0", "1000000", 4)
 
-ledger_entries = st.lists(st.builds(
-    ReserveLedgerEntry, amount=_decimals("-5000", "5000"), balance_after=money,
-    trigger_type=st.sampled_from(list(ReservePoolTriggerType)), notes=words, created_at=moments,
-    reference_id=st.none() | words), max_size=4)
-tier_changes = st.lists(st.builds(
-    RiskTierChange, previous_tier=st.sampled_from(list(RiskTierName)), new_tier=st.sampled_from(list(RiskTierName)),
-    trigger_source=st.sampled_from(["risk_tier_controller", "emergency_liquidation"]), reason=words,
-    changed_at=moments,
-    trigger_metrics=st.dictionaries(st.sampled_from(["win_rate", "drawdown", "reserve_pct"]),
-                                    st.none() | st.floats(-1, 1, allow_nan=False), max_size=3)), max_size=3)
-breaker_events = st.lists(st.builds(
-    CircuitBreakerEvent, trigger_type=st.sampled_from(list(CircuitBreakerTriggerType)),
-    threshold_value=_decimals("0", "1"), actual_value=_decimals("-1", "1"), triggered_at=moments,
-    cooldown_expires=st.none() | moments, reason=words, ticker=st.none() | st.sampled_from(["AAPL", "IBM"])),
-    max_size=3)
-positions = st.lists(st.builds(
-    OpenPosition, ticker=st.sampled_from(["AAPL", "IBM", "MSFT"]), quantity=_decimals("1", "500", 0),
-    entry_price=_decimals("1", "900", 2), current_price=_decimals("1", "900", 2),
-    sector=st.sampled_from(["Technology", "Energy"]), stop_loss_price=_decimals("0.5", "800", 2),
-    take_profit_price=_decimals("900", "2000", 2), signal_confidence=_decimals("0", "1", 2),
-    is_micro_trade=st.booleans()), max_size=3, unique_by=lambda p: p.ticker)
-closed = st.lists(st.builds(
-    ClosedTrade, ticker=st.just("AAPL"), entry_price=_decimals("1", "900", 2), exit_price=_decimals("1", "900", 2),
-    quantity=_decimals("1", "100", 0), entry_at=st.just(NOW), exit_at=st.just(NOW),
-    is_micro_trade=st.booleans()), max_size=4)
-backtest_trades = st.lists(st.builds(
-    BacktestTrade, ticker=st.sampled_from(["AAPL", "IBM"]), quantity=_decimals("1", "100", 0),
-    entry_price=_decimals("1", "900", 4), entry_at=moments, exit_price=st.none() | _decimals("1", "900", 4),
-    exit_at=moments, fees=_decimals("0", "5", 2), exit_reason=st.none() | st.sampled_from(["stop_loss", "signal"]),
-    recommendation_id=st.none() | st.integers(1, 10**9)), max_size=4)
+ledger_entries = st.lists(
+    st.builds(
+        ReserveLedgerEntry,
+        amount=_decimals("-5000", "5000"),
+        balance_after=money,
+        trigger_type=st.sampled_from(list(ReservePoolTriggerType)),
+        notes=words,
+        created_at=moments,
+        reference_id=st.none() | words,
+    ),
+    max_size=4,
+)
+tier_changes = st.lists(
+    st.builds(
+        RiskTierChange,
+        previous_tier=st.sampled_from(list(RiskTierName)),
+        new_tier=st.sampled_from(list(RiskTierName)),
+        trigger_source=st.sampled_from(["risk_tier_controller", "emergency_liquidation"]),
+        reason=words,
+        changed_at=moments,
+        trigger_metrics=st.dictionaries(
+            st.sampled_from(["win_rate", "drawdown", "reserve_pct"]),
+            st.none() | st.floats(-1, 1, allow_nan=False),
+            max_size=3,
+        ),
+    ),
+    max_size=3,
+)
+breaker_events = st.lists(
+    st.builds(
+        CircuitBreakerEvent,
+        trigger_type=st.sampled_from(list(CircuitBreakerTriggerType)),
+        threshold_value=_decimals("0", "1"),
+        actual_value=_decimals("-1", "1"),
+        triggered_at=moments,
+        cooldown_expires=st.none() | moments,
+        reason=words,
+        ticker=st.none() | st.sampled_from(["AAPL", "IBM"]),
+    ),
+    max_size=3,
+)
+positions = st.lists(
+    st.builds(
+        OpenPosition,
+        ticker=st.sampled_from(["AAPL", "IBM", "MSFT"]),
+        quantity=_decimals("1", "500", 0),
+        entry_price=_decimals("1", "900", 2),
+        current_price=_decimals("1", "900", 2),
+        sector=st.sampled_from(["Technology", "Energy"]),
+        stop_loss_price=_decimals("0.5", "800", 2),
+        take_profit_price=_decimals("900", "2000", 2),
+        signal_confidence=_decimals("0", "1", 2),
+        is_micro_trade=st.booleans(),
+    ),
+    max_size=3,
+    unique_by=lambda p: p.ticker,
+)
+closed = st.lists(
+    st.builds(
+        ClosedTrade,
+        ticker=st.just("AAPL"),
+        entry_price=_decimals("1", "900", 2),
+        exit_price=_decimals("1", "900", 2),
+        quantity=_decimals("1", "100", 0),
+        entry_at=st.just(NOW),
+        exit_at=st.just(NOW),
+        is_micro_trade=st.booleans(),
+    ),
+    max_size=4,
+)
+backtest_trades = st.lists(
+    st.builds(
+        BacktestTrade,
+        ticker=st.sampled_from(["AAPL", "IBM"]),
+        quantity=_decimals("1", "100", 0),
+        entry_price=_decimals("1", "900", 4),
+        entry_at=moments,
+        exit_price=st.none() | _decimals("1", "900", 4),
+        exit_at=moments,
+        fees=_decimals("0", "5", 2),
+        exit_reason=st.none() | st.sampled_from(["stop_loss", "signal"]),
+        recommendation_id=st.none() | st.integers(1, 10**9),
+    ),
+    max_size=4,
+)
 stats = st.floats(-10, 10, allow_nan=False)
 
 
@@ -199,31 +262,64 @@ def state_objects(draw) -> dict[str, Any]:
     valid.update(earnings_reject_sessions=reject, earnings_reduce_sessions=reduce)
     trades = draw(backtest_trades)
     return {
-        "config": valid, "ledger": draw(ledger_entries), "tiers": draw(tier_changes),
+        "config": valid,
+        "ledger": draw(ledger_entries),
+        "tiers": draw(tier_changes),
         "breakers": draw(breaker_events),
         "portfolio": PortfolioState(tuple(draw(positions)), draw(money), draw(_decimals("0", "1000", 2))),
-        "closed": draw(closed), "curve": draw(st.lists(_decimals("1", "100000", 2), max_size=5)),
+        "closed": draw(closed),
+        "curve": draw(st.lists(_decimals("1", "100000", 2), max_size=5)),
         "session": draw(st.dates(date(2001, 1, 1), date(2029, 12, 31))),
-        "backtest": (draw(st.sampled_from(["completed", "failed"])), draw(st.none() | words), trades,
-                     Metrics(draw(money), draw(stats), draw(stats), draw(stats), draw(st.floats(0, 1)),
-                             draw(st.floats(0, 1)), draw(st.floats(0, 50) | st.just(float("inf"))), len(trades)),
-                     draw(st.lists(_decimals("1", "100000", 2), min_size=1, max_size=5))),
+        "backtest": (
+            draw(st.sampled_from(["completed", "failed"])),
+            draw(st.none() | words),
+            trades,
+            Metrics(
+                draw(money),
+                draw(stats),
+                draw(stats),
+                draw(stats),
+                draw(st.floats(0, 1)),
+                draw(st.floats(0, 1)),
+                draw(st.floats(0, 50) | st.just(float("inf"))),
+                len(trades),
+            ),
+            draw(st.lists(_decimals("1", "100000", 2), min_size=1, max_size=5)),
+        ),
     }
 
 
-def _backtest_result(status: str, error: str | None, trades: list[BacktestTrade], metrics: Metrics,
-                     values: list[Decimal]) -> BacktestResult:
+def _backtest_result(
+    status: str, error: str | None, trades: list[BacktestTrade], metrics: Metrics, values: list[Decimal]
+) -> BacktestResult:
     config = BacktestConfig(date(2020, 1, 2), date(2020, 3, 31), Decimal(10_000), RiskTierName.MODERATE)
     closed_trades = tuple(t for t in trades if t.exit_price is not None)
     still_open = tuple(replace(t, exit_at=None, exit_reason=None) for t in trades if t.exit_price is None)
     curve = tuple((date(2020, 1, 2 + i), v) for i, v in enumerate(values))
-    return BacktestResult(config, status, error if status == "failed" else None, metrics, closed_trades, still_open,
-                          curve, (), (), (), Decimal(0), "moderate", TaxReport(Decimal(0), Decimal(0), ()), 10,
-                          len(values) + 1)
+    return BacktestResult(
+        config,
+        status,
+        error if status == "failed" else None,
+        metrics,
+        closed_trades,
+        still_open,
+        curve,
+        (),
+        (),
+        (),
+        Decimal(0),
+        "moderate",
+        TaxReport(Decimal(0), Decimal(0), ()),
+        10,
+        len(values) + 1,
+    )
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(objects=state_objects())
 def test_property_29_persistence_round_trip(database_url, redis_url, objects) -> None:
     async def scenario() -> None:
@@ -238,8 +334,17 @@ def test_property_29_persistence_round_trip(database_url, redis_url, objects) ->
                 for entry in objects["ledger"]:
                     await insert_ledger_entry(connection, entry)
             rows = await pool.fetch("SELECT * FROM reserve_pool_ledger ORDER BY id")
-            assert [ReserveLedgerEntry(r["amount"], r["balance_after"], ReservePoolTriggerType(r["trigger_type"]),
-                                       r["notes"], r["created_at"], r["reference_id"]) for r in rows] == objects["ledger"]
+            assert [
+                ReserveLedgerEntry(
+                    r["amount"],
+                    r["balance_after"],
+                    ReservePoolTriggerType(r["trigger_type"]),
+                    r["notes"],
+                    r["created_at"],
+                    r["reference_id"],
+                )
+                for r in rows
+            ] == objects["ledger"]
             if objects["ledger"]:
                 status = (await client.get("/api/trading/status", headers=AUTH)).json()
                 assert Decimal(status["reserve_pool"]) == objects["ledger"][-1].balance_after
@@ -249,22 +354,53 @@ def test_property_29_persistence_round_trip(database_url, redis_url, objects) ->
             for change in objects["tiers"]:
                 await session_close._record_tier_change(store, change)
             rows = await pool.fetch("SELECT * FROM risk_tier_history WHERE id >= $1 ORDER BY id", first_new)
-            assert [(r["previous_tier"], r["new_tier"], r["trigger_source"], r["trigger_metrics"], r["created_at"])
-                    for r in rows] == [(c.previous_tier.value, c.new_tier.value, c.trigger_source,
-                                        dict(c.trigger_metrics), c.changed_at) for c in objects["tiers"]]
+            assert [
+                (
+                    r["previous_tier"],
+                    r["new_tier"],
+                    r["trigger_source"],
+                    r["trigger_metrics"],
+                    r["created_at"],
+                )
+                for r in rows
+            ] == [
+                (
+                    c.previous_tier.value,
+                    c.new_tier.value,
+                    c.trigger_source,
+                    dict(c.trigger_metrics),
+                    c.changed_at,
+                )
+                for c in objects["tiers"]
+            ]
             # circuit breaker events, written by the engine's store
             for event in objects["breakers"]:
                 await store.record_breaker_event(event)
             rows = await pool.fetch("SELECT * FROM circuit_breaker_events ORDER BY id")
-            assert [CircuitBreakerEvent(CircuitBreakerTriggerType(r["trigger_type"]), r["threshold_value"],
-                                        r["actual_value"], r["created_at"], r["cooldown_expires"], r["reason"],
-                                        r["ticker"]) for r in rows] == objects["breakers"]
+            assert [
+                CircuitBreakerEvent(
+                    CircuitBreakerTriggerType(r["trigger_type"]),
+                    r["threshold_value"],
+                    r["actual_value"],
+                    r["created_at"],
+                    r["cooldown_expires"],
+                    r["reason"],
+                    r["ticker"],
+                )
+                for r in rows
+            ] == objects["breakers"]
             # the day's snapshot, written at the session close, read through the API
             portfolio = objects["portfolio"]
-            report = compute_metrics(portfolio=portfolio, closed_trades=objects["closed"],
-                                     equity_curve=objects["curve"], start_of_day_value=portfolio.total_value,
-                                     computed_at=NOW)
-            await session_close._snapshot(pool, objects["session"], report, RiskTierName.AGGRESSIVE, portfolio, NOW)
+            report = compute_metrics(
+                portfolio=portfolio,
+                closed_trades=objects["closed"],
+                equity_curve=objects["curve"],
+                start_of_day_value=portfolio.total_value,
+                computed_at=NOW,
+            )
+            await session_close._snapshot(
+                pool, objects["session"], report, RiskTierName.AGGRESSIVE, portfolio, NOW
+            )
             [snapshot] = (await client.get("/api/trading/metrics/history", headers=AUTH)).json()["items"]
             m = report.metrics
             assert snapshot["snapshot_date"] == objects["session"].isoformat()
@@ -273,8 +409,12 @@ def test_property_29_persistence_round_trip(database_url, redis_url, objects) ->
             assert Decimal(snapshot["portfolio_heat"]) == m.portfolio_heat
             assert Decimal(snapshot["realized_pnl"]) == m.realized_pnl
             assert Decimal(snapshot["unrealized_pnl"]) == m.unrealized_pnl
-            assert (snapshot["win_rate"], snapshot["sharpe_ratio"], snapshot["max_drawdown"],
-                    snapshot["current_drawdown"]) == (m.win_rate, m.sharpe_ratio, m.max_drawdown, m.current_drawdown)
+            assert (
+                snapshot["win_rate"],
+                snapshot["sharpe_ratio"],
+                snapshot["max_drawdown"],
+                snapshot["current_drawdown"],
+            ) == (m.win_rate, m.sharpe_ratio, m.max_drawdown, m.current_drawdown)
             assert snapshot["trade_count"] == m.trade_count and snapshot["risk_tier"] == "aggressive"
             assert snapshot["profit_factor_infinite"] == (m.profit_factor == float("inf"))
             if m.profit_factor != float("inf"):
@@ -289,12 +429,31 @@ def test_property_29_persistence_round_trip(database_url, redis_url, objects) ->
             assert shown["profit_factor_infinite"] == (result.metrics.profit_factor == float("inf"))
             for name in ("total_return", "sharpe_ratio", "max_drawdown", "win_rate"):
                 assert shown[name] == getattr(result.metrics, name)
-            assert [(t["ticker"], Decimal(t["quantity"]), Decimal(t["entry_price"]),
-                     None if t["exit_price"] is None else Decimal(t["exit_price"]), Decimal(t["fees"]),
-                     t["exit_reason"], t["recommendation_id"]) for t in shown["trades"]] == [
-                (t.ticker, t.quantity, t.entry_price, t.exit_price, t.fees, t.exit_reason, t.recommendation_id)
-                for t in (*result.trades, *result.open_positions)]
+            assert [
+                (
+                    t["ticker"],
+                    Decimal(t["quantity"]),
+                    Decimal(t["entry_price"]),
+                    None if t["exit_price"] is None else Decimal(t["exit_price"]),
+                    Decimal(t["fees"]),
+                    t["exit_reason"],
+                    t["recommendation_id"],
+                )
+                for t in shown["trades"]
+            ] == [
+                (
+                    t.ticker,
+                    t.quantity,
+                    t.entry_price,
+                    t.exit_price,
+                    t.fees,
+                    t.exit_reason,
+                    t.recommendation_id,
+                )
+                for t in (*result.trades, *result.open_positions)
+            ]
             assert [(p["date"], Decimal(p["value"])) for p in shown["equity_curve"]] == [
-                (d.isoformat(), round(v, 2)) for d, v in result.equity_curve]
+                (d.isoformat(), round(v, 2)) for d, v in result.equity_curve
+            ]
 
     asyncio.run(scenario())

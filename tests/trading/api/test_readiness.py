@@ -44,15 +44,21 @@ async def test_not_ready_naming_redis_while_redis_is_down(pool, tmp_path: Path) 
     redis = aioredis.from_url(valkey.ensure_running())
     try:
         engine = TradingEngine(pool, redis, SimulatedClock(SATURDAY), order_signer=ORDER_SIGNER)
-        async for client in serve(make_runtime(pool, redis, SimulatedClock(SATURDAY), engine=engine,
-                                               run_engine=True)):
+        async for client in serve(
+            make_runtime(pool, redis, SimulatedClock(SATURDAY), engine=engine, run_engine=True)
+        ):
             ready = await _until_status(client, "ready")
             assert ready.status_code == 200 and ready.json()["checks"]["redis"] == "ok"
             await asyncio.to_thread(valkey.stop)
             down = await client.get("/ready")
             assert down.status_code == 503 and down.json()["status"] == "not_ready"
-            assert down.json()["checks"] == {"database": "ok", "migrations": "ok", "redis": "down",
-                                             "engine": "ok", "wake_up": "ok"}
+            assert down.json()["checks"] == {
+                "database": "ok",
+                "migrations": "ok",
+                "redis": "down",
+                "engine": "ok",
+                "wake_up": "ok",
+            }
             assert down.json()["detail"]["redis"]  # says why
             assert (await client.get("/health")).status_code == 200  # liveness only: the process answers
             await asyncio.to_thread(valkey.ensure_running)
@@ -67,8 +73,9 @@ async def test_not_ready_naming_redis_while_redis_is_down(pool, tmp_path: Path) 
 @pytest.mark.integration
 async def test_degraded_but_ready_while_only_the_wake_up_is_missing(pool, redis_client) -> None:
     engine = TradingEngine(pool, redis_client, SimulatedClock(SATURDAY), order_signer=ORDER_SIGNER)
-    async for client in serve(make_runtime(pool, redis_client, SimulatedClock(SATURDAY), engine=engine,
-                                           run_engine=True)):
+    async for client in serve(
+        make_runtime(pool, redis_client, SimulatedClock(SATURDAY), engine=engine, run_engine=True)
+    ):
         assert (await _until_status(client, "ready")).json()["checks"]["wake_up"] == "ok"
         # As between losing the LISTEN connection and listening again: the loop runs on, polling.
         await engine.wake_up.close()
@@ -85,31 +92,42 @@ async def test_the_run_jobs_engine_and_paper_broker_are_checked(pool, redis_clie
     neither); /ready checks both loops as well as the servers."""
     clock = SimulatedClock(SATURDAY)
     engine = TradingEngine(pool, redis_client, clock, order_signer=ORDER_SIGNER)
-    broker = PaperBroker.on_redis(pool, redis_client, clock, PaperBrokerSettings(starting_cash=Decimal(1000)),
-                                  order_signer=ORDER_SIGNER)
+    broker = PaperBroker.on_redis(
+        pool, redis_client, clock, PaperBrokerSettings(starting_cash=Decimal(1000)), order_signer=ORDER_SIGNER
+    )
     await engine.start()
     await broker.start()
     engine_stop, broker_stop = asyncio.Event(), asyncio.Event()
     loops = []
     try:
         # As the job builds it: RuntimeParts (main_job.run_live) through attached_runtime (cli).
-        parts = RuntimeParts(pool, redis_client, clock, engine, engine_loop_in_process=True,
-                             paper_broker_loop=broker.heartbeat)
-        runtime = attached_runtime(AppConfig(api_token=TOKEN, data_dir=tmp_path), parts,
-                                   ApiSettings(protect_reads=ReadAccess.NEVER))
+        parts = RuntimeParts(
+            pool, redis_client, clock, engine, engine_loop_in_process=True, paper_broker_loop=broker.heartbeat
+        )
+        runtime = attached_runtime(
+            AppConfig(api_token=TOKEN, data_dir=tmp_path), parts, ApiSettings(protect_reads=ReadAccess.NEVER)
+        )
         async for client in serve(runtime):
             not_yet = await client.get("/ready")
             assert not_yet.status_code == 503
-            assert not_yet.json()["detail"] == {"engine": "the engine loop is not running",
-                                                "paper_broker": "the paper broker loop is not running",
-                                                "wake_up": "not listening yet; new recommendations wait for "
-                                                           "the next poll (every 30 s)"}
-            loops = [asyncio.create_task(engine.run(engine_stop)),
-                     asyncio.create_task(broker.run(broker_stop))]
+            assert not_yet.json()["detail"] == {
+                "engine": "the engine loop is not running",
+                "paper_broker": "the paper broker loop is not running",
+                "wake_up": "not listening yet; new recommendations wait for the next poll (every 30 s)",
+            }
+            loops = [
+                asyncio.create_task(engine.run(engine_stop)),
+                asyncio.create_task(broker.run(broker_stop)),
+            ]
             ready = await _until_status(client, "ready")
             assert ready.status_code == 200 and ready.json()["checks"] == {
-                "database": "ok", "migrations": "ok", "redis": "ok", "engine": "ok", "wake_up": "ok",
-                "paper_broker": "ok"}
+                "database": "ok",
+                "migrations": "ok",
+                "redis": "ok",
+                "engine": "ok",
+                "wake_up": "ok",
+                "paper_broker": "ok",
+            }
             broker_stop.set()
             await asyncio.wait_for(loops[1], 5)
             stopped = await client.get("/ready")

@@ -17,8 +17,14 @@ pytestmark = pytest.mark.integration
 async def test_status_of_an_empty_account(api) -> None:
     body = (await api.client.get("/api/trading/status")).json()
     assert body["enabled"] is False and body["paused"] is False and body["risk_tier"] == "moderate"
-    assert body["circuit_breaker"] == {"active": False, "trigger": None, "reason": None, "triggered_at": None,
-                                       "until": None, "ticker_cooldowns": []}
+    assert body["circuit_breaker"] == {
+        "active": False,
+        "trigger": None,
+        "reason": None,
+        "triggered_at": None,
+        "until": None,
+        "ticker_cooldowns": [],
+    }
     assert body["total_value"] == "0" and body["open_positions"] == [] and body["last_decision_at"] is None
     assert body["engine"]["attached"] is False and body["engine"]["runs_here"] is False
 
@@ -27,9 +33,17 @@ async def test_status_shows_pools_heat_positions_with_stops_and_the_engine(trade
     api, _ = traded
     body = (await api.client.get("/api/trading/status")).json()
     assert body["enabled"] is True and body["engine"] == {
-        "attached": True, "runs_here": False, "started": True, "holds_lock": True, "loop_running": True,
-        "mode": "paper", "error": None}
-    reserve = await api.pool.fetchval("SELECT balance_after FROM reserve_pool_ledger ORDER BY id DESC LIMIT 1")
+        "attached": True,
+        "runs_here": False,
+        "started": True,
+        "holds_lock": True,
+        "loop_running": True,
+        "mode": "paper",
+        "error": None,
+    }
+    reserve = await api.pool.fetchval(
+        "SELECT balance_after FROM reserve_pool_ledger ORDER BY id DESC LIMIT 1"
+    )
     assert Decimal(body["reserve_pool"]) == reserve > 0  # the take-profit's siphon
     assert Decimal(body["active_pool"]) == Decimal(body["total_value"]) - reserve
     [position] = body["open_positions"]
@@ -53,10 +67,18 @@ async def test_status_counts_todays_micro_entries_as_the_daily_limit_does(api) -
     now = api.clock.now()
 
     async def decision(micro: bool, act: bool = True, entry: bool = True, at_=now) -> None:
-        rec = await api.pool.fetchval(
-            """INSERT INTO recommendations (ticker, action, confidence, mode, trend_window, thesis, generated_at)
-               VALUES ('XYZ', 'buy', 0.8, 'paper_eligible', '1d', 'test', $1) RETURNING id""", at_) if entry else None
-        await api.pool.execute(_DECISION, rec, "act" if act else "skip", None if act else "refused", micro, at_)
+        rec = (
+            await api.pool.fetchval(
+                """INSERT INTO recommendations (ticker, action, confidence, mode, trend_window, thesis, generated_at)
+               VALUES ('XYZ', 'buy', 0.8, 'paper_eligible', '1d', 'test', $1) RETURNING id""",
+                at_,
+            )
+            if entry
+            else None
+        )
+        await api.pool.execute(
+            _DECISION, rec, "act" if act else "skip", None if act else "refused", micro, at_
+        )
 
     await decision(micro=True)
     await decision(micro=True)
@@ -72,11 +94,15 @@ async def test_status_shows_a_tripped_breaker_with_its_reason_and_end(api) -> No
     await api.pool.execute(
         """INSERT INTO circuit_breaker_events (trigger_type, threshold_value, actual_value, reason, cooldown_expires,
                created_at) VALUES ('volatility', 3, 3, '3 stop-outs in 30 minutes', $1, $2)""",
-        now + timedelta(minutes=60), now - timedelta(minutes=1))
+        now + timedelta(minutes=60),
+        now - timedelta(minutes=1),
+    )
     await api.pool.execute(
         """INSERT INTO circuit_breaker_events (trigger_type, threshold_value, actual_value, ticker, reason,
                cooldown_expires, created_at) VALUES ('single_position', 0.08, 0.09, 'XYZ', 'lost 9%', $1, $2)""",
-        now + timedelta(hours=23), now - timedelta(hours=1))
+        now + timedelta(hours=23),
+        now - timedelta(hours=1),
+    )
     breaker = (await api.client.get("/api/trading/status")).json()["circuit_breaker"]
     assert breaker["active"] is True and breaker["trigger"] == "volatility"
     assert breaker["reason"] == "3 stop-outs in 30 minutes"
@@ -91,7 +117,9 @@ async def test_positions_with_stops_and_sector_exposure(traded) -> None:
     body = (await api.client.get("/api/trading/positions")).json()
     [position] = body["items"]
     assert position["ticker"] == "ABC" and position["sector"] == "Energy"
-    assert Decimal(position["market_value"]) == Decimal(position["quantity"]) * Decimal(position["current_price"])
+    assert Decimal(position["market_value"]) == Decimal(position["quantity"]) * Decimal(
+        position["current_price"]
+    )
     assert body["sector_exposure"] == {"Energy": position["market_value"]}
 
 
@@ -113,8 +141,11 @@ async def test_decisions_newest_first_with_each_filter(traded) -> None:
     assert later["total"] == 1 and later["items"][0]["category"] == "take_profit"
     earlier = (await api.client.get("/api/trading/decisions", params={"until": exit_day})).json()
     assert earlier["total"] == 3
-    both = (await api.client.get("/api/trading/decisions", params={"until": exit_day, "decision": "act",
-                                                                   "ticker": "ABC"})).json()
+    both = (
+        await api.client.get(
+            "/api/trading/decisions", params={"until": exit_day, "decision": "act", "ticker": "ABC"}
+        )
+    ).json()
     assert both["total"] == 1 and both["items"][0]["decision_trace"]["checks"]
 
 
@@ -130,11 +161,18 @@ async def test_decision_pages_cover_every_row_once(traded) -> None:
     assert past_end == {"items": [], "total": 4, "limit": 50, "offset": 4}
 
 
-@pytest.mark.parametrize(("params", "field"), [
-    ({"limit": 0}, "limit"), ({"limit": 501}, "limit"), ({"offset": -1}, "offset"),
-    ({"decision": "maybe"}, "decision"), ({"ticker": "no spaces"}, "ticker"), ({"since": "yesterday"}, "since"),
-    ({"since": "2024-02-02T00:00:00Z", "until": "2024-02-01T00:00:00Z"}, "until"),
-])
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 501}, "limit"),
+        ({"offset": -1}, "offset"),
+        ({"decision": "maybe"}, "decision"),
+        ({"ticker": "no spaces"}, "ticker"),
+        ({"since": "yesterday"}, "since"),
+        ({"since": "2024-02-02T00:00:00Z", "until": "2024-02-01T00:00:00Z"}, "until"),
+    ],
+)
 async def test_bad_query_parameters_are_422_naming_them(api, params, field) -> None:
     response = await api.client.get("/api/trading/decisions", params=params)
     assert response.status_code == 422
@@ -171,13 +209,18 @@ async def test_metrics_history_in_date_order_with_range_and_pages(api) -> None:
         await api.pool.execute(
             """INSERT INTO portfolio_snapshots (snapshot_date, portfolio_value, active_pool, reserve_pool, risk_tier,
                    metrics) VALUES ($1, $2, $2, 0, 'moderate', $3)""",
-            at(api.clock.now().date().replace(day=day), 16).date(), Decimal(value),
-            {"profit_factor": "Infinity", "trade_count": 2, "daily_pnl": "12.5"})
+            at(api.clock.now().date().replace(day=day), 16).date(),
+            Decimal(value),
+            {"profit_factor": "Infinity", "trade_count": 2, "daily_pnl": "12.5"},
+        )
     body = (await api.client.get("/api/trading/metrics/history")).json()
     assert [s["portfolio_value"] for s in body["items"]] == ["10000", "10100", "9900"]
     assert body["items"][0]["profit_factor_infinite"] is True and body["items"][0]["daily_pnl"] == "12.5"
-    ranged = (await api.client.get("/api/trading/metrics/history",
-                                   params={"since": "2024-03-02", "until": "2024-03-05"})).json()
+    ranged = (
+        await api.client.get(
+            "/api/trading/metrics/history", params={"since": "2024-03-02", "until": "2024-03-05"}
+        )
+    ).json()
     assert ranged["total"] == 2 and ranged["items"][0]["snapshot_date"] == "2024-03-02"
     page = (await api.client.get("/api/trading/metrics/history", params={"limit": 1, "offset": 2})).json()
     assert page["total"] == 3 and [s["snapshot_date"] for s in page["items"]] == ["2024-03-05"]

@@ -37,8 +37,9 @@ def flat(price: float, n: int = WARMUP) -> list[tuple[float, float, float, float
     return [(price, price + 1, price - 1, price)] * n
 
 
-def market(series: dict[str, list[tuple[float, float, float, float]]], sectors: dict[str, str] | None = None
-           ) -> MarketData:
+def market(
+    series: dict[str, list[tuple[float, float, float, float]]], sectors: dict[str, str] | None = None
+) -> MarketData:
     """Bars per ticker, one tuple (open, high, low, close) per session from SESSIONS[0]."""
     n = max(len(bars) for bars in series.values())
     arrays = [np.full((len(series), n), np.nan) for _ in range(4)]
@@ -46,23 +47,44 @@ def market(series: dict[str, list[tuple[float, float, float, float]]], sectors: 
         for i, bar in enumerate(bars):
             for field, value in zip(arrays, bar):
                 field[row, i] = value
-    return MarketData(list(series), SESSIONS[:n], *arrays,
-                      sectors=sectors or {t: f"Sector {i}" for i, t in enumerate(series)})
+    return MarketData(
+        list(series),
+        SESSIONS[:n],
+        *arrays,
+        sectors=sectors or {t: f"Sector {i}" for i, t in enumerate(series)},
+    )
 
 
-def rec(rec_id: int, ticker: str, session: int, action: str = "buy", confidence: float = 0.65) -> Recommendation:
+def rec(
+    rec_id: int, ticker: str, session: int, action: str = "buy", confidence: float = 0.65
+) -> Recommendation:
     """A recommendation stamped at the close of SESSIONS[session]."""
     close = session_times(SESSIONS[session])[1]
     return Recommendation(rec_id, ticker, action, confidence, "paper_eligible", "5d", "hand-made", close)
 
 
-def run(data_market: MarketData, recs: list[Recommendation], *, tier: RiskTierName = RiskTierName.MODERATE,
-        gradual: GradualEntrySettings = NO_TRANCHES, slippage: str = "0", capital: str = "10000",
-        commission: CommissionModel = NO_COMMISSION, **config):
+def run(
+    data_market: MarketData,
+    recs: list[Recommendation],
+    *,
+    tier: RiskTierName = RiskTierName.MODERATE,
+    gradual: GradualEntrySettings = NO_TRANCHES,
+    slippage: str = "0",
+    capital: str = "10000",
+    commission: CommissionModel = NO_COMMISSION,
+    **config,
+):
     end = data_market.sessions[-1]
     settings = EngineSettings(enabled=True, risk_tier=tier, gradual=gradual)
-    cfg = BacktestConfig(SESSIONS[WARMUP], end, Decimal(capital), tier, fill=FillModel(slippage_bps=Decimal(slippage), commission=commission),
-                         settings=settings, **config)
+    cfg = BacktestConfig(
+        SESSIONS[WARMUP],
+        end,
+        Decimal(capital),
+        tier,
+        fill=FillModel(slippage_bps=Decimal(slippage), commission=commission),
+        settings=settings,
+        **config,
+    )
     return Backtester(BacktestData(data_market, recs)).run(cfg)
 
 

@@ -25,8 +25,13 @@ def sample():
 
 
 def _config(**changes) -> BacktestConfig:
-    values = {"start_date": START, "end_date": END, "initial_capital": Decimal(50_000),
-              "risk_tier": RiskTierName.AGGRESSIVE, "signals": "momentum"}
+    values = {
+        "start_date": START,
+        "end_date": END,
+        "initial_capital": Decimal(50_000),
+        "risk_tier": RiskTierName.AGGRESSIVE,
+        "signals": "momentum",
+    }
     return BacktestConfig(**{**values, **changes})
 
 
@@ -53,12 +58,17 @@ def test_the_float_atr_estimate_matches_the_cores_atr_on_real_bars(sample) -> No
     # the core's ATR would go unnoticed here.
     market = sample.market
     for row in range(len(market.tickers)):
-        days = [d for d in range(ATR_LOOKBACK_BARS, len(market.sessions), 7)
-                if market.valid[row, d - ATR_LOOKBACK_BARS + 1: d + 1].all()]
+        days = [
+            d
+            for d in range(ATR_LOOKBACK_BARS, len(market.sessions), 7)
+            if market.valid[row, d - ATR_LOOKBACK_BARS + 1 : d + 1].all()
+        ]
         estimates = [market.atr_estimates(np.array([row]), d)[0] for d in days]
         exact = [float(market.atr(row, d)) for d in days]
         assert estimates == pytest.approx(exact, rel=1e-9)
-    bars = [stop_loss_manager.Bar(Decimal(h), Decimal(lo), Decimal(c)) for h, lo, c in [("11", "9", "10")] * 20]
+    bars = [
+        stop_loss_manager.Bar(Decimal(h), Decimal(lo), Decimal(c)) for h, lo, c in [("11", "9", "10")] * 20
+    ]
     assert stop_loss_manager.average_true_range(bars) == 2
 
 
@@ -71,9 +81,14 @@ def test_the_atr_a_decision_sees_is_exactly_the_cores_on_decimal_bars(sample) ->
             present = np.flatnonzero(market.valid[row, : day + 1])[-ATR_LOOKBACK_BARS:]
             if present.size < 15:
                 continue
-            bars = [stop_loss_manager.Bar(Decimal(repr(float(market.high[row, i]))),
-                                          Decimal(repr(float(market.low[row, i]))),
-                                          Decimal(repr(float(market.close[row, i])))) for i in present]
+            bars = [
+                stop_loss_manager.Bar(
+                    Decimal(repr(float(market.high[row, i]))),
+                    Decimal(repr(float(market.low[row, i]))),
+                    Decimal(repr(float(market.close[row, i]))),
+                )
+                for i in present
+            ]
             assert market.atr(row, day) == stop_loss_manager.average_true_range(bars)
 
 
@@ -85,18 +100,21 @@ def test_an_unknown_ticker_or_an_empty_range_is_a_config_error(sample) -> None:
         Backtester(sample).run(_config(start_date=date(2010, 1, 2), end_date=date(2010, 1, 3)))
 
 
-@pytest.mark.parametrize(("raw", "field", "message"), [
-    ({"end_date": "2007-01-01"}, "end_date", "before start date"),
-    ({"risk_tier": "bold"}, "risk_tier", "unknown risk tier 'bold'"),
-    ({"initial_capital": "0"}, "initial_capital", "positive"),
-    ({"initial_capital": "lots"}, "initial_capital", "not a number"),
-    ({"tickers": "AAPL,not a ticker"}, "tickers", "not a ticker symbol"),
-    ({"signals": "tea leaves"}, "signals", "unknown signal source"),
-    ({"signals": "csv"}, "csv_path", "need the path"),
-    ({"slippage_bps": "-1"}, "slippage_bps", "slippage"),
-    ({"start_date": "1999-12-31"}, "start_date", "outside the market calendar"),
-    ({"colour": "blue"}, "colour", "unknown backtest option"),
-])
+@pytest.mark.parametrize(
+    ("raw", "field", "message"),
+    [
+        ({"end_date": "2007-01-01"}, "end_date", "before start date"),
+        ({"risk_tier": "bold"}, "risk_tier", "unknown risk tier 'bold'"),
+        ({"initial_capital": "0"}, "initial_capital", "positive"),
+        ({"initial_capital": "lots"}, "initial_capital", "not a number"),
+        ({"tickers": "AAPL,not a ticker"}, "tickers", "not a ticker symbol"),
+        ({"signals": "tea leaves"}, "signals", "unknown signal source"),
+        ({"signals": "csv"}, "csv_path", "need the path"),
+        ({"slippage_bps": "-1"}, "slippage_bps", "slippage"),
+        ({"start_date": "1999-12-31"}, "start_date", "outside the market calendar"),
+        ({"colour": "blue"}, "colour", "unknown backtest option"),
+    ],
+)
 def test_config_errors_name_the_field(raw, field, message) -> None:
     values = {"start_date": "2008-01-02", "end_date": "2009-12-31", "initial_capital": "10000", **raw}
     with pytest.raises(BacktestConfigError, match=message) as error:
@@ -105,8 +123,14 @@ def test_config_errors_name_the_field(raw, field, message) -> None:
 
 
 def test_parse_reads_loose_input() -> None:
-    config = BacktestConfig.parse(start_date="2008-01-02", end_date="2009-12-31", initial_capital="$25,000",
-                                  risk_tier="Conservative", tickers=["aapl, msft", "IBM"], csv_path="recs.csv")
+    config = BacktestConfig.parse(
+        start_date="2008-01-02",
+        end_date="2009-12-31",
+        initial_capital="$25,000",
+        risk_tier="Conservative",
+        tickers=["aapl, msft", "IBM"],
+        csv_path="recs.csv",
+    )
     assert config.initial_capital == Decimal(25000) and config.risk_tier is RiskTierName.CONSERVATIVE
     assert config.tickers == ("AAPL", "MSFT", "IBM") and config.signals.value == "csv"
     assert config.settings.enabled and config.settings.risk_tier is RiskTierName.CONSERVATIVE
@@ -114,8 +138,10 @@ def test_parse_reads_loose_input() -> None:
 
 def test_recommendations_from_a_csv_are_replayed(sample, tmp_path: Path) -> None:
     path = tmp_path / "recs.csv"
-    path.write_text("ticker,action,confidence,date\nAAPL,buy,0.9,2008-03-20\nAAPL,sell,0.9,2008-05-30\n"
-                    "MSFT,hold,0.9,2008-03-20\n")
+    path.write_text(
+        "ticker,action,confidence,date\nAAPL,buy,0.9,2008-03-20\nAAPL,sell,0.9,2008-05-30\n"
+        "MSFT,hold,0.9,2008-03-20\n"
+    )
     recs = read_recommendations_csv(path)
     assert [(r.ticker, r.action) for r in recs] == [("AAPL", "buy"), ("AAPL", "sell"), ("MSFT", "hold")]
     result = Backtester(type(sample)(sample.market, recs)).run(_config(signals="csv", csv_path=path))
@@ -128,5 +154,7 @@ def test_recommendations_from_a_csv_are_replayed(sample, tmp_path: Path) -> None
 def test_a_bad_csv_names_its_lines(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("ticker,action,confidence,date\nAAPL,buy,high,2008-03-20\nAAPL,buy,0.9,2008-03-22\n")
-    with pytest.raises(RecommendationCsvError, match="line 2: confidence 'high'.*line 3: 2008-03-22 is not an NYSE"):
+    with pytest.raises(
+        RecommendationCsvError, match="line 2: confidence 'high'.*line 3: 2008-03-22 is not an NYSE"
+    ):
         read_recommendations_csv(path)

@@ -66,8 +66,10 @@ def test_a_trailing_stop_moves_to_breakeven_then_fills_there() -> None:
 def test_a_trailing_stop_is_not_armed_on_the_bar_that_reached_the_trigger() -> None:
     # The same bar reaches 105 and dips to 99.5: the order of the two inside the bar is unknown,
     # so the breakeven stop only applies from the next bar and the position survives the dip.
-    result = run(market({"XYZ": flat(100) + [(100, 101, 99, 100), (101, 105, 99.5, 104), (104, 105, 103, 104)]}),
-                 [rec(1, "XYZ", WARMUP - 1)])
+    result = run(
+        market({"XYZ": flat(100) + [(100, 101, 99, 100), (101, 105, 99.5, 104), (104, 105, 103, 104)]}),
+        [rec(1, "XYZ", WARMUP - 1)],
+    )
     assert result.trades == () and len(result.open_positions) == 1
 
 
@@ -97,8 +99,11 @@ def test_a_daily_loss_at_the_open_halts_new_entries_for_the_session() -> None:
     # open, so the B recommendation decided at E+1 09:45 is refused; the next one acts.
     a = flat(100) + [(100, 101, 99, 100), (70, 71, 69, 70), (70, 71, 69, 70)]
     b = flat(50, WARMUP + 3)
-    recs = [rec(1, "A", WARMUP - 1, confidence=1.0), rec(2, "B", E, confidence=1.0),
-            rec(3, "B", E + 1, confidence=1.0)]
+    recs = [
+        rec(1, "A", WARMUP - 1, confidence=1.0),
+        rec(2, "B", E, confidence=1.0),
+        rec(3, "B", E + 1, confidence=1.0),
+    ]
     result = run(market({"A": a, "B": b}), recs, tier=RiskTierName.AGGRESSIVE)
     assert result.completed, result.error
     trade = result.trades[0]
@@ -135,7 +140,12 @@ def test_the_weekly_rebalance_trims_a_position_grown_past_its_limit() -> None:
     result = run(market({"XYZ": bars}), [rec(1, "XYZ", WARMUP - 1)])
     assert result.completed, result.error
     trade = result.trades[0]
-    assert (trade.exit_reason, trade.quantity, trade.exit_price, trade.pnl) == ("rebalance", D(1), D(175), D(75))
+    assert (trade.exit_reason, trade.quantity, trade.exit_price, trade.pnl) == (
+        "rebalance",
+        D(1),
+        D(175),
+        D(75),
+    )
     assert trade.exit_date == SESSIONS[E + 3]
     assert result.open_positions[0].quantity == D(5)
     assert result.reserve_balance == D(15)

@@ -31,16 +31,24 @@ def test_a_gap_through_a_level_fills_at_the_open() -> None:
 
 
 def test_inside_the_bar_levels_fill_at_their_price_and_the_stop_comes_first() -> None:
-    fill = exit_on_bar(LEVELS, D(100), stop_hit=True, breaker_hit=False, take_profit_hit=True, include_open=False)
+    fill = exit_on_bar(
+        LEVELS, D(100), stop_hit=True, breaker_hit=False, take_profit_hit=True, include_open=False
+    )
     assert (fill.kind, fill.price, fill.at_open) == ("stop", D(96), False)
-    fill = exit_on_bar(LEVELS, D(100), stop_hit=False, breaker_hit=False, take_profit_hit=True, include_open=False)
+    fill = exit_on_bar(
+        LEVELS, D(100), stop_hit=False, breaker_hit=False, take_profit_hit=True, include_open=False
+    )
     assert (fill.kind, fill.price) == ("take_profit", D(108))
     assert exit_on_bar(LEVELS, D(100), stop_hit=False, breaker_hit=False, take_profit_hit=False) is None
 
 
 def test_the_higher_downside_level_is_met_first() -> None:
     wide_stop = ExitLevels(stop=D(90), take_profit=D(120), breaker=D(92))
-    fill = exit_on_bar(wide_stop, D(100), stop_hit=True, breaker_hit=True, take_profit_hit=False, include_open=False)
+    fill = exit_on_bar(
+        wide_stop, D(100), stop_hit=True, breaker_hit=True, take_profit_hit=False, include_open=False
+    )
     assert (fill.kind, fill.price) == ("breaker", D(92))
-    fill = exit_on_bar(LEVELS, D(100), stop_hit=True, breaker_hit=True, take_profit_hit=False, include_open=False)
+    fill = exit_on_bar(
+        LEVELS, D(100), stop_hit=True, breaker_hit=True, take_profit_hit=False, include_open=False
+    )
     assert (fill.kind, fill.price) == ("stop", D(96))

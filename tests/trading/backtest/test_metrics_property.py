@@ -30,9 +30,13 @@ def closed_trades(draw) -> ClosedTrade:
     return ClosedTrade("XYZ", entry, exit_, Decimal(quantity), AT - timedelta(days=3), AT, fees=fees)
 
 
-@given(trades=st.lists(closed_trades(), max_size=30),
-       equity=st.lists(st.decimals(min_value=Decimal(1), max_value=Decimal(10**6), places=2), min_size=1, max_size=90),
-       capital=st.decimals(min_value=Decimal(100), max_value=Decimal(10**6), places=2))
+@given(
+    trades=st.lists(closed_trades(), max_size=30),
+    equity=st.lists(
+        st.decimals(min_value=Decimal(1), max_value=Decimal(10**6), places=2), min_size=1, max_size=90
+    ),
+    capital=st.decimals(min_value=Decimal(100), max_value=Decimal(10**6), places=2),
+)
 @settings(max_examples=150, deadline=None)
 def test_backtest_metrics_equal_the_performance_trackers_on_the_same_trades(trades, equity, capital) -> None:
     metrics = summarize(capital, equity, trades, PortfolioState((), equity[-1]), AT)
@@ -53,17 +57,32 @@ def _walk(seed: int, n: int, start: float) -> list[tuple[float, float, float, fl
     bars, previous = [], start
     for close in closes:
         o, c = round(previous * math.exp(rng.normal(0, 0.01)), 2), round(float(close), 2)
-        h, l = round(max(o, c) * (1 + abs(rng.normal(0, 0.01))), 2), round(min(o, c) * (1 - abs(rng.normal(0, 0.01))), 2)
+        h, l = (
+            round(max(o, c) * (1 + abs(rng.normal(0, 0.01))), 2),
+            round(min(o, c) * (1 - abs(rng.normal(0, 0.01))), 2),
+        )
         bars.append((o, h, l, c))
         previous = c
     return bars
 
 
-@given(seed=st.integers(0, 10_000), signals=st.lists(
-    st.tuples(st.sampled_from(["A", "B"]), st.integers(WARMUP - 1, WARMUP + 35), st.sampled_from(["buy", "sell"]),
-              st.floats(0.55, 1.0)), max_size=12), commission=st.sampled_from(["0", "1"]))
+@given(
+    seed=st.integers(0, 10_000),
+    signals=st.lists(
+        st.tuples(
+            st.sampled_from(["A", "B"]),
+            st.integers(WARMUP - 1, WARMUP + 35),
+            st.sampled_from(["buy", "sell"]),
+            st.floats(0.55, 1.0),
+        ),
+        max_size=12,
+    ),
+    commission=st.sampled_from(["0", "1"]),
+)
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_a_backtests_own_trades_give_the_trackers_metrics_and_the_account_adds_up(seed, signals, commission) -> None:
+def test_a_backtests_own_trades_give_the_trackers_metrics_and_the_account_adds_up(
+    seed, signals, commission
+) -> None:
     n = WARMUP + 40
     bars = {"A": flat(100) + _walk(seed, n - WARMUP, 100), "B": flat(40) + _walk(seed + 1, n - WARMUP, 40)}
     data = market(bars)
@@ -80,7 +99,12 @@ def test_a_backtests_own_trades_give_the_trackers_metrics_and_the_account_adds_u
     assert m.max_drawdown == performance_tracker.max_drawdown(curve)
     assert m.sharpe_ratio_30d == performance_tracker.sharpe_ratio(performance_tracker.daily_returns(curve))
     last = len(data.sessions) - 1
-    open_pnl = sum((p.quantity * (data.last_close(data.index[p.ticker], last) - p.entry_price) - p.fees
-                    for p in result.open_positions), Decimal(0))
+    open_pnl = sum(
+        (
+            p.quantity * (data.last_close(data.index[p.ticker], last) - p.entry_price) - p.fees
+            for p in result.open_positions
+        ),
+        Decimal(0),
+    )
     expected = Decimal(20000) + sum((t.pnl for t in trades), Decimal(0)) + open_pnl
     assert abs(m.final_value - expected) < Decimal("1e-15")  # equal to Decimal's 28 significant digits

@@ -28,8 +28,14 @@ TICKERS = ("AAPL", "MSFT")
 
 
 def _config(**changes) -> BacktestConfig:
-    values = {"start_date": START, "end_date": END, "initial_capital": Decimal(20_000), "risk_tier": RiskTierName.AGGRESSIVE,
-                  "tickers": TICKERS, "signals": "momentum"}
+    values = {
+        "start_date": START,
+        "end_date": END,
+        "initial_capital": Decimal(20_000),
+        "risk_tier": RiskTierName.AGGRESSIVE,
+        "tickers": TICKERS,
+        "signals": "momentum",
+    }
     return BacktestConfig(**{**values, **changes})
 
 
@@ -51,7 +57,8 @@ async def test_a_completed_run_reads_back_with_its_metrics_and_trades(db, sample
         assert stored[column] == pytest.approx(getattr(result.metrics, column))
     closed = [t for t in stored["trades"] if t["exit_price"] is not None]
     assert [(t["ticker"], t["quantity"], t["pnl"], t["exit_reason"]) for t in closed] == [
-        (t.ticker, t.quantity, t.pnl, t.exit_reason) for t in result.trades]
+        (t.ticker, t.quantity, t.pnl, t.exit_reason) for t in result.trades
+    ]
     assert len(stored["trades"]) == len(result.trades) + len(result.open_positions)
     assert len(stored["equity_curve"]) == result.sessions
     assert stored["config"]["risk_tier"] == "aggressive" and stored["config"]["tickers"] == list(TICKERS)

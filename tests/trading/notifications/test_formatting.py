@@ -290,9 +290,20 @@ def test_summary_and_digest_emails_have_the_days_and_weeks_figures() -> None:
 
 
 def test_the_daily_summary_email_carries_the_reserve_high_water_notice_only_when_there_is_one() -> None:
-    figures = dict(session=date(2026, 3, 6), total_value=Decimal(10000), day_pnl=Decimal(0), day_pnl_pct=0,
-                   realized_pnl=Decimal(0), trades_closed=0, wins=0, losses=0, open_positions=0,
-                   active_pool=Decimal(6000), reserve=Decimal(4000), risk_tier="moderate")
+    figures = dict(
+        session=date(2026, 3, 6),
+        total_value=Decimal(10000),
+        day_pnl=Decimal(0),
+        day_pnl_pct=0,
+        realized_pnl=Decimal(0),
+        trades_closed=0,
+        wins=0,
+        losses=0,
+        open_positions=0,
+        active_pool=Decimal(6000),
+        reserve=Decimal(4000),
+        risk_tier="moderate",
+    )
     notice = "Reserve Pool 4000 is above 0.30 of total value 10000"
     above = render(events.daily_summary(AT, **figures, reserve_high_water=notice))
     below = render(events.daily_summary(AT, **figures))

@@ -19,17 +19,28 @@ def change_source(request: Request, what: str) -> str:
     return f"api: {what} (client {client})"
 
 
-@router.get("/config", response_model=ConfigView, dependencies=[Depends(require_read_access)],
-            responses=UNAUTHORIZED, summary="The engine's runtime configuration, with each tier's parameters")
+@router.get(
+    "/config",
+    response_model=ConfigView,
+    dependencies=[Depends(require_read_access)],
+    responses=UNAUTHORIZED,
+    summary="The engine's runtime configuration, with each tier's parameters",
+)
 async def get_config(runtime: RuntimeDep) -> ConfigView:
     return ConfigView.of(await runtime.store.config_row())
 
 
-@router.put("/config", response_model=ConfigChange, dependencies=[Depends(require_token)], responses=UNAUTHORIZED,
-            summary="Change configuration fields (those sent; others kept): all or nothing, audited")
+@router.put(
+    "/config",
+    response_model=ConfigChange,
+    dependencies=[Depends(require_token)],
+    responses=UNAUTHORIZED,
+    summary="Change configuration fields (those sent; others kept): all or nothing, audited",
+)
 async def put_config(update: ConfigUpdate, request: Request, runtime: RuntimeDep) -> ConfigChange:
     changes = update.changes()
-    previous, new = await commands.apply_config_change(runtime.store, changes,
-                                                       change_source(request, "PUT /api/trading/config"))
+    previous, new = await commands.apply_config_change(
+        runtime.store, changes, change_source(request, "PUT /api/trading/config")
+    )
     changed = [name for name in changes if previous.get(name) != new.get(name)]
     return ConfigChange(changed=changed, config=ConfigView.of(await runtime.store.config_row()))

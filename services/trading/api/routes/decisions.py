@@ -13,18 +13,35 @@ from services.trading.api.errors import UNAUTHORIZED
 from services.trading.api.models import DecisionView, Page
 from services.trading.live import read_model
 
-router = APIRouter(prefix="/api/trading", tags=["decisions"], dependencies=[Depends(require_read_access)],
-                   responses=UNAUTHORIZED)
+router = APIRouter(
+    prefix="/api/trading",
+    tags=["decisions"],
+    dependencies=[Depends(require_read_access)],
+    responses=UNAUTHORIZED,
+)
 
-Ticker = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,14}$", description="Only this ticker.")]
+Ticker = Annotated[
+    str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,14}$", description="Only this ticker.")
+]
 
 
 @router.get("/decisions", response_model=Page[DecisionView], summary="Decisions, newest first")
 async def list_decisions(
-        runtime: RuntimeDep, page: PagingDep, period: TimeRangeDep, ticker: Ticker = None,
-        decision: Annotated[Literal["act", "skip"] | None, Query(description="act or skip.")] = None,
+    runtime: RuntimeDep,
+    page: PagingDep,
+    period: TimeRangeDep,
+    ticker: Ticker = None,
+    decision: Annotated[Literal["act", "skip"] | None, Query(description="act or skip.")] = None,
 ) -> Page[DecisionView]:
-    rows = await read_model.decisions(runtime.pool, ticker=ticker.upper() if ticker else None, decision=decision,
-                                   since=period.since, until=period.until, limit=page.limit, offset=page.offset)
-    return Page[DecisionView](items=[views.decision(r) for r in rows.items], total=rows.total, limit=page.limit,
-                              offset=page.offset)
+    rows = await read_model.decisions(
+        runtime.pool,
+        ticker=ticker.upper() if ticker else None,
+        decision=decision,
+        since=period.since,
+        until=period.until,
+        limit=page.limit,
+        offset=page.offset,
+    )
+    return Page[DecisionView](
+        items=[views.decision(r) for r in rows.items], total=rows.total, limit=page.limit, offset=page.offset
+    )

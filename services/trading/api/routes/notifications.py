@@ -34,8 +34,16 @@ from services.trading.notifications.settings import (
 router = APIRouter(prefix="/api/trading/notifications", tags=["notifications"], route_class=ExactJsonRoute)
 
 # A wall-clock time in New York, "HH:MM[:SS]" (JSON Schema's "time" format would demand an offset).
-WallTime = Annotated[time, WithJsonSchema({"type": "string", "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
-                                           "description": "HH:MM[:SS], America/New_York wall time."})]
+WallTime = Annotated[
+    time,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
+            "description": "HH:MM[:SS], America/New_York wall time.",
+        }
+    ),
+]
 
 
 # The API's types for the settings' plain ones: times as New York wall-clock strings, and in
@@ -55,16 +63,23 @@ def _copy(name: str, doc: str, *, partial: bool) -> type[BaseModel]:
     return create_model(name, __config__=ConfigDict(extra="forbid", frozen=True), __doc__=doc, **fields)
 
 
-NotificationSettingsUpdate = _copy("NotificationSettingsUpdate", "Notification settings to change; fields left "
-                                   "out are kept. A recipient set to null is cleared.", partial=True)
-NotificationSettingsView = _copy("NotificationSettingsView", "The notification settings in force.", partial=False)
+NotificationSettingsUpdate = _copy(
+    "NotificationSettingsUpdate",
+    "Notification settings to change; fields left out are kept. A recipient set to null is cleared.",
+    partial=True,
+)
+NotificationSettingsView = _copy(
+    "NotificationSettingsView", "The notification settings in force.", partial=False
+)
 
 
 def _view(settings: NotificationSettings) -> BaseModel:
     return NotificationSettingsView.model_validate(settings.model_dump())
 
 
-def _merged(stored: NotificationSettings, update: Any, fallback: TradingConfig | None) -> NotificationSettings:
+def _merged(
+    stored: NotificationSettings, update: Any, fallback: TradingConfig | None
+) -> NotificationSettings:
     """The stored settings with the update applied, checked as they will be in force: a
     recipient from the environment lets a channel be switched on, and stays there, unsaved."""
     values = {**stored.model_dump(), **update.model_dump(exclude_unset=True)}
@@ -87,35 +102,66 @@ def _name_fields(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return named
 
 
-@router.get("/config", response_model=NotificationSettingsView, dependencies=[Depends(require_read_access)],
-            responses=UNAUTHORIZED, summary="Notification settings in force (recipients may come from the "
-            "environment)")
+@router.get(
+    "/config",
+    response_model=NotificationSettingsView,
+    dependencies=[Depends(require_read_access)],
+    responses=UNAUTHORIZED,
+    summary="Notification settings in force (recipients may come from the environment)",
+)
 async def get_notification_config(runtime: RuntimeDep) -> BaseModel:
     return _view(await load_notification_settings(runtime.pool, runtime.trading))
 
 
-@router.put("/config", response_model=NotificationSettingsView, dependencies=[Depends(require_token)],
-            responses=UNAUTHORIZED, summary="Change notification settings (fields sent; others kept), audited")
-async def put_notification_config(update: NotificationSettingsUpdate, request: Request,  # type: ignore[valid-type]
-                                  runtime: RuntimeDep) -> BaseModel:
+@router.put(
+    "/config",
+    response_model=NotificationSettingsView,
+    dependencies=[Depends(require_token)],
+    responses=UNAUTHORIZED,
+    summary="Change notification settings (fields sent; others kept), audited",
+)
+async def put_notification_config(
+    update: NotificationSettingsUpdate,
+    request: Request,  # type: ignore[valid-type]
+    runtime: RuntimeDep,
+) -> BaseModel:
     settings = _merged(await load_notification_settings(runtime.pool), update, runtime.trading)
-    await runtime.store.save_notification_settings(settings,
-                                                   change_source(request, "PUT /api/trading/notifications/config"))
+    await runtime.store.save_notification_settings(
+        settings, change_source(request, "PUT /api/trading/notifications/config")
+    )
     in_force = await load_notification_settings(runtime.pool, runtime.trading)
     if runtime.notifications is not None:
         runtime.notifications.update_settings(in_force)
     return _view(in_force)
 
 
-@router.get("/history", response_model=Page[NotificationView], dependencies=[Depends(require_read_access)],
-            responses=UNAUTHORIZED, summary="Notifications sent or attempted, newest first")
+@router.get(
+    "/history",
+    response_model=Page[NotificationView],
+    dependencies=[Depends(require_read_access)],
+    responses=UNAUTHORIZED,
+    summary="Notifications sent or attempted, newest first",
+)
 async def notification_history(
-        runtime: RuntimeDep, page: PagingDep,
-        channel: Annotated[NotificationChannel | None, Query()] = None,
-        event_type: Annotated[NotificationEventType | None, Query()] = None,
-        status: Annotated[DeliveryStatus | None, Query(description="pending, delivered, failed, rate_limited")] = None,
+    runtime: RuntimeDep,
+    page: PagingDep,
+    channel: Annotated[NotificationChannel | None, Query()] = None,
+    event_type: Annotated[NotificationEventType | None, Query()] = None,
+    status: Annotated[
+        DeliveryStatus | None, Query(description="pending, delivered, failed, rate_limited")
+    ] = None,
 ) -> Page[NotificationView]:
-    rows = await read_model.notifications(runtime.pool, channel=channel, event_type=event_type, status=status,
-                                       limit=page.limit, offset=page.offset)
-    return Page[NotificationView](items=[views.notification(r) for r in rows.items], total=rows.total,
-                                  limit=page.limit, offset=page.offset)
+    rows = await read_model.notifications(
+        runtime.pool,
+        channel=channel,
+        event_type=event_type,
+        status=status,
+        limit=page.limit,
+        offset=page.offset,
+    )
+    return Page[NotificationView](
+        items=[views.notification(r) for r in rows.items],
+        total=rows.total,
+        limit=page.limit,
+        offset=page.offset,
+    )

@@ -17,8 +17,12 @@ async def health() -> Health:
     return Health(status="ok")
 
 
-@router.get("/ready", summary="Readiness: every dependency this process uses, each named with its state",
-            response_model=Readiness, responses={503: {"model": Readiness, "description": "Not ready."}})
+@router.get(
+    "/ready",
+    summary="Readiness: every dependency this process uses, each named with its state",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Not ready."}},
+)
 async def ready(request: Request, runtime: RuntimeDep) -> JSONResponse:
     body = await readiness.assess(runtime, request.app.state.engine_runner)
     return JSONResponse(body.model_dump(mode="json"), status_code=503 if body.status == "not_ready" else 200)

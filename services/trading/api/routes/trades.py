@@ -12,15 +12,30 @@ from services.trading.api.models import Page, TradeView
 from services.trading.api.routes.decisions import Ticker
 from services.trading.live import read_model
 
-router = APIRouter(prefix="/api/trading", tags=["portfolio"], dependencies=[Depends(require_read_access)],
-                   responses=UNAUTHORIZED)
+router = APIRouter(
+    prefix="/api/trading",
+    tags=["portfolio"],
+    dependencies=[Depends(require_read_access)],
+    responses=UNAUTHORIZED,
+)
 
 
-@router.get("/trades", response_model=Page[TradeView],
-            summary="Closed trades (filter by ticker and exit time), with P&L and the recommendation's thesis")
-async def list_trades(runtime: RuntimeDep, page: PagingDep, period: TimeRangeDep, ticker: Ticker = None
-                      ) -> Page[TradeView]:
-    rows = await read_model.closed_trades(runtime.pool, ticker=ticker.upper() if ticker else None, since=period.since,
-                                       until=period.until, limit=page.limit, offset=page.offset)
-    return Page[TradeView](items=[views.trade(r) for r in rows.items], total=rows.total, limit=page.limit,
-                           offset=page.offset)
+@router.get(
+    "/trades",
+    response_model=Page[TradeView],
+    summary="Closed trades (filter by ticker and exit time), with P&L and the recommendation's thesis",
+)
+async def list_trades(
+    runtime: RuntimeDep, page: PagingDep, period: TimeRangeDep, ticker: Ticker = None
+) -> Page[TradeView]:
+    rows = await read_model.closed_trades(
+        runtime.pool,
+        ticker=ticker.upper() if ticker else None,
+        since=period.since,
+        until=period.until,
+        limit=page.limit,
+        offset=page.offset,
+    )
+    return Page[TradeView](
+        items=[views.trade(r) for r in rows.items], total=rows.total, limit=page.limit, offset=page.offset
+    )
