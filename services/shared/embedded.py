@@ -282,18 +282,18 @@ class EmbeddedPostgres:
         self.log_file.touch()
         self._give_to_system_user(self.log_file)
         options = f"-h 127.0.0.1 -p {port} -k {self.pgdata}"
-        result = self._run(
-            "pg_ctl",
-            "-D",
-            str(self.pgdata),
-            "-l",
-            str(self.log_file),
-            "-w",
-            "-o",
-            options,
-            "start",
-            check=False,
-        )
+        start = ("pg_ctl", "-D", str(self.pgdata), "-l", str(self.log_file), "-w", "-o", options, "start")
+        result = self._run(*start, check=False)
+        pid_file = self.pgdata / "postmaster.pid"
+        if result.returncode != 0 and pid_file.exists() and not self.is_running():
+            # A lock file left by a server that is gone (killed, or a crash) can still block a
+            # start when its PID was reused meanwhile (PIDs wrap at 32768 on a busy machine).
+            log.warning(
+                "removed a stale postmaster.pid left by a stopped server; starting again",
+                log_file=str(self.log_file),
+            )
+            pid_file.unlink(missing_ok=True)
+            result = self._run(*start, check=False)
         if result.returncode != 0:
             raise EmbeddedServerError(
                 f"PostgreSQL did not start (port {port}); see {self.log_file}: {result.stderr}"
