@@ -35,7 +35,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from services.shared.schemas import OrderSide, RiskTierName
+from services.shared.schemas import OrderSide, RecommendationAction, RiskTierName
 from services.trading.backtest.book import Book, Holding, StopPlan
 from services.trading.backtest.config import BacktestConfig
 from services.trading.backtest.context import MarketContext
@@ -234,7 +234,8 @@ class Simulation:
         )
         if not outcome.acted:
             return
-        is_micro = takes_micro_path(rec, self.settings) and str(rec.action) != "sell"
+        # A micro-trade entry: what the daily limit counts (a micro-path sell opens nothing).
+        is_micro = takes_micro_path(rec, self.settings) and str(rec.action) != RecommendationAction.SELL.value
         self.micro_today += is_micro
         stops = outcome.stops
         plan = (
