@@ -14,10 +14,12 @@ Each session, in this order:
 3. Over the rest of the bar: stops, take-profits and the single-position breaker are checked
    against the low and high (stop first when both are touched); stop-outs feed the
    volatility breaker.
-4. At the close: holdings are priced at the close; trailing stops look at the bar's high,
-   stops are re-evaluated when ATR or the multiplier moved, heat tightening runs (all effective
-   from the next bar); the end-of-day value joins the equity curve; the daily-loss breaker,
-   the emergency reserve release and the risk tier are evaluated.
+4. At the close: holdings are priced at the close; the core's stop maintenance
+   (`protection.maintain_stops`, as the live protective pass) trails on the bar's high,
+   re-evaluates standard stops when ATR or the multiplier moved and tightens for heat (all
+   effective from the next bar), and micro-trades past their hold are sold at the close; the
+   end-of-day value joins the equity curve; the daily-loss breaker is checked, and the core's
+   session close (`close_of_session`, as live) applies the emergency release, then the tier.
 
 A missing bar is skipped for its ticker (the holding keeps its last price) and reported as a
 gap. Nothing here is random and nothing reads the clock: the same inputs give the same result.

@@ -4,7 +4,7 @@ breaker, missing prices, heat tightening and micro-trade auto-close.
 
 Pure: the held positions, quotes and settings go in; new stop levels, exits and breaker
 events come out for the engine to persist and send. The live engine and the demo replay run
-this same pass.
+this same pass; its stop maintenance (`maintain_stops`) is the backtest's too.
 """
 
 from __future__ import annotations
