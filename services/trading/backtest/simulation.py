@@ -410,10 +410,10 @@ class Simulation:
     def _maintain_stops(self, day: int, at: datetime) -> None:
         """The core's stop maintenance at the close, effective from the next bar: trailing on
         the bar's high; micro-trades past their hold close at the close."""
-        held = list(self.book.holdings.values())
+        held, rows, *_ = self.book.arrays()
         if not held:
             return
-        highs, markets = self._stop_facts(held, day, at)
+        highs, markets = self._stop_facts(held, rows, day, at)
         portfolio = self.book.portfolio()
         positions = [HeldPosition(p, h.levels) for p, h in zip(portfolio.positions, held)]
         upkeep = maintain_stops(
@@ -435,17 +435,18 @@ class Simulation:
                 self._sell(holding, holding.quantity, price, at, day, proposal.order_reason.value)
 
     def _stop_facts(
-        self, held: list[Holding], day: int, at: datetime
+        self, held: list[Holding], rows: np.ndarray, day: int, at: datetime
     ) -> tuple[dict[str, Decimal], dict[str, PositionMarket]]:
         """The bar's high per holding with a bar, and its ATR facts. The exact ATR (costly) is
         read only when the float estimate moved near the threshold or the multiplier changed:
         otherwise re-evaluation could not be due; a micro-trade's is never read (its stop is
         not re-evaluated)."""
         market, stops = self.market, self.settings.stops
-        estimates = market.atr_estimates(np.array([h.row for h in held], dtype=np.int64), day).tolist()
+        estimates = market.atr_estimates(rows, day).tolist()
         trigger = float(stops.atr_change_threshold) * ATR_TRIGGER_MARGIN
         base = self.settings.tier.stop_loss_atr_multiplier
         high_severity = self.context.high_severity_event(at)
+        earnings = self.context.earnings  # none given: no holding has earnings soon
         highs: dict[str, Decimal] = {}
         markets: dict[str, PositionMarket] = {}
         for holding, estimate in zip(held, estimates):
@@ -455,7 +456,7 @@ class Simulation:
             highs[holding.ticker] = to_decimal(high)
             if holding.is_micro:
                 continue
-            earnings_soon = self.context.earnings_soon(holding.ticker, at, self.settings)
+            earnings_soon = bool(earnings) and self.context.earnings_soon(holding.ticker, at, self.settings)
             multiplier = stop_loss_manager.effective_atr_multiplier(
                 base, earnings_soon=earnings_soon, high_severity_event=high_severity, settings=stops
             )
@@ -465,9 +466,10 @@ class Simulation:
                 or math.isnan(estimate)
                 or abs(estimate - stored) > trigger * stored
             )
-            markets[holding.ticker] = PositionMarket(
-                market.atr(holding.row, day) if due else None, earnings_soon
-            )
+            if due or earnings_soon:
+                markets[holding.ticker] = PositionMarket(
+                    market.atr(holding.row, day) if due else None, earnings_soon
+                )
         return highs, markets
 
     def _selling(self) -> frozenset[str]:

@@ -53,7 +53,8 @@ class SessionCloseOutcome:
 
 def trailing_win_rate(trades: Iterable[ClosedTrade], now: datetime) -> float | None:
     """Win rate of the standard trades closed in the last 30 days; None when there were none."""
-    recent = [t for t in trades if t.exit_at >= now - WIN_RATE_WINDOW and not t.is_micro_trade]
+    since = now - WIN_RATE_WINDOW
+    recent = [t for t in trades if t.exit_at >= since and not t.is_micro_trade]
     return performance_tracker.win_rate(recent) if recent else None
 
 

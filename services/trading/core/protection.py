@@ -63,6 +63,9 @@ class PositionMarket:
     earnings_soon: bool = False
 
 
+NO_MARKET_FACTS = PositionMarket()  # no new ATR reading, no earnings soon
+
+
 def _updated_levels(
     held: HeldPosition,
     price: Decimal,
@@ -125,24 +128,32 @@ def maintain_stops(
     holding without a price keeps its levels (nothing new to trail on)."""
     moved: dict[str, StopLevels] = {}
     crossings: dict[str, StopTrigger] = {}
+    micro_held: list[OpenPosition] = []
     for h in held:
         ticker = h.position.ticker
+        if ticker in exiting:
+            continue
+        if h.position.is_micro_trade:
+            micro_held.append(h.position)
         price = prices.get(ticker)
-        if h.levels is None or price is None or ticker in exiting:
+        if h.levels is None or price is None:
             continue
         levels = _updated_levels(
-            h, price, markets.get(ticker, PositionMarket()), high_severity_event, settings, now
+            h, price, markets.get(ticker, NO_MARKET_FACTS), high_severity_event, settings, now
         )
         if levels is not None:
             moved[ticker] = levels
         trigger = stop_loss_manager.check_price_crossing(ticker, levels or h.levels, price)
         if trigger is not None:
             crossings[ticker] = trigger
-    leaving = exiting | crossings.keys()
-    micro = micro_trading.positions_to_auto_close(
-        [h.position for h in held if h.position.ticker not in leaving], now, settings.micro
+    micro = (
+        micro_trading.positions_to_auto_close(
+            [p for p in micro_held if p.ticker not in crossings], now, settings.micro
+        )
+        if micro_held
+        else ()
     )
-    leaving |= {m.ticker for m in micro}
+    leaving = exiting.union(crossings, (m.ticker for m in micro))
     moved.update(_heat_tightening(held, moved, leaving, total_value, settings, now))
     return StopUpkeep(moved, crossings, micro)
 
@@ -262,7 +273,7 @@ def _heat_tightening(
     now: datetime,
 ) -> dict[str, StopLevels]:
     """Above 80% of the tier's maximum heat, tighten the lowest-confidence stops first."""
-    current: dict[str, tuple[OpenPosition, StopLevels]] = {}
+    positions: list[OpenPosition] = []
     for h in held:
         levels = updates.get(h.position.ticker, h.levels)
         if levels is None or h.position.ticker in leaving:
@@ -270,11 +281,14 @@ def _heat_tightening(
         position = h.position
         if position.stop_loss_price != levels.stop_loss_price:
             position = replace(position, stop_loss_price=levels.stop_loss_price)
-        current[position.ticker] = (position, levels)
+        positions.append(position)
     adjustments = stop_loss_manager.tighten_for_heat(
-        [p for p, _ in current.values()], total_value, settings.tier.max_portfolio_heat, settings.stops
+        positions, total_value, settings.tier.max_portfolio_heat, settings.stops
     )
+    if not adjustments:
+        return {}
+    levels_of = {h.position.ticker: updates.get(h.position.ticker, h.levels) for h in held}
     return {
-        a.ticker: replace(current[a.ticker][1], stop_loss_price=a.new_stop, last_updated=now)
+        a.ticker: replace(levels_of[a.ticker], stop_loss_price=a.new_stop, last_updated=now)
         for a in adjustments
     }
