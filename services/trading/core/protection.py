@@ -174,19 +174,7 @@ def protect(
     get no second exit. A price missing for too long closes the holding; the stops are
     maintained (`maintain_stops`) on the quotes that are fresh; a crossed level, the
     single-position breaker or a micro-trade's hold closes it."""
-    stale: set[str] = set()
-    fresh: dict[str, Decimal] = {}
-    for h in held:
-        ticker = h.position.ticker
-        quote = quotes.get(ticker)
-        if ticker in exiting:
-            continue
-        if stop_loss_manager.check_price_unavailable(
-            ticker, quote.confirmed_at(now) if quote else None, now, settings.stops
-        ):
-            stale.add(ticker)
-        elif quote is not None:
-            fresh[ticker] = quote.price
+    fresh, stale = _priced(held, quotes, settings, now, exiting)
     upkeep = maintain_stops(
         held,
         fresh,
@@ -225,8 +213,15 @@ def protect(
                     p.is_micro_trade,
                 )
             )
-    closing = {e.ticker for e in exits}
-    exits += [
+    exits += _micro_exits(upkeep.micro_closes, quotes, {e.ticker for e in exits})
+    return ProtectionPlan(upkeep.level_updates, tuple(exits), tuple(events), breakers)
+
+
+def _micro_exits(
+    closes: Sequence[MicroExitProposal], quotes: Mapping[str, Quote], closing: set[str]
+) -> list[Exit]:
+    """Micro-trades past their hold, unless another exit of this pass already closes them."""
+    return [
         Exit(
             m.ticker,
             m.quantity,
@@ -235,10 +230,34 @@ def protect(
             quotes[m.ticker].price if m.ticker in quotes else None,
             True,
         )
-        for m in upkeep.micro_closes
+        for m in closes
         if m.ticker not in closing
     ]
-    return ProtectionPlan(upkeep.level_updates, tuple(exits), tuple(events), breakers)
+
+
+def _priced(
+    held: Sequence[HeldPosition],
+    quotes: Mapping[str, Quote],
+    settings: EngineSettings,
+    now: datetime,
+    exiting: frozenset[str],
+) -> tuple[dict[str, Decimal], frozenset[str]]:
+    """Fresh prices of the holdings not already exiting, and the holdings whose price has been
+    missing too long (closed rather than held blind)."""
+    fresh: dict[str, Decimal] = {}
+    stale: set[str] = set()
+    for h in held:
+        ticker = h.position.ticker
+        if ticker in exiting:
+            continue
+        quote = quotes.get(ticker)
+        if stop_loss_manager.check_price_unavailable(
+            ticker, quote.confirmed_at(now) if quote else None, now, settings.stops
+        ):
+            stale.add(ticker)
+        elif quote is not None:
+            fresh[ticker] = quote.price
+    return fresh, frozenset(stale)
 
 
 def _price_missing_exit(p: OpenPosition, settings: EngineSettings) -> Exit:
