@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from services.trading.core.engine_settings import EngineSettings
 from services.trading.core.micro_trading import MicroTradingSettings
-from services.trading.core.models import HeldPosition, OpenPosition, StopLevels
-from services.trading.core.protection import PositionMarket, maintain_stops
+from services.trading.core.models import CircuitBreakerState, HeldPosition, OpenPosition, StopLevels
+from services.trading.core.protection import PositionMarket, maintain_stops, protect
+from services.trading.core.quote import Quote
 
 D = Decimal
 NOW = datetime(2024, 6, 3, 15, 0, tzinfo=UTC)  # 11:00 New York
@@ -157,3 +158,30 @@ def test_property_a_micro_trades_levels_are_never_re_evaluated_and_no_stop_moves
     closing = {m.ticker for m in upkeep.micro_closes}
     assert not closing & exiting
     assert all(h.position.is_micro_trade for h in held if h.position.ticker in closing)
+
+
+def test_the_protective_pass_closes_on_its_own_maintained_levels() -> None:
+    """The live pass: a crossed level and a micro-trade's hold each close once, a holding with a
+    sell on its way gets nothing, and the levels it saves are `maintain_stops`'."""
+    held = [
+        holding("HIT", quantity="100", confidence="0.5"),
+        holding("OLD", micro=True, opened=timedelta(minutes=150)),
+        holding("GONE", quantity="100"),
+        holding("OK", quantity="100", confidence="0.6"),
+    ]
+    prices = {"HIT": "95", "OLD": "100", "GONE": "90", "OK": "100"}
+    quotes = {t: Quote(t, D(p), NOW - timedelta(minutes=1), "1m") for t, p in prices.items()}
+    plan = protect(
+        held,
+        quotes,
+        {},
+        CircuitBreakerState(),
+        SETTINGS,
+        NOW,
+        high_severity_event=False,
+        total_value=D(4000),
+        exiting=frozenset({"GONE"}),
+    )
+    assert [(e.ticker, e.reason.value) for e in plan.exits] == [("HIT", "stop_loss"), ("OLD", "micro_exit")]
+    upkeep = run(held, prices, total_value="4000", exiting={"GONE"})
+    assert plan.level_updates == upkeep.level_updates and "OK" in plan.level_updates
