@@ -3,12 +3,22 @@ path, and the daily limit counts the micro entries already made today."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 import redis.asyncio as aioredis
 
+from services.shared.schemas import TradingMode
+from services.trading.core.correlation import CorrelationMatrix
+from services.trading.core.decision import DecisionContext, MarketView, decide
+from services.trading.core.engine_settings import EngineSettings
+from services.trading.core.micro_trading import MicroTradingSettings
+from services.trading.core.models import CircuitBreakerState, OpenPosition, PortfolioState, Recommendation
+from services.trading.core.trading_window import new_york_day_start
+from services.trading.live import outbox
+from services.trading.live.engine_store import EngineStore
 from tests.trading.engine_harness import RISING, at, build_stack, recommend, seed_ticker, sessions
 
 pytestmark = pytest.mark.integration
@@ -57,3 +67,39 @@ async def test_intraday_signals_trade_micro_within_the_daily_limit(
         assert rows[second]["decision"] == "skip" and "daily limit" in rows[second]["skip_reason"]
     finally:
         await built.engine.stop()
+
+
+async def test_the_daily_micro_limit_counts_micro_entries_not_micro_sells(market) -> None:
+    """An intraday sell signal is decided on the micro path (and recorded as micro) but opens
+    nothing: the daily limit counts entries, in live as in the backtest."""
+    pool, days = market
+    day = sessions(days[-1], 2)[1]
+    now = at(day, 11, 0)
+    stamped = at(day, 10, 50)
+    rec_id = await recommend(pool, "XYZ", stamped, action="sell", window="intraday")
+    rec = Recommendation(rec_id, "XYZ", "sell", 0.8, "paper_eligible", "intraday", "test", stamped)
+    held = OpenPosition(
+        "XYZ",
+        Decimal(5),
+        Decimal(100),
+        Decimal(110),
+        "Tech",
+        Decimal(95),
+        Decimal(120),
+        Decimal("0.8"),
+        True,
+        now,
+    )
+    settings = EngineSettings(enabled=True, micro=MicroTradingSettings(enabled=True))
+    context = DecisionContext(
+        PortfolioState((held,), Decimal(1000), Decimal(0)),
+        CircuitBreakerState(),
+        settings,
+        CorrelationMatrix.empty(),
+    )
+    view = MarketView(True, "Tech", Decimal(110), price_as_of=now)
+    outcome = decide(rec, view, context, now=now, decision_id=uuid.uuid4())
+    assert outcome.acted and outcome.decision.is_micro_trade
+    async with pool.acquire() as connection:
+        await outbox.record_decision(connection, outcome, TradingMode.PAPER)
+    assert await EngineStore(pool).micro_entries_since(new_york_day_start(now)) == 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 
 from services.trading.backtest import signals
 from services.trading.backtest.config import BacktestConfig, BacktestConfigError
@@ -40,6 +41,9 @@ class BacktestData:
     sectors: Mapping[str, str] = field(default_factory=dict)
     earnings: Mapping[str, Sequence[date]] = field(default_factory=dict)
     high_severity_events: Sequence[tuple[datetime, datetime | None]] = ()
+    # ATR(14) of intraday bars per ticker: a micro-trade's stop needs it, and daily bars cannot
+    # give it. Without it, as live without intraday bars, a micro-trade signal is skipped.
+    intraday_atr: Mapping[str, Decimal] = field(default_factory=dict)
 
 
 class Backtester:
@@ -62,6 +66,7 @@ class Backtester:
             self.data.sectors,
             self.data.earnings,
             self.data.high_severity_events,
+            self.data.intraday_atr,
         )
         simulation = Simulation(
             config, context, signals.schedule(recs, market, first, last), first, last, progress

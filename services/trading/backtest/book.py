@@ -65,6 +65,7 @@ class Holding:
     decisions: set[UUID] = field(default_factory=set)
     entry_fees: Decimal = ZERO
     price: Decimal = ZERO  # latest known price
+    is_micro: bool = False  # a micro-trade: its own stops, timed close and daily limit
 
     def position(self, price: Decimal | None = None) -> OpenPosition:
         return OpenPosition(
@@ -76,7 +77,7 @@ class Holding:
             self.levels.stop_loss_price,
             self.levels.take_profit_price,
             self.confidence,
-            False,
+            self.is_micro,
             self.opened_at,
         )
 
@@ -144,6 +145,11 @@ class Book:
     def repriced(self) -> None:
         """Call after changing holdings' prices (the arrays hold no prices)."""
         self._portfolio = None
+
+    def mark_micro(self, ticker: str) -> None:
+        """The holding is a micro-trade (its buy was decided as one)."""
+        self.holdings[ticker].is_micro = True
+        self.changed()
 
     def set_levels(self, holding: Holding, levels: StopLevels) -> None:
         holding.levels = levels
@@ -231,7 +237,7 @@ class Book:
             held.opened_at,
             at,
             held.recommendation_id,
-            False,
+            held.is_micro,
             fees=fee + entry_fees,
         )
         self.cash += quantity * price - fee

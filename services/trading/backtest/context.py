@@ -7,7 +7,8 @@ the backtest's counterpart of the engine's market view store (`market_view_store
 - correlations: the core's `correlation_from_prices` over the last 90 completed sessions, for
   only the candidate and the tickers held (the sizer asks for nothing else), then the core's
   `CorrelationMatrix.get_portfolio_correlation`;
-- earnings proximity and high-severity macro events from the data the run was given.
+- earnings proximity, high-severity macro events and intraday ATR (for micro-trades) from the
+  data the run was given.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class MarketContext:
     sectors: Mapping[str, str] = field(default_factory=dict)
     earnings: Mapping[str, Sequence[date]] = field(default_factory=dict)  # sorted dates per ticker
     high_severity_events: Sequence[tuple[datetime, datetime | None]] = ()
+    intraday_atr: Mapping[str, Decimal] = field(default_factory=dict)  # per ticker, for micro-trades
 
     def known(self, ticker: str) -> bool:
         return ticker in self.market.index or ticker in self.known_tickers
@@ -60,6 +62,7 @@ class MarketContext:
             self.market,
             row,
             day - 1,
+            self.intraday_atr.get(rec.ticker),
             price_as_of=None if price is None else self.market.session_open[day],
         )
 
@@ -95,7 +98,7 @@ class _View:
     market: MarketData
     row: int | None
     atr_through: int  # the last session completed before the decision's
-    intraday_atr: None = None  # daily bars only
+    intraday_atr: Decimal | None = None  # given with the run: daily bars cannot give it
     price_as_of: datetime | None = None
     price_interval: str = DAILY
 

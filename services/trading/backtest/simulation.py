@@ -14,10 +14,12 @@ Each session, in this order:
 3. Over the rest of the bar: stops, take-profits and the single-position breaker are checked
    against the low and high (stop first when both are touched); stop-outs feed the
    volatility breaker.
-4. At the close: holdings are priced at the close; trailing stops look at the bar's high,
-   stops are re-evaluated when ATR or the multiplier moved, heat tightening runs (all effective
-   from the next bar); the end-of-day value joins the equity curve; the daily-loss breaker,
-   the emergency reserve release and the risk tier are evaluated.
+4. At the close: holdings are priced at the close; the core's stop maintenance
+   (`protection.maintain_stops`, as the live protective pass) trails on the bar's high,
+   re-evaluates standard stops when ATR or the multiplier moved and tightens for heat (all
+   effective from the next bar), and micro-trades past their hold are sold at the close; the
+   end-of-day value joins the equity curve; the daily-loss breaker is checked, and the core's
+   session close (`close_of_session`, as live) applies the emergency release, then the tier.
 
 A missing bar is skipped for its ticker (the holding keeps its last price) and reported as a
 gap. Nothing here is random and nothing reads the clock: the same inputs give the same result.
@@ -30,12 +32,12 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 import numpy as np
 
-from services.shared.schemas import OrderSide, RiskTierName
+from services.shared.schemas import OrderSide, RecommendationAction, RiskTierName
 from services.trading.backtest.book import Book, Holding, StopPlan
 from services.trading.backtest.config import BacktestConfig
 from services.trading.backtest.context import MarketContext
@@ -45,20 +47,20 @@ from services.trading.backtest.results import BacktestEvent, DecisionRecord
 from services.trading.backtest.signals import ScheduledRecommendation
 from services.trading.core import (
     circuit_breaker,
+    close_of_session,
     entry_guards,
     performance_tracker,
     rebalancer,
-    reserve_pool,
-    risk_tier_controller,
     stop_loss_manager,
 )
-from services.trading.core.decision import DecisionContext, decide
-from services.trading.core.models import CircuitBreakerState, ClosedTrade
+from services.trading.core.close_of_session import WIN_RATE_WINDOW, CloseFigures
+from services.trading.core.decision import DecisionContext, decide, takes_micro_path
+from services.trading.core.models import CircuitBreakerState, ClosedTrade, HeldPosition
+from services.trading.core.protection import PositionMarket, maintain_stops
 from services.trading.core.trading_window import WINDOW_BUFFER, is_within_trading_window
 
 DECISION_ID_BASE = 0xB4C7 << 112  # decision ids of a backtest: this prefix + a sequence number
 STOP_OUTS = ("stop_loss", "trailing_stop")
-WIN_RATE_WINDOW = timedelta(days=30)  # the risk tier reads the trailing-30-day win rate (SPEC 5)
 ATR_TRIGGER_MARGIN = 0.9  # re-read the core ATR when the float estimate moved 90% of the threshold
 Progress = Callable[[float], None]
 
@@ -73,6 +75,7 @@ class PendingOrder:
     tranche_index: int
     tranche_count: int
     plan: StopPlan | None
+    is_micro: bool = False
 
 
 class Simulation:
@@ -100,6 +103,7 @@ class Simulation:
         self.recent: deque[ClosedTrade] = deque()
         self.peak = self.day_start_value = config.initial_capital
         self.opened_today: set[str] = set()
+        self.micro_today = 0  # micro-trade entries decided this session: the daily limit counts them
         self.day: int | None = None  # the session being simulated (where a failure happened)
         self.week_starts = {
             d
@@ -127,6 +131,7 @@ class Simulation:
     def _open(self, day: int) -> None:
         opened = self.market.session_open[day]
         self.opened_today = set()
+        self.micro_today = 0
         self.breakers, resolved = circuit_breaker.resolve_expired(self.breakers, opened)
         for r in resolved:
             self.events.append(BacktestEvent(opened, "breaker_resolved", r.reason, r.ticker))
@@ -200,7 +205,11 @@ class Simulation:
     def _decide(self, item: ScheduledRecommendation, day: int) -> None:
         rec = item.rec
         ctx = DecisionContext(
-            self.book.portfolio(), self.breakers, self.settings, self.context.correlations(day)
+            self.book.portfolio(),
+            self.breakers,
+            self.settings,
+            self.context.correlations(day),
+            self.micro_today,
         )
         decision_id = uuid.UUID(
             int=DECISION_ID_BASE + len(self.decisions)
@@ -227,6 +236,9 @@ class Simulation:
         )
         if not outcome.acted:
             return
+        # A micro-trade entry: what the daily limit counts (a micro-path sell opens nothing).
+        is_micro = takes_micro_path(rec, self.settings) and str(rec.action) != RecommendationAction.SELL.value
+        self.micro_today += is_micro
         stops = outcome.stops
         plan = (
             None
@@ -250,6 +262,7 @@ class Simulation:
                 intent.tranche_index,
                 intent.tranche_count,
                 plan,
+                is_micro,
             )
             due = item.fill_session + offset
             if due == day:
@@ -306,6 +319,8 @@ class Simulation:
         )
         if refused:
             return self._cancel(order, at, refused)
+        if order.is_micro:
+            self.book.mark_micro(order.ticker)
         self.opened_today.add(order.ticker)
 
     def _cancel(self, order: PendingOrder, at: datetime, reason: str) -> None:
@@ -370,24 +385,20 @@ class Simulation:
         self.equity.append((self.market.sessions[day], value))
         self.peak = max(self.peak, value)
         self._daily_loss(value, closed)
-        drawdown = performance_tracker.current_drawdown([self.peak, value])
-        release = reserve_pool.emergency_release(self.book.reserve, drawdown, closed, self.settings.reserve)
+        while self.recent and closed - self.recent[0].exit_at > WIN_RATE_WINDOW:
+            self.recent.popleft()
+        figures = CloseFigures(
+            value, performance_tracker.current_drawdown([self.peak, value]), self.book.reserve
+        )
+        outcome = close_of_session.close_session(
+            figures, self.recent, self.settings.risk_tier, closed, self.settings
+        )
+        release = outcome.release
         if release.entry is not None:
             self.book.release_reserve(release.state, release.entry)
             self.events.append(BacktestEvent(closed, "emergency_release", release.reason))
-        if release.new_risk_tier is not None:
-            self._set_tier(release.new_risk_tier, release.reason, closed)
-        while self.recent and closed - self.recent[0].exit_at > WIN_RATE_WINDOW:
-            self.recent.popleft()
-        change = risk_tier_controller.evaluate_risk_tier(
-            self.settings.risk_tier,
-            win_rate=performance_tracker.win_rate(self.recent) if self.recent else None,
-            drawdown=drawdown,
-            reserve_pct=float(self.book.reserve.balance / value) if value > 0 else 0.0,
-            now=closed,
-        )
-        if change is not None:
-            self._set_tier(change.new_tier, change.reason, closed)
+        if outcome.tier_change is not None:
+            self._set_tier(outcome.tier_change.new_tier, outcome.tier_change.reason, closed)
 
     def _set_tier(self, tier: RiskTierName, reason: str, at: datetime) -> None:
         if tier is not self.settings.risk_tier:
@@ -397,49 +408,75 @@ class Simulation:
             self.settings = replace(self.settings, risk_tier=tier)
 
     def _maintain_stops(self, day: int, at: datetime) -> None:
+        """The core's stop maintenance at the close, effective from the next bar: trailing on
+        the bar's high; micro-trades past their hold close at the close."""
         held, rows, *_ = self.book.arrays()
         if not held:
             return
+        highs, markets = self._stop_facts(held, rows, day, at)
+        portfolio = self.book.portfolio()
+        positions = [HeldPosition(p, h.levels) for p, h in zip(portfolio.positions, held)]
+        upkeep = maintain_stops(
+            positions,
+            highs,
+            markets,
+            self.settings,
+            at,
+            high_severity_event=self.context.high_severity_event(at),
+            total_value=portfolio.total_value,
+            exiting=self._selling(),
+        )
+        for ticker, levels in upkeep.level_updates.items():
+            self.book.set_levels(self.book.holdings[ticker], levels)
+        for proposal in upkeep.micro_closes:
+            holding = self.book.holdings[proposal.ticker]
+            price = self.market.price(self.market.close, holding.row, day)
+            if price is not None:  # no bar today: closed at the next close it has
+                self._sell(holding, holding.quantity, price, at, day, proposal.order_reason.value)
+
+    def _stop_facts(
+        self, held: list[Holding], rows: np.ndarray, day: int, at: datetime
+    ) -> tuple[dict[str, Decimal], dict[str, PositionMarket]]:
+        """The bar's high per holding with a bar, and its ATR facts. The exact ATR (costly) is
+        read only when the float estimate moved near the threshold or the multiplier changed:
+        otherwise re-evaluation could not be due; a micro-trade's is never read (its stop is
+        not re-evaluated)."""
         market, stops = self.market, self.settings.stops
-        estimates = market.atr_estimates(rows, day)
+        estimates = market.atr_estimates(rows, day).tolist()
         trigger = float(stops.atr_change_threshold) * ATR_TRIGGER_MARGIN
         base = self.settings.tier.stop_loss_atr_multiplier
-        for holding, estimate in zip(held, estimates.tolist()):
-            if math.isnan(market.high[holding.row, day]):
+        high_severity = self.context.high_severity_event(at)
+        earnings = self.context.earnings  # none given: no holding has earnings soon
+        highs: dict[str, Decimal] = {}
+        markets: dict[str, PositionMarket] = {}
+        for holding, estimate in zip(held, estimates):
+            high = market.high[holding.row, day]
+            if math.isnan(high):
                 continue
-            levels = holding.levels
-            trailed = stop_loss_manager.apply_trailing_stop(
-                levels, holding.entry_price, to_decimal(market.high[holding.row, day]), at, stops
-            )
-            levels = trailed or levels
+            highs[holding.ticker] = to_decimal(high)
+            if holding.is_micro:
+                continue
+            earnings_soon = bool(earnings) and self.context.earnings_soon(holding.ticker, at, self.settings)
             multiplier = stop_loss_manager.effective_atr_multiplier(
-                base,
-                earnings_soon=self.context.earnings_soon(holding.ticker, at, self.settings),
-                high_severity_event=self.context.high_severity_event(at),
-                settings=stops,
+                base, earnings_soon=earnings_soon, high_severity_event=high_severity, settings=stops
             )
-            stored = float(levels.atr_value)
-            if (
-                multiplier != levels.atr_multiplier
+            stored = float(holding.levels.atr_value)
+            due = (
+                multiplier != holding.levels.atr_multiplier
                 or math.isnan(estimate)
                 or abs(estimate - stored) > trigger * stored
-            ):
-                atr = market.atr(holding.row, day)
-                moved = (
-                    None
-                    if atr is None
-                    else stop_loss_manager.re_evaluate_levels(
-                        levels, holding.entry_price, atr, at, atr_multiplier=multiplier, settings=stops
-                    )
-                )
-                levels = moved or levels
-            if levels is not holding.levels:
-                self.book.set_levels(holding, levels)
-        portfolio = self.book.portfolio()
-        for adjustment in stop_loss_manager.tighten_for_heat(
-            portfolio.positions, portfolio.total_value, self.settings.tier.max_portfolio_heat, stops
-        ):
-            holding = self.book.holdings[adjustment.ticker]
-            self.book.set_levels(
-                holding, replace(holding.levels, stop_loss_price=adjustment.new_stop, last_updated=at)
             )
+            if due or earnings_soon:
+                markets[holding.ticker] = PositionMarket(
+                    market.atr(holding.row, day) if due else None, earnings_soon
+                )
+        return highs, markets
+
+    def _selling(self) -> frozenset[str]:
+        """Tickers with a sell order on its way (due at a later open)."""
+        return frozenset(
+            o.ticker
+            for orders in self.pending.values()
+            for o in orders
+            if o.side is OrderSide.SELL and o.decision_id not in self.cancelled
+        )

@@ -399,10 +399,11 @@ class EngineStore:
         )
 
     async def micro_entries_since(self, since: datetime) -> int:
-        """Micro-trade entries decided at or after `since`: what the daily limit counts."""
+        """Micro-trade entries decided at or after `since`: what the daily limit counts (an
+        intraday sell signal is decided on the micro path too, but opens nothing)."""
         return await self.pool.fetchval(
             """SELECT count(*) FROM trading_decisions WHERE is_micro_trade AND decision = 'act'
-               AND recommendation_id IS NOT NULL AND created_at >= $1""",
+               AND side = 'buy' AND recommendation_id IS NOT NULL AND created_at >= $1""",
             since,
         )
 

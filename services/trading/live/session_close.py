@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 
 import asyncpg
 import structlog
 
 from services.shared.schemas import RiskTierName
-from services.trading.core import correlation, performance_tracker, reserve_pool, risk_tier_controller
+from services.trading.core import close_of_session, correlation, performance_tracker, reserve_pool
+from services.trading.core.close_of_session import CloseFigures
 from services.trading.core.engine_settings import EngineSettings
 from services.trading.core.models import ClosedTrade, PortfolioState
 from services.trading.core.performance_tracker import PerformanceReport
@@ -26,7 +27,6 @@ from services.trading.live.fill_handler import insert_ledger_entry, reserve_stat
 
 log = structlog.get_logger(__name__)
 Executor = asyncpg.Pool | asyncpg.Connection
-TRAILING_WINDOW = timedelta(days=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +121,13 @@ async def close_session(
             start_of_day_value=start_of_day_value,
             computed_at=now,
         )
-        emergency = await _emergency_release(connection, report, settings, now)
-        change = _tier_change(settings, report, emergency, trades, now)
+        metrics = report.metrics
+        figures = CloseFigures(
+            metrics.total_portfolio_value, metrics.current_drawdown, await reserve_state(connection)
+        )
+        outcome = close_of_session.close_session(figures, trades, settings.risk_tier, now, settings)
+        emergency, change = outcome.release, outcome.tier_change
+        await _record_emergency(connection, emergency)
         if change is not None:
             await _record_tier_change(store, change, connection)
         high_water = reserve_pool.reserve_high_water(
@@ -149,32 +154,6 @@ async def close_session(
     )
 
 
-def _tier_change(
-    settings: EngineSettings,
-    report: PerformanceReport,
-    emergency: reserve_pool.ReserveUpdate,
-    trades: list[ClosedTrade],
-    now: datetime,
-) -> RiskTierChange | None:
-    """The emergency rule's conservative tier wins; otherwise the usual evaluation."""
-    if emergency.new_risk_tier is None:
-        recent = [t for t in trades if t.exit_at >= now - TRAILING_WINDOW and not t.is_micro_trade]
-        trailing = performance_tracker.win_rate(recent) if recent else None
-        return risk_tier_controller.evaluate_from_metrics(
-            settings.risk_tier, report.metrics, trailing_win_rate=trailing, now=now
-        )
-    if settings.risk_tier is not emergency.new_risk_tier:
-        return RiskTierChange(
-            settings.risk_tier,
-            emergency.new_risk_tier,
-            "emergency_liquidation",
-            emergency.reason,
-            now,
-            {"drawdown": report.metrics.current_drawdown},
-        )
-    return None
-
-
 async def _previous_snapshot(connection: asyncpg.Connection, session: date) -> asyncpg.Record | None:
     return await connection.fetchrow(
         """SELECT current_drawdown_pct, metrics FROM portfolio_snapshots WHERE snapshot_date < $1
@@ -191,18 +170,12 @@ def _high_water(snapshot: asyncpg.Record | None) -> bool:
     return snapshot is not None and bool((snapshot["metrics"] or {}).get("reserve_high_water"))
 
 
-async def _emergency_release(
-    connection: asyncpg.Connection, report: PerformanceReport, settings: EngineSettings, now: datetime
-) -> reserve_pool.ReserveUpdate:
-    """The emergency drawdown rule; its update says whether it fired (`new_risk_tier`)."""
-    update = reserve_pool.emergency_release(
-        await reserve_state(connection), Decimal(str(report.metrics.current_drawdown)), now, settings.reserve
-    )
+async def _record_emergency(connection: asyncpg.Connection, update: reserve_pool.ReserveUpdate) -> None:
+    """The emergency rule's ledger entry, when it released the reserve."""
     if update.entry is not None:
         await insert_ledger_entry(connection, update.entry)
     if update.new_risk_tier is not None:
         log.warning("emergency drawdown rule fired", reason=update.reason)
-    return update
 
 
 async def _record_tier_change(
