@@ -45,12 +45,12 @@ from services.trading.backtest.results import BacktestEvent, DecisionRecord
 from services.trading.backtest.signals import ScheduledRecommendation
 from services.trading.core import (
     circuit_breaker,
-    entry_guards,
     performance_tracker,
     rebalancer,
     reserve_pool,
     risk_tier_controller,
     stop_loss_manager,
+    tranche_check,
 )
 from services.trading.core.decision import DecisionContext, decide
 from services.trading.core.models import CircuitBreakerState, ClosedTrade
@@ -279,16 +279,9 @@ class Simulation:
                     at,
                     f"position closed before tranche {order.tranche_index} of {order.tranche_count} was due",
                 )
-            blocked = entry_guards.new_entry_block_reason(
-                order.ticker,
-                self.book.portfolio().positions,
-                self.breakers,
-                at + WINDOW_BUFFER,
-                max_open_positions=self.settings.max_open_positions,
-                checks=[],
-            )
-            if blocked:
-                return self._cancel(order, at, blocked)
+            refused = self._tranche_refusal(order, day)
+            if refused is not None:
+                return self._cancel(order, at, refused)
         if price is None:
             return self._cancel(order, at, f"no {order.ticker} bar on {trade_day}: the order cannot fill")
         assert order.plan is not None
@@ -307,6 +300,34 @@ class Simulation:
         if refused:
             return self._cancel(order, at, refused)
         self.opened_today.add(order.ticker)
+
+    def _tranche_refusal(self, order: PendingOrder, day: int) -> str | None:
+        """The core's re-check of a later tranche, at this session's open, checked as at the
+        window's opening (a daily bar holds one price for the session). Its session is the bar
+        it falls due on: daily bars space tranches a session apart where live spaces them 30
+        minutes apart in the decision's own session."""
+        assert order.plan is not None
+        now = self.market.session_open[day] + WINDOW_BUFFER
+        tranche = tranche_check.DueTranche(
+            order.ticker,
+            order.quantity,
+            order.tranche_index,
+            order.tranche_count,
+            self.market.sessions[day],
+            order.plan.atr * order.plan.atr_multiplier,
+            order.plan.confidence,
+        )
+        refused = tranche_check.tranche_refusal(
+            tranche,
+            self.book.portfolio(),
+            self.breakers,
+            self.settings,
+            self.context.ticker_view(order.ticker, day, now),
+            self.context.correlations(day),
+            now,
+        )
+        # A backtest has no later moment in the session to wait for: not now is never.
+        return None if refused is None else refused.reason or "the trading window was not open"
 
     def _cancel(self, order: PendingOrder, at: datetime, reason: str) -> None:
         self.cancelled[order.decision_id] = reason

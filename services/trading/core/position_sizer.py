@@ -208,6 +208,39 @@ class PositionSizer:
             adjustments=tuple(trace),
         )
 
+    def addition_refusal(
+        self, request: SizingRequest, quantity: Decimal, portfolio: PortfolioState, tier: RiskTierConfig
+    ) -> str | None:
+        """Why buying exactly `quantity` more of `request.ticker` at `request.current_price`
+        breaks a sizing limit, or None (issue 13: a later tranche, re-checked at its price).
+        The same steps as `compute`: the Active Pool minimum, the inputs and minimum confidence,
+        the earnings and correlation rejections, the position limit, the sector cap, the cash
+        beyond the Reserve Pool and portfolio heat with `request.stop_distance`. An order of
+        fixed size is not cut: one that does not fit is refused whole."""
+        trace: list[SizingAdjustment] = []
+        book = _Book.of(portfolio)
+        try:
+            gate = active_pool_gate(OrderSide.BUY, book.active_pool, self._settings)
+            if gate:
+                raise _Rejected(gate)
+            _check_inputs(request, book)
+            below = below_min_confidence(request.confidence, tier)
+            if below:
+                raise _Rejected(below)
+            self._multiplier(request, book, trace)  # only its rejections matter to a fixed size
+            dollars = _exact(quantity) * _exact(request.current_price)
+            for limit in (self._position_limit, self._sector_cap):
+                if limit(request, dollars, book, tier, trace) < dollars:
+                    raise _Rejected(
+                        f"${_dec(dollars, 2)} of {request.ticker} does not fit: {trace[-1].reason}"
+                    )
+            if self._cash_limit(dollars, book, trace) < dollars:
+                raise _Rejected(f"${_dec(dollars, 2)} of {request.ticker} does not fit: {trace[-1].reason}")
+            self._heat_check(request, quantity, book, tier)
+        except _Rejected as rejection:
+            return str(rejection)
+        return None
+
     # -- the multiplier: earnings, correlation, diversification -------------------------
 
     def _multiplier(self, request: SizingRequest, book: _Book, trace: list[SizingAdjustment]) -> Fraction:
