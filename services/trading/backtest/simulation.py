@@ -279,9 +279,14 @@ class Simulation:
                     at,
                     f"position closed before tranche {order.tranche_index} of {order.tranche_count} was due",
                 )
-            refused = self._tranche_refusal(order, day)
-            if refused is not None:
-                return self._cancel(order, at, refused)
+            verdict = self._tranche_check(order, day)
+            if isinstance(verdict, tranche_check.Cut):
+                detail = f"tranche {order.tranche_index} of {order.tranche_count}: {verdict.reason}"
+                self.events.append(BacktestEvent(at, "tranche_cut", detail, order.ticker))
+                order = replace(order, quantity=verdict.quantity)
+            elif verdict is not None:
+                # A backtest has no later moment in the session to wait for: not now is never.
+                return self._cancel(order, at, verdict.reason or "the trading window was not open")
         if price is None:
             return self._cancel(order, at, f"no {order.ticker} bar on {trade_day}: the order cannot fill")
         assert order.plan is not None
@@ -301,7 +306,9 @@ class Simulation:
             return self._cancel(order, at, refused)
         self.opened_today.add(order.ticker)
 
-    def _tranche_refusal(self, order: PendingOrder, day: int) -> str | None:
+    def _tranche_check(
+        self, order: PendingOrder, day: int
+    ) -> tranche_check.Refusal | tranche_check.Cut | None:
         """The core's re-check of a later tranche, at this session's open, checked as at the
         window's opening (a daily bar holds one price for the session). Its session is the bar
         it falls due on: daily bars space tranches a session apart where live spaces them 30
@@ -317,7 +324,7 @@ class Simulation:
             order.plan.atr * order.plan.atr_multiplier,
             order.plan.confidence,
         )
-        refused = tranche_check.tranche_refusal(
+        return tranche_check.check_tranche(
             tranche,
             self.book.portfolio(),
             self.breakers,
@@ -326,8 +333,6 @@ class Simulation:
             self.context.correlations(day),
             now,
         )
-        # A backtest has no later moment in the session to wait for: not now is never.
-        return None if refused is None else refused.reason or "the trading window was not open"
 
     def _cancel(self, order: PendingOrder, at: datetime, reason: str) -> None:
         self.cancelled[order.decision_id] = reason

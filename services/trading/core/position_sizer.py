@@ -208,15 +208,15 @@ class PositionSizer:
             adjustments=tuple(trace),
         )
 
-    def addition_refusal(
+    def fit_addition(
         self, request: SizingRequest, quantity: Decimal, portfolio: PortfolioState, tier: RiskTierConfig
-    ) -> str | None:
-        """Why buying exactly `quantity` more of `request.ticker` at `request.current_price`
-        breaks a sizing limit, or None (issue 13: a later tranche, re-checked at its price).
-        The same steps as `compute`: the Active Pool minimum, the inputs and minimum confidence,
-        the earnings and correlation rejections, the position limit, the sector cap, the cash
-        beyond the Reserve Pool and portfolio heat with `request.stop_distance`. An order of
-        fixed size is not cut: one that does not fit is refused whole."""
+    ) -> PositionSizeResult:
+        """How much of an order of `quantity` already decided (a later tranche, issue 13) may be
+        bought at `request.current_price` now: the steps of `compute` on a fixed size. It is cut
+        as `compute` cuts a new entry, to the position limit, the sector cap and the cash beyond
+        the Reserve Pool (in share steps); it is rejected where `compute` rejects: the Active
+        Pool minimum, the inputs and minimum confidence, earnings or correlation, nothing left
+        after the cuts, or portfolio heat with `request.stop_distance`. Never above `quantity`."""
         trace: list[SizingAdjustment] = []
         book = _Book.of(portfolio)
         try:
@@ -227,19 +227,20 @@ class PositionSizer:
             below = below_min_confidence(request.confidence, tier)
             if below:
                 raise _Rejected(below)
-            self._multiplier(request, book, trace)  # only its rejections matter to a fixed size
+            # Its factors size a new entry, not a decided one: only its rejections apply here.
+            self._multiplier(request, book, [])
             dollars = _exact(quantity) * _exact(request.current_price)
-            for limit in (self._position_limit, self._sector_cap):
-                if limit(request, dollars, book, tier, trace) < dollars:
-                    raise _Rejected(
-                        f"${_dec(dollars, 2)} of {request.ticker} does not fit: {trace[-1].reason}"
-                    )
-            if self._cash_limit(dollars, book, trace) < dollars:
-                raise _Rejected(f"${_dec(dollars, 2)} of {request.ticker} does not fit: {trace[-1].reason}")
-            self._heat_check(request, quantity, book, tier)
+            dollars = self._position_limit(request, dollars, book, tier, trace)
+            dollars = self._sector_cap(request, dollars, book, tier, trace)
+            dollars = self._cash_limit(dollars, book, trace)
+            shares = self._shares(request, dollars, []) if trace else quantity
+            self._heat_check(request, shares, book, tier)
         except _Rejected as rejection:
-            return str(rejection)
-        return None
+            return PositionSizeResult(
+                ZERO, ZERO, ZERO, tuple(trace), rejected=True, rejection_reason=str(rejection)
+            )
+        spent = shares * request.current_price
+        return PositionSizeResult(spent, shares, _dec(_exact(spent) / _exact(book.active_pool)), tuple(trace))
 
     # -- the multiplier: earnings, correlation, diversification -------------------------
 

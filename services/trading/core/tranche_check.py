@@ -7,10 +7,11 @@ tranche 2 and 3 go only if a buy of their size, at the price now, would still pa
 decision meets (`decision._buy`): the trading window of their own session (time in force: day),
 the engine on and not paused, no circuit breaker or ticker cooldown, the Active Pool minimum and
 the tier's minimum confidence, the entry guards (declining positions, open-position limit, no
-standard entry on a micro-trade), a current price, and the sizer's limits for adding exactly
-this quantity: earnings and correlation rejections, position limit, sector cap, cash beyond the
-Reserve Pool, and portfolio heat with the tranche's own stop distance. Both drivers call this:
-the live engine as it delivers the outbox, the backtester as a tranche falls due.
+standard entry on a micro-trade), a current price, and the sizer's rules for adding this
+quantity (`PositionSizer.fit_addition`): refused on earnings, correlation or portfolio heat with
+the tranche's own stop distance; cut, as a new entry would be, to the position limit, the sector
+cap and the cash beyond the Reserve Pool. Both drivers call this: the live engine as it
+delivers the outbox, the backtester as a tranche falls due.
 """
 
 from __future__ import annotations
@@ -35,6 +36,14 @@ class Refusal:
 
 
 WAIT = Refusal(None)
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """Send the tranche with fewer shares: `quantity` is what fits the sizer's caps now."""
+
+    quantity: Decimal
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +83,7 @@ def send_refusal(
     return None
 
 
-def tranche_refusal(
+def check_tranche(
     tranche: DueTranche,
     portfolio: PortfolioState,
     breakers: CircuitBreakerState,
@@ -82,16 +91,17 @@ def tranche_refusal(
     market: MarketFacts,
     correlations: CorrelationSource,
     now: datetime,
-) -> Refusal | None:
+) -> Refusal | Cut | None:
     """Whether `tranche` may be bought now, into `portfolio` (the book without this entry's
-    unsent tranches), at `market.price`: None to send, `WAIT`, or the refusal with its reason."""
+    unsent tranches), at `market.price`: None to send it as decided, a `Cut` to send fewer
+    shares (the position limit, sector cap or cash would be passed), `WAIT`, or the refusal."""
     refused = send_refusal(tranche.ticker, tranche.session, settings, breakers, now)
     if refused is not None:
         return refused
-    reason = _entry_refusal(tranche, portfolio, breakers, settings, market, now) or _sizing_refusal(
-        tranche, portfolio, settings, market, correlations
-    )
-    return None if reason is None else Refusal(reason)
+    reason = _entry_refusal(tranche, portfolio, breakers, settings, market, now)
+    if reason is not None:
+        return Refusal(reason)
+    return _sized(tranche, portfolio, settings, market, correlations)
 
 
 def _entry_refusal(
@@ -120,13 +130,13 @@ def _entry_refusal(
     )
 
 
-def _sizing_refusal(
+def _sized(
     tranche: DueTranche,
     portfolio: PortfolioState,
     settings: EngineSettings,
     market: MarketFacts,
     correlations: CorrelationSource,
-) -> str | None:
+) -> Refusal | Cut | None:
     request = SizingRequest(
         tranche.ticker,
         market.sector,
@@ -136,4 +146,9 @@ def _sizing_refusal(
         market.sessions_until_earnings,
     )
     sizer = PositionSizer(correlations, settings.sizing)
-    return sizer.addition_refusal(request, tranche.quantity, portfolio, settings.tier)
+    fit = sizer.fit_addition(request, tranche.quantity, portfolio, settings.tier)
+    if fit.rejected:
+        return Refusal(fit.rejection_reason or "the sizer refused the tranche")
+    if fit.share_quantity < tranche.quantity:
+        return Cut(fit.share_quantity, "; ".join(a.reason for a in fit.adjustments))
+    return None

@@ -49,7 +49,7 @@ from services.trading.core.decision import (
 )
 from services.trading.core.engine_settings import EngineSettings
 from services.trading.core.models import PortfolioState, Recommendation
-from services.trading.core.tranche_check import Refusal
+from services.trading.core.tranche_check import Cut, Refusal
 from services.trading.live import outbox, telemetry
 from services.trading.live.account_duties import AccountDuties
 from services.trading.live.engine_store import EngineStore, Held
@@ -471,14 +471,14 @@ class TradingEngine:
         breakers = await self.store.breaker_state()
         tranches = _TrancheFacts(self, now)
 
-        async def may_send(row) -> Refusal | None:
+        async def may_send(row) -> Refusal | Cut | None:
             if row["side"] == "sell":  # exits reduce risk: sent whenever the market is open
                 return None if trading_window.is_market_open(now) else tranche_check.WAIT
             session = row["decided_at"].astimezone(trading_window.NEW_YORK).date()
             if row["tranche_index"] <= 1:  # a first order goes out as decided, or not at all
                 return tranche_check.send_refusal(row["ticker"], session, settings, breakers, now)
             portfolio, market = await tranches.facts(row)
-            return tranche_check.tranche_refusal(
+            return tranche_check.check_tranche(
                 _due_tranche(row, session), portfolio, breakers, settings, market, self.correlations, now
             )
 
