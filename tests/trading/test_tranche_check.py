@@ -14,6 +14,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.shared.schemas import RiskTierName
 from services.trading.core.decision import MarketView
 from services.trading.core.engine_settings import EngineSettings
 from services.trading.core.models import CircuitBreakerState, OpenPosition, PortfolioState
@@ -114,7 +115,7 @@ def test_a_tranche_is_refused_when_most_positions_decline() -> None:
 
 
 def test_a_tranche_is_refused_below_the_tiers_minimum_confidence() -> None:
-    conservative = replace(ON, risk_tier="conservative")  # minimum 0.75
+    conservative = replace(ON, risk_tier=RiskTierName.CONSERVATIVE)  # minimum 0.75
     refused = _check(tranche=replace(TRANCHE, confidence=D("0.7")), settings_=conservative)
     assert isinstance(refused, Refusal) and "minimum" in refused.reason
 
@@ -143,20 +144,8 @@ positions = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    others=positions,
-    cash=st.integers(0, 20_000),
-    quantity=st.integers(1, 100),
-    distance=st.integers(0, 40),
-    price=st.integers(10, 100),
-)
-def test_no_tranche_is_sent_that_would_take_heat_over_the_tiers_cap(
-    others, cash, quantity, distance, price
-) -> None:
-    """Whatever goes out (the tranche, or its cut) keeps the book's heat, counted as
-    sum(shares x (entry - stop)) over total value with the tranche's own stop distance, at or
-    below the tier's cap."""
+def _sent(others, cash, quantity, distance, price):
+    """The book, the tranche, and how many of its shares `check_tranche` lets go."""
     book = [
         _position(f"P{i}", q, entry, D(entry) * stop / 100, D(entry) * at / 100, sector=f"S{i}")
         for i, (q, entry, stop, at) in enumerate(others)
@@ -172,9 +161,47 @@ def test_no_tranche_is_sent_that_would_take_heat_over_the_tiers_cap(
         Correlation(),
         NOW,
     )
-    sent = {type(None): tranche.quantity, Cut: getattr(verdict, "quantity", None)}.get(type(verdict), D(0))
+    if verdict is None:
+        return held, book, tranche, tranche.quantity
+    if isinstance(verdict, Cut):
+        assert 0 < verdict.quantity < tranche.quantity
+        return held, book, tranche, verdict.quantity
+    return held, book, tranche, D(0)
+
+
+tranches = {
+    "others": positions,
+    "cash": st.integers(0, 20_000),
+    "quantity": st.integers(1, 100),
+    "distance": st.integers(0, 40),
+    "price": st.integers(10, 100),
+}
+
+
+@settings(max_examples=200, deadline=None)
+@given(**tranches)
+def test_no_tranche_is_sent_that_would_take_heat_over_the_tiers_cap(
+    others, cash, quantity, distance, price
+) -> None:
+    """Whatever goes out (the tranche, or its cut) keeps the book's heat, counted as
+    sum(shares x (entry - stop)) over total value with the tranche's own stop distance, at or
+    below the tier's cap."""
+    held, book, tranche, sent = _sent(others, cash, quantity, distance, price)
     total = D(cash) + sum(p.quantity * p.current_price for p in (held, *book))
     risk = sum(p.quantity * max(p.entry_price - p.stop_loss_price, D(0)) for p in (held, *book))
     assert sent == 0 or (risk + sent * D(distance)) / total <= ON.tier.max_portfolio_heat
     if (risk + tranche.quantity * D(distance)) / total > ON.tier.max_portfolio_heat:
-        assert verdict is not None  # never sent as decided
+        assert sent < tranche.quantity  # never sent as decided
+
+
+@settings(max_examples=200, deadline=None)
+@given(**tranches)
+def test_no_tranche_takes_its_position_over_the_position_limit(
+    others, cash, quantity, distance, price
+) -> None:
+    """Whatever goes out keeps the position, at the price now, within the tier's share of the
+    Active Pool and the absolute cap."""
+    held, book, _, sent = _sent(others, cash, quantity, distance, price)
+    total = D(cash) + sum(p.quantity * p.current_price for p in (held, *book))
+    limit = min(ON.tier.max_position_pct * total, ON.sizing.absolute_position_cap)
+    assert sent == 0 or (held.quantity + sent) * D(price) <= limit
