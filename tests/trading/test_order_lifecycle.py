@@ -148,6 +148,50 @@ async def test_entries_from_an_earlier_session_are_cancelled_not_sent_late(stack
     assert await redis_client.llen(QUEUE_BROKER_ORDERS) == 0 and await _bought(built.pool) == 0
 
 
+async def _limits_changed_after_the_first_tranche(built, day, **moderate) -> asyncpg.Record:
+    """Tranche 1 bought at 09:45; then the owner tightens the moderate tier's limits."""
+    await built.step(at(day, 9, 45))
+    first = (await _tranches(built.pool))[0]
+    assert first["broker_status"] == "filled"
+    await enable_engine(built.pool, risk_tier_overrides={"moderate": moderate})
+    return first
+
+
+async def test_a_tranche_is_refused_when_its_sector_has_no_room_left(stack) -> None:
+    built, day, _ = stack
+    first = await _limits_changed_after_the_first_tranche(built, day, max_sector_pct="0.02")
+    await built.step(at(day, 10, 15))
+    later = (await _tranches(built.pool))[1:]
+    assert all(t["delivered_at"] is None for t in later)
+    assert all("sector 'Technology' already holds" in t["cancel_reason"] for t in later)
+    assert await _bought(built.pool) == first["quantity"]
+
+
+async def test_a_tranche_is_refused_when_it_would_take_heat_over_the_cap(stack) -> None:
+    built, day, _ = stack
+    first = await _limits_changed_after_the_first_tranche(built, day, max_portfolio_heat="0.001")
+    await built.step(at(day, 10, 15))
+    later = (await _tranches(built.pool))[1:]
+    assert all(t["delivered_at"] is None and "portfolio heat would be" in t["cancel_reason"] for t in later)
+    assert await _bought(built.pool) == first["quantity"]
+
+
+async def test_a_tranche_over_the_position_limit_is_cut_to_fit(stack) -> None:
+    built, day, _ = stack
+    # $400 of a ~$10,000 book: the first tranche leaves room for one more share, not two.
+    first = await _limits_changed_after_the_first_tranche(built, day, max_position_pct="0.04")
+    price = await built.pool.fetchval("SELECT price FROM broker_fills WHERE side = 'buy'")
+    assert first["quantity"] == 2 and 400 - 2 * price < 2 * price
+    await built.step(at(day, 10, 15))
+    second = (await _tranches(built.pool))[1]
+    assert second["broker_status"] == "filled" and second["quantity"] == 1
+    assert Decimal(second["payload"]["quantity"]) == 1
+    await built.step(at(day, 10, 45))
+    third = (await _tranches(built.pool))[2]
+    assert third["delivered_at"] is None and "buys no whole share" in third["cancel_reason"]
+    assert await _bought(built.pool) == 3
+
+
 async def test_a_later_tranche_due_after_the_window_is_not_sent_next_session(stack) -> None:
     built, day, later_day = stack
     await built.step(at(day, 15, 40))  # tranches 2 and 3 fall due at 16:10 and 16:40

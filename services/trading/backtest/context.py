@@ -47,22 +47,25 @@ class MarketContext:
         return ticker in self.market.index or ticker in self.known_tickers
 
     def view(self, rec: Recommendation, day: int, now: datetime) -> MarketFacts:
-        if not self.known(rec.ticker):
+        return self.ticker_view(rec.ticker, day, now)
+
+    def ticker_view(self, ticker: str, day: int, now: datetime) -> MarketFacts:
+        if not self.known(ticker):
             return MarketView(ticker_known=False)
-        row = self.market.index.get(rec.ticker)
+        row = self.market.index.get(ticker)
         price = None if row is None else self.market.price(self.market.open, row, day)
-        sector = self.market.sectors.get(rec.ticker) or self.sectors.get(rec.ticker, "Unknown")
+        sector = self.market.sectors.get(ticker) or self.sectors.get(ticker, "Unknown")
         # Daily bars only: the price is the session's own open, current for the whole session.
         return _View(
             True,
             sector,
             price,
-            self.sessions_until_earnings(rec.ticker, now),
+            self.sessions_until_earnings(ticker, now),
             self.high_severity_event(now),
             self.market,
             row,
             day - 1,
-            self.intraday_atr.get(rec.ticker),
+            self.intraday_atr.get(ticker),
             price_as_of=None if price is None else self.market.session_open[day],
         )
 

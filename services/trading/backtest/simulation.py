@@ -48,10 +48,10 @@ from services.trading.backtest.signals import ScheduledRecommendation
 from services.trading.core import (
     circuit_breaker,
     close_of_session,
-    entry_guards,
     performance_tracker,
     rebalancer,
     stop_loss_manager,
+    tranche_check,
 )
 from services.trading.core.close_of_session import WIN_RATE_WINDOW, CloseFigures
 from services.trading.core.decision import DecisionContext, decide, takes_micro_path
@@ -292,16 +292,14 @@ class Simulation:
                     at,
                     f"position closed before tranche {order.tranche_index} of {order.tranche_count} was due",
                 )
-            blocked = entry_guards.new_entry_block_reason(
-                order.ticker,
-                self.book.portfolio().positions,
-                self.breakers,
-                at + WINDOW_BUFFER,
-                max_open_positions=self.settings.max_open_positions,
-                checks=[],
-            )
-            if blocked:
-                return self._cancel(order, at, blocked)
+            verdict = self._tranche_check(order, day)
+            if isinstance(verdict, tranche_check.Cut):
+                detail = f"tranche {order.tranche_index} of {order.tranche_count}: {verdict.reason}"
+                self.events.append(BacktestEvent(at, "tranche_cut", detail, order.ticker))
+                order = replace(order, quantity=verdict.quantity)
+            elif verdict is not None:
+                # A backtest has no later moment in the session to wait for: not now is never.
+                return self._cancel(order, at, verdict.reason or "the trading window was not open")
         if price is None:
             return self._cancel(order, at, f"no {order.ticker} bar on {trade_day}: the order cannot fill")
         assert order.plan is not None
@@ -322,6 +320,34 @@ class Simulation:
         if order.is_micro:
             self.book.mark_micro(order.ticker)
         self.opened_today.add(order.ticker)
+
+    def _tranche_check(
+        self, order: PendingOrder, day: int
+    ) -> tranche_check.Refusal | tranche_check.Cut | None:
+        """The core's re-check of a later tranche, at this session's open, checked as at the
+        window's opening (a daily bar holds one price for the session). Its session is the bar
+        it falls due on: daily bars space tranches a session apart where live spaces them 30
+        minutes apart in the decision's own session."""
+        assert order.plan is not None
+        now = self.market.session_open[day] + WINDOW_BUFFER
+        tranche = tranche_check.DueTranche(
+            order.ticker,
+            order.quantity,
+            order.tranche_index,
+            order.tranche_count,
+            self.market.sessions[day],
+            order.plan.atr * order.plan.atr_multiplier,
+            order.plan.confidence,
+        )
+        return tranche_check.check_tranche(
+            tranche,
+            self.book.portfolio(),
+            self.breakers,
+            self.settings,
+            self.context.ticker_view(order.ticker, day, now),
+            self.context.correlations(day),
+            now,
+        )
 
     def _cancel(self, order: PendingOrder, at: datetime, reason: str) -> None:
         self.cancelled[order.decision_id] = reason

@@ -208,6 +208,40 @@ class PositionSizer:
             adjustments=tuple(trace),
         )
 
+    def fit_addition(
+        self, request: SizingRequest, quantity: Decimal, portfolio: PortfolioState, tier: RiskTierConfig
+    ) -> PositionSizeResult:
+        """How much of an order of `quantity` already decided (a later tranche, issue 13) may be
+        bought at `request.current_price` now: the steps of `compute` on a fixed size. It is cut
+        as `compute` cuts a new entry, to the position limit, the sector cap and the cash beyond
+        the Reserve Pool (in share steps); it is rejected where `compute` rejects: the Active
+        Pool minimum, the inputs and minimum confidence, earnings or correlation, nothing left
+        after the cuts, or portfolio heat with `request.stop_distance`. Never above `quantity`."""
+        trace: list[SizingAdjustment] = []
+        book = _Book.of(portfolio)
+        try:
+            gate = active_pool_gate(OrderSide.BUY, book.active_pool, self._settings)
+            if gate:
+                raise _Rejected(gate)
+            _check_inputs(request, book)
+            below = below_min_confidence(request.confidence, tier)
+            if below:
+                raise _Rejected(below)
+            # Its factors size a new entry, not a decided one: only its rejections apply here.
+            self._multiplier(request, book, [])
+            dollars = _exact(quantity) * _exact(request.current_price)
+            dollars = self._position_limit(request, dollars, book, tier, trace)
+            dollars = self._sector_cap(request, dollars, book, tier, trace)
+            dollars = self._cash_limit(dollars, book, trace)
+            shares = self._shares(request, dollars, []) if trace else quantity
+            self._heat_check(request, shares, book, tier)
+        except _Rejected as rejection:
+            return PositionSizeResult(
+                ZERO, ZERO, ZERO, tuple(trace), rejected=True, rejection_reason=str(rejection)
+            )
+        spent = shares * request.current_price
+        return PositionSizeResult(spent, shares, _dec(_exact(spent) / _exact(book.active_pool)), tuple(trace))
+
     # -- the multiplier: earnings, correlation, diversification -------------------------
 
     def _multiplier(self, request: SizingRequest, book: _Book, trace: list[SizingAdjustment]) -> Fraction:

@@ -17,7 +17,8 @@ import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 import asyncpg
@@ -34,22 +35,24 @@ from services.shared.redis_keys import (
 )
 from services.shared.reliable_queue import ReliableQueue
 from services.shared.schemas import RecommendationAction, TradingMode
-from services.trading.core import circuit_breaker, trading_window
+from services.trading.core import trading_window, tranche_check
 from services.trading.core.clock import Clock
 from services.trading.core.correlation import CorrelationMatrix
 from services.trading.core.decision import (
     DecisionContext,
     DecisionOutcome,
+    MarketFacts,
     decide,
     failed_decision,
     takes_micro_path,
     unrecordable_decision,
 )
 from services.trading.core.engine_settings import EngineSettings
-from services.trading.core.models import Recommendation
+from services.trading.core.models import PortfolioState, Recommendation
+from services.trading.core.tranche_check import Cut, Refusal
 from services.trading.live import outbox, telemetry
 from services.trading.live.account_duties import AccountDuties
-from services.trading.live.engine_store import EngineStore
+from services.trading.live.engine_store import EngineStore, Held
 from services.trading.live.session_close import refresh_correlations
 from services.trading.live.wake_listener import WakeListener
 from services.trading.market.market_view_store import MarketViewStore
@@ -466,35 +469,53 @@ class TradingEngine:
     async def _deliver(self, now: datetime) -> int:
         settings = self.settings
         breakers = await self.store.breaker_state()
+        tranches = _TrancheFacts(self, now)
 
-        def may_send(row) -> outbox.Refusal | None:
+        async def may_send(row) -> Refusal | Cut | None:
             if row["side"] == "sell":  # exits reduce risk: sent whenever the market is open
-                return None if trading_window.is_market_open(now) else outbox.WAIT
-            return _entry_refusal(row, now, settings, breakers)
+                return None if trading_window.is_market_open(now) else tranche_check.WAIT
+            session = row["decided_at"].astimezone(trading_window.NEW_YORK).date()
+            if row["tranche_index"] <= 1:  # a first order goes out as decided, or not at all
+                return tranche_check.send_refusal(row["ticker"], session, settings, breakers, now)
+            portfolio, market = await tranches.facts(row)
+            return tranche_check.check_tranche(
+                _due_tranche(row, session), portfolio, breakers, settings, market, self.correlations, now
+            )
 
         return await outbox.deliver_due(self.pool, self.orders, self.order_signer, now, may_send)
 
 
-def _entry_refusal(row, now: datetime, settings: EngineSettings, breakers) -> outbox.Refusal | None:
-    """Every buy (any tranche) is re-checked when it goes: conditions may have changed since
-    its decision. A day order is sent in its decision's own trading window or never."""
-    decided = row["decided_at"].astimezone(trading_window.NEW_YORK).date()
-    if now.astimezone(trading_window.NEW_YORK).date() != decided:
-        return outbox.Refusal("an entry from an earlier session is not sent late (time in force: day)")
-    if not trading_window.is_within_trading_window(now):
-        times = trading_window.session_times(decided)
-        if times is not None and now < times[0] + trading_window.WINDOW_BUFFER:
-            return outbox.WAIT
-        return outbox.Refusal("the trading window closed before the order was sent")
-    if settings.paused or not settings.enabled:
-        return outbox.Refusal("engine paused or disabled before the order was sent")
-    if circuit_breaker.is_active(breakers, now):
-        return outbox.Refusal("a circuit breaker tripped before the order was sent")
-    if circuit_breaker.is_ticker_in_cooldown(breakers, row["ticker"], now):
-        return outbox.Refusal(
-            f"{row['ticker']} entered its single-position cooldown before the order was sent"
-        )
-    return None
+class _TrancheFacts:
+    """What re-checking a later tranche reads, for one delivery pass: the account's snapshot
+    (read once, and only if a later tranche is due) and the ticker's quote and market view."""
+
+    def __init__(self, engine: TradingEngine, now: datetime) -> None:
+        self.engine, self.now = engine, now
+        self._held: Held | None = None
+
+    async def facts(self, row) -> tuple[PortfolioState, MarketFacts]:
+        engine, ticker = self.engine, row["ticker"]
+        if self._held is None:
+            self._held = await engine.store.held()
+        # The book as a new decision would see it, less this entry's own unsent tranches:
+        # the tranche is added by the check itself, and the later ones are not bought yet.
+        held = self._held.without_unsent(row["trading_decision_id"])
+        quotes = await engine.market.prices.quotes([*held.tickers, ticker], self.now)
+        market = await engine.market.view(ticker, self.now, quote=quotes.get(ticker))
+        return held.portfolio(held.positions(quotes), quotes), market
+
+
+def _due_tranche(row, session: date) -> tranche_check.DueTranche:
+    plan = row["stop_plan"] or {}
+    return tranche_check.DueTranche(
+        row["ticker"],
+        row["quantity"],
+        row["tranche_index"],
+        row["tranche_count"],
+        session,
+        Decimal(plan.get("atr", "0")) * Decimal(plan.get("atr_multiplier", "0")),
+        Decimal(plan.get("confidence", "0")),
+    )
 
 
 async def _unlocked(connection: asyncpg.Connection) -> bool:

@@ -124,6 +124,16 @@ class Held:
             positions.append(HeldPosition(position, levels))
         return positions
 
+    def without_unsent(self, decision_id: Any) -> Held:
+        """This snapshot less the decision's jobs not yet delivered (a later tranche being
+        re-checked, and the tranches after it); its delivered ones still count as pending."""
+        pending = tuple(
+            o
+            for o in self.pending
+            if o["trading_decision_id"] != decision_id or o["delivered_at"] is not None
+        )
+        return replace(self, pending=pending)
+
     def holdings(self, held: Sequence[HeldPosition]) -> PortfolioState:
         """The account as it stands: the held positions (`positions`), cash and reserve."""
         return PortfolioState(tuple(h.position for h in held), self.cash, self.reserve)
@@ -494,7 +504,8 @@ SELECT coalesce((SELECT cash FROM broker_account WHERE id = 1), 0) AS cash,
 # Decided but without an outcome yet. An order the broker already filled or rejected is not
 # pending even before its report is applied: a fill is already in the held positions.
 _PENDING_ORDERS = """
-SELECT o.ticker, o.side, o.quantity, o.stop_plan, t.sector FROM order_outbox o
+SELECT o.ticker, o.side, o.quantity, o.stop_plan, o.trading_decision_id, o.delivered_at, t.sector
+FROM order_outbox o
 LEFT JOIN tickers t ON t.ticker = o.ticker
 WHERE o.broker_status IS NULL AND o.cancelled_at IS NULL
   AND NOT EXISTS (SELECT 1 FROM broker_orders b WHERE b.client_order_id = o.client_order_id

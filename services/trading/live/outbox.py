@@ -11,8 +11,7 @@ signed as they are pushed (`services/shared/order_signing.py`): the broker fills
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +24,7 @@ from services.shared.reliable_queue import ReliableQueue
 from services.shared.schemas import OrderSide, TradingMode
 from services.trading.core.decision import DecisionOutcome, OrderIntent
 from services.trading.core.models import TradingDecision
+from services.trading.core.tranche_check import Cut, Refusal
 
 log = structlog.get_logger(__name__)
 
@@ -44,14 +44,6 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """Why a due job is not sent now: cancelled with `reason`, or (no reason) kept for later."""
-
-    reason: str | None
-
-
-WAIT = Refusal(None)
 CANCEL_BUYS_ON_SELL = "a sell of the ticker was decided before this entry was sent"
 # Refusals of the decision's own data (PostgreSQL's data, integrity and size-limit classes,
 # the order job's validation), as opposed to a server or connection fault.
@@ -193,12 +185,14 @@ async def deliver_due(
     queue: ReliableQueue,
     signer: OrderSigner,
     now: datetime,
-    may_send: Callable[[asyncpg.Record], Refusal | None] | None = None,
+    may_send: Callable[[asyncpg.Record], Awaitable[Refusal | Cut | None]] | None = None,
 ) -> int:
     """Push every undelivered job whose time has come, sells first (exits keep priority),
     each signed so the broker knows it came from here; mark each delivered after the push.
-    `may_send(row)` (the row has the decision's time as `decided_at`) returns None to send,
-    `WAIT` to keep the job for later, or a `Refusal` to cancel it and the rest of its entry."""
+    `await may_send(row)` (the row has the decision's time as `decided_at`) returns None to send,
+    `WAIT` to keep the job for later, a `Refusal` to cancel it and the rest of its entry, or a
+    `Cut` to send it with fewer shares (the row says so before the push: a job pushed again
+    after a crash is re-checked, and the broker fills its client order id once)."""
     rows = await pool.fetch(
         """SELECT o.*, d.created_at AS decided_at FROM order_outbox o
            JOIN trading_decisions d ON d.id = o.trading_decision_id
@@ -208,16 +202,37 @@ async def deliver_due(
     )
     sent = 0
     for row in rows:
-        verdict = may_send(row) if may_send else None
+        verdict = await may_send(row) if may_send else None
         if verdict is not None and verdict.reason is None:  # WAIT
             continue
-        if verdict is not None:
+        job = OrderJob.model_validate(row["payload"])
+        if isinstance(verdict, Cut):
+            job = await _cut(pool, row, job, verdict)
+        elif verdict is not None:
             await cancel_remaining(pool, row["trading_decision_id"], verdict.reason, now)
             continue
-        await queue.push(signer.sign(OrderJob.model_validate(row["payload"])))
+        await queue.push(signer.sign(job))
         await pool.execute("UPDATE order_outbox SET delivered_at = $2 WHERE id = $1", row["id"], now)
         sent += 1
     return sent
+
+
+async def _cut(pool: asyncpg.Pool, row: asyncpg.Record, job: OrderJob, cut: Cut) -> OrderJob:
+    job = job.model_copy(update={"quantity": cut.quantity})
+    await pool.execute(
+        "UPDATE order_outbox SET quantity = $2, payload = $3 WHERE id = $1",
+        row["id"],
+        cut.quantity,
+        job.model_dump(mode="json"),
+    )
+    log.warning(
+        "tranche cut to fit",
+        ticker=row["ticker"],
+        decided=str(row["quantity"]),
+        sent=str(cut.quantity),
+        reason=cut.reason,
+    )
+    return job
 
 
 async def cancel_remaining(pool: asyncpg.Pool, decision_id: uuid.UUID, reason: str, now: datetime) -> int:
