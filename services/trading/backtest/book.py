@@ -20,6 +20,7 @@ from uuid import UUID
 
 import numpy as np
 
+from services.shared.schemas import TaxLotStatus
 from services.trading.backtest.config import FillModel
 from services.trading.backtest.fill_model import BUY, SELL, market_fill_price
 from services.trading.core import fill_application
@@ -246,14 +247,22 @@ class Book:
         )
 
     def _record_lots(self, ticker: str, update: LotUpdate, trade_day: date) -> None:
-        # One lot book per ticker, pruned of lots closed beyond the wash-sale window: the rule
-        # never reads them again, and a book of every lot ever would make each fill O(history).
+        # One lot book per ticker, holding only what the rule reads again: open lots, and
+        # pieces closed at a loss within the wash-sale window (a later buy may still wash
+        # them). A book of every lot ever would make each fill O(history).
         self._next_lot_id = update.book.next_lot_id
         self.tax.realized_pnl += update.realized_pnl
         self.tax.disallowed_loss += update.disallowed_loss
         self.tax.wash_sales.extend(update.wash_sales)
         horizon = trade_day - WASH_WINDOW
         kept = tuple(
-            lot for lot in update.book.lots if lot.is_open or (lot.closed_date or trade_day) >= horizon
+            lot
+            for lot in update.book.lots
+            if lot.is_open
+            or (
+                lot.status is TaxLotStatus.CLOSED
+                and lot.realized_pnl < 0
+                and (lot.closed_date or trade_day) >= horizon
+            )
         )
         self._lots[ticker] = replace(update.book, lots=kept)
