@@ -13,7 +13,7 @@ book per ticker) and hands each fill to the core.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
@@ -34,7 +34,7 @@ from services.trading.core.models import (
     StopLevels,
 )
 from services.trading.core.reserve_pool import ReserveLedgerEntry, ReserveSettings
-from services.trading.core.tax_lots import LotUpdate, TaxLotBook, WashSale
+from services.trading.core.tax_lots import LotUpdate, TaxLot, TaxLotBook, WashSale
 
 WASH_WINDOW = timedelta(days=31)  # closed lots older than this can no longer be washed
 __all__ = ["Book", "Holding", "StopPlan", "TaxSummary", "TradeRecord"]
@@ -232,7 +232,8 @@ class Book:
 
     def _position_book(self, ticker: str, held: Holding | None) -> PositionBook:
         """The core's view of one ticker: its lot book and, when held, the holding's levels."""
-        lots = replace(self._lots.get(ticker) or TaxLotBook(), next_lot_id=self._next_lot_id)
+        kept = self._lots.get(ticker) or TaxLotBook()
+        lots = TaxLotBook(kept.lots, self._next_lot_id, kept.last_trade_date)  # ids are the account's
         if held is None:
             return PositionBook(ticker, lots)
         return PositionBook(
@@ -247,22 +248,28 @@ class Book:
         )
 
     def _record_lots(self, ticker: str, update: LotUpdate, trade_day: date) -> None:
-        # One lot book per ticker, holding only what the rule reads again: open lots, and
-        # pieces closed at a loss within the wash-sale window (a later buy may still wash
-        # them). A book of every lot ever would make each fill O(history).
         self._next_lot_id = update.book.next_lot_id
         self.tax.realized_pnl += update.realized_pnl
         self.tax.disallowed_loss += update.disallowed_loss
         self.tax.wash_sales.extend(update.wash_sales)
-        horizon = trade_day - WASH_WINDOW
-        kept = tuple(
-            lot
-            for lot in update.book.lots
-            if lot.is_open
-            or (
-                lot.status is TaxLotStatus.CLOSED
-                and lot.realized_pnl < 0
-                and (lot.closed_date or trade_day) >= horizon
-            )
+        book = update.book
+        if update.closed or update.wash_sales:  # only these leave lots the rule no longer reads
+            book = TaxLotBook(_lots_still_read(book, trade_day), book.next_lot_id, book.last_trade_date)
+        self._lots[ticker] = book
+
+
+def _lots_still_read(book: TaxLotBook, trade_day: date) -> tuple[TaxLot, ...]:
+    """The lots the rule reads again: open lots, and pieces closed at a loss within the
+    wash-sale window (a later buy may still wash them). A book of every lot ever would make
+    each fill O(history)."""
+    horizon = trade_day - WASH_WINDOW
+    return tuple(
+        lot
+        for lot in book.lots
+        if lot.is_open
+        or (
+            lot.status is TaxLotStatus.CLOSED
+            and lot.realized_pnl < 0
+            and (lot.closed_date or trade_day) >= horizon
         )
-        self._lots[ticker] = replace(update.book, lots=kept)
+    )

@@ -125,15 +125,14 @@ def apply_buy(
         trade_date=fill.trade_date,
         order_id=fill.broker_order_id,
     )
-    stale = held_before <= 0 and state.levels is not None
-    if held_before <= 0:
-        state = PositionBook(state.ticker)
-    fees = state.entry_fees + fill.fee
+    opening = held_before <= 0  # whatever the book still says of an earlier position is over
+    stale = opening and state.levels is not None
+    fees = fill.fee if opening else state.entry_fees + fill.fee
     if plan is None:
-        new = replace(state, lots=lots.book, entry_fees=fees)
-        return new, BuyApplied(lots, False, stale, stop_plan_missing=True)
+        kept = PositionBook(state.ticker) if opening else state
+        return replace(kept, lots=lots.book, entry_fees=fees), BuyApplied(lots, False, stale, True)
     atr = plan.atr.quantize(ATR_STEP)
-    if state.levels is None or state.entry_price is None:
+    if opening or state.levels is None or state.entry_price is None:
         levels = stop_loss_manager.compute_initial_levels(
             fill.price, atr, plan.atr_multiplier, plan.reward_risk_ratio, fill.at
         )
@@ -159,12 +158,15 @@ def apply_buy(
         plan.reward_risk_ratio,
         fill.at,
     )
-    new = replace(
-        state,
-        lots=lots.book,
-        levels=_rounded(levels),
-        entry_price=entry,
-        entry_fees=fees,
+    new = PositionBook(
+        state.ticker,
+        lots.book,
+        _rounded(levels),
+        entry,
+        fees,
+        state.opened_at,
+        state.recommendation_id,
+        state.is_micro_trade,
     )
     return new, BuyApplied(lots, False, stale)
 
@@ -229,9 +231,13 @@ def unallocated_entry_fees(fills: Iterable[tuple[OrderSide, Decimal, Decimal]]) 
 
 
 def _rounded(levels: StopLevels) -> StopLevels:
-    return replace(
-        levels,
-        stop_loss_price=levels.stop_loss_price.quantize(PRICE_STEP),
-        take_profit_price=levels.take_profit_price.quantize(PRICE_STEP),
-        atr_value=levels.atr_value.quantize(ATR_STEP),
+    # Built directly rather than by dataclasses.replace: this runs on every simulated buy.
+    return StopLevels(
+        levels.stop_loss_price.quantize(PRICE_STEP),
+        levels.take_profit_price.quantize(PRICE_STEP),
+        levels.trailing_stop_active,
+        levels.atr_value.quantize(ATR_STEP),
+        levels.atr_multiplier,
+        levels.reward_risk_ratio,
+        levels.last_updated,
     )
