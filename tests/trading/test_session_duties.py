@@ -11,15 +11,13 @@ from decimal import Decimal
 
 import pytest
 import redis.asyncio as aioredis
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from services.shared.orders import FillReport
 from services.shared.schemas import NotificationEventType, OrderReason, OrderSide
 from services.trading.core import performance_tracker
 from services.trading.core.engine_settings import EngineSettings
 from services.trading.live import owner_reports
-from services.trading.live.fill_handler import apply_report, entry_fee_share
+from services.trading.live.fill_handler import apply_report
 from services.trading.market.recent_prices import rapid_moves
 from services.trading.notifications.schedule import ScheduledReport
 from tests.trading.engine_harness import (
@@ -337,29 +335,3 @@ async def test_a_rapid_fall_is_acted_on_before_the_next_stop_check(market, make_
     await stack.step(at(bought_day, 9, 48))  # three minutes later: the 300 s check is not due
     trade = await pool.fetchrow("SELECT * FROM closed_trades WHERE ticker = 'XYZ'")
     assert trade is not None and trade["exit_reason"] == "stop_loss"
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.booleans(), st.integers(1, 50), st.decimals(min_value=0, max_value=10, places=2)),
-        max_size=30,
-    )
-)
-def test_entry_commissions_are_charged_once_in_full(fills) -> None:
-    """Every buy's commission reaches closed trades exactly once, pro rata, by the time the
-    position is flat (backtest/book.py's rule); sells never exceed what is held."""
-    history, held, charged, bought_fees = [], Decimal(0), Decimal(0), Decimal(0)
-    for is_buy, quantity, fee in fills:
-        quantity = Decimal(quantity)
-        if is_buy or held == 0:
-            history.append(("buy", quantity, fee))
-            held, bought_fees = held + quantity, bought_fees + fee
-            continue
-        sold = min(quantity, held)
-        charged += entry_fee_share(history, sold)
-        history.append(("sell", sold, Decimal(0)))
-        held -= sold
-    if held > 0:
-        charged += entry_fee_share(history, held)
-    assert abs(charged - bought_fees) < Decimal("1e-20")

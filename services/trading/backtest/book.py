@@ -1,32 +1,30 @@
 """The simulated account: cash, holdings with their stop levels, the Reserve Pool, tax lots
-and closed trades, changed the way the engine's fill handler changes the real one.
+and closed trades, changed by the same rule as the engine's fill handler changes the real one
+(`core/fill_application.py`: lots, levels, closed trade, siphon).
 
-- A buy fill opens (or adds to) a holding and a tax lot, and places the stop and take-profit
-  around the average fill price with the ATR, multiplier and reward/risk the decision used
-  (`stop_loss_manager.compute_initial_levels`), as `fill_handler._bought` does.
-- A sell fill closes lots first in, first out (`tax_lots.close_lots_fifo`, wash sales
-  included), records a `ClosedTrade` at the holding's average entry, and siphons
-  `profit * reserve_siphon_pct` into the Reserve Pool on a profitable close
-  (`reserve_pool.siphon_profit`). Entry commissions are carried into the trade's fees pro rata,
-  so a trade's P&L is what it really made.
-- A buy the cash cannot pay for is refused, as the paper broker refuses it.
+- A buy fills at the open plus slippage; one the cash cannot pay for is refused, as the
+  paper broker refuses it.
+- A sell fills at its price less slippage; its trade and the Reserve Pool's share of a profit
+  are the core's.
 
-This is the imperative shell: it mutates its own working state; every rule it applies is a
-call into the decision core.
+This is the imperative shell: it keeps the book in its own working state (holdings, a lot
+book per ticker) and hands each fill to the core.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
 import numpy as np
 
+from services.shared.schemas import TaxLotStatus
 from services.trading.backtest.config import FillModel
 from services.trading.backtest.fill_model import BUY, SELL, market_fill_price
-from services.trading.core import reserve_pool, stop_loss_manager, tax_lots
+from services.trading.core import fill_application
+from services.trading.core.fill_application import Fill, PositionBook, StopPlan
 from services.trading.core.models import (
     ZERO,
     ClosedTrade,
@@ -36,19 +34,10 @@ from services.trading.core.models import (
     StopLevels,
 )
 from services.trading.core.reserve_pool import ReserveLedgerEntry, ReserveSettings
-from services.trading.core.tax_lots import TaxLotBook, WashSale
+from services.trading.core.tax_lots import LotUpdate, TaxLot, TaxLotBook, WashSale
 
 WASH_WINDOW = timedelta(days=31)  # closed lots older than this can no longer be washed
-
-
-@dataclass(frozen=True, slots=True)
-class StopPlan:
-    """What a buy decision fixed for the stops of the shares it buys."""
-
-    atr: Decimal
-    atr_multiplier: Decimal
-    reward_risk_ratio: Decimal
-    confidence: Decimal
+__all__ = ["Book", "Holding", "StopPlan", "TaxSummary", "TradeRecord"]
 
 
 @dataclass(slots=True)
@@ -63,9 +52,9 @@ class Holding:
     opened_at: datetime
     recommendation_id: int | None
     decisions: set[UUID] = field(default_factory=set)
-    entry_fees: Decimal = ZERO
+    entry_fees: Decimal = ZERO  # buy commissions no sale has carried yet
     price: Decimal = ZERO  # latest known price
-    is_micro: bool = False  # a micro-trade: its own stops, timed close and daily limit
+    is_micro_trade: bool = False  # a micro-trade: its own stops, timed close and daily limit
 
     def position(self, price: Decimal | None = None) -> OpenPosition:
         return OpenPosition(
@@ -77,7 +66,7 @@ class Holding:
             self.levels.stop_loss_price,
             self.levels.take_profit_price,
             self.confidence,
-            self.is_micro,
+            self.is_micro_trade,
             self.opened_at,
         )
 
@@ -148,7 +137,7 @@ class Book:
 
     def mark_micro(self, ticker: str) -> None:
         """The holding is a micro-trade (its buy was decided as one)."""
-        self.holdings[ticker].is_micro = True
+        self.holdings[ticker].is_micro_trade = True
         self.changed()
 
     def set_levels(self, holding: Holding, levels: StopLevels) -> None:
@@ -179,39 +168,31 @@ class Book:
         self.cash -= cost
         self.changed()
         held = self.holdings.get(ticker)
+        book, applied = fill_application.apply_buy(
+            self._position_book(ticker, held), Fill(quantity, price, fee, at), plan, recommendation_id
+        )
+        self._record_lots(ticker, applied.lots, trade_day)
+        assert book.levels is not None and book.entry_price is not None  # a plan always comes
         if held is None:
-            levels = stop_loss_manager.compute_initial_levels(
-                price, plan.atr, plan.atr_multiplier, plan.reward_risk_ratio, at
-            )
             held = Holding(
                 ticker,
                 row,
                 sector,
                 quantity,
-                price,
-                levels,
+                book.entry_price,
+                book.levels,
                 plan.confidence,
                 at,
                 recommendation_id,
                 price=open_price,
+                is_micro_trade=book.is_micro_trade,
             )
             self.holdings[ticker] = held
-        else:  # a later tranche or an add-on: the same core rule as fill_handler
-            held.entry_price, held.levels = stop_loss_manager.levels_after_add(
-                held.levels,
-                held.quantity,
-                held.entry_price,
-                quantity,
-                price,
-                plan.atr,
-                plan.atr_multiplier,
-                plan.reward_risk_ratio,
-                at,
-            )
+        else:  # a later tranche or an add-on
             held.quantity += quantity
+            held.entry_price, held.levels = book.entry_price, book.levels
         held.decisions.add(decision_id)
-        held.entry_fees += fee
-        self._record_lots(tax_lots.record_entry, ticker, quantity, price, trade_day)
+        held.entry_fees = book.entry_fees
         return None
 
     def sell(
@@ -228,31 +209,24 @@ class Book:
         quantity = min(quantity, held.quantity)
         price = market_fill_price(price_before_slippage, SELL, self.fill)
         fee = self.fill.commission.commission(quantity, price)
-        entry_fees = held.entry_fees * quantity / held.quantity
-        trade = ClosedTrade(
-            ticker,
-            held.entry_price,
-            price,
-            quantity,
-            held.opened_at,
-            at,
-            held.recommendation_id,
-            held.is_micro,
-            fees=fee + entry_fees,
+        book, applied = fill_application.apply_sell(
+            self._position_book(ticker, held),
+            Fill(quantity, price, fee, at),
+            self.reserve,
+            self.reserve_settings,
         )
+        self._record_lots(ticker, applied.lots, trade_day)
         self.cash += quantity * price - fee
-        held.quantity -= quantity
-        held.entry_fees -= entry_fees
-        if held.quantity <= 0:
+        if applied.flat:
             del self.holdings[ticker]
+        else:
+            held.quantity -= quantity
+            held.entry_fees = book.entry_fees
         self.changed()
-        self._record_lots(tax_lots.close_lots_fifo, ticker, quantity, price, trade_day)
-        siphon = reserve_pool.siphon_profit(self.reserve, trade.pnl, at, self.reserve_settings)
-        if siphon.entry is not None:
-            self.reserve = siphon.state
-            self.changed()
-            self.reserve_ledger.append(siphon.entry)
-        record = TradeRecord(trade, exit_reason)
+        if applied.siphon.entry is not None:
+            self.reserve = applied.siphon.state
+            self.reserve_ledger.append(applied.siphon.entry)
+        record = TradeRecord(applied.trade, exit_reason)
         self.trades.append(record)
         return record
 
@@ -261,18 +235,46 @@ class Book:
         self.changed()
         self.reserve_ledger.append(entry)
 
-    def _record_lots(self, rule, ticker: str, quantity: Decimal, price: Decimal, trade_day: date) -> None:
-        # One lot book per ticker, pruned of lots closed beyond the wash-sale window: the rule
-        # never reads them again, and a book of every lot ever would make each fill O(history).
-        book = self._lots.get(ticker) or TaxLotBook()
-        book = replace(book, next_lot_id=self._next_lot_id)
-        update = rule(book, ticker=ticker, quantity=quantity, price=price, trade_date=trade_day)
+    def _position_book(self, ticker: str, held: Holding | None) -> PositionBook:
+        """The core's view of one ticker: its lot book and, when held, the holding's levels."""
+        kept = self._lots.get(ticker) or TaxLotBook()
+        lots = TaxLotBook(kept.lots, self._next_lot_id, kept.last_trade_date)  # ids are the account's
+        if held is None:
+            return PositionBook(ticker, lots)
+        return PositionBook(
+            ticker,
+            lots,
+            held.levels,
+            held.entry_price,
+            held.entry_fees,
+            held.opened_at,
+            held.recommendation_id,
+            held.is_micro_trade,
+        )
+
+    def _record_lots(self, ticker: str, update: LotUpdate, trade_day: date) -> None:
         self._next_lot_id = update.book.next_lot_id
         self.tax.realized_pnl += update.realized_pnl
         self.tax.disallowed_loss += update.disallowed_loss
         self.tax.wash_sales.extend(update.wash_sales)
-        horizon = trade_day - WASH_WINDOW
-        kept = tuple(
-            lot for lot in update.book.lots if lot.is_open or (lot.closed_date or trade_day) >= horizon
+        book = update.book
+        if update.closed or update.wash_sales:  # only these leave lots the rule no longer reads
+            book = TaxLotBook(_lots_still_read(book, trade_day), book.next_lot_id, book.last_trade_date)
+        self._lots[ticker] = book
+
+
+def _lots_still_read(book: TaxLotBook, trade_day: date) -> tuple[TaxLot, ...]:
+    """The lots the rule reads again: open lots, and pieces closed at a loss within the
+    wash-sale window (a later buy may still wash them). A book of every lot ever would make
+    each fill O(history)."""
+    horizon = trade_day - WASH_WINDOW
+    return tuple(
+        lot
+        for lot in book.lots
+        if lot.is_open
+        or (
+            lot.status is TaxLotStatus.CLOSED
+            and lot.realized_pnl < 0
+            and (lot.closed_date or trade_day) >= horizon
         )
-        self._lots[ticker] = replace(update.book, lots=kept)
+    )

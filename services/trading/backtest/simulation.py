@@ -480,7 +480,7 @@ class Simulation:
             if math.isnan(high):
                 continue
             highs[holding.ticker] = to_decimal(high)
-            if holding.is_micro:
+            if holding.is_micro_trade:
                 continue
             earnings_soon = bool(earnings) and self.context.earnings_soon(holding.ticker, at, self.settings)
             multiplier = stop_loss_manager.effective_atr_multiplier(

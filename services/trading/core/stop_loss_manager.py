@@ -324,9 +324,13 @@ def levels_after_add(
     entry = (held_entry * held_quantity + fill_price * fill_quantity) / (held_quantity + fill_quantity)
     fresh = compute_initial_levels(entry, atr, atr_multiplier, reward_risk_ratio, now)
     take_profit = levels.take_profit_price if levels.trailing_stop_active else fresh.take_profit_price
-    return entry, replace(
-        levels,
-        stop_loss_price=max(levels.stop_loss_price, fresh.stop_loss_price),
-        take_profit_price=take_profit,
-        last_updated=now,
+    # Built directly rather than by dataclasses.replace: every simulated tranche comes here.
+    return entry, StopLevels(
+        max(levels.stop_loss_price, fresh.stop_loss_price),
+        take_profit,
+        levels.trailing_stop_active,
+        levels.atr_value,
+        levels.atr_multiplier,
+        levels.reward_risk_ratio,
+        now,
     )

@@ -115,7 +115,8 @@ class TaxLotBook:
         return tuple(sorted((lot for lot in self.lots if lot.ticker == ticker and lot.is_open), key=_fifo))
 
     def open_quantity(self, ticker: str) -> Decimal:
-        return sum((lot.quantity for lot in self.open_lots(ticker)), ZERO)
+        # Not via open_lots: a total needs no FIFO order, and every fill asks for it.
+        return sum((lot.quantity for lot in self.lots if lot.ticker == ticker and lot.is_open), ZERO)
 
     def lot(self, lot_id: int) -> TaxLot:
         return next(lot for lot in self.lots if lot.lot_id == lot_id)

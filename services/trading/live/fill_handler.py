@@ -6,19 +6,16 @@ applied in the order the broker sent them, against the engine's own books as of 
 (its open tax lots), never against what the broker holds now: the broker may have filled
 later orders of the same ticker whose reports are still on their way.
 
-- A filled buy opens (or adds to) a tax lot, and places the position's stop and take-profit
-  around the real fill price with the ATR the decision used.
-- A filled sell closes lots first in, first out (wash sales included), records the closed
-  trade at the position's average entry (its fees: the sell's commission plus the buys'
-  commission pro rata, as the backtester counts them), moves `profit * reserve_siphon_pct` into the Reserve
-  Pool on a profitable close, and retires the stop levels once nothing is left.
-- A rejection is recorded on the order, and cancels the remaining tranches of its entry.
+A fill is applied by the core (`core/fill_application.py`, the rule the backtester's book
+calls too): this module loads the ticker's book (its lots, active stop levels and the buy
+commissions no sale has carried yet), calls `apply_buy` or `apply_sell`, and persists what
+changed: lots, levels, the closed trade, the Reserve Pool entry. A rejection is recorded on
+the order, and cancels the remaining tranches of its entry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -28,18 +25,14 @@ import structlog
 
 from services.shared.orders import FillReport
 from services.shared.schemas import OrderReason, OrderSide
-from services.trading.core import reserve_pool, stop_loss_manager, tax_lots
+from services.trading.core import fill_application
 from services.trading.core.engine_settings import EngineSettings
-from services.trading.core.models import ZERO, ClosedTrade, ReservePoolState, StopLevels
+from services.trading.core.models import ClosedTrade, ReservePoolState, StopLevels
 from services.trading.core.reserve_pool import ReserveLedgerEntry
-from services.trading.core.trading_window import NEW_YORK
 from services.trading.live import tax_lot_store
 
 log = structlog.get_logger(__name__)
 STOP_OUT_REASONS = (OrderReason.STOP_LOSS, OrderReason.TRAILING_STOP)
-# Stored precision: prices to 1/100 of a cent, ATR a little finer.
-PRICE_STEP = Decimal("0.0001")
-ATR_STEP = Decimal("0.000001")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,91 +126,110 @@ async def _rejected(connection: asyncpg.Connection, report: FillReport, order: a
         )
 
 
-def _trade_date(at: datetime):
-    return at.astimezone(NEW_YORK).date()
+async def _position_book(
+    connection: asyncpg.Connection, report: FillReport
+) -> tuple[fill_application.PositionBook, int | None]:
+    """The ticker's book as of this report, locked for this transaction, and the id of its
+    active stop-level row (None when it has none)."""
+    lots = await tax_lot_store.load_book(connection, report.ticker)
+    row = await connection.fetchrow(
+        "SELECT * FROM position_stop_levels WHERE ticker = $1 AND active FOR UPDATE", report.ticker
+    )
+    fees = fill_application.unallocated_entry_fees(await _earlier_fills(connection, report))
+    if row is None:
+        return fill_application.PositionBook(report.ticker, lots, entry_fees=fees), None
+    book = fill_application.PositionBook(
+        report.ticker,
+        lots,
+        _levels(row),
+        row["entry_price"],
+        fees,
+        row["created_at"],
+        row["recommendation_id"],
+        bool(row["is_micro_trade"]),
+    )
+    return book, row["id"]
+
+
+def _fill(report: FillReport) -> fill_application.Fill:
+    return fill_application.Fill(
+        report.quantity,
+        report.price,
+        report.fee,
+        report.at,
+        str(report.broker_order_id),
+        report.client_order_id,
+    )
+
+
+def _stop_plan(order: asyncpg.Record | None) -> fill_application.StopPlan | None:
+    plan: dict[str, Any] | None = order["stop_plan"] if order is not None else None
+    if plan is None:
+        return None
+    return fill_application.StopPlan(
+        Decimal(plan["atr"]),
+        Decimal(plan["atr_multiplier"]),
+        Decimal(plan["reward_risk_ratio"]),
+        Decimal(plan["confidence"]),
+        bool(plan["is_micro_trade"]),
+    )
 
 
 async def _bought(connection: asyncpg.Connection, report: FillReport, order: asyncpg.Record | None) -> None:
-    book = await tax_lot_store.load_book(connection, report.ticker)
-    held_before = book.open_quantity(report.ticker)
-    update = tax_lots.record_entry(
-        book,
-        ticker=report.ticker,
-        quantity=report.quantity,
-        price=report.price,
-        trade_date=_trade_date(report.at),
-        order_id=str(report.broker_order_id),
-    )
-    await tax_lot_store.save(connection, update)
-    plan: dict[str, Any] | None = order["stop_plan"] if order is not None else None
-    if plan is None:
-        log.error("a buy filled without a stop plan: the position has no stop", ticker=report.ticker)
-        return
-    existing = await connection.fetchrow(
-        "SELECT * FROM position_stop_levels WHERE ticker = $1 AND active FOR UPDATE", report.ticker
-    )
-    atr, multiplier = Decimal(plan["atr"]).quantize(ATR_STEP), Decimal(plan["atr_multiplier"])
-    reward_risk = Decimal(plan["reward_risk_ratio"])
-    if existing is not None and held_before <= 0:
-        # Levels the sale that emptied the position should have retired (a report applied
-        # before this rule existed): a new position starts afresh, never with an old stop.
-        log.warning("stale stop levels retired before a new position", ticker=report.ticker)
-        await connection.execute(
-            "UPDATE position_stop_levels SET active = false, updated_at = $2 WHERE id = $1",
-            existing["id"],
-            report.at,
-        )
-        existing = None
-    if existing is not None:  # a later tranche or an add-on
-        entry, levels = stop_loss_manager.levels_after_add(
-            _levels(existing),
-            held_before,
-            existing["entry_price"],
-            report.quantity,
-            report.price,
-            atr,
-            multiplier,
-            reward_risk,
-            report.at,
-        )
-        await connection.execute(
-            """UPDATE position_stop_levels SET entry_price = $2, stop_loss_price = $3, take_profit_price = $4,
-                   updated_at = $5 WHERE id = $1""",
-            existing["id"],
-            entry.quantize(PRICE_STEP),
-            levels.stop_loss_price.quantize(PRICE_STEP),
-            levels.take_profit_price.quantize(PRICE_STEP),
-            report.at,
-        )
-        return
-    levels = stop_loss_manager.compute_initial_levels(report.price, atr, multiplier, reward_risk, report.at)
-    entry = report.price
-    levels = replace(
-        levels,
-        stop_loss_price=levels.stop_loss_price.quantize(PRICE_STEP),
-        take_profit_price=levels.take_profit_price.quantize(PRICE_STEP),
-    )
+    state, row_id = await _position_book(connection, report)
     decision = await connection.fetchrow(
         "SELECT id, recommendation_id FROM trading_decisions WHERE id = $1", report.trading_decision_id
     )
+    plan = _stop_plan(order)
+    book, applied = fill_application.apply_buy(
+        state, _fill(report), plan, decision["recommendation_id"] if decision else None
+    )
+    await tax_lot_store.save(connection, applied.lots)
+    if applied.stale_levels_retired:
+        # Levels the sale that emptied the position should have retired (a report applied
+        # before this rule existed): a new position starts afresh, never with an old stop.
+        log.warning("stale stop levels retired before a new position", ticker=report.ticker)
+        await _retire_levels(connection, row_id, report.at)
+    if plan is None or book.levels is None or book.entry_price is None:
+        log.error("a buy filled without a stop plan: the position has no stop", ticker=report.ticker)
+        return
+    levels = book.levels
+    if not applied.opened:  # a later tranche or an add-on
+        await connection.execute(
+            """UPDATE position_stop_levels SET entry_price = $2, stop_loss_price = $3, take_profit_price = $4,
+                   updated_at = $5 WHERE id = $1""",
+            row_id,
+            book.entry_price,
+            levels.stop_loss_price,
+            levels.take_profit_price,
+            report.at,
+        )
+        return
     await connection.execute(
         """INSERT INTO position_stop_levels (ticker, entry_price, stop_loss_price, take_profit_price, atr_value,
                atr_multiplier, reward_risk_ratio, signal_confidence, is_micro_trade, opened_by_decision,
                recommendation_id, created_at, updated_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)""",
         report.ticker,
-        entry,
+        book.entry_price,
         levels.stop_loss_price,
         levels.take_profit_price,
         levels.atr_value,
         levels.atr_multiplier,
         levels.reward_risk_ratio,
-        Decimal(plan["confidence"]),
-        bool(plan["is_micro_trade"]),
+        plan.confidence,
+        book.is_micro_trade,
         decision["id"] if decision else None,
-        decision["recommendation_id"] if decision else None,
+        book.recommendation_id,
         report.at,
     )
+
+
+async def _retire_levels(connection: asyncpg.Connection, row_id: int | None, at: datetime) -> None:
+    if row_id is not None:
+        await connection.execute(
+            "UPDATE position_stop_levels SET active = false, updated_at = $2 WHERE id = $1", row_id, at
+        )
 
 
 def _levels(row: asyncpg.Record) -> StopLevels:
@@ -232,27 +244,9 @@ def _levels(row: asyncpg.Record) -> StopLevels:
     )
 
 
-def entry_fee_share(fills: Iterable[tuple[str, Decimal, Decimal]], quantity: Decimal) -> Decimal:
-    """The buy commission a sale of `quantity` carries: the position's unallocated entry fees
-    pro rata by quantity, as backtest/book.py does. `fills` are the ticker's earlier
-    (side, quantity, fee) in order; each sale takes its share, and a flat position none."""
-    fees, held = ZERO, ZERO
-    for side, filled, fee in fills:
-        if side == OrderSide.BUY.value:
-            fees, held = fees + fee, held + filled
-            continue
-        if held <= filled:
-            fees, held = ZERO, ZERO
-            continue
-        fees, held = fees - fees * filled / held, held - filled
-    if held <= 0:
-        return ZERO
-    return fees * min(quantity, held) / held
-
-
 async def _earlier_fills(
     connection: asyncpg.Connection, report: FillReport
-) -> list[tuple[str, Decimal, Decimal]]:
+) -> list[tuple[OrderSide, Decimal, Decimal]]:
     rows = await connection.fetch(
         """SELECT side, quantity, fee FROM applied_fills
            WHERE ticker = $1 AND status = 'filled' AND client_order_id <> $2
@@ -260,36 +254,16 @@ async def _earlier_fills(
         report.ticker,
         report.client_order_id,
     )
-    return [(r["side"], r["quantity"], r["fee"]) for r in rows]
+    return [(OrderSide(r["side"]), r["quantity"], r["fee"]) for r in rows]
 
 
 async def _sold(connection: asyncpg.Connection, report: FillReport, settings: EngineSettings) -> FillEffects:
-    book = await tax_lot_store.load_book(connection, report.ticker)
-    update = tax_lots.close_lots_fifo(
-        book,
-        ticker=report.ticker,
-        quantity=report.quantity,
-        price=report.price,
-        trade_date=_trade_date(report.at),
-        order_id=str(report.broker_order_id),
+    state, row_id = await _position_book(connection, report)
+    _, applied = fill_application.apply_sell(
+        state, _fill(report), await reserve_state(connection), settings.reserve
     )
-    await tax_lot_store.save(connection, update)
-    levels = await connection.fetchrow(
-        "SELECT * FROM position_stop_levels WHERE ticker = $1 AND active FOR UPDATE", report.ticker
-    )
-    entry_price = levels["entry_price"] if levels else update.closed[0].cost_basis_per_share
-    entry_fees = entry_fee_share(await _earlier_fills(connection, report), report.quantity)
-    trade = ClosedTrade(
-        ticker=report.ticker,
-        entry_price=entry_price,
-        exit_price=report.price,
-        quantity=report.quantity,
-        entry_at=levels["created_at"] if levels else report.at,
-        exit_at=report.at,
-        recommendation_id=levels["recommendation_id"] if levels else None,
-        is_micro_trade=bool(levels["is_micro_trade"]) if levels else False,
-        fees=report.fee + entry_fees,
-    )
+    await tax_lot_store.save(connection, applied.lots)
+    trade = applied.trade
     await connection.execute(
         """INSERT INTO closed_trades (ticker, quantity, entry_price, exit_price, fees, pnl, entry_at, exit_at,
                exit_reason, recommendation_id, trading_decision_id, is_micro_trade)
@@ -307,19 +281,9 @@ async def _sold(connection: asyncpg.Connection, report: FillReport, settings: En
         report.trading_decision_id,
         trade.is_micro_trade,
     )
-    if levels is not None and update.book.open_quantity(report.ticker) <= 0:
-        await connection.execute(
-            "UPDATE position_stop_levels SET active = false, updated_at = $2 WHERE id = $1",
-            levels["id"],
-            report.at,
-        )
-    siphon = reserve_pool.siphon_profit(
-        await reserve_state(connection),
-        trade.pnl,
-        report.at,
-        settings.reserve,
-        reference_id=report.client_order_id,
-    )
-    if siphon.entry is not None:
-        await insert_ledger_entry(connection, siphon.entry)
-    return FillEffects(report, trade, siphon.entry, len(update.wash_sales))
+    if applied.flat:
+        await _retire_levels(connection, row_id, report.at)
+    siphon = applied.siphon.entry
+    if siphon is not None:
+        await insert_ledger_entry(connection, siphon)
+    return FillEffects(report, trade, siphon, len(applied.wash_sales))
