@@ -34,6 +34,7 @@ from services.trading.soak.stack import (
     EVENT_FAULTS,
     KILL_ENGINE,
     MALFORMED,
+    STOP_TIMEOUT_SECONDS,
     EngineExit,
     EngineProcess,
     FaultEvent,
@@ -180,7 +181,9 @@ async def _soak(plan: SoakPlan, stack: SoakStack, database_url: str, redis_url: 
                 progress: Progress | None) -> SoakReport:
     clock = ShiftedClock(market.soak_start(plan.session) - datetime.now(UTC))
     engine = EngineProcess(_engine_arguments(plan, clock.offset, directory),
-                           _engine_environment(plan, database_url, redis_url, directory), directory / "engine.log")
+                           _engine_environment(plan, database_url, redis_url, directory), directory / "engine.log",
+                           # the tracer writes its last report as the process stops
+                           stop_timeout=STOP_TIMEOUT_SECONDS * (4 if plan.tracemalloc else 1))
     # No connection floor: the pool would otherwise log each failed reconnection while the
     # database is down under a fault.
     pool = await create_pool(database_url, min_size=0, max_size=4)

@@ -55,8 +55,10 @@ class EngineExit:
 class EngineProcess:
     """One engine process at a time, its output appended to one log across restarts."""
 
-    def __init__(self, arguments: list[str], environment: dict[str, str], log_path: Path) -> None:
+    def __init__(self, arguments: list[str], environment: dict[str, str], log_path: Path,
+                 stop_timeout: float = STOP_TIMEOUT_SECONDS) -> None:
         self.arguments = arguments
+        self.stop_timeout = stop_timeout
         self.environment = environment
         self.log_path = log_path
         self.process: asyncio.subprocess.Process | None = None
@@ -89,7 +91,7 @@ class EngineProcess:
             return False
         self.process.send_signal(signal.SIGTERM)
         try:
-            return await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT_SECONDS) == 0
+            return await asyncio.wait_for(self.process.wait(), self.stop_timeout) == 0
         except TimeoutError:
             await self.kill()
             return False

@@ -18,8 +18,10 @@ from services.trading.soak.market import BARE_TICKER, LONG_TICKER, STALE_TICKER,
 GOOD = "good"
 BUY_SHARE = 0.6
 HUGE_TICKER_LENGTH = 3 * 1024
-MALFORMED_KINDS = ("nan_confidence", "unknown_action", "long_ticker", "huge_ticker", "no_price_ticker",
-                   "unknown_ticker", "stale_price", "confidence_out_of_range")
+# In this order: the rows a defect could block the loop on come last, so that a short run
+# still sees the others decided (and a stale price bought) before any block.
+MALFORMED_KINDS = ("stale_price", "no_price_ticker", "unknown_ticker", "nan_confidence", "confidence_out_of_range",
+                   "unknown_action", "long_ticker", "huge_ticker")
 
 
 @dataclass(frozen=True, slots=True)
