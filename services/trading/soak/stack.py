@@ -20,6 +20,7 @@ from pathlib import Path
 import psutil
 
 from services.shared.embedded import EmbeddedServerError, EmbeddedServers, ServerUrls
+import contextlib
 
 KILL_ENGINE = "kill-engine"
 REDIS_RESTART = "redis-restart"
@@ -189,7 +190,5 @@ class SoakStack:
 
 
 def _wait_gone(pid: int) -> None:
-    try:
+    with contextlib.suppress(psutil.NoSuchProcess):
         psutil.Process(pid).wait(timeout=STOP_TIMEOUT_SECONDS)
-    except psutil.NoSuchProcess:
-        pass
