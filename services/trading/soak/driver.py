@@ -6,6 +6,7 @@ settles, the engine is stopped as `run` is (SIGTERM), and the invariants are che
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import secrets
@@ -336,12 +337,10 @@ async def _move_prices(
     pool: asyncpg.Pool, walk: market.PriceWalk, every: float, clock: ShiftedClock, stopping: asyncio.Event
 ) -> None:
     while not stopping.is_set():
-        try:
+        with contextlib.suppress(Exception):  # a missed price is a price that did not change
             await asyncio.wait_for(
                 market.publish_prices(pool, walk.step(), clock.now()), WRITE_TIMEOUT_SECONDS
             )
-        except Exception:  # noqa: BLE001 - a missed price is a price that did not change
-            pass
         await asyncio.sleep(every)
 
 
@@ -349,10 +348,8 @@ def _sample_once(engine: EngineProcess, stack: SoakStack, tally: _Tally) -> None
     pid = engine.pid
     if pid is None:
         return
-    try:
+    with contextlib.suppress(psutil.Error):  # it died between the two calls
         tally.memory.append(MemorySample(stack.elapsed(), pid, psutil.Process(pid).memory_info().rss))
-    except psutil.Error:
-        pass  # it died between the two calls
 
 
 async def _sample_memory(engine: EngineProcess, stack: SoakStack, every: float, tally: _Tally) -> None:

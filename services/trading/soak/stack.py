@@ -9,6 +9,7 @@ so stopping the soak between faults never leaves a server down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -20,7 +21,6 @@ from pathlib import Path
 import psutil
 
 from services.shared.embedded import EmbeddedServerError, EmbeddedServers, ServerUrls
-import contextlib
 
 KILL_ENGINE = "kill-engine"
 REDIS_RESTART = "redis-restart"
