@@ -32,6 +32,7 @@ from services.trading.live import main_job
 from services.trading.live.replay import sessions_between
 from services.trading.market import setup_steps
 from services.trading.market.csv_import import CsvImportError
+from services.trading.soak.cli import soak_command
 
 app = typer.Typer(
     help="Autonomous trading engine of stonks-oracle: sets up its servers and data, trades, "
@@ -47,6 +48,7 @@ app.add_typer(servers_app, name="servers")
 app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
 app.command("backtest")(backtest_command)
+app.command("soak")(soak_command)
 
 console = Console(stderr=True)
 T = TypeVar("T")

@@ -170,9 +170,17 @@ async def _restartable(broker: PaperBroker, stop: asyncio.Event) -> None:
     await broker.run(stop)
 
 
-async def run_live(config: AppConfig, *, paper_broker: bool, capital: Decimal, serve_api: ApiServer) -> None:
+async def run_live(
+    config: AppConfig,
+    *,
+    paper_broker: bool,
+    capital: Decimal,
+    serve_api: ApiServer,
+    clock: Clock | None = None,
+) -> None:
     """The engine (and the paper broker, unless a real broker consumes the queue) on the wall
-    clock, with the API, until SIGINT/SIGTERM."""
+    clock, with the API, until SIGINT/SIGTERM. `clock` replaces the wall clock only for the
+    reliability soak, which runs this same wiring inside a past session."""
     urls = resolve_server_urls(config)
     signer = order_signer(config)
     connection = await connect(urls.database_url)
@@ -182,7 +190,7 @@ async def run_live(config: AppConfig, *, paper_broker: bool, capital: Decimal, s
         await connection.close()
     pool = await create_pool(urls.database_url, max_size=12)
     redis = aioredis.from_url(urls.redis_url)
-    clock = WallClock()
+    clock = clock or WallClock()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
