@@ -1,5 +1,5 @@
 """Decision latency through real servers: a recommendation row committed -> its order job on
-the broker queue (SPEC section 8, issue 5; target p99 under 20 ms on this machine).
+the broker queue (docs/contracts.md section 8, issue 5; target p99 under 20 ms on this machine).
 
 The live loop runs as in production (`TradingEngine.run`, woken by PostgreSQL NOTIFY), on a
 clock frozen inside a trading window so every recommendation is decidable. One recommendation

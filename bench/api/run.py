@@ -1,4 +1,4 @@
-"""API throughput (issue 6, SPEC section 8): requests per second and latency percentiles of the
+"""API throughput (issue 6, docs/contracts.md section 8): requests per second and latency percentiles of the
 dashboard's read endpoints, served by uvicorn in its own process, loaded from another process
 on loopback.
 

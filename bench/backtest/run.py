@@ -1,4 +1,4 @@
-"""Backtest throughput (issue 8, SPEC section 8): bars per second and peak memory of the full
+"""Backtest throughput (issue 8, docs/contracts.md section 8): bars per second and peak memory of the full
 pipeline for 1, 10, 100 and 500 tickers x ~10 years of daily bars.
 
 Workload (the one the issue measured backtrader and backtesting.py on): the SMA 10/30

@@ -33,7 +33,7 @@ class ConfigError(ValueError):
 
 
 class TradingConfig(BaseSettings):
-    """Engine settings. Defaults are SPEC section 5."""
+    """Engine settings. Defaults are docs/contracts.md section 5."""
 
     model_config = SettingsConfigDict(env_prefix=TRADING_ENV_PREFIX, frozen=True, extra="ignore")
 

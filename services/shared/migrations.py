@@ -1,6 +1,6 @@
 """Applies `infra/migrations/*.sql` in order, each once, recorded in `schema_migrations`.
 
-Schema changes happen only here (SPEC section 2). A session-level advisory lock makes two
+Schema changes happen only here (docs/contracts.md section 2). A session-level advisory lock makes two
 processes starting together take turns: the second finds everything applied. Each file runs
 in its own transaction, so a failing migration leaves the database as it was before it. A
 checksum catches a migration edited after it was applied, which would otherwise drift silently.

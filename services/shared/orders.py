@@ -1,4 +1,4 @@
-"""The messages on the order and fill queues (SPEC section 4), validated at both ends.
+"""The messages on the order and fill queues (docs/contracts.md section 4), validated at both ends.
 
 Quantities and prices travel as decimal strings, never floats, so a share count or a price
 reaches the broker exactly as the engine computed it.

@@ -1,4 +1,4 @@
-"""Every Redis key and queue name the system uses (seed task 1.3, SPEC section 4).
+"""Every Redis key and queue name the system uses (seed task 1.3, docs/contracts.md section 4).
 
 Kept in one place so the engine, the paper broker and the tests cannot drift apart.
 """

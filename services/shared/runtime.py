@@ -1,5 +1,5 @@
 """Deciding which servers this process talks to: the ones the environment names, or the
-private embedded ones (SPEC section 2); and which key signs its order jobs."""
+private embedded ones (docs/contracts.md section 2); and which key signs its order jobs."""
 
 from __future__ import annotations
 

@@ -87,7 +87,7 @@ class OrderSide(StrEnum):
 
 
 class OrderReason(StrEnum):
-    """Why an order job was sent (SPEC section 4)."""
+    """Why an order job was sent (docs/contracts.md section 4)."""
 
     ENTRY = "entry"
     SIGNAL = "signal"  # a sell recommendation: the upstream signal ended the position

@@ -1,4 +1,4 @@
-"""The trading engine's HTTP service (seed task 20.1, SPEC section 7): the control plane API,
+"""The trading engine's HTTP service (seed task 20.1, docs/contracts.md section 7): the control plane API,
 health probes, Prometheus metrics and the built dashboard.
 
     create_app(runtime)   serve a Runtime its caller built (tests, the demo: the caller owns

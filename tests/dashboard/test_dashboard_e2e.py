@@ -1,4 +1,4 @@
-"""The built dashboard in a real headless Chromium against the real app (seed task 23, SPEC
+"""The built dashboard in a real headless Chromium against the real app (seed task 23, docs/contracts.md
 section 7): `frontend/e2e/dashboard.e2e.mjs` checks the page against the API's own answers.
 
 The state is made by the live stack: the sample market and momentum signal replayed through

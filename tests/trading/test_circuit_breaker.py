@@ -1,4 +1,4 @@
-"""Circuit breakers (seed task 8, properties 13 and 14; SPEC section 5)."""
+"""Circuit breakers (seed task 8, properties 13 and 14; docs/contracts.md section 5)."""
 
 from __future__ import annotations
 

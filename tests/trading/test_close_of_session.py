@@ -80,7 +80,7 @@ def test_property_the_tier_changes_on_the_closes_own_figures(closed, tier, drawd
         assert outcome.release.state.balance == 0
         return
     assert outcome.release.entry is None
-    # Otherwise the SPEC 5 rule, stated here on its own: standard trades of the last 30 days;
+    # Otherwise the contract's rule (docs/contracts.md section 5), stated here on its own: standard trades of the last 30 days;
     # win rate < 40% or drawdown > 15% steps down; > 55% with reserve > 20% and drawdown < 5%
     # steps up; never past either end.
     recent = [t for t in closed if not t.is_micro_trade and t.exit_at >= NOW - timedelta(days=30)]

@@ -63,7 +63,7 @@ async def test_recommendation_to_order_to_position(stack) -> None:
     levels = await built.pool.fetchrow("SELECT * FROM position_stop_levels WHERE ticker = 'XYZ' AND active")
     fill_price = lots[0]["cost_basis_per_share"]
     assert levels["entry_price"] == fill_price
-    # SPEC section 6: stop = entry - ATR14 * multiplier, stored to 1/100 of a cent.
+    # docs/contracts.md section 6: stop = entry - ATR14 * multiplier, stored to 1/100 of a cent.
     expected_stop = fill_price - levels["atr_value"] * levels["atr_multiplier"]
     assert abs(levels["stop_loss_price"] - expected_stop) <= Decimal("0.00005")
     expected_take_profit = fill_price + (fill_price - expected_stop) * levels["reward_risk_ratio"]

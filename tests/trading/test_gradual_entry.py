@@ -1,4 +1,4 @@
-"""Gradual entry (seed task 12.2/12.4, property 21; SPEC section 5)."""
+"""Gradual entry (seed task 12.2/12.4, property 21; docs/contracts.md section 5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Micro-trading rules (seed tasks 17.1-17.4, SPEC section 5)."""
+"""Micro-trading rules (seed tasks 17.1-17.4, docs/contracts.md section 5)."""
 
 from __future__ import annotations
 

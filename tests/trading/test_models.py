@@ -1,4 +1,4 @@
-"""Risk tier defaults and their persistence (seed task 3.2; SPEC section 5)."""
+"""Risk tier defaults and their persistence (seed task 3.2; docs/contracts.md section 5)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from services.shared.schemas import RiskTierName
 from services.trading.core.engine_settings import TIER_FIELDS, EngineSettings, tier_configs
 from services.trading.core.models import RISK_TIER_DEFAULTS
 
-# SPEC section 5's table, column by column, as written there.
+# docs/contracts.md section 5's table, column by column, as written there.
 SPEC_TABLE = {
     "min_confidence": ("0.75", "0.65", "0.55"),
     "base_allocation_pct": ("0.03", "0.05", "0.08"),
@@ -66,7 +66,7 @@ overrides = st.dictionaries(
 @given(overrides)
 def test_tier_overrides_round_trip_through_json(changes) -> None:
     """Property 29 (partial): per-tier parameters saved as the config row's JSON come back
-    exactly; parameters not overridden keep SPEC's defaults."""
+    exactly; parameters not overridden keep the contract's defaults."""
     stored = json.loads(json.dumps({t: {f: str(v) for f, v in p.items()} for t, p in changes.items()}))
     configs = tier_configs(stored)
     for tier in TIERS:

@@ -1,4 +1,4 @@
-"""Performance metrics (seed tasks 15.3-15.5, SPEC section 6)."""
+"""Performance metrics (seed tasks 15.3-15.5, docs/contracts.md section 6)."""
 
 from __future__ import annotations
 
@@ -225,7 +225,7 @@ def test_real_closes_agree_with_pandas(real_closes):
 
 def test_real_closes_agree_with_empyrical(real_closes):
     """Same data against empyrical. empyrical reports drawdown as a negative
-    number; ours is the positive fraction SPEC asks for, so they agree up to sign. Its
+    number; ours is the positive fraction docs/contracts.md asks for, so they agree up to sign. Its
     sharpe_ratio on the last 30 returns is the same formula (ddof=1, sqrt(252), rf 0)."""
     import empyrical
 

@@ -1,6 +1,6 @@
-"""Position sizing (seed task 4, properties 1-4, 7, 19, 24; SPEC sections 5-6).
+"""Position sizing (seed task 4, properties 1-4, 7, 19, 24; docs/contracts.md sections 5-6).
 
-Expected sizes are recomputed here from the SPEC formula with exact fractions:
+Expected sizes are recomputed here from the contract's formula (docs/contracts.md section 6) with exact fractions:
     raw_pct = base * (confidence / min_confidence) * multiplier, pct = min(raw_pct, max_pct),
     dollars = min(active_pool * pct, cap), shares = floor(dollars / price).
 """
@@ -154,7 +154,7 @@ def request(
 def test_property_1_sizing_formula_and_invariants(
     tier: RiskTierConfig, confidence: Decimal, cash: Decimal, price: Decimal
 ) -> None:
-    """Property 1: zero allocation below min_confidence; otherwise the SPEC formula, never
+    """Property 1: zero allocation below min_confidence; otherwise the contract's formula (docs/contracts.md section 6), never
     above max_position_pct of the Active Pool nor the absolute cap, whole shares rounded
     down, and a rejection when that rounds to zero."""
     portfolio = three_sector_portfolio(cash)
@@ -554,7 +554,7 @@ def test_buys_never_spend_the_reserve_pool_or_cash_the_account_lacks(
     cash_share: Decimal,
     reserve_share: Decimal,
 ) -> None:
-    """The Reserve Pool is siphoned profit kept in cash (SPEC section 6): a buy spends at most
+    """The Reserve Pool is siphoned profit kept in cash (docs/contracts.md section 6): a buy spends at most
     the cash beyond it, and with none left it is rejected."""
     confidence = at_or_above_minimum(tier, confidence)
     cash = (total * cash_share).quantize(D("0.01"))

@@ -1,4 +1,4 @@
-"""Reserve Pool rules (seed task 7, properties 5, 6, 8; SPEC sections 5-6)."""
+"""Reserve Pool rules (seed task 7, properties 5, 6, 8; docs/contracts.md sections 5-6)."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def test_naive_time_refused() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(decimals("0", "0.5", 3), min_size=1, max_size=30), decimals("0.05", "0.45", 2))
 def test_emergency_alert_once_per_crossing(drawdowns: list[Decimal], threshold: Decimal) -> None:
-    """Seed 7.1 / SPEC 6: an alert on each session the drawdown goes beyond the threshold
+    """Seed 7.1 / docs/contracts.md section 6: an alert on each session the drawdown goes beyond the threshold
     from within it (or from no history), never on the sessions it stays beyond."""
     s = ReserveSettings(emergency_drawdown_threshold_pct=threshold)
     previous = [None, *drawdowns[:-1]]

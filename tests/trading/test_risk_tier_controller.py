@@ -1,4 +1,4 @@
-"""Risk tier auto-adjustment (seed task 9, property 12; SPEC section 5)."""
+"""Risk tier auto-adjustment (seed task 9, property 12; docs/contracts.md section 5)."""
 
 from __future__ import annotations
 

@@ -142,7 +142,7 @@ async def test_the_snapshot_sharpe_counts_the_days_own_close(market, make_stack)
     snapshot = await pool.fetchrow("SELECT * FROM portfolio_snapshots WHERE snapshot_date = $1", days[-1])
     today = snapshot["portfolio_value"]
     assert today == Decimal(10000)
-    # SPEC section 6: trailing 30 returns of end-of-day equity, today's close included.
+    # docs/contracts.md section 6: trailing 30 returns of end-of-day equity, today's close included.
     expected = performance_tracker.sharpe_ratio(performance_tracker.daily_returns([*history, today]))
     assert snapshot["sharpe_ratio"] == pytest.approx(expected)
     assert snapshot["sharpe_ratio"] != pytest.approx(

@@ -1,4 +1,4 @@
-"""Stops and take-profits (seed task 6, properties 9, 10, 11, 15, 25; SPEC section 6)."""
+"""Stops and take-profits (seed task 6, properties 9, 10, 11, 15, 25; docs/contracts.md section 6)."""
 
 from __future__ import annotations
 
@@ -316,7 +316,7 @@ def test_price_unavailable_for_more_than_15_market_minutes_closes() -> None:
 def test_adding_to_a_position_never_loosens_its_stop(held, add, held_entry, fill, atr, trailing) -> None:
     """Stops only move up (decision core I), also when a tranche or add-on fills: the entry
     becomes the share-weighted average and the stop the higher of the old one and the one
-    SPEC section 6 gives at the new entry; an active trailing stop keeps its take-profit."""
+    docs/contracts.md section 6 gives at the new entry; an active trailing stop keeps its take-profit."""
     now = datetime(2024, 3, 5, 16, tzinfo=UTC)
     old = compute_initial_levels(held_entry, atr, Decimal(2), Decimal(2), now)
     if trailing:

@@ -1,4 +1,4 @@
-"""Tax lots: FIFO closing and wash sales (seed tasks 11.2-11.4, SPEC section 6)."""
+"""Tax lots: FIFO closing and wash sales (seed tasks 11.2-11.4, docs/contracts.md section 6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Trading window on the real XNYS calendar (seed task 12.1/12.3, SPEC section 6).
+"""Trading window on the real XNYS calendar (seed task 12.1/12.3, docs/contracts.md section 6).
 
 Expected answers come from exchange_calendars' own `session_open`/`session_close`/
 `sessions_in_range`, never from the module's lookup table.

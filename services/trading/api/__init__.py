@@ -1,4 +1,4 @@
-"""The engine's HTTP control plane (seed task 20.1, SPEC section 7, issue 6).
+"""The engine's HTTP control plane (seed task 20.1, docs/contracts.md section 7, issue 6).
 
 `runtime.py` holds what the routes need (pool, Redis, clock, engine, token); `routes/` has one
 module per resource, each route a few lines: parse, call, shape. Reads go through

@@ -1,4 +1,4 @@
-"""The bearer token that guards the control plane (SPEC section 7).
+"""The bearer token that guards the control plane (docs/contracts.md section 7).
 
 The token comes from `STONKS_API_TOKEN`; when that is unset, from the token file in the data
 directory; when there is none yet, a new one is generated and kept in that file with mode 0600

@@ -2,7 +2,7 @@
 
 `ConfigUpdate` is a partial document: the fields sent are changed, the rest kept. Every field
 is checked against its allowed range before anything is written: the ranges are the
-`trading_engine_config` CHECK constraints (018 migration), narrowed where SPEC section 5 or the
+`trading_engine_config` CHECK constraints (018 migration), narrowed where docs/contracts.md section 5 or the
 environment settings (`TradingConfig`) set an upper bound; counts and switches take JSON
 integers and booleans only, decimals are finite and storable (`inputs.py`). Unknown fields are
 refused. The two rules that tie fields together (correlation reduce <= reject, earnings reject
@@ -44,7 +44,7 @@ def _seconds(description: str | None = None) -> Any:
 
 
 class TierOverride(BaseModel):
-    """Per-tier changes to RISK_TIER_DEFAULTS (SPEC section 5); absent fields keep the default."""
+    """Per-tier changes to RISK_TIER_DEFAULTS (docs/contracts.md section 5); absent fields keep the default."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

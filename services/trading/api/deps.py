@@ -43,7 +43,7 @@ def _check(runtime: Runtime, request: Request) -> None:
 
 
 async def require_token(request: Request, runtime: RuntimeDep, credentials: Credentials) -> None:
-    """Every state-changing endpoint (SPEC section 7)."""
+    """Every state-changing endpoint (docs/contracts.md section 7)."""
     _check(runtime, request)
 
 

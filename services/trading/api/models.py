@@ -4,7 +4,7 @@ Conventions, the same in every response:
 - money, prices, quantities and fractions computed from them are `Decimal`, sent as JSON
   strings ("1234.50"): exact, as stored; statistics (Sharpe, win rate, drawdown) are numbers;
 - a statistic that is not finite is `null`, and profit factor, which is infinite when there
-  are profits and no losses (SPEC section 6), comes with `profit_factor_infinite: true`;
+  are profits and no losses (docs/contracts.md section 6), comes with `profit_factor_infinite: true`;
 - times are ISO 8601 with their offset; lists are pages: `items`, `total`, `limit`, `offset`.
 """
 

@@ -1,6 +1,6 @@
 """What a backtest is asked to do: dates, capital, tier, universe, signal source and fill model
 (seed task 19.1). Frozen values, validated once, with errors naming the field and the reason
-(SPEC section 7: the API answers 422 with both).
+(docs/contracts.md section 7: the API answers 422 with both).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from services.trading.core.engine_settings import TIER_FIELDS, EngineSettings
 from services.trading.core.trading_window import CALENDAR_END, CALENDAR_START
 
 MAX_SLIPPAGE_BPS = Decimal(1000)
-DEFAULT_SLIPPAGE_BPS = Decimal(5)  # SPEC section 4: the paper broker's default
+DEFAULT_SLIPPAGE_BPS = Decimal(5)  # docs/contracts.md section 4: the paper broker's default
 
 
 class BacktestConfigError(ValueError):

@@ -1,6 +1,6 @@
 """Circuit breakers: stop trading when losses or stop-outs pile up (seed task 8.1).
 
-SPEC section 5 defaults: daily loss above 3% of start-of-day value halts new entries until
+docs/contracts.md section 5 defaults: daily loss above 3% of start-of-day value halts new entries until
 the next session opens; a position down more than 8% from entry is closed and its ticker
 cooled down for 24 hours; 3 stop-outs within 30 minutes halt entries for 60 minutes. A halt
 is resolved once `now >= cooldown_expires`. Each check returns the new state and the

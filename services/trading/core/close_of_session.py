@@ -1,4 +1,4 @@
-"""The close of a session (seed tasks 7.1, 11.1, SPEC sections 5 and 6): the emergency
+"""The close of a session (seed tasks 7.1, 11.1, docs/contracts.md sections 5 and 6): the emergency
 drawdown rule, then the risk tier, in that order, on the session's own snapshot figures.
 
 The emergency rule releases the Reserve Pool into the Active Pool and forces the conservative
@@ -25,7 +25,9 @@ from services.trading.core.models import ClosedTrade, ReservePoolState
 from services.trading.core.reserve_pool import ReserveUpdate
 from services.trading.core.risk_tier_controller import RiskTierChange
 
-WIN_RATE_WINDOW = timedelta(days=30)  # the tier reads the trailing-30-day win rate (SPEC 5)
+WIN_RATE_WINDOW = timedelta(
+    days=30
+)  # the tier reads the trailing-30-day win rate (docs/contracts.md section 5)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Trailing correlations of daily returns between tickers (seed task 11.1, SPEC section 6).
+"""Trailing correlations of daily returns between tickers (seed task 11.1, docs/contracts.md section 6).
 
 Rule: over the last `lookback_days` (default 90) closes on or before `as_of`, a ticker's daily
 return on a session is `close / previous session's close - 1`, defined only when it has a
@@ -92,7 +92,7 @@ class CorrelationMatrix:
 
     def get_portfolio_correlation(self, candidate: str, positions: Sequence[OpenPosition]) -> float:
         """Market-value-weighted mean correlation of `candidate` with the open positions
-        (SPEC section 6, the `c` of the sizing rule); 0.0 with nothing to compare against.
+        (docs/contracts.md section 6, the `c` of the sizing rule); 0.0 with nothing to compare against.
 
         Positions in the candidate itself are left out: adding to a holding is concentration,
         which the position and sector caps govern, not correlation (counting it as 1.0 would

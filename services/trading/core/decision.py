@@ -198,7 +198,7 @@ def recommendation_expiry(generated_at: datetime) -> datetime:
 def _input_problem(
     rec: Recommendation, market: MarketFacts, now: datetime, settings: EngineSettings, trace: _Trace
 ) -> str | None:
-    """Upstream data the engine cannot act on (SPEC section 3), and a price too old to buy on."""
+    """Upstream data the engine cannot act on (docs/contracts.md section 3), and a price too old to buy on."""
     problem = upstream_fields.field_problem(rec)
     if problem is not None:
         return trace.failed(problem.check, problem.detail)

@@ -1,6 +1,6 @@
 """Gradual entry: buying a position in tranches over time (seed task 12.2).
 
-Seed 12.2: use gradual entry when the position exceeds min($30, 5% of Active Pool) (SPEC
+Seed 12.2: use gradual entry when the position exceeds min($30, 5% of Active Pool) (docs/contracts.md
 section 5: threshold $30, 3 tranches, 30 minutes apart). The split gives tranche sizes that
 differ by at most one share and sum to the whole, never a zero-share tranche (fewer
 tranches when there are fewer shares than tranches). All tranches carry the parent decision
@@ -34,7 +34,7 @@ class TrancheStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Tranche:
-    """One slice of a gradual entry; `index` counts from 1 to `count` (SPEC section 4's
+    """One slice of a gradual entry; `index` counts from 1 to `count` (docs/contracts.md section 4's
     `tranche: {index, count, parent_decision_id}`)."""
 
     index: int

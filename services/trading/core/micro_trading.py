@@ -1,5 +1,5 @@
 """Micro-trading: short intraday trades under the same rules as any other (seed task 17.1,
-requirements 20.1-20.10, SPEC section 5).
+requirements 20.1-20.10, docs/contracts.md section 5).
 
 A micro-trade is a normal entry with four extra limits: it must be switched on
 (`micro_trading_enabled`, off by default) and come from an intraday or 1d signal; at most
@@ -40,7 +40,7 @@ MICRO_TREND_WINDOWS = frozenset({TrendWindow.INTRADAY, TrendWindow.ONE_DAY})
 
 @dataclass(frozen=True, slots=True)
 class MicroTradingSettings:
-    """SPEC section 5 defaults (`micro_trading_*` in the engine config)."""
+    """docs/contracts.md section 5 defaults (`micro_trading_*` in the engine config)."""
 
     enabled: bool = False
     allocation_cap_pct: Decimal = Decimal("0.03")

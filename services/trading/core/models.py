@@ -31,7 +31,7 @@ ZERO = Decimal(0)
 
 @dataclass(frozen=True, slots=True)
 class RiskTierConfig:
-    """The knobs one risk tier turns (SPEC section 5). Fractions are of the Active Pool or
+    """The knobs one risk tier turns (docs/contracts.md section 5). Fractions are of the Active Pool or
     of total portfolio value, written as Decimals in [0, 1]."""
 
     name: RiskTierName
@@ -48,7 +48,7 @@ def _tier(name: RiskTierName, *values: str) -> RiskTierConfig:
     return RiskTierConfig(name, *(Decimal(v) for v in values))
 
 
-# SPEC section 5, column by column: min_confidence, base_allocation_pct, max_position_pct,
+# docs/contracts.md section 5, column by column: min_confidence, base_allocation_pct, max_position_pct,
 # stop_loss_atr_multiplier, reward_risk_ratio, max_sector_pct, max_portfolio_heat.
 RISK_TIER_DEFAULTS: Mapping[RiskTierName, RiskTierConfig] = {
     RiskTierName.CONSERVATIVE: _tier(
@@ -63,7 +63,7 @@ RISK_TIER_DEFAULTS: Mapping[RiskTierName, RiskTierConfig] = {
 
 @dataclass(frozen=True, slots=True)
 class Recommendation:
-    """One row of the upstream `recommendations` table (SPEC section 3), as read.
+    """One row of the upstream `recommendations` table (docs/contracts.md section 3), as read.
 
     `confidence` is kept as the raw float so that bad upstream values (NaN, out of range)
     reach the decision core and become skip decisions with a reason, not crashes.
@@ -119,7 +119,7 @@ class PortfolioState:
     """The account as the decision core sees it at one instant.
 
     Only positions, cash and the Reserve Pool balance are stored; everything else follows
-    from them (SPEC section 6: `active_pool = total_value - reserve`). The state is immutable,
+    from them (docs/contracts.md section 6: `active_pool = total_value - reserve`). The state is immutable,
     so each derived figure is summed once, on first use, and kept (`cached_property` writes to
     the instance `__dict__`, hence no `slots` here).
     """
@@ -159,7 +159,7 @@ class PortfolioState:
 
     @cached_property
     def portfolio_heat(self) -> Decimal:
-        """`sum(qty * max(entry - stop, 0)) / total_value` (SPEC section 6); 0 when empty."""
+        """`sum(qty * max(entry - stop, 0)) / total_value` (docs/contracts.md section 6); 0 when empty."""
         total = self.total_value
         if total <= 0:
             return ZERO

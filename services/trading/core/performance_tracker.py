@@ -1,4 +1,4 @@
-"""Performance metrics (seed task 15.3, SPEC section 6).
+"""Performance metrics (seed task 15.3, docs/contracts.md section 6).
 
 The formulas, each a module-level pure function:
 - daily returns: `equity[t] / equity[t-1] - 1` of end-of-day equity;
@@ -51,7 +51,7 @@ def sharpe_ratio(
     window: int = SHARPE_WINDOW,
     periods_per_year: int = TRADING_DAYS_PER_YEAR,
 ) -> float:
-    """Annualised Sharpe of the trailing `window` returns, risk-free 0 (SPEC section 6)."""
+    """Annualised Sharpe of the trailing `window` returns, risk-free 0 (docs/contracts.md section 6)."""
     r = np.asarray(returns, dtype=np.float64)
     r = r[np.isfinite(r)][-window:]
     # Exactly equal returns have no risk to divide by: report 0.0, never inf or NaN. Tested
@@ -153,7 +153,7 @@ def compute_metrics(
     """Every `PerformanceMetrics` field, plus micro-trade stats kept apart.
 
     `equity_curve` is end-of-day total value, oldest first, not including today. Sharpe uses
-    it alone (daily closes, SPEC section 6); drawdowns also count the current value, so a
+    it alone (daily closes, docs/contracts.md section 6); drawdowns also count the current value, so a
     fall today shows before the day closes.
     """
     standard = [t for t in closed_trades if not t.is_micro_trade]

@@ -1,6 +1,6 @@
 """How much to buy: confidence-scaled sizing with every risk adjustment (seed task 4.1).
 
-SPEC section 6:
+docs/contracts.md section 6:
     raw_pct = base_allocation_pct * (confidence / min_confidence) * multiplier,
     pct = min(raw_pct, max_position_pct), dollars = min(active_pool * pct, absolute_position_cap),
 then the sector cap, whole shares rounded down, and the portfolio-heat limit. `multiplier` is
@@ -44,7 +44,7 @@ class CorrelationSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SizingSettings:
-    """Engine-wide sizing limits (SPEC section 5 defaults)."""
+    """Engine-wide sizing limits (docs/contracts.md section 5 defaults)."""
 
     absolute_position_cap: Decimal = Decimal("2500")
     active_pool_minimum: Decimal = Decimal("100")

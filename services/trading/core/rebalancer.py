@@ -1,5 +1,5 @@
 """Portfolio rebalancing: sell proposals that bring the book back within its limits
-(seed task 15.1, requirements 8.1-8.6, SPEC sections 5-6).
+(seed task 15.1, requirements 8.1-8.6, docs/contracts.md sections 5-6).
 
 Three rules, applied in this order, each on the quantities left by the one before:
 1. Position limit: a position worth more than `max_position_pct` of the Active Pool (the

@@ -1,6 +1,6 @@
 """The Reserve Pool: profit set aside, released only in an emergency (seed task 7.1).
 
-SPEC sections 5-6: a profitable close moves `profit * reserve_siphon_pct` (default 20%) into
+docs/contracts.md sections 5-6: a profitable close moves `profit * reserve_siphon_pct` (default 20%) into
 the reserve; `active_pool = total_value - reserve`; a drawdown beyond the emergency threshold
 (default 20%) releases the whole reserve and sets the risk tier to conservative; a reserve
 above 30% of total value raises a high-water signal. Each change comes back with the
@@ -49,7 +49,7 @@ class ReserveUpdate:
 
 
 def compute_active_pool(total_value: Decimal, reserve_balance: Decimal) -> Decimal:
-    """Active Pool = total portfolio value - Reserve Pool balance (SPEC section 6)."""
+    """Active Pool = total portfolio value - Reserve Pool balance (docs/contracts.md section 6)."""
     return total_value - reserve_balance
 
 

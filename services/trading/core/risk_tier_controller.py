@@ -1,4 +1,4 @@
-"""Moving between risk tiers on evidence (seed task 9.1, SPEC section 5).
+"""Moving between risk tiers on evidence (seed task 9.1, docs/contracts.md section 5).
 
 Evaluated at market close: downgrade one level when the trailing-30-day win rate is below
 40% or drawdown above 15%; upgrade one level when win rate is above 55% and the Reserve Pool

@@ -1,6 +1,6 @@
 """When to get out: ATR-based stops and take-profits, trailing, tightening (seed task 6.1).
 
-SPEC section 6: `stop = entry - ATR14 * mult`, `take_profit = entry + (entry - stop) *
+docs/contracts.md section 6: `stop = entry - ATR14 * mult`, `take_profit = entry + (entry - stop) *
 reward_risk`; once price has moved more than 50% of the way to take-profit the stop goes to
 entry; earnings within 3 sessions use 0.7x the ATR multiplier and a high-severity macro
 event 0.5x; levels are re-evaluated when ATR moves more than 10%; above 80% of
@@ -141,7 +141,7 @@ def effective_atr_multiplier(
 def compute_initial_levels(
     entry_price: Decimal, atr: Decimal, atr_multiplier: Decimal, reward_risk_ratio: Decimal, now: datetime
 ) -> StopLevels:
-    """Stop and take-profit for a new position (SPEC section 6)."""
+    """Stop and take-profit for a new position (docs/contracts.md section 6)."""
     require_aware(now, "now")
     if entry_price <= 0 or atr <= 0 or atr_multiplier <= 0 or reward_risk_ratio <= 0:
         raise ValueError(
@@ -278,7 +278,7 @@ def tighten_for_heat(
     settings: StopSettings | None = None,
 ) -> tuple[StopAdjustment, ...]:
     """Above 80% of max_portfolio_heat, halve the stop distance of the lowest-confidence
-    positions first, one by one, until heat is back at or below 80% (SPEC section 6).
+    positions first, one by one, until heat is back at or below 80% (docs/contracts.md section 6).
 
     Ties in confidence go by ticker so the order is reproducible."""
     s = settings or StopSettings()

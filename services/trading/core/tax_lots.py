@@ -1,4 +1,4 @@
-"""Tax lots: FIFO closing and wash sales (seed task 11.2, SPEC section 6, IRS Publication 550).
+"""Tax lots: FIFO closing and wash sales (seed task 11.2, docs/contracts.md section 6, IRS Publication 550).
 
 The rule, as implemented:
 

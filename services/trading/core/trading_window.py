@@ -1,6 +1,6 @@
 """When the engine may trade: XNYS sessions, the trading window and earnings proximity.
 
-Seed task 12.1, SPEC section 6: the trading window is the half-open interval
+Seed task 12.1, docs/contracts.md section 6: the trading window is the half-open interval
 [open + 15 min, close - 15 min) of each XNYS session ([09:45, 15:45) America/New_York on a
 normal day, [09:45, 12:45) on a 13:00 early close); the market is open on [open, close).
 Session times come from the real exchange calendar (`exchange_calendars`), never from
@@ -88,7 +88,7 @@ def is_market_open(instant: datetime) -> bool:
 
 @functools.lru_cache(maxsize=4096)  # asked once per check of every decision; the calendar never changes
 def is_within_trading_window(instant: datetime, buffer: timedelta = WINDOW_BUFFER) -> bool:
-    """True on [open + buffer, close - buffer) of an XNYS session (SPEC section 6)."""
+    """True on [open + buffer, close - buffer) of an XNYS session (docs/contracts.md section 6)."""
     times = session_times(_new_york_date(instant))
     return times is not None and times[0] + buffer <= instant < times[1] - buffer
 

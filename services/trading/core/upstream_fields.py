@@ -1,5 +1,5 @@
 """The upstream recommendation's fields, checked once as a row enters the decision core
-(SPEC section 3, issue 12).
+(docs/contracts.md section 3, issue 12).
 
 The upstream pipeline writes what it likes into `recommendations`: any text for the ticker,
 action, mode and trend window, any double for the confidence. A field the engine cannot act on

@@ -326,7 +326,7 @@ class AccountDuties:
             self.notifier.notify(events.from_risk_tier_change(result.tier_change))
         if result.emergency_reason is not None:
             # The emergency rule releases the reserve and forces the conservative tier; it
-            # closes no position (SPEC section 6), hence positions_closed 0.
+            # closes no position (docs/contracts.md section 6), hence positions_closed 0.
             released = -result.emergency.amount if result.emergency is not None else Decimal(0)
             self.notifier.notify(
                 events.emergency_liquidation(

@@ -1,4 +1,4 @@
-"""Decided and sent as one fact: the transactional outbox (SPEC section 4).
+"""Decided and sent as one fact: the transactional outbox (docs/contracts.md section 4).
 
 A decision and its order jobs are written in one transaction; only then are jobs delivered to
 the broker queue and marked delivered. If the process dies between commit and delivery, the

@@ -112,7 +112,7 @@ async def close_session(
         trades = await closed_trades(connection)
         previous = await _previous_snapshot(connection, session)
         # At the close today's value is an end-of-day value: Sharpe counts today's return
-        # (SPEC section 6). The tracker appends the value again, which moves no drawdown.
+        # (docs/contracts.md section 6). The tracker appends the value again, which moves no drawdown.
         curve = [*await equity_curve(connection, session), portfolio.total_value]
         report = performance_tracker.compute_metrics(
             portfolio=portfolio,

@@ -1,5 +1,5 @@
 """Market data values as the engine reads them from `tickers`, `price_bars` and
-`earnings_calendar` (SPEC section 3)."""
+`earnings_calendar` (docs/contracts.md section 3)."""
 
 from __future__ import annotations
 

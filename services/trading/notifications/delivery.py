@@ -1,6 +1,6 @@
 """One delivery attempt with a time limit, and the retry schedule (seed task 16.1).
 
-SPEC section 5: up to 3 retries with exponential backoff (1 s, 2 s, 4 s by default). Every
+docs/contracts.md section 5: up to 3 retries with exponential backoff (1 s, 2 s, 4 s by default). Every
 failure of a channel becomes an `AttemptOutcome` with a readable, redacted reason; nothing
 a channel does (raise anything, hang, swallow cancellation) escapes as an exception.
 """

@@ -1,4 +1,4 @@
-"""Per-channel hourly caps on alerts (seed task 16.1, Property 30; SPEC section 5: 10 SMS
+"""Per-channel hourly caps on alerts (seed task 16.1, Property 30; docs/contracts.md section 5: 10 SMS
 and 20 emails an hour, webhooks 30 by our choice).
 
 A Redis counter per channel per UTC clock hour (`notification_rate_key`): INCR and EXPIRE

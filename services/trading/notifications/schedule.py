@@ -1,6 +1,6 @@
 """When the daily summary and the weekly digest are due (seed tasks 16.1 and 25.5), pure.
 
-SPEC section 5: the daily summary at 16:30 America/New_York on XNYS sessions only; the weekly
+docs/contracts.md section 5: the daily summary at 16:30 America/New_York on XNYS sessions only; the weekly
 digest on Friday at 17:00 New York time. Both times and the weekday are owner settings.
 A report is due from its time until the end of its New York day (summary) or week (digest)
 if not yet sent for that period: an engine started at 18:00 still sends the day's summary,

@@ -1,6 +1,6 @@
 """The owner's notification settings: which channels, to whom, how often, about what.
 
-Seed task 16.1, SPEC section 5 defaults (10 SMS and 20 emails an hour, daily summary 16:30
+Seed task 16.1, docs/contracts.md section 5 defaults (10 SMS and 20 emails an hour, daily summary 16:30
 ET, weekly digest Friday 17:00 ET). They live in the `trading_engine_config` row (018 and
 020 migrations) and are edited through GET/PUT /api/trading/notifications/config, so they
 hold nothing secret: passwords, tokens and the webhook URL are in `channel_config.py`,
@@ -41,7 +41,7 @@ EmailAddress = Annotated[str, StringConstraints(strip_whitespace=True, max_lengt
 
 
 class NotificationSettings(BaseModel):
-    """One value of the notification settings; invalid input is refused whole (SPEC section 7)."""
+    """One value of the notification settings; invalid input is refused whole (docs/contracts.md section 7)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -1,4 +1,4 @@
-"""Configuration through the API (seed tasks 20.1, 20.2; SPEC section 7): read, change all or
+"""Configuration through the API (seed tasks 20.1, 20.2; docs/contracts.md section 7): read, change all or
 nothing with an audit record, pause and resume idempotently, refuse with 401 or 422 and then
 change nothing."""
 
@@ -36,7 +36,7 @@ async def test_get_config_shows_every_field_and_the_tiers(api) -> None:
     body = response.json()
     assert body["risk_tier"] == "moderate" and body["enabled"] is False and body["paused"] is False
     assert body["absolute_position_cap"] == "2500" and body["max_open_positions"] == 10
-    assert body["tiers"]["aggressive"]["max_portfolio_heat"] == "0.15"  # SPEC section 5
+    assert body["tiers"]["aggressive"]["max_portfolio_heat"] == "0.15"  # docs/contracts.md section 5
 
 
 async def test_a_change_is_applied_and_audited_with_its_source(api) -> None:

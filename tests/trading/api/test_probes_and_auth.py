@@ -1,5 +1,5 @@
 """Probes, Prometheus metrics, who may read, the token's origin, the lifespan that runs the
-engine, and the dashboard mount (seed task 20.1, SPEC sections 2 and 7)."""
+engine, and the dashboard mount (seed task 20.1, docs/contracts.md sections 2 and 7)."""
 
 from __future__ import annotations
 

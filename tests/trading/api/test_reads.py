@@ -51,7 +51,7 @@ async def test_status_shows_pools_heat_positions_with_stops_and_the_engine(trade
     assert position["ticker"] == "ABC" and Decimal(position["stop_loss_price"]) == levels["stop_loss_price"]
     assert Decimal(position["take_profit_price"]) == levels["take_profit_price"]
     heat = Decimal(position["risk_dollars"]) / Decimal(body["total_value"])
-    assert Decimal(body["portfolio_heat"]) == heat  # SPEC section 6, one position
+    assert Decimal(body["portfolio_heat"]) == heat  # docs/contracts.md section 6, one position
     assert body["last_decision_at"] is not None
 
 

@@ -1,5 +1,5 @@
 """GET /api/trading/metrics and /metrics/history: performance now and day by day (seed task
-20.1, SPEC section 6)."""
+20.1, docs/contracts.md section 6)."""
 
 from __future__ import annotations
 
