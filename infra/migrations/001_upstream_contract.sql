@@ -1,5 +1,5 @@
 -- Tables the trading engine reads from the upstream signal pipeline and the broker service
--- (docs/contracts.md section 3). In the full stonks-oracle system they already exist; every statement is
+-- (SPEC section 3). In the full stonks-oracle system they already exist; every statement is
 -- IF NOT EXISTS so this file is harmless there and makes this repository run on its own.
 
 CREATE TABLE IF NOT EXISTS tickers (
@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS recommendations (
     ticker        text        NOT NULL,
     action        text        NOT NULL,
     -- double precision on purpose: the upstream pipeline may write NaN or out-of-range
-    -- values, and the engine must see them to skip them with a reason (docs/contracts.md section 3).
+    -- values, and the engine must see them to skip them with a reason (SPEC section 3).
     confidence    double precision NOT NULL,
     mode          text        NOT NULL DEFAULT 'research',
     trend_window  text        NOT NULL DEFAULT '5d',
