@@ -266,7 +266,8 @@ class MarketData:
         session `before`: the closes known at a decision made during that session."""
         end = np.searchsorted(self.data_sessions, before)
         columns = self.data_sessions[max(0, end - lookback) : end]
-        return self.close[np.asarray(rows)][:, columns].T
+        # Only the window's cells are copied, not each ticker's whole history first.
+        return self.close[np.ix_(np.asarray(rows), columns)].T
 
     # -- gaps ------------------------------------------------------------------------------
 

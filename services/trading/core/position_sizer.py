@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 from typing import Protocol
 
 from services.shared.schemas import OrderSide
@@ -128,9 +129,22 @@ class _Rejected(Exception):
 def _exact(value: Decimal | float | int) -> Fraction:
     """Exact rational value. A float is read as its shortest decimal form (0.65 -> 65/100),
     the number a person saw in the database, so a confidence of 0.65 meets a 0.65 minimum."""
+    try:
+        return _exact_cached(value)
+    except TypeError:  # unhashable (a signalling NaN): Fraction reports it as it always did
+        return _exact_uncached(value)
+
+
+def _exact_uncached(value: Decimal | float | int) -> Fraction:
     if isinstance(value, float):
         return Fraction(Decimal(repr(value)))
     return Fraction(value)
+
+
+# The same few settings, tier limits and prices are read on every sizing (a backtest sizes
+# thousands of times); a Fraction is immutable and its value depends only on the input's value
+# and type, so a remembered one is the same number. Typed: 0.65 and Decimal("0.65") differ.
+_exact_cached = lru_cache(maxsize=4096, typed=True)(_exact_uncached)
 
 
 def _dec(value: Fraction, places: int = 10) -> Decimal:
