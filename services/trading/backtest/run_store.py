@@ -134,19 +134,7 @@ async def _recommendations(
         until,
         list(config.tickers) or None,
     )
-    return [
-        Recommendation(
-            r["id"],
-            r["ticker"],
-            r["action"],
-            r["confidence"],
-            r["mode"],
-            r["trend_window"],
-            r["thesis"],
-            r["generated_at"],
-        )
-        for r in rows
-    ]
+    return [Recommendation.from_row(r) for r in rows]
 
 
 # -- persisting ----------------------------------------------------------------------------

@@ -78,6 +78,23 @@ class Recommendation:
     thesis: str
     generated_at: datetime
 
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Recommendation:
+        """A `recommendations` row as the store or the backtest loader read it."""
+        return cls(*(row[name] for name in RECOMMENDATION_COLUMNS))
+
+
+RECOMMENDATION_COLUMNS = (
+    "id",
+    "ticker",
+    "action",
+    "confidence",
+    "mode",
+    "trend_window",
+    "thesis",
+    "generated_at",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class OpenPosition:

@@ -442,19 +442,7 @@ class EngineStore:
         the engine; anything else, however malformed, is taken so that it gets a decision with
         a reason, unless it was parked (`park_recommendation`)."""
         rows = await self.pool.fetch(_UNDECIDED, since, until, limit)
-        return [
-            Recommendation(
-                r["id"],
-                r["ticker"],
-                r["action"],
-                r["confidence"],
-                r["mode"],
-                r["trend_window"],
-                r["thesis"],
-                r["generated_at"],
-            )
-            for r in rows
-        ]
+        return [Recommendation.from_row(r) for r in rows]
 
 
 def _with_pending_buy(position: OpenPosition | None, order: asyncpg.Record, price: Decimal) -> OpenPosition:
