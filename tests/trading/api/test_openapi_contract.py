@@ -16,6 +16,7 @@ examples per operation, about a minute in all.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from contextlib import AsyncExitStack
 
@@ -102,6 +103,9 @@ def _exercise(
 ) -> None:
     @settings(
         max_examples=examples,
+        # The same examples every run, so CI is repeatable; STONKS_SCHEMATHESIS_RANDOM=1 explores
+        # new ones by hand (a random run found the non-object body answered 200).
+        derandomize=not os.environ.get("STONKS_SCHEMATHESIS_RANDOM"),
         deadline=None,
         database=None,
         phases=[Phase.explicit, Phase.generate],
