@@ -11,7 +11,7 @@
 //
 // Every figure the page must show is read from the API first: the test compares the page
 // with the engine's own answers, never with numbers written here. Exit 0: all checks passed.
-import { mkdtempSync, rmSync, existsSync } from "node:fs";
+import { mkdtempSync, rmSync, existsSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -50,6 +50,13 @@ async function getAll(path, query = {}) {
     items.push(...page.items);
     if (page.items.length === 0 || items.length >= page.total) return items;
   }
+}
+
+/** The file a download button saves: its name and text. */
+async function downloaded(button) {
+  const [download] = await Promise.all([button.page().waitForEvent("download", { timeout: 60_000 }), button.click()]);
+  const path = await download.path();
+  return { name: download.suggestedFilename(), text: readFileSync(path, "utf8") };
 }
 
 /** Midnight in New York (the engine's session day), `daysAgo` days before the day of `ms`. */
@@ -117,6 +124,13 @@ try {
   await page.getByTestId("risk-tier").waitFor();
   const tier = (await page.getByTestId("risk-tier").innerText()).trim().toLowerCase();
   check(tier === status.risk_tier, `overview shows the risk tier from the API (${status.risk_tier})`);
+  const expectedAccount = `${status.trading_mode === "live" ? "LIVE" : "PAPER"} · ${status.broker === "alpaca" ? "Alpaca" : "paper broker"}`;
+  const account = (await page.getByTestId("trading-account").innerText()).trim();
+  const headerAccount = (await page.getByTestId("header-account").innerText()).trim();
+  check(
+    account === expectedAccount && headerAccount === expectedAccount,
+    `overview and header show the trading mode and broker from the API (${account} / ${headerAccount})`,
+  );
   const activePool = (await page.getByTestId("active-pool").innerText()).trim();
   check(activePool === usd.format(Number(status.active_pool)), `overview shows the Active Pool from the API (${activePool})`);
   const reservePool = (await page.getByTestId("reserve-pool").innerText()).trim();
@@ -153,6 +167,32 @@ try {
   check(resumed.paused === false, `Resume restores it (status: ${await page.getByTestId("engine-state").innerText()})`);
   await page.waitForTimeout(300);
   await page.screenshot({ path: SCREENSHOT_PATH, fullPage: true });
+
+  // -- Halt all trading now, with a reason, and clear it (issue 15) ---------------------------
+  const breakerBefore = (await getJson("/status")).circuit_breaker;
+  await page.getByTestId("halt-reason").fill("e2e: owner halts everything");
+  await page.getByTestId("halt-button").click();
+  await page.getByTestId("clear-halt-button").waitFor();
+  const halted = (await getJson("/status")).circuit_breaker;
+  check(halted.active && halted.trigger === "manual" && halted.reason.includes("e2e: owner halts everything"),
+    `"Halt all trading now" trips the manual breaker with the reason (API: ${halted.trigger}, ${halted.reason})`);
+  check(await text("breaker-state") === "active", "…and the breaker card says active");
+  check((await page.getByTestId("breaker").innerText()).includes("e2e: owner halts everything"), "…with the owner's reason");
+  await page.screenshot({ path: shot("halted") });
+  await page.getByTestId("clear-halt-button").click();
+  await page.getByTestId("halt-button").waitFor();
+  const cleared = (await getJson("/status")).circuit_breaker;
+  check(cleared.trigger !== "manual" && cleared.active === breakerBefore.active,
+    `"Clear the halt" ends the manual halt only (active before ${breakerBefore.active}, now ${cleared.active})`);
+
+  // -- Reconciliation with the broker (issue 14): the card shows the API's answer ---------------
+  const reconciliation = await getJson("/reconciliation");
+  const reconciliationCard = await page.getByTestId("reconciliation").innerText();
+  check(reconciliation.runs.length > 0 || reconciliationCard.includes("nothing to reconcile"),
+    `the reconciliation card says the paper broker has nothing to reconcile (runs: ${reconciliation.runs.length})`);
+  check(await page.getByTestId("reconciliation-open").count() === (reconciliation.open.length > 0 ? 1 : 0)
+    && reconciliationCard.includes(reconciliation.open.length ? "Acknowledge" : "No open differences"),
+    `…and lists the API's ${reconciliation.open.length} open finding(s)`);
 
   // -- Decisions: the real rows ---------------------------------------------------------------
   const decisions = await getJson("/decisions?limit=25");
@@ -195,6 +235,9 @@ try {
   // (to a few cents: the snapshot's P&L figures are rounded apart from its value)
   check(Math.abs(booked - totalPnl) < 0.05, `…and matches the last close's realized + unrealized P&L (${booked.toFixed(4)} vs ${totalPnl.toFixed(4)})`);
   await page.screenshot({ path: shot("performance"), fullPage: true });
+  const liveSheet = await downloaded(page.getByTestId("tearsheet-live"));
+  check(liveSheet.name === "tearsheet-live.html" && liveSheet.text.includes("Trading account tearsheet"),
+    `the Performance page's tearsheet button downloads the live tearsheet (${liveSheet.name})`);
 
   // -- Portfolio and trades: real rows, or the honest empty state -----------------------------
   const positions = await getJson("/positions");
@@ -239,6 +282,9 @@ try {
   await page.locator('[data-testid="backtest-equity"] svg.recharts-surface').waitFor();
   check(true, "its equity curve renders");
   await page.screenshot({ path: shot("backtest"), fullPage: true });
+  const runSheet = await downloaded(page.getByTestId("tearsheet-backtest"));
+  check(runSheet.name === `tearsheet-${latest.id}.html` && runSheet.text.includes(`Backtest tearsheet ${latest.id}`),
+    `the backtest's tearsheet button downloads its tearsheet (${runSheet.name})`);
 
   // -- Micro: today and 7 days are the engine's New York days -----------------------------------
   await page.getByTestId("tab-micro").click();

@@ -5,7 +5,7 @@ import { useTradingStatus } from "./api/hooks";
 import { API_BASE } from "./api/client";
 import { TokenControl } from "./components/TokenControl";
 import { Badge } from "./components/ui";
-import { engineState, OverviewPanel } from "./panels/Overview";
+import { engineState, OverviewPanel, tradingAccount } from "./panels/Overview";
 import { PortfolioPanel } from "./panels/Portfolio";
 import { TradesPanel } from "./panels/Trades";
 import { DecisionsPanel } from "./panels/Decisions";
@@ -30,10 +30,16 @@ function HeaderState() {
   if (status.isPending) return <Badge tone="slate">connecting…</Badge>;
   if (status.isError) return <Badge tone="red" testId="header-state">engine unreachable</Badge>;
   const state = engineState(status.data);
+  const account = tradingAccount(status.data);
   return (
-    <Badge tone={state.tone} testId="header-state">
-      {state.text}
-    </Badge>
+    <>
+      <Badge tone={account.tone} testId="header-account">
+        {account.text}
+      </Badge>
+      <Badge tone={state.tone} testId="header-state">
+        {state.text}
+      </Badge>
+    </>
   );
 }
 

@@ -11,13 +11,14 @@ import ipaddress
 import os
 import re
 from decimal import Decimal
+from enum import StrEnum
 from pathlib import Path
 
 import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.shared.schemas import RiskTierName
+from services.shared.schemas import RiskTierName, RiskTierRule, TradingMode
 
 APP_NAME = "stonks-trading"
 TRADING_ENV_PREFIX = "STONKS_TRADING_"
@@ -26,6 +27,11 @@ HOST_NAME = re.compile(
     r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
 )
 SECRETS_DIR_VARIABLE = "STONKS_SECRETS_DIR"
+
+
+class BrokerName(StrEnum):
+    PAPER = "paper"  # the built-in paper broker (services/paper_broker)
+    ALPACA = "alpaca"  # Alpaca, through alpaca-py (services/alpaca_broker)
 
 
 class ConfigError(ValueError):
@@ -57,6 +63,11 @@ class TradingConfig(BaseSettings):
     micro_trading_allocation_cap_pct: Decimal = Field(Decimal("0.03"), gt=0, le=1)
     micro_trading_max_daily: int = Field(10, ge=0, le=1000)
     micro_trading_max_hold_minutes: int = Field(120, ge=1, le=390)
+    # The risk-tier autopilot (docs/contracts.md section 6.9, decisions.md *Risk-tier autopilot*).
+    risk_tier_rule: RiskTierRule = RiskTierRule.GUARDED
+    risk_tier_min_trades: int = Field(10, ge=1, le=1000)
+    risk_tier_min_sessions: int = Field(5, ge=0, le=1000)
+    risk_tier_recovery_sessions: int = Field(20, ge=0, le=1000)
     sns_topic_arn: str | None = None
     sns_phone_number: str | None = None
     gmail_sender: str | None = None
@@ -82,7 +93,25 @@ class AppConfig(BaseSettings):
     # let any web page read the API through a name that resolves to this machine.
     api_allowed_hosts: str = ""
     log_level: str = "INFO"
+    # Which broker consumes the order queue, and whether it trades real money
+    # (docs/decisions.md *Alpaca broker*). Live needs all three: `trading_mode=live`,
+    # `broker=alpaca` and `live_trading_opt_in=true`; `check_broker_settings` refuses the rest.
+    broker: BrokerName = BrokerName.PAPER
+    trading_mode: TradingMode = TradingMode.PAPER
+    live_trading_opt_in: bool = False
+    # Alpaca's keys: from the environment or files in STONKS_SECRETS_DIR only, never logged.
+    alpaca_api_key: SecretStr | None = None
+    alpaca_secret_key: SecretStr | None = None
+    # Where Alpaca is, when not at its own addresses (a proxy, the local fake server of the tests).
+    alpaca_url: str | None = None
+    alpaca_stream_url: str | None = None
+    # How often the Alpaca broker reconciles the account with PostgreSQL (and at its start).
+    reconcile_minutes: float = Field(5.0, gt=0)
     trading: TradingConfig = Field(default_factory=TradingConfig)
+    # Parameter search (`stonks optimize`, issue 16): an existing Ray cluster to run the trials
+    # on (`ray://host:10001` or `host:6379`); unset, a local Ray on `ray_num_cpus` cores (all).
+    ray_address: str | None = None
+    ray_num_cpus: int | None = Field(None, ge=1, le=4096)
 
     @field_validator("api_allowed_hosts")
     @classmethod
@@ -132,6 +161,30 @@ def load_config() -> AppConfig:
         )
     except ValidationError as exc:
         problems += [_describe(e, APP_ENV_PREFIX) for e in exc.errors()]
+    if not problems:
+        problems += broker_problems(app)
     if problems:
         raise ConfigError("invalid settings: " + "; ".join(problems))
     return app
+
+
+def broker_problems(config: AppConfig) -> list[str]:
+    """What stops the chosen broker and mode from starting; live trading only when opted into."""
+    problems = []
+    if config.trading_mode is TradingMode.LIVE:
+        if config.broker is not BrokerName.ALPACA:
+            problems.append(
+                "STONKS_TRADING_MODE=live needs STONKS_BROKER=alpaca (the paper broker only pretends)"
+            )
+        if not config.live_trading_opt_in:
+            problems.append(
+                "STONKS_TRADING_MODE=live trades real money: set STONKS_LIVE_TRADING_OPT_IN=true to confirm"
+            )
+    if config.broker is BrokerName.ALPACA and (
+        config.alpaca_api_key is None or config.alpaca_secret_key is None
+    ):
+        problems.append(
+            "STONKS_BROKER=alpaca needs STONKS_ALPACA_API_KEY and STONKS_ALPACA_SECRET_KEY "
+            "(or files of those names in STONKS_SECRETS_DIR)"
+        )
+    return problems

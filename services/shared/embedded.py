@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -154,7 +155,26 @@ class EmbeddedPostgres:
     def is_running(self) -> bool:
         if not (self.pgdata / "PG_VERSION").exists():
             return False
-        return self._run("pg_ctl", "-D", str(self.pgdata), "status", check=False).returncode == 0
+        if self._run("pg_ctl", "-D", str(self.pgdata), "status", check=False).returncode == 0:
+            return True
+        # pg_ctl has been seen to answer "not running" for a live server on a loaded machine;
+        # a postmaster alive under the lock file's PID is running, whatever it said.
+        return self._postmaster_alive()
+
+    def _postmaster_alive(self) -> bool:
+        return self._postmaster() is not None
+
+    def _postmaster(self) -> psutil.Process | None:
+        """The postmaster under the lock file's PID, if it is alive and ours."""
+        try:
+            pid = int((self.pgdata / "postmaster.pid").read_text().splitlines()[0])
+            process = psutil.Process(pid)
+            # Its working directory is its data directory: a reused PID is some other process.
+            if "postgres" in process.name() and Path(process.cwd()).resolve() == self.pgdata.resolve():
+                return process
+        except (FileNotFoundError, IndexError, ValueError, psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+        return None
 
     def running_port(self) -> int:
         # postmaster.pid line 4 is the port (PostgreSQL docs, "Database File Layout").
@@ -320,8 +340,21 @@ class EmbeddedPostgres:
             self._run("createdb", *connection, DATABASE_NAME, password=password)
 
     def stop(self) -> None:
-        if self.is_running():
-            self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop")
+        if not self.is_running():
+            return
+        stopped = self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop", check=False)
+        if stopped.returncode == 0:
+            return
+        # The loaded-machine case of `is_running`: pg_ctl refused a server that is alive. SIGINT
+        # is PostgreSQL's own "fast shutdown", what pg_ctl would have sent.
+        postmaster = self._postmaster()
+        if postmaster is None:
+            return
+        postmaster.send_signal(signal.SIGINT)
+        try:
+            postmaster.wait(timeout=START_TIMEOUT_SECONDS)
+        except psutil.TimeoutExpired:
+            raise RuntimeError(f"the private PostgreSQL did not stop: {stopped.stderr.strip()}") from None
 
 
 class EmbeddedValkey:

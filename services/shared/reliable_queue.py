@@ -46,6 +46,11 @@ class ReliableQueue:
     async def ack(self, message: str) -> None:
         await self.client.lrem(self.processing, 1, message)
 
+    async def ack_all(self, message: str) -> None:
+        """Remove every copy of `message` from the processing list: a consumer that holds jobs
+        until their outcome (the Alpaca broker) may hold one job the producer pushed twice."""
+        await self.client.lrem(self.processing, 0, message)
+
     async def dead_letter(self, message: str) -> None:
         """Park a message that can never be handled (malformed), so it stops coming back."""
         async with self.client.pipeline(transaction=True) as pipe:

@@ -19,6 +19,9 @@ class CircuitBreakerTriggerType(StrEnum):
     SINGLE_POSITION = "single_position"
     VOLATILITY = "volatility"
     MANUAL = "manual"
+    # Issue 14: a difference with the broker the engine cannot explain (migration 031): no
+    # expiry, resolved when the owner acknowledges it.
+    RECONCILIATION = "reconciliation"
 
 
 class ReservePoolTriggerType(StrEnum):
@@ -32,6 +35,7 @@ class NotificationChannel(StrEnum):
     SMS = "sms"
     EMAIL = "email"
     WEBHOOK = "webhook"
+    TELEGRAM = "telegram"
 
 
 class NotificationEventType(StrEnum):
@@ -42,6 +46,8 @@ class NotificationEventType(StrEnum):
     LARGE_TRADE_PNL = "large_trade_pnl"
     DAILY_SUMMARY = "daily_summary"
     WEEKLY_DIGEST = "weekly_digest"
+    ORDER_REJECTED = "order_rejected"  # issue 14: the broker refused an order (migration 029)
+    RECONCILIATION_DISCREPANCY = "reconciliation_discrepancy"  # issue 14: the broker's account differs (031)
 
 
 class DeliveryStatus(StrEnum):
@@ -60,6 +66,13 @@ class RiskTierName(StrEnum):
 
 
 RISK_TIER_ORDER: tuple[RiskTierName, ...] = tuple(RiskTierName)
+
+
+class RiskTierRule(StrEnum):
+    """The risk-tier autopilot's rule (docs/contracts.md section 6.9)."""
+
+    GUARDED = "guarded"  # the plan's thresholds with evidence, a chance to trade, a way back up
+    PLAN = "plan"  # the plan's rule, literally
 
 
 class RecommendationAction(StrEnum):
@@ -98,6 +111,8 @@ class OrderReason(StrEnum):
     MICRO_EXIT = "micro_exit"
     EMERGENCY = "emergency"
     MANUAL = "manual"
+    # Issue 14: a correcting entry written by reconciliation (shares gone at the broker).
+    RECONCILIATION = "reconciliation"
 
 
 class TradingMode(StrEnum):

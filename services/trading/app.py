@@ -29,20 +29,27 @@ from services.trading.api.errors import invalid_input, unreadable_body
 from services.trading.api.guard import RequestGuard
 from services.trading.api.routes import (
     backtest,
+    breaker,
     config,
     control,
     decisions,
     metrics,
     notifications,
+    optimizations,
     positions,
     probes,
     prometheus,
+    reconciliation,
+    risk_tier,
     status,
+    tax_report,
+    tearsheet,
     trades,
 )
 from services.trading.api.runtime import EngineRunner, Runtime, close_runtime, open_runtime
 from services.trading.api.settings import load_api_settings
 from services.trading.backtest import run_store
+from services.trading.optimize import store as optimization_store
 
 DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "frontend" / "dist"
 ROUTERS = (
@@ -52,16 +59,22 @@ ROUTERS = (
     positions,
     config,
     control,
+    breaker,
     decisions,
     trades,
     metrics,
+    risk_tier,
     backtest,
+    optimizations,
     notifications,
+    tax_report,
+    tearsheet,
+    reconciliation,
 )
 
 DESCRIPTION = """Control plane of the autonomous trading engine.
 
-Every endpoint that changes state (PUT config, POST pause/resume, POST backtest, PUT notification
+Every endpoint that changes state (PUT config, POST pause/resume, POST backtest, POST optimizations, PUT notification
 config) needs `Authorization: Bearer <token>`: `STONKS_API_TOKEN`, or the token generated on first
 start and kept in `<STONKS_DATA_DIR>/api-token`. Reads need it too unless the server listens on
 loopback only (`STONKS_API_PROTECT_READS`: auto, always, never). A wrong or missing token answers
@@ -90,6 +103,8 @@ def create_app(runtime: Runtime | None = None, *, dashboard_dir: Path | None = D
                 configure_logging(settings.log_level)
             current = await open_runtime(settings, load_api_settings())
         app.state.runtime = current
+        # Runs left `running` by a process that stopped (their lock is free) are interrupted.
+        await optimization_store.mark_orphaned_runs(current.pool)
         runner = EngineRunner(current.engine) if current.run_engine and current.engine is not None else None
         app.state.engine_runner = runner
         if runner is not None:
@@ -101,6 +116,9 @@ def create_app(runtime: Runtime | None = None, *, dashboard_dir: Path | None = D
                 lambda backtest_id, error: run_store.mark_backtest_interrupted(
                     current.pool, backtest_id, error
                 )
+            )
+            await current.optimizations.stop(
+                lambda run_id, error: optimization_store.stop_run(current.pool, run_id, "interrupted", error)
             )
             if runner is not None:
                 await runner.stop()

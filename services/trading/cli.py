@@ -11,27 +11,32 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import NoReturn, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from services.shared.config import AppConfig, ConfigError, load_config
+from services.shared.config import AppConfig, BrokerName, ConfigError, load_config
 from services.shared.db import connect
 from services.shared.embedded import EmbeddedServerError, EmbeddedServers
 from services.shared.logging import configure_logging
 from services.shared.migrations import MigrationError
 from services.shared.runtime import redacted, resolve_server_urls
 from services.trading.backtest.cli import backtest_command
-from services.trading.live import main_job
-from services.trading.live.replay import sessions_between
+from services.trading.core.replay_instants import sessions_between
+from services.trading.core.tax_report import TaxReport
+from services.trading.core.trading_window import NEW_YORK
+from services.trading.live import main_job, tax_report_source
 from services.trading.market import setup_steps
 from services.trading.market.csv_import import CsvImportError
+from services.trading.optimize.cli import optimize_command
+from services.trading.reports import tax_report_files
 from services.trading.soak.cli import soak_command
 
 app = typer.Typer(
@@ -47,7 +52,10 @@ data_app = typer.Typer(help="Load market data: the bundled sample or your own CS
 app.add_typer(servers_app, name="servers")
 app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
+broker_app = typer.Typer(help="The broker account (STONKS_BROKER=alpaca): check it without trading.")
+app.add_typer(broker_app, name="broker")
 app.command("backtest")(backtest_command)
+app.command("optimize")(optimize_command)
 app.command("soak")(soak_command)
 
 console = Console(stderr=True)
@@ -78,13 +86,18 @@ def _config() -> AppConfig:
     return config
 
 
-def _with_database(work: Callable[[asyncpg.Connection], Awaitable[T]], *, migrate: bool = True) -> T:
-    """Run `work` on a connection to the configured database, schema upgraded first."""
+def _with_database(
+    work: Callable[[asyncpg.Connection], Awaitable[T]], *, migrate: bool = True, database: str | None = None
+) -> T:
+    """Run `work` on a connection to the configured database (or to `database` on the same
+    server), schema upgraded first."""
     config = _config()
 
     async def main() -> T:
-        urls = resolve_server_urls(config)
-        connection = await connect(urls.database_url)
+        url = resolve_server_urls(config).database_url
+        if database is not None:
+            url = urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+        connection = await connect(url)
         try:
             if migrate:
                 await setup_steps.upgrade_schema(connection)
@@ -196,8 +209,9 @@ def signals(
     typer.echo(f"wrote {written} new recommendations")
 
 
-def _api_server(config: AppConfig, port: int | None) -> main_job.ApiServer:
-    """Serves the API and dashboard in the job's own event loop, next to its engine."""
+def _api_server(config: AppConfig, port: int | None, *, telegram: bool = False) -> main_job.ApiServer:
+    """Serves the API and dashboard in the job's own event loop, next to its engine; with
+    `telegram`, the owner's Telegram bot too when a token is configured (docs/telegram.md)."""
 
     async def serve(runtime_parts: main_job.RuntimeParts) -> None:
         import uvicorn
@@ -211,10 +225,19 @@ def _api_server(config: AppConfig, port: int | None) -> main_job.ApiServer:
                 create_app(runtime), host=config.api_host, port=port or config.api_port, log_level="warning"
             )
         )
+        phone = None
+        if telegram:
+            from services.trading.notifications.channel_config import load_channel_config
+            from services.trading.telegram.control import start_if_configured
+
+            phone = await start_if_configured(runtime, load_channel_config())
         try:
             await server.serve()
         except SystemExit:  # uvicorn's way of saying it could not start: the job goes on without it
             console.print("[bold red]error:[/] the API and dashboard could not start (see above)")
+        finally:
+            if phone is not None:
+                await phone.stop()
 
     return serve
 
@@ -290,7 +313,7 @@ def demo(
 
     progress = _progress()
 
-    def finished(summary: main_job.ReplaySummary) -> None:
+    def finished(summary: main_job.DemoSummary) -> None:
         progress.stop()  # the summary goes below a finished bar, not under a live one
         _print_summary(summary)
         if plan.serve:
@@ -327,11 +350,16 @@ def demo(
         _fail(str(exc).strip() or type(exc).__name__)
 
 
-def _print_summary(summary: main_job.ReplaySummary) -> None:
+def _print_summary(demo: main_job.DemoSummary) -> None:
     from rich.table import Table
 
+    summary = demo.replay
     table = Table(title="demo replay: what the engine did", show_header=False)
     change = summary.final_value - summary.starting_value
+    path = " -> ".join(
+        [demo.tier_moves[0].previous_tier if demo.tier_moves else "unchanged"]
+        + [f"{m.new_tier} ({m.at.date()})" for m in demo.tier_moves]
+    )
     for label, value in [
         ("sessions replayed", summary.sessions),
         ("recommendations decided", summary.decisions),
@@ -341,9 +369,158 @@ def _print_summary(summary: main_job.ReplaySummary) -> None:
         ("realized P&L", f"${summary.realized_pnl:,.2f}"),
         ("account value", f"${summary.starting_value:,.2f} -> ${summary.final_value:,.2f} ({change:+,.2f})"),
         ("Reserve Pool", f"${summary.reserve:,.2f}"),
+        ("risk tier", path),
+        ("tier verdicts", f"{len(demo.tier_moves)} changed, {demo.tier_held} held"),
     ]:
         table.add_row(label, str(value))
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    if demo.tier_moves:
+        moves = Table(title="risk tier moves (GET /api/trading/risk-tier/history has every verdict)")
+        for column in ("session", "move", "why"):
+            moves.add_column(column)
+        for m in demo.tier_moves:
+            moves.add_row(str(m.at.date()), f"{m.previous_tier} -> {m.new_tier}", m.reason)
+        console.print(moves)
+
+
+@app.command("tax-report")
+def tax_report(
+    year: int = typer.Option(..., "--year", min=1900, max=9999, help="The tax year, e.g. 2025."),
+    out: Path = typer.Option(
+        Path("."), "--out", help="Directory for tax-report-YEAR.csv and tax-report-YEAR.html."
+    ),
+    demo_database: bool = typer.Option(
+        False, "--demo", help=f"Report on the demo's database ({main_job.DEMO_DATABASE}), not the account's."
+    ),
+) -> None:
+    """The year's capital gains from the engine's tax lots: Form 8949 rows (code W for wash
+    sales) split short and long term, the Schedule D totals, the lots open at year end with
+    their adjusted basis and unrealised gain, and the wash-sale losses still deferred. Writes
+    a CSV and a printable HTML page. Not tax advice: it sees only this account (docs/tax-report.md)."""
+    today = datetime.now(NEW_YORK).date()
+    if year > today.year:
+        _fail(f"--year {year} has not begun (today is {today})")
+
+    async def work(connection: asyncpg.Connection) -> TaxReport:
+        return await tax_report_source.tax_report(connection, year, today)
+
+    report = _with_database(work, database=main_job.DEMO_DATABASE if demo_database else None)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        csv_path, html_path = out / f"tax-report-{year}.csv", out / f"tax-report-{year}.html"
+        csv_path.write_text(tax_report_files.to_csv(report), encoding="utf-8")
+        html_path.write_text(tax_report_files.to_html(report), encoding="utf-8")
+    except OSError as exc:
+        _fail(str(exc))
+    _print_tax_summary(report)
+    typer.echo(f"wrote {csv_path} and {html_path}")
+
+
+def _print_tax_summary(report: TaxReport) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"tax report {report.year} (year end {report.year_end}): Schedule D totals")
+    for column in (
+        "part",
+        "Schedule D line",
+        "rows",
+        "proceeds",
+        "cost basis",
+        "adjustments (W)",
+        "gain or loss",
+    ):
+        table.add_column(column, justify="left" if column in ("part", "Schedule D line") else "right")
+    for name, t in (("short term", report.short_totals), ("long term", report.long_totals)):
+        table.add_row(
+            name, t.schedule_d_lines, str(t.rows), f"{t.proceeds:,.2f}", f"{t.cost_basis:,.2f}",
+            f"{t.adjustment:,.2f}", f"{t.gain:,.2f}",
+        )  # fmt: skip
+    console = Console()
+    console.print(table)
+    console.print(
+        f"net gain or loss {report.net_gain:,.2f}; {len(report.open_lots)} lots open at year end, "
+        f"unrealised {report.unrealized_gain:,.2f}; wash-sale losses deferred {report.pending_deferred:,.2f} "
+        f"({len(report.pending_deferrals)}); losses a purchase may still wash: {len(report.unsettled_losses)}",
+        highlight=False,
+    )
+
+
+@app.command("report")
+def report(
+    backtest_id: str = typer.Option(
+        None, "--backtest", help="A stored backtest's id; default: the live account."
+    ),
+    out: Path = typer.Option(
+        None, "--out", help="The HTML file (default tearsheet-live.html or tearsheet-ID.html)."
+    ),
+    demo_database: bool = typer.Option(
+        False, "--demo", help=f"Read the demo's database ({main_job.DEMO_DATABASE}), not the account's."
+    ),
+) -> None:
+    """A one-file HTML tearsheet of the live account or a stored backtest: returns against an
+    equal-weight index of the sample tickers, drawdown periods, monthly returns, rolling Sharpe
+    and volatility (pyfolio), with the Reserve Pool, tier changes, breaker events and skip reasons."""
+    from uuid import UUID
+
+    from services.trading.reports import tearsheet, tearsheet_sources
+
+    try:
+        run_id = UUID(backtest_id) if backtest_id else None
+    except ValueError:
+        _fail(f"--backtest {backtest_id!r} is not a backtest id (a UUID)")
+    today = datetime.now(NEW_YORK).date()
+
+    async def work(connection: asyncpg.Connection) -> tearsheet.Tearsheet:
+        if run_id is None:
+            return await tearsheet_sources.live_tearsheet(connection, today)
+        return await tearsheet_sources.backtest_tearsheet(connection, run_id)
+
+    try:
+        sheet = _with_database(work, database=main_job.DEMO_DATABASE if demo_database else None)
+    except LookupError as exc:
+        _fail(str(exc))
+    path = out or Path(f"tearsheet-{run_id or 'live'}.html")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(tearsheet.render_html(sheet), encoding="utf-8")
+    except OSError as exc:
+        _fail(str(exc))
+    h = sheet.headline
+    typer.echo(
+        f"{sheet.subject}\nfinal value {h.final_value:,.2f}, return {h.total_return:+.2%}, Sharpe "
+        f"{h.sharpe_ratio:.2f}, max drawdown {h.max_drawdown:.2%}, win rate {h.win_rate:.1%}, "
+        f"{h.trade_count} trades\nwrote {path}"
+    )
+
+
+@broker_app.command("check")
+def broker_check() -> None:
+    """Connect to the broker and print the account, the market clock, positions and open
+    orders. Places, changes and cancels nothing."""
+    from rich.table import Table
+
+    from services.alpaca_broker import check as broker_check_report
+    from services.alpaca_broker import connection as alpaca_connection
+    from services.alpaca_broker.api import BrokerRejected
+
+    config = _config()
+    if config.broker is not BrokerName.ALPACA:
+        _fail(
+            "STONKS_BROKER is paper: the built-in paper broker has no account to check (set STONKS_BROKER=alpaca)"
+        )
+
+    async def check():
+        return await broker_check_report.check(alpaca_connection.open_api(config), config.trading_mode)
+
+    try:
+        report = asyncio.run(check())
+    except (*EXPECTED_ERRORS, ConfigError, BrokerRejected) as exc:
+        _fail(getattr(exc, "reason", None) or str(exc).strip() or type(exc).__name__)
+    table = Table(title=f"Alpaca {config.trading_mode.value} account", show_header=False)
+    for label, value in report.rows():
+        table.add_row(label, value)
+    console.print(table)
 
 
 @app.command("run")
@@ -359,6 +536,8 @@ def run(
     """Run the engine for real on the wall clock: decision loop, stops, breakers, the
     paper broker (by default) and the API, until Ctrl-C. The engine trades only once enabled
     (`STONKS_TRADING_ENABLED=true` or through the API)."""
+    from services.alpaca_broker.api import BrokerRejected
+
     config = _config()
     _require_free_port(config.api_host, port or config.api_port)
     try:
@@ -367,9 +546,11 @@ def run(
                 config,
                 paper_broker=paper_broker,
                 capital=Decimal(str(capital)),
-                serve_api=_api_server(config, port),
+                serve_api=_api_server(config, port, telegram=True),
             )
         )
+    except BrokerRejected as exc:  # bad keys, a closed account: Alpaca's reason, not a traceback
+        _fail(f"the broker refused to start: {exc.reason}")
     except EXPECTED_ERRORS as exc:
         _fail(str(exc).strip() or type(exc).__name__)
 

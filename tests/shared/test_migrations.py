@@ -135,8 +135,13 @@ async def test_money_is_never_stored_as_floating_point(db: asyncpg.Connection) -
     )
     rows = await db.fetch("""SELECT table_name, column_name FROM information_schema.columns
                              WHERE table_schema = 'public' AND data_type IN ('double precision', 'real')""")
+    # An optimisation's objective (a Sharpe ratio, a profit factor) is a float by nature, not money.
+    objective_values = {("optimization_runs", "best_value"), ("optimization_trials", "value")}
     floating_money = [
-        (r["table_name"], r["column_name"]) for r in rows if any(w in r["column_name"] for w in money_words)
+        (r["table_name"], r["column_name"])
+        for r in rows
+        if any(w in r["column_name"] for w in money_words)
+        and (r["table_name"], r["column_name"]) not in objective_values
     ]
     assert floating_money == []
 
@@ -200,5 +205,63 @@ async def test_a_decisions_category_is_stored_for_rows_before_and_after_the_migr
         stored = dict(await connection.fetch("SELECT ticker, category FROM trading_decisions"))
         for label in ("OLD", "NEW"):
             assert [stored[f"{label}{i}"] for i in range(len(CATEGORIES))] == [c for *_, c in CATEGORIES]
+    finally:
+        await connection.close()
+
+
+async def test_order_rejected_alerts_are_switched_on_for_accounts_made_before_them(
+    empty_database_url: str, tmp_path
+) -> None:
+    """Migration 029 adds `order_rejected` to an existing account's chosen event types (and
+    keeps the owner's other choices as they were); the notifications table accepts it."""
+    for migration in (m for m in discover() if m.version < "029"):
+        (tmp_path / migration.path.name).write_text(migration.path.read_text())
+    connection = await connect(empty_database_url)
+    try:
+        await upgrade(connection, tmp_path)
+        await connection.execute(
+            "UPDATE trading_engine_config SET notification_event_types = ARRAY['daily_summary']"
+        )
+        await upgrade(connection)
+        assert await connection.fetchval("SELECT notification_event_types FROM trading_engine_config") == [
+            "daily_summary",
+            "order_rejected",
+            "reconciliation_discrepancy",  # migration 031, later, does the same for its type
+        ]
+        await connection.execute(
+            "INSERT INTO notifications (event_type, channel, message) VALUES ('order_rejected', 'sms', 'x')"
+        )
+    finally:
+        await connection.close()
+
+
+async def test_reconciliation_alerts_are_switched_on_and_its_pause_and_stop_states_accepted(
+    empty_database_url: str, tmp_path
+) -> None:
+    """Migration 031 adds `reconciliation_discrepancy` to an existing account's chosen event
+    types, a `reconciliation` breaker trigger, and the resting stops' order states."""
+    for migration in (m for m in discover() if m.version < "031"):
+        (tmp_path / migration.path.name).write_text(migration.path.read_text())
+    connection = await connect(empty_database_url)
+    try:
+        await upgrade(connection, tmp_path)
+        await connection.execute(
+            "UPDATE trading_engine_config SET notification_event_types = ARRAY['order_rejected']"
+        )
+        await upgrade(connection)
+        assert await connection.fetchval("SELECT notification_event_types FROM trading_engine_config") == [
+            "order_rejected",
+            "reconciliation_discrepancy",
+        ]
+        await connection.execute(
+            "INSERT INTO notifications (event_type, channel, message) VALUES ('reconciliation_discrepancy', 'sms', 'x')"
+        )
+        await connection.execute(
+            "INSERT INTO circuit_breaker_events (trigger_type, threshold_value, actual_value) VALUES ('reconciliation', 0, 1)"
+        )
+        await connection.execute(
+            """INSERT INTO broker_orders (client_order_id, job_id, ticker, side, quantity, reason, status)
+               VALUES ('stop-1', gen_random_uuid(), 'XYZ', 'sell', 1, 'stop_loss', 'cancelling')"""
+        )
     finally:
         await connection.close()

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from services.shared.db import create_pool
@@ -17,3 +23,29 @@ async def market(database_url: str):
     await enable_engine(pool, gradual_entry_tranches=1)
     yield pool, days
     await close_pool(pool)
+
+
+# One local Ray per test module that asks for it (starting Ray takes seconds): 2 CPUs, a small
+# object store (the optimizer's tests, issue 16).
+OBJECT_STORE_BYTES = 200 * 1024**2
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[Path]:
+    """A local Ray for the module; yields a directory the workers can see (they inherit the
+    environment Ray was started with), for tests that leave markers there."""
+    import ray
+
+    directory = Path(tempfile.mkdtemp(prefix="stonks-ray-test-"))
+    os.environ["STONKS_TEST_RAY_DIR"] = str(directory)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level=logging.ERROR,
+        log_to_driver=False,
+        object_store_memory=OBJECT_STORE_BYTES,
+    )
+    try:
+        yield directory
+    finally:
+        ray.shutdown()

@@ -10,14 +10,17 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.shared.schemas import RiskTierName
+from services.shared.schemas import RiskTierName, RiskTierRule
 from services.trading.core.close_of_session import CloseFigures, close_session
 from services.trading.core.engine_settings import EngineSettings
 from services.trading.core.models import ClosedTrade, ReservePoolState
+from services.trading.core.risk_tier_controller import RiskTierSettings
 
 D = Decimal
 NOW = datetime(2024, 6, 3, 20, 0, tzinfo=UTC)
-SETTINGS = EngineSettings(enabled=True)
+# The plan's rule, literally (still a setting); the guarded rule's own tests are in
+# test_risk_tier_guarded.py.
+SETTINGS = EngineSettings(enabled=True, tier_rules=RiskTierSettings(rule=RiskTierRule.PLAN))
 TIERS = list(RiskTierName)
 
 

@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 from services.trading.core.correlation import (
     MIN_OVERLAP,
     CorrelationMatrix,
+    centred_returns,
     compute_correlation_matrix,
     correlation_from_prices,
+    correlations_with_first,
 )
 from services.trading.core.models import OpenPosition
 
@@ -232,3 +234,63 @@ def test_real_closes_match_pandas_pairwise_corr():
     theirs = wide.pct_change(fill_method=None).iloc[1:].corr(min_periods=20).to_numpy()
     np.fill_diagonal(theirs, 1.0)
     np.testing.assert_allclose(ours, theirs, atol=1e-10, equal_nan=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(price_histories())
+def test_one_candidate_against_a_book_reads_as_the_pairwise_rule(data):
+    """The backtest's one-row path (`centred_returns` + `correlations_with_first`) gives each
+    pair what the rule written out pair by pair gives."""
+    sessions, histories = data
+    traded = sorted({d for closes in histories.values() for d in closes})
+    tickers = list(histories)
+    prices = np.array([[histories[t].get(d, np.nan) for t in tickers] for d in traded], dtype=float)
+    prices = prices.reshape(len(traded), len(tickers))
+    x, m = centred_returns(prices)
+    found = correlations_with_first(x, m, min_overlap=MIN_OVERLAP)
+    for k, other in enumerate(tickers[1:]):
+        got = float(found[k]) if np.isfinite(found[k]) else 0.0
+        assert got == pytest.approx(
+            reference_correlation(histories[tickers[0]], histories[other], traded), abs=1e-9
+        )
+
+
+def _vectorised_correlations_with_first(x: np.ndarray, m: np.ndarray, min_overlap: int) -> np.ndarray:
+    """The pair figures over whole arrays (how the backtest worked them until issue 16)."""
+    a, mask_a, b, mask_b = x[:, 0], m[:, 0], x[:, 1:], m[:, 1:]
+    n = mask_a @ mask_b
+    sum_a, sum_b = a @ mask_b, mask_a @ b
+    sum_sq_a, sum_sq_b = (a * a) @ mask_b, mask_a @ (b * b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cov = a @ b - sum_a * sum_b / n
+        var_a = sum_sq_a - sum_a * sum_a / n
+        var_b = sum_sq_b - sum_b * sum_b / n
+        corr = cov / np.sqrt(var_a * var_b)
+    scale = np.maximum(sum_sq_a, sum_sq_b)
+    flat = (var_a <= 1e-12 * scale) | (var_b <= 1e-12 * scale) | (var_a <= 0) | (var_b <= 0)
+    return np.where((n >= max(min_overlap, 2)) & ~flat, np.clip(corr, -1.0, 1.0), np.nan)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 12),
+    st.integers(2, 95),
+    st.sampled_from([1e-9, 0.01, 0.2]),
+    st.floats(0, 0.6),
+    st.integers(1, 30),
+    st.integers(0, 2**32 - 1),
+)
+def test_the_pair_figures_in_plain_floats_are_the_vectorised_ones_to_the_bit(
+    others, sessions, volatility, holes, min_overlap, seed
+):
+    """`correlations_with_first` works each pair's figures in plain floats: the same numbers,
+    bit for bit (sign of zero included), as the same operations over whole arrays."""
+    rng = np.random.default_rng(seed)
+    prices = np.cumprod(1 + rng.normal(0, volatility, (sessions, others + 1)), axis=0)
+    prices[rng.random(prices.shape) < holes] = np.nan
+    x, m = centred_returns(prices)
+    found = np.array(correlations_with_first(x, m, min_overlap=min_overlap), dtype=np.float64)
+    expected = _vectorised_correlations_with_first(x, m, min_overlap)
+    assert np.array_equal(np.isnan(found), np.isnan(expected))
+    known = ~np.isnan(expected)
+    assert np.array_equal(found[known].view(np.int64), expected[known].view(np.int64))

@@ -183,6 +183,25 @@ def test_an_active_breaker_blocks_buys() -> None:
     assert outcome.decision.circuit_breaker_status == "active"
 
 
+class HighCorrelation:
+    def get_portfolio_correlation(self, candidate, positions) -> float:
+        return 0.93
+
+
+def test_a_buy_refused_for_correlation_records_the_correlation_check() -> None:
+    """Issue 15: the refusal's correlation check is in the record, not an empty object."""
+    held = OpenPosition(
+        "ABC", Decimal(10), Decimal(50), Decimal(50), "Energy", Decimal(45), Decimal(60), Decimal("0.8")
+    )
+    ctx = DecisionContext(
+        PortfolioState((held,), Decimal("10000")), CircuitBreakerState(), ON, HighCorrelation()
+    )
+    outcome = _decide(_rec(), ctx=ctx)
+    assert not outcome.acted and "correlation 0.9300" in outcome.decision.skip_reason
+    check = outcome.decision.correlation_check_result
+    assert check["factor"] == 0 and check["reason"] == outcome.decision.skip_reason
+
+
 def test_intraday_signals_take_the_micro_path_when_enabled() -> None:
     micro_on = replace(ON, micro=replace(ON.micro, enabled=True))
     market = replace(MARKET, intraday_atr=Decimal("0.4"))

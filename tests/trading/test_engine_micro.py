@@ -24,10 +24,11 @@ from tests.trading.engine_harness import RISING, at, build_stack, recommend, see
 pytestmark = pytest.mark.integration
 
 
-async def _intraday_bars(pool, ticker: str, day, base: float) -> None:
-    """Five-minute bars from the open to 10:55: an intraday price and ATR for the micro path."""
+async def _intraday_bars(pool, ticker: str, day, base: float, count: int = 18) -> None:
+    """Five-minute bars from the open (to 10:55 by default): an intraday price and ATR for the
+    micro path."""
     rows = []
-    for i in range(18):
+    for i in range(count):
         price = base + (0.2 if i % 2 else -0.2)
         rows.append(
             (
@@ -103,3 +104,37 @@ async def test_the_daily_micro_limit_counts_micro_entries_not_micro_sells(market
     async with pool.acquire() as connection:
         await outbox.record_decision(connection, outcome, TradingMode.PAPER)
     assert await EngineStore(pool).micro_entries_since(new_york_day_start(now)) == 0
+
+
+async def test_a_micro_trade_is_closed_after_its_120_minutes_by_the_loop_at_the_micro_interval(
+    market, redis_client: aioredis.Redis
+) -> None:
+    """Issue 15: the maximum hold closes a micro-trade through the live loop (decision, order,
+    fill), and while a micro-trade is held the protective pass runs every
+    `micro_trading_interval_seconds` (60 s), not only every stop-check interval (300 s): the
+    close comes within a minute of the 120 minutes, not up to five."""
+    pool, days = market
+    await pool.execute("UPDATE trading_engine_config SET micro_trading_enabled = true")
+    day = sessions(days[-1], 2)[1]
+    await _intraday_bars(pool, "XYZ", day, 115.0, count=48)  # to 13:25
+    built = await build_stack(pool, redis_client, at(days[-1], 16, 5))
+    try:
+        await recommend(pool, "XYZ", at(day, 10, 50), confidence=0.9, window="intraday")
+        await built.step(at(day, 11, 0))
+        opened = await pool.fetchrow("SELECT * FROM position_stop_levels WHERE active AND ticker = 'XYZ'")
+        assert opened is not None and opened["is_micro_trade"]
+        await built.step(at(day, 12, 58))  # 118 minutes: held
+        assert await _micro_exits(pool) == 0
+        await built.step(at(day, 13, 0) + timedelta(seconds=30))
+        assert await _micro_exits(pool) == 1  # 150 s after the last pass: due at the micro interval
+        closed = await pool.fetchrow("SELECT * FROM closed_trades WHERE ticker = 'XYZ'")
+        assert closed is not None and closed["is_micro_trade"] and closed["exit_reason"] == "micro_exit"
+        assert closed["exit_at"] - closed["entry_at"] >= timedelta(minutes=120)
+    finally:
+        await built.engine.stop()
+
+
+async def _micro_exits(pool) -> int:
+    return await pool.fetchval(
+        "SELECT count(*) FROM trading_decisions WHERE side = 'sell' AND decision_trace -> 'exit' ->> 'reason' = 'micro_exit'"
+    )

@@ -140,6 +140,18 @@ def test_a_loss_sold_and_bought_back_within_thirty_days_is_a_wash_sale() -> None
     assert [w.quantity for w in rebought.lots.wash_sales] == [D(10)]
 
 
+def test_the_commissions_reach_the_tax_lots_basis_and_amount_realized() -> None:
+    """Issue 15 (IRS Pub. 550): the lot's basis includes the buy's commission and the
+    sale's commission reduces what the lot realizes, so the lot and the trade agree."""
+    book, applied = apply_buy(PositionBook("XYZ"), fill(10, "100", "2"), PLAN)
+    (lot,) = applied.lots.changed
+    assert (lot.cost_basis_per_share, lot.fees, lot.cost_basis) == (D(100), D(2), D(1002))
+    _, sold = apply_sell(book, fill(10, "110", "1.25", day=1), ReservePoolState(), RESERVE)
+    (closed,) = sold.lots.closed
+    assert (closed.sale_fees, closed.proceeds) == (D("1.25"), D("1098.75"))
+    assert closed.realized_pnl == sold.trade.pnl == D("96.75")
+
+
 def test_selling_more_than_the_open_lots_hold_is_refused() -> None:
     with pytest.raises(ValueError, match="only 10 held"):
         apply_sell(bought(fill(10, "100")), fill(11, "100", day=1), ReservePoolState(), RESERVE)

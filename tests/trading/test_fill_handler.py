@@ -83,3 +83,32 @@ async def test_a_later_tranche_stores_the_exact_average_entry_and_levels_on_the_
     assert levels["entry_price"] == average  # exact, as the backtest keeps it
     for level in (levels["stop_loss_price"], levels["take_profit_price"]):
         assert level == level.quantize(Decimal("0.0001"))
+
+
+async def test_the_tax_lots_store_the_fees_and_the_closed_piece_s_term(stack) -> None:
+    """Issue 15: the lot's basis includes the buy's fee, its realized P&L is net of the
+    sale's fee, and the closed piece says short or long term."""
+    built, day = stack
+    pool = built.pool
+    await built.step(at(day, 9, 45))
+    second = await pool.fetchrow("SELECT * FROM order_outbox WHERE side = 'buy' AND tranche_index = 2")
+    buy = await _filled(pool, second, "116", at(day, 10, 16))
+    await apply_report(pool, buy.model_copy(update={"fee": Decimal("1.50")}), EngineSettings(enabled=True))
+    lot = await pool.fetchrow("SELECT * FROM tax_lots WHERE order_id = $1", buy.broker_order_id)
+    assert (lot["fees"], lot["sale_fees"], lot["holding_term"]) == (Decimal("1.50"), 0, None)
+    held = await pool.fetchval("SELECT sum(remaining_quantity) FROM tax_lots WHERE status = 'open'")
+    sale = {**second, "side": "sell", "reason": "stop_loss", "quantity": held, "client_order_id": "sell-1"}
+    sell = await _filled(pool, sale, "120", at(day, 11, 0))
+    await apply_report(pool, sell.model_copy(update={"fee": Decimal("0.40")}), EngineSettings(enabled=True))
+    closed = await pool.fetch("SELECT * FROM tax_lots WHERE status = 'closed' ORDER BY id")
+    assert sum(r["sale_fees"] for r in closed) == Decimal("0.40")
+    assert {r["holding_term"] for r in closed} == {"short"}
+    for r in closed:
+        expected = (
+            r["exit_price"] * r["quantity"]
+            - r["sale_fees"]
+            - (r["cost_basis_per_share"] * r["quantity"] + r["fees"])
+        )
+        assert r["realized_pnl"] == expected
+    bought_fees = await pool.fetchval("SELECT sum(fee) FROM applied_fills WHERE side = 'buy'")
+    assert bought_fees >= Decimal("1.50") and sum(r["fees"] for r in closed) == bought_fees

@@ -27,7 +27,7 @@ from services.trading.core.models import (
     PortfolioState,
     Recommendation,
 )
-from services.trading.core.position_sizer import PositionSizer
+from services.trading.core.position_sizer import PositionSizer, SizingSettings
 
 D = Decimal
 IN_WINDOW = datetime(2025, 3, 4, 15, 0, tzinfo=UTC)  # Tuesday 10:00 New York
@@ -290,3 +290,28 @@ def test_a_ticker_is_held_as_a_micro_trade_or_a_standard_position_never_both():
     context = DecisionContext(micro_held, NO_BREAKERS, EngineSettings(enabled=True), FixedCorrelation())
     decision = decide(rec, market, context, now=IN_WINDOW, decision_id=uuid.uuid4()).decision
     assert decision.skip_reason and "held as a micro-trade" in decision.skip_reason
+
+
+def test_the_micro_stop_tightens_within_the_configured_earnings_window_not_a_fixed_three():
+    """Issue 15: "earnings soon" for the micro stop is `earnings_reduce_sessions`, as for a
+    standard entry (it was a hard-coded 3)."""
+
+    def stop(window: int, sessions: int) -> Decimal:
+        decision = evaluate_micro_trade(
+            request(sessions_until_earnings=sessions),
+            portfolio=calm_portfolio(),
+            tier=RISK_TIER_DEFAULTS[RiskTierName.MODERATE],
+            sizer=PositionSizer(FixedCorrelation(), SizingSettings(earnings_reduce_within_sessions=window)),
+            breakers=NO_BREAKERS,
+            micro_trades_today=0,
+            now=IN_WINDOW,
+            settings=ON,
+        )
+        assert decision.approved, decision.reason
+        return decision.stops.stop_loss_price
+
+    full, tightened = D(50) - D("0.5"), D(50) - D("0.5") * D("0.7")
+    assert stop(window=5, sessions=4) == tightened  # inside a 5-session window
+    assert stop(window=5, sessions=6) == full
+    assert stop(window=2, sessions=3) == full  # outside a 2-session window (3 was tightened)
+    assert stop(window=3, sessions=3) == tightened

@@ -18,6 +18,7 @@ from services.trading.core.performance_tracker import (
     compute_metrics,
     current_drawdown,
     daily_returns,
+    drawdowns,
     max_drawdown,
     profit_factor,
     sharpe_ratio,
@@ -94,6 +95,16 @@ def test_property_26_max_drawdown_is_largest_fall_from_a_running_peak(equity):
     assert max_drawdown(equity) == pytest.approx(worst, abs=1e-12)
     assert 0.0 <= max_drawdown(equity) < 1.0
     assert current_drawdown(equity) <= max_drawdown(equity) + 1e-15
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(min_value=-1e9, max_value=1e12, allow_nan=False), max_size=40))
+def test_the_current_drawdown_is_the_last_of_the_drawdowns_to_the_bit(equity):
+    """The close reads the current drawdown alone (not vectorised): the same number, bit for
+    bit, as the vectorised `drawdowns` gives for the last point."""
+    got = current_drawdown(equity)
+    expected = float(drawdowns(equity)[-1]) if equity else 0.0
+    assert math.copysign(1, got) == math.copysign(1, expected) and got == expected
 
 
 @settings(max_examples=150, deadline=None)

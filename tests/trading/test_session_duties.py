@@ -167,6 +167,23 @@ async def test_emergency_alert_with_an_empty_reserve_once_per_crossing(market, m
     assert await pool.fetchval("SELECT risk_tier FROM trading_engine_config") == "conservative"
 
 
+async def test_the_snapshot_of_an_emergency_day_shows_the_reserve_released(market, make_stack) -> None:
+    # Issue 15: the snapshot was written from the figures computed before the release, so it
+    # showed the reserve the emergency rule had just emptied into the Active Pool.
+    pool, days = market
+    await pool.execute(
+        """INSERT INTO reserve_pool_ledger (amount, balance_after, trigger_type, notes, created_at)
+           VALUES (1000, 1000, 'manual_adjustment', 'test', $1)""",
+        at(days[-2], 16, 0),
+    )
+    await _snapshots(pool, days[-3:-1], [13000, 13000])  # the account's 10,000 is 23% below
+    stack = await make_stack(at(days[-1], 15, 0))
+    await stack.step(at(days[-1], 16, 5))
+    assert await pool.fetchval("SELECT balance_after FROM reserve_pool_ledger ORDER BY id DESC LIMIT 1") == 0
+    snapshot = await pool.fetchrow("SELECT * FROM portfolio_snapshots WHERE snapshot_date = $1", days[-1])
+    assert (snapshot["reserve_pool"], snapshot["active_pool"]) == (0, snapshot["portfolio_value"])
+
+
 async def test_the_reserve_high_water_signal_is_kept_in_the_snapshot(market, make_stack) -> None:
     pool, days = market
     await pool.execute(

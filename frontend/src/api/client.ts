@@ -94,3 +94,36 @@ export async function api<T>(method: string, path: string, options: { query?: Qu
   if (body === null && text) throw new ApiError(response.status, "the engine answered something that is not JSON");
   return body as T;
 }
+
+/** A file the engine makes (the tax report, the tearsheet): fetched with the token, then saved
+ * under the name the engine gives (Content-Disposition) or `fallbackName`. */
+export async function download(path: string, query: Query, fallbackName: string): Promise<void> {
+  const headers: Record<string, string> = {};
+  const token = getToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let response: Response;
+  try {
+    response = await fetch(url(path, query), { headers });
+  } catch (error) {
+    throw new ApiError(0, `cannot reach the engine at ${API_BASE} (${(error as Error).message})`);
+  }
+  if (!response.ok) {
+    let body: unknown = null;
+    try {
+      body = await response.json();
+    } catch {
+      body = null;
+    }
+    const message = describe(body, response.status, response.statusText);
+    throw new ApiError(response.status, response.status === 401 ? `this needs the API token (${message})` : message);
+  }
+  const named = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") ?? "");
+  const href = URL.createObjectURL(await response.blob());
+  const link = document.createElement("a");
+  link.href = href;
+  link.download = named ? named[1] : fallbackName;
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  URL.revokeObjectURL(href);
+}

@@ -4,6 +4,7 @@ import { useEffect, useState } from "react";
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api } from "./client";
 import type {
+  Acknowledgement,
   BacktestAccepted,
   BacktestRequest,
   BacktestSummary,
@@ -11,14 +12,17 @@ import type {
   Config,
   ConfigChange,
   Decision,
+  BreakerChange,
   EngineSwitch,
   Metrics,
   NotificationRecord,
   NotificationSettings,
   Page,
   Positions,
+  Reconciliation,
   Snapshot,
   Status,
+  TierVerdict,
   Trade,
 } from "./types";
 
@@ -160,6 +164,16 @@ export function useTradingMetricsHistory() {
   });
 }
 
+/** The risk tier's verdicts, newest first; `verdict` narrows to changes or held closes. */
+export function useTierHistory(verdict: "changed" | "held" | undefined, limit = 20) {
+  return useQuery({
+    queryKey: ["tier-history", verdict, limit],
+    queryFn: () => api<Page<TierVerdict>>("GET", "/risk-tier/history", { query: { verdict, limit, offset: 0 } }),
+    refetchInterval: REFRESH_MS.normal,
+    placeholderData: keepPreviousData,
+  });
+}
+
 export function useTradingConfig() {
   return useQuery({
     queryKey: ["config"],
@@ -174,7 +188,7 @@ function useInvalidate(...keys: string[]) {
 }
 
 export function useUpdateTradingConfig() {
-  const invalidate = useInvalidate("config", "status");
+  const invalidate = useInvalidate("config", "status", "tier-history");
   return useMutation({
     mutationFn: (changes: Partial<Config>) => api<ConfigChange>("PUT", "/config", { body: changes }),
     onSuccess: invalidate,
@@ -189,6 +203,35 @@ export function usePauseTradingEngine() {
 export function useResumeTradingEngine() {
   const invalidate = useInvalidate("config", "status");
   return useMutation({ mutationFn: () => api<EngineSwitch>("POST", "/resume"), onSuccess: invalidate });
+}
+
+export function useHaltTrading() {
+  const invalidate = useInvalidate("status");
+  return useMutation({
+    mutationFn: (reason: string) => api<BreakerChange>("POST", "/breaker/halt", { body: { reason } }),
+    onSuccess: invalidate,
+  });
+}
+
+export function useClearHalt() {
+  const invalidate = useInvalidate("status");
+  return useMutation({ mutationFn: () => api<BreakerChange>("POST", "/breaker/clear"), onSuccess: invalidate });
+}
+
+export function useReconciliation() {
+  return useQuery({
+    queryKey: ["reconciliation"],
+    queryFn: () => api<Reconciliation>("GET", "/reconciliation"),
+    refetchInterval: REFRESH_MS.normal,
+  });
+}
+
+export function useAcknowledgeDiscrepancy() {
+  const invalidate = useInvalidate("reconciliation", "status");
+  return useMutation({
+    mutationFn: (id: number) => api<Acknowledgement>("POST", `/reconciliation/${id}/acknowledge`),
+    onSuccess: invalidate,
+  });
 }
 
 export function useBacktestLaunch() {

@@ -21,6 +21,57 @@ export interface CircuitBreaker {
   ticker_cooldowns: { ticker: string; until: string }[];
 }
 
+/** POST /breaker/halt and /breaker/clear: the owner's manual halt. */
+// Reconciliation with the broker (issue 14): GET /reconciliation, POST /reconciliation/{id}/acknowledge.
+export interface ReconciliationRun {
+  id: number;
+  trigger: string;
+  started_at: string;
+  finished_at: string | null;
+  status: "agreed" | "differences" | "failed" | string;
+  error: string | null;
+  found: number;
+  positions_compared: number;
+  orders_compared: number;
+  engine_cash: string | null;
+  broker_cash: string | null;
+}
+
+export interface Discrepancy {
+  id: number;
+  run_id: number;
+  kind: string;
+  ticker: string | null;
+  client_order_id: string | null;
+  engine_figure: string;
+  broker_figure: string;
+  resolution: string;
+  rule: string;
+  correction_order_id: string | null;
+  pauses: boolean;
+  created_at: string;
+  acknowledged_at: string | null;
+  acknowledged_by: string | null;
+}
+
+export interface Reconciliation {
+  paused: boolean;
+  account: { cash: string; buying_power: string | null; equity: string | null; updated_at: string } | null;
+  runs: ReconciliationRun[];
+  open: Discrepancy[];
+}
+
+export interface Acknowledgement {
+  changed: boolean;
+  paused: boolean;
+  discrepancy: Discrepancy;
+}
+
+export interface BreakerChange {
+  changed: boolean;
+  circuit_breaker: CircuitBreaker;
+}
+
 export interface Position {
   ticker: string;
   sector: string;
@@ -69,6 +120,8 @@ export interface Status {
   last_decision_at: string | null;
   micro_entries_today: number;
   engine: EngineView;
+  trading_mode: "paper" | "live";
+  broker: "paper" | "alpaca";
 }
 
 export interface Positions {
@@ -190,8 +243,24 @@ export interface Config {
   micro_trading_allocation_cap_pct: Dec;
   micro_trading_max_daily: number;
   micro_trading_max_hold_minutes: number;
+  risk_tier_rule: "guarded" | "plan";
+  risk_tier_min_trades: number;
+  risk_tier_min_sessions: number;
+  risk_tier_recovery_sessions: number;
   updated_at: string;
   [field: string]: unknown;
+}
+
+/** One verdict of the risk tier: a change (autopilot or owner) or a close that held it. */
+export interface TierVerdict {
+  id: number;
+  created_at: string;
+  verdict: "changed" | "held";
+  previous_tier: string;
+  new_tier: string;
+  trigger_source: string;
+  reason: string;
+  figures: Record<string, unknown>;
 }
 
 export interface ConfigChange {
@@ -272,6 +341,8 @@ export const EVENT_TYPES = [
   "large_trade_pnl",
   "daily_summary",
   "weekly_digest",
+  "order_rejected",
+  "reconciliation_discrepancy",
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -279,9 +350,11 @@ export interface NotificationSettings {
   sms_enabled: boolean;
   email_enabled: boolean;
   webhook_enabled: boolean;
+  telegram_enabled: boolean;
   sms_rate_limit_per_hour: number;
   email_rate_limit_per_hour: number;
   webhook_rate_limit_per_hour: number;
+  telegram_rate_limit_per_hour: number;
   notification_event_types: EventType[];
   large_trade_pnl_threshold: Dec | number;
   daily_summary_time: string;

@@ -5,6 +5,7 @@ import { Area, AreaChart, CartesianGrid, ResponsiveContainer, Tooltip, XAxis, YA
 import { useBacktestLaunch, useBacktestResult, useBacktests } from "../api/hooks";
 import { TIERS, type BacktestView, type Tier } from "../api/types";
 import { AXIS, GRID, TOOLTIP } from "../components/charts";
+import { DownloadButton } from "../components/Download";
 import { Badge, Card, Empty, ErrorBox, QueryView, Stat, Table } from "../components/ui";
 import { compactMoney, dateTime, day, monthTick, label, money, pct, pnlClass, price, qty, ratio, signedMoney } from "../format";
 
@@ -148,6 +149,11 @@ function ResultView({ b }: { b: BacktestView }) {
           {day(b.start_date)} → {day(b.end_date)} · <span className="capitalize">{b.risk_tier}</span> · {money(b.initial_capital)}
         </span>
         <span className="text-slate-500">started {dateTime(b.created_at)}</span>
+        {b.status === "completed" && (
+          <span className="ml-auto">
+            <DownloadButton path="/tearsheet" query={{ backtest_id: b.id }} fileName={`tearsheet-${b.id}.html`} label="Download tearsheet" testId="tearsheet-backtest" />
+          </span>
+        )}
       </div>
       {b.status === "running" && (
         <div>

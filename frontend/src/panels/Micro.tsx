@@ -59,8 +59,8 @@ export function MicroPanel() {
                 <dd>{c.micro_trading_max_daily}</dd>
                 <dt className="text-slate-400">Max hold</dt>
                 <dd>{c.micro_trading_max_hold_minutes} min</dd>
-                <dt className="text-slate-400">Polling</dt>
-                <dd>{Number(c.micro_trading_interval_seconds)} s</dd>
+                <dt className="text-slate-400" title="While a micro-trade is held, its stops and its maximum hold are checked at least this often (never more often than the engine's polling interval)">Checked every</dt>
+                <dd data-testid="micro-interval">{Number(c.micro_trading_interval_seconds)} s while held</dd>
               </dl>
             </div>
           )}

@@ -72,6 +72,7 @@ function SettingsForm({ settings }: { settings: NotificationSettings }) {
           <input className="input mt-1 block w-full" placeholder="engine@example.com" value={draft.email_sender ?? ""} onChange={(e) => set("email_sender", e.target.value)} />
         </label>
         <Toggle label="Webhook (URL set in the environment)" checked={draft.webhook_enabled} onChange={(v) => set("webhook_enabled", v)} />
+        <Toggle label="Telegram (bot token and chat ids set in the environment)" checked={draft.telegram_enabled} onChange={(v) => set("telegram_enabled", v)} />
       </fieldset>
       <fieldset>
         <legend className="mb-1 text-xs font-medium tracking-wider text-slate-400 uppercase">Events</legend>
@@ -89,6 +90,7 @@ function SettingsForm({ settings }: { settings: NotificationSettings }) {
         <NumberField label="SMS / hour" value={draft.sms_rate_limit_per_hour} onChange={(v) => set("sms_rate_limit_per_hour", v)} />
         <NumberField label="Emails / hour" value={draft.email_rate_limit_per_hour} onChange={(v) => set("email_rate_limit_per_hour", v)} />
         <NumberField label="Webhooks / hour" value={draft.webhook_rate_limit_per_hour} onChange={(v) => set("webhook_rate_limit_per_hour", v)} />
+        <NumberField label="Telegram / hour" value={draft.telegram_rate_limit_per_hour} onChange={(v) => set("telegram_rate_limit_per_hour", v)} />
         <label>
           Large trade P&L ($)
           <input type="number" min="0" step="any" className="input mt-1 block w-full" value={String(draft.large_trade_pnl_threshold)} onChange={(e) => set("large_trade_pnl_threshold", e.target.value)} />

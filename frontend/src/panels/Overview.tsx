@@ -1,12 +1,18 @@
 // Seed task 23.2: the engine at a glance, and the owner's controls.
 import { useState } from "react";
 import {
+  useAcknowledgeDiscrepancy,
   useAllRows,
+  useClearHalt,
   useEngineNow,
+  useHaltTrading,
   usePauseTradingEngine,
+  useReconciliation,
   useResumeTradingEngine,
   useTradingDecisions,
   useTradingMetrics,
+  useTierHistory,
+  useTradingConfig,
   useTradingStatus,
   useUpdateTradingConfig,
 } from "../api/hooks";
@@ -19,6 +25,12 @@ export function engineState(s: Status): { text: string; tone: "green" | "amber" 
   if (!s.enabled) return { text: "disabled", tone: "slate" };
   if (s.paused) return { text: "paused", tone: "amber" };
   return { text: "trading", tone: "green" };
+}
+
+// Paper or real money, and where orders go: always in sight, amber when the money is real.
+export function tradingAccount(s: Status): { text: string; tone: "amber" | "sky" } {
+  const broker = s.broker === "alpaca" ? "Alpaca" : "paper broker";
+  return s.trading_mode === "live" ? { text: `LIVE · ${broker}`, tone: "amber" } : { text: `PAPER · ${broker}`, tone: "sky" };
 }
 
 export function OverviewPanel() {
@@ -40,6 +52,11 @@ export function OverviewPanel() {
           {(s) => <Breaker status={s} />}
         </QueryView>
       </Card>
+      <Card title="Reconciliation with the broker" subtitle="The broker's account against the engine's books" testId="reconciliation">
+        <QueryView query={status} what="the engine status">
+          {(s) => <ReconciliationCard status={s} />}
+        </QueryView>
+      </Card>
       <Card title="Portfolio heat" subtitle="Open risk to stops, as a share of total value" testId="heat">
         <QueryView query={status} what="portfolio heat">
           {(s) => <HeatGauge heat={num(s.portfolio_heat) ?? 0} max={num(s.max_portfolio_heat) ?? 0} />}
@@ -56,16 +73,21 @@ export function OverviewPanel() {
       <Card title="Latest decisions" subtitle="Details and traces under Decisions">
         <LatestDecisions />
       </Card>
+      <Card title="Risk tier history" subtitle="Every change, and each close that held the tier, with why" className="xl:col-span-3" testId="tier-history">
+        <TierHistory />
+      </Card>
     </div>
   );
 }
 
 function StatusGrid({ status: s }: { status: Status }) {
   const state = engineState(s);
+  const account = tradingAccount(s);
   const loop = s.engine.loop_running ? "engine loop running here" : s.engine.attached ? "engine attached, loop driven elsewhere" : "engine loop runs in another process";
   return (
     <div>
       <div className="mb-3 flex flex-wrap items-center gap-2 text-sm">
+        <Badge tone={account.tone} testId="trading-account">{account.text}</Badge>
         <Badge tone={state.tone} testId="engine-state">{state.text}</Badge>
         <span className="text-slate-400">{loop}</span>
         {s.engine.error && <Badge tone="red">loop stopped: {s.engine.error}</Badge>}
@@ -173,6 +195,7 @@ function Breaker({ status: s }: { status: Status }) {
           <span className="text-slate-400">No trading halt in force.</span>
         </div>
       )}
+      <ManualHalt status={s} />
       <div>
         <div className="mb-1 text-xs font-medium tracking-wider text-slate-400 uppercase">Ticker cooldowns</div>
         {cooldowns.length === 0 ? (
@@ -189,6 +212,123 @@ function Breaker({ status: s }: { status: Status }) {
         )}
       </div>
     </div>
+  );
+}
+
+// The owner's own breaker (issue 15): halts every new entry until cleared; stops and exits
+// still run. Clearing ends only this halt: an automatic one in force stays until it ends.
+function ManualHalt({ status: s }: { status: Status }) {
+  const halt = useHaltTrading();
+  const clear = useClearHalt();
+  const [reason, setReason] = useState("");
+  const manual = s.circuit_breaker.active && s.circuit_breaker.trigger === "manual";
+  const busy = halt.isPending || clear.isPending;
+  const error = halt.error ?? clear.error;
+  const reset = () => [halt, clear].forEach((m) => m.reset());
+  return (
+    <div className="space-y-2 border-t border-slate-800 pt-3">
+      {manual ? (
+        <button data-testid="clear-halt-button" className="btn-primary" disabled={busy} onClick={() => { reset(); clear.mutate(); }}>
+          Clear the halt
+        </button>
+      ) : (
+        <form
+          className="flex flex-wrap items-end gap-2"
+          onSubmit={(e) => {
+            e.preventDefault();
+            if (!reason.trim()) return;
+            reset();
+            halt.mutate(reason.trim(), { onSuccess: () => setReason("") });
+          }}
+        >
+          <label className="text-xs text-slate-300">
+            Reason
+            <input
+              data-testid="halt-reason"
+              className="input mt-1 block w-56"
+              maxLength={500}
+              placeholder="why trading stops"
+              value={reason}
+              onChange={(e) => setReason(e.target.value)}
+            />
+          </label>
+          <button data-testid="halt-button" className="btn-danger" disabled={busy || !reason.trim()} type="submit">
+            Halt all trading now
+          </button>
+        </form>
+      )}
+      <p className="text-xs text-slate-400">
+        A halt refuses every new entry until you clear it; stops and exits still run.
+      </p>
+      {error && <ErrorBox error={error} what="the change (nothing was changed)" />}
+    </div>
+  );
+}
+
+// Issue 14: what the last reconciliation found, each open finding with its rule, and the
+// owner's acknowledgement (the last unexplained one acknowledged ends the pause on entries).
+function ReconciliationCard({ status: s }: { status: Status }) {
+  const query = useReconciliation();
+  const acknowledge = useAcknowledgeDiscrepancy();
+  return (
+    <QueryView query={query} what="reconciliation">
+      {(r) => {
+        const last = r.runs[0];
+        return (
+          <div className="space-y-3 text-sm">
+            {r.paused && (
+              <Badge tone="red" testId="reconciliation-paused">new entries paused until you acknowledge</Badge>
+            )}
+            {last ? (
+              <p className="text-slate-300" data-testid="reconciliation-last">
+                Last run {dateTime(last.finished_at ?? last.started_at)} ({last.trigger}):{" "}
+                <span className={last.status === "agreed" ? "text-emerald-400" : "text-amber-400"}>{label(last.status)}</span>
+                {last.error ? ` — ${last.error}` : ""}
+              </p>
+            ) : (
+              <p className="text-slate-400" data-testid="reconciliation-last">
+                {s.broker === "alpaca" ? "No reconciliation has run yet." : "The paper broker is the engine's own books: nothing to reconcile."}
+              </p>
+            )}
+            {r.account && r.account.buying_power !== null && (
+              <p className="text-xs text-slate-400">
+                Broker: cash {money(r.account.cash)}, buying power {money(r.account.buying_power)}, equity {money(r.account.equity)}
+              </p>
+            )}
+            {r.open.length === 0 ? (
+              <p className="text-xs text-slate-500">No open differences.</p>
+            ) : (
+              <ul className="space-y-2" data-testid="reconciliation-open">
+                {r.open.map((d) => (
+                  <li key={d.id} className="rounded border border-slate-800 p-2" data-testid={`discrepancy-${d.id}`}>
+                    <div className="flex items-center justify-between gap-2">
+                      <span className="font-medium text-slate-100">
+                        {label(d.kind)} {d.ticker ?? ""}
+                      </span>
+                      <Badge tone={d.pauses ? "red" : "amber"}>{label(d.resolution)}</Badge>
+                    </div>
+                    <div className="text-xs text-slate-400">
+                      engine {d.kind === "cash" ? money(d.engine_figure) : qty(d.engine_figure)} · broker{" "}
+                      {d.kind === "cash" ? money(d.broker_figure) : qty(d.broker_figure)}
+                    </div>
+                    <p className="mt-1 text-xs text-slate-300">{d.rule}</p>
+                    <button
+                      data-testid={`acknowledge-${d.id}`}
+                      className="btn-primary mt-2"
+                      disabled={acknowledge.isPending}
+                      onClick={() => { acknowledge.reset(); acknowledge.mutate(d.id); }}
+                    >
+                      Acknowledge
+                    </button>
+                  </li>
+                ))}
+              </ul>
+            )}
+            {acknowledge.error && <ErrorBox error={acknowledge.error} what="the acknowledgement (nothing was changed)" />}
+          </div>
+        );
+      }}
+    </QueryView>
   );
 }
 
@@ -303,5 +443,53 @@ function LatestDecisions() {
         )
       }
     </QueryView>
+  );
+}
+
+// Issue 15: the autopilot explains itself. Changes by default; "held" shows each close's verdict.
+function TierHistory() {
+  const [showHeld, setShowHeld] = useState(false);
+  const history = useTierHistory(showHeld ? undefined : "changed");
+  const config = useTradingConfig();
+  const c = config.data;
+  return (
+    <div className="space-y-3 text-sm">
+      <div className="flex flex-wrap items-center gap-3 text-xs text-slate-400">
+        {c && (
+          <span data-testid="tier-rule">
+            Autopilot rule <strong className="text-slate-200">{c.risk_tier_rule}</strong>
+            {c.risk_tier_rule === "guarded" &&
+              ` — win rate judged on ${c.risk_tier_min_trades}+ trades, ${c.risk_tier_min_sessions} sessions before another drop, recovery after ${
+                c.risk_tier_recovery_sessions || "never"
+              }${c.risk_tier_recovery_sessions ? " quiet sessions" : ""}`}
+          </span>
+        )}
+        <label className="flex items-center gap-1">
+          <input type="checkbox" checked={showHeld} onChange={(e) => setShowHeld(e.target.checked)} /> show held closes
+        </label>
+      </div>
+      <QueryView query={history} what="the risk tier history">
+        {(page) =>
+          page.items.length === 0 ? (
+            <Empty>{showHeld ? "No verdict yet: the first session close gives one." : "The tier has not changed."}</Empty>
+          ) : (
+            <Table head={["When", "Verdict", "Tier", "Why"]}>
+              {page.items.map((v) => (
+                <tr key={v.id}>
+                  <td className="px-2 py-1.5 whitespace-nowrap">{dateTime(v.created_at)}</td>
+                  <td className="px-2 py-1.5">
+                    <Badge tone={v.verdict === "changed" ? "amber" : "slate"}>{v.verdict}</Badge>
+                  </td>
+                  <td className="px-2 py-1.5 whitespace-nowrap capitalize">
+                    {v.verdict === "changed" ? `${v.previous_tier} → ${v.new_tier}` : v.new_tier}
+                  </td>
+                  <td className="px-2 py-1.5 text-slate-300">{v.reason || label(v.trigger_source)}</td>
+                </tr>
+              ))}
+            </Table>
+          )
+        }
+      </QueryView>
+    </div>
   );
 }

@@ -3,6 +3,7 @@ import { Area, AreaChart, Bar, BarChart, CartesianGrid, Cell, Line, LineChart, R
 import { useTradingMetrics, useTradingMetricsHistory } from "../api/hooks";
 import type { Metrics, Snapshot } from "../api/types";
 import { AXIS, GRID, TOOLTIP } from "../components/charts";
+import { DownloadButton } from "../components/Download";
 import { Card, Empty, QueryView, Stat } from "../components/ui";
 import { compactMoney, day, monthTick, money, num, pct, pnlClass, ratio, signedMoney } from "../format";
 
@@ -11,7 +12,12 @@ export function PerformancePanel() {
   const history = useTradingMetricsHistory();
   return (
     <div className="space-y-4">
-      <Card title="Performance" subtitle="Closed trades and end-of-day snapshots (SPEC section 6)" testId="metrics">
+      <Card
+        title="Performance"
+        subtitle="Closed trades and end-of-day snapshots (SPEC section 6)"
+        testId="metrics"
+        actions={<DownloadButton path="/tearsheet" query={{}} fileName="tearsheet-live.html" label="Download tearsheet" testId="tearsheet-live" />}
+      >
         <QueryView query={metrics} what="metrics">
           {(m) => <MetricsGrid m={m} />}
         </QueryView>

@@ -4,6 +4,7 @@ import { useTrades, type TradeFilters } from "../api/hooks";
 import { Badge, Card, Empty, Pager, QueryView, Table } from "../components/ui";
 import { FilterBar, isoDay } from "../components/Filters";
 import { dateTime, duration, label, pct, pnlClass, price, qty, signedMoney } from "../format";
+import { DownloadButton } from "../components/Download";
 
 const LIMIT = 25;
 
@@ -11,6 +12,7 @@ export function TradesPanel() {
   const [filters, setFilters] = useState<TradeFilters>({ limit: LIMIT, offset: 0 });
   const trades = useTrades(filters);
   return (
+    <div className="space-y-4">
     <Card title="Trade history" subtitle="Closed trades, newest exit first" testId="trades">
       <FilterBar onApply={(f) => setFilters({ limit: LIMIT, offset: 0, ticker: f.ticker || undefined, since: isoDay(f.since), until: isoDay(f.until) })} />
       <QueryView query={trades} what="trades">
@@ -46,6 +48,34 @@ export function TradesPanel() {
           )
         }
       </QueryView>
+    </Card>
+    <TaxReportCard />
+    </div>
+  );
+}
+
+// Issue 17: the year's Form 8949 rows and Schedule D totals from the engine's tax lots.
+export function TaxReportCard() {
+  const [year, setYear] = useState(new Date().getFullYear() - 1);
+  return (
+    <Card title="Tax report" subtitle="Form 8949 rows, Schedule D totals, open lots and wash-sale deferrals of a year" testId="tax-report">
+      <div className="flex flex-wrap items-center gap-3 text-sm">
+        <label className="flex items-center gap-2">
+          Year
+          <input
+            type="number"
+            min={1900}
+            max={9999}
+            value={year}
+            onChange={(e) => setYear(Number(e.target.value))}
+            className="w-24 rounded bg-slate-800 px-2 py-1 text-slate-100"
+            data-testid="tax-report-year"
+          />
+        </label>
+        <DownloadButton path="/tax-report/download" query={{ year, format: "html" }} fileName={`tax-report-${year}.html`} label="Download HTML" testId="tax-report-html" />
+        <DownloadButton path="/tax-report/download" query={{ year, format: "csv" }} fileName={`tax-report-${year}.csv`} label="Download CSV" testId="tax-report-csv" />
+      </div>
+      <p className="mt-2 text-xs text-slate-500">Not tax advice: it sees only this account; your broker's Form 1099-B is the record.</p>
     </Card>
   );
 }

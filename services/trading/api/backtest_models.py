@@ -42,6 +42,11 @@ class BacktestRequest(BaseModel):
     commission_pct: InputDecimal = Field(Decimal(0), ge=0, le=1, allow_inf_nan=False, max_digits=20)
     tranche_spacing_sessions: JsonInt = Field(1, ge=0, le=30)
     rebalance_weekly: JsonBool = True
+    fill_timing: Literal["bar_range", "live"] = Field(
+        "bar_range",
+        description="bar_range: exits meet each daily bar's low and high; live: the session timed as "
+        "the live engine replays daily bars (the open all session, tranches 30 minutes apart).",
+    )
 
     def as_parse_input(self) -> dict[str, Any]:
         return self.model_dump()

@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.shared.schemas import RiskTierName
+from services.shared.schemas import RiskTierName, RiskTierRule
 from services.trading.api.inputs import InputDecimal, JsonBool, JsonInt
 from services.trading.api.models import ApiModel, Dec
 from services.trading.core.engine_settings import TIER_FIELDS, tier_configs
@@ -94,16 +94,37 @@ class ConfigUpdate(BaseModel):
     earnings_reduce_sessions: JsonInt = Field(None, ge=0, le=30)
     earnings_reject_sessions: JsonInt = Field(None, ge=0, le=30)
     micro_trading_enabled: JsonBool = None  # type: ignore[assignment]
-    micro_trading_interval_seconds: InputDecimal = _seconds()
+    micro_trading_interval_seconds: InputDecimal = _seconds(
+        "While a micro-trade is held, the protective pass (its stops and maximum hold) runs at least this often."
+    )
     micro_trading_allocation_cap_pct: InputDecimal = _fraction()
     micro_trading_max_daily: JsonInt = Field(None, ge=0, le=1000)
     micro_trading_max_hold_minutes: JsonInt = Field(None, ge=1, le=390)
+    risk_tier_rule: RiskTierRule = Field(
+        None,
+        description="The tier autopilot: 'guarded' (evidence, a chance to trade, a way back up) or "
+        "'plan' (the plan's rule literally; the three numbers below are then ignored).",
+    )
+    risk_tier_min_trades: JsonInt = Field(
+        None, ge=1, le=1000, description="Closed standard trades the win-rate rules need to act."
+    )
+    risk_tier_min_sessions: JsonInt = Field(
+        None, ge=0, le=1000, description="Sessions a tier trades before it can be lowered again."
+    )
+    risk_tier_recovery_sessions: JsonInt = Field(
+        None,
+        ge=0,
+        le=1000,
+        description="Sessions without a downgrade trigger after which a tier below the owner's "
+        "steps back up one level; 0: never.",
+    )
 
     def changes(self) -> dict[str, Any]:
         """Column -> value for `EngineStore.update_config`, only the fields that were sent."""
         changes = {name: getattr(self, name) for name in self.model_fields_set}
-        if "risk_tier" in changes:
-            changes["risk_tier"] = changes["risk_tier"].value
+        for name in ("risk_tier", "risk_tier_rule"):
+            if name in changes:
+                changes[name] = changes[name].value
         if "risk_tier_overrides" in changes:
             changes["risk_tier_overrides"] = {
                 tier.value: {k: str(v) for k, v in override.model_dump(exclude_unset=True).items()}
@@ -151,6 +172,10 @@ class ConfigView(ApiModel):
     micro_trading_allocation_cap_pct: Dec
     micro_trading_max_daily: int
     micro_trading_max_hold_minutes: int
+    risk_tier_rule: RiskTierRule
+    risk_tier_min_trades: int
+    risk_tier_min_sessions: int
+    risk_tier_recovery_sessions: int
     updated_at: datetime
 
     @classmethod

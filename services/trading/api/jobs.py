@@ -1,5 +1,6 @@
-"""Background backtests of this process (`POST /api/trading/backtest`): started as asyncio
-tasks, counted against a limit, and cancelled (their runs marked failed) when the server stops.
+"""Background backtests and optimizations of this process (`POST /api/trading/backtest`,
+`POST /api/trading/optimizations`): started as asyncio tasks, counted against a limit, and
+cancelled (their runs marked failed, or interrupted) when the server stops.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ class TooManyBacktests(RuntimeError):
 
 
 class BacktestJobs:
-    def __init__(self, limit: int = 2) -> None:
+    def __init__(self, limit: int = 2, what: str = "backtest") -> None:
         self.limit = limit
+        self.what = what  # what a job is, in the messages
         self._tasks: dict[UUID, asyncio.Task] = {}
 
     @property
@@ -29,7 +31,7 @@ class BacktestJobs:
     def reserve(self) -> None:
         """Raise `TooManyBacktests` when the limit is reached (checked before the run is recorded)."""
         if self.running >= self.limit:
-            raise TooManyBacktests(f"{self.running} backtests are running; at most {self.limit} at once")
+            raise TooManyBacktests(f"{self.running} {self.what}s are running; at most {self.limit} at once")
 
     def start(self, backtest_id: UUID, job: Awaitable[None]) -> None:
         task = asyncio.create_task(job, name=f"backtest-{backtest_id}")
@@ -44,7 +46,7 @@ class BacktestJobs:
         await asyncio.gather(*pending.values(), return_exceptions=True)
         for backtest_id in pending:
             try:
-                await mark_failed(backtest_id, "the server stopped before the backtest finished")
+                await mark_failed(backtest_id, f"the server stopped before the {self.what} finished")
             except Exception as exc:  # noqa: BLE001 - shutting down: say so and go on
                 log.warning(
                     "could not mark an interrupted backtest failed",

@@ -124,6 +124,12 @@ class StatusView(ApiModel):
         "counts against micro_trading_max_daily."
     )
     engine: EngineView
+    trading_mode: Literal["paper", "live"] = Field(
+        description="Paper or real money: the attached engine's mode, else STONKS_TRADING_MODE."
+    )
+    broker: Literal["paper", "alpaca"] = Field(
+        description="Where the engine's orders go: the built-in paper broker or Alpaca (STONKS_BROKER)."
+    )
 
 
 class PositionsView(ApiModel):
@@ -176,6 +182,33 @@ class TradeView(ApiModel):
     recommendation_id: int | None
     trading_decision_id: UUID | None
     thesis: str | None = Field(None, description="The recommendation's thesis, when the trade came from one.")
+
+
+class TaxLotView(ApiModel):
+    """One piece of the FIFO lot book: open, closed, or closed with its loss washed."""
+
+    id: int
+    ticker: str
+    status: Literal["open", "closed", "washed"]
+    quantity: Dec
+    cost_basis_per_share: Dec = Field(
+        description="The price paid, plus the price part of any washed loss absorbed (per share)."
+    )
+    fees: Dec = Field(description="Commissions and fees in the basis (this piece's share, and washed fees).")
+    cost_basis: Dec = Field(description="cost_basis_per_share × quantity + fees.")
+    acquisition_date: date
+    holding_period_start: date = Field(description="Earlier than acquisition when a wash sale tacked on.")
+    closed_date: date | None
+    exit_price: Dec | None
+    sale_fees: Dec = Field(description="This piece's share of the selling costs.")
+    proceeds: Dec | None = Field(description="Amount realized: exit_price × quantity − sale_fees.")
+    realized_pnl: Dec | None = Field(description="proceeds − cost_basis, before any wash-sale disallowance.")
+    disallowed_loss: Dec = Field(description="The loss a wash sale deferred into a replacement's basis.")
+    holding_term: Literal["short", "long"] | None = Field(
+        description="Short or long term for a closed or washed piece (held more than one year); null while open."
+    )
+    wash_sale: str | None = Field(description="The wash sale this piece's loss went to, described.")
+    basis_adjustment: str | None = Field(description="The washed loss this piece absorbed, described.")
 
 
 # -- performance -----------------------------------------------------------------------------
@@ -276,3 +309,22 @@ class Readiness(ApiModel):
         "process; paper_broker when its loop runs here too."
     )
     detail: dict[str, str] = Field(default_factory=dict, description="Why a check is not ok.")
+
+
+class TierVerdictView(ApiModel):
+    """One verdict of the risk tier (docs/contracts.md section 6.9): a change by the autopilot
+    or the owner, or a session close that held the tier, with the figures it read."""
+
+    id: int
+    created_at: datetime
+    verdict: Literal["changed", "held"]
+    previous_tier: str
+    new_tier: str
+    trigger_source: str = Field(
+        description="market_close, emergency_liquidation, or where an owner's change came from."
+    )
+    reason: str
+    figures: dict[str, Any] = Field(
+        description="What the rule read: rule, win_rate (null: not judged), trades, wins, drawdown, "
+        "reserve_pct; `memory` is the controller's state after the verdict."
+    )

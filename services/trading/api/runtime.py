@@ -17,10 +17,11 @@ import redis.asyncio as aioredis
 import structlog
 
 from services.shared import migrations
-from services.shared.config import AppConfig, TradingConfig
+from services.shared.config import AppConfig, BrokerName, TradingConfig
 from services.shared.db import create_pool
 from services.shared.heartbeat import Heartbeat
 from services.shared.runtime import order_signer, resolve_server_urls
+from services.shared.schemas import TradingMode
 from services.trading.api.auth import TOKEN_FILE_NAME, ApiToken, resolve_token
 from services.trading.api.guard import LOOPBACK_NAMES, served_names
 from services.trading.api.jobs import BacktestJobs
@@ -65,7 +66,27 @@ class Runtime:
     trading: TradingConfig | None = None  # environment fallback for notification recipients
     notifications: NotificationSettingsSink | None = None
     backtests: BacktestJobs = field(default_factory=BacktestJobs)
+    # One parameter search at a time: it already uses every core it is given.
+    optimizations: BacktestJobs = field(default_factory=lambda: BacktestJobs(1, "optimization"))
+    ray_address: str | None = None  # where optimizations run: STONKS_RAY_ADDRESS, else a local Ray
+    ray_num_cpus: int | None = None
     owns_connections: bool = False  # close the pool and Redis client when the app stops
+    # Paper or live, and which broker: shown on /status and the dashboard. An attached engine's
+    # own mode wins (`trading_mode_now`); these are the settings for a process without one.
+    trading_mode: TradingMode = TradingMode.PAPER
+    broker: BrokerName = BrokerName.PAPER
+
+    @property
+    def trading_mode_now(self) -> TradingMode:
+        return self.engine.mode if self.engine is not None else self.trading_mode
+
+    @property
+    def notifier(self) -> Any | None:
+        """Where the owner's own actions are announced (a tier change): the engine's notifier,
+        else this app's notification service; None when this process has neither (`serve`)."""
+        if self.engine is not None:
+            return self.engine.notifier
+        return self.notifications if hasattr(self.notifications, "notify") else None
 
     @property
     def store(self) -> EngineStore:
@@ -89,7 +110,12 @@ async def open_runtime(config: AppConfig, api: ApiSettings) -> Runtime:
             # chart's deployment runs this path).
             notifications = await open_notification_service(pool, redis, clock, trading_config=config.trading)
             engine = TradingEngine(
-                pool, redis, clock, order_signer=order_signer(config), notifier=notifications
+                pool,
+                redis,
+                clock,
+                mode=config.trading_mode,
+                order_signer=order_signer(config),
+                notifier=notifications,
             )
             await engine.store.apply_environment(config.trading)
             await notifications.start()
@@ -109,7 +135,11 @@ async def open_runtime(config: AppConfig, api: ApiSettings) -> Runtime:
         trading=config.trading,
         notifications=notifications,
         backtests=BacktestJobs(api.max_backtests),
+        ray_address=config.ray_address,
+        ray_num_cpus=config.ray_num_cpus,
         owns_connections=True,
+        trading_mode=config.trading_mode,
+        broker=config.broker,
     )
 
 
@@ -134,6 +164,10 @@ def attached_runtime(config: AppConfig, parts: RuntimeParts, api: ApiSettings | 
         trading=config.trading,
         notifications=parts.notifications,
         backtests=BacktestJobs(api.max_backtests),
+        ray_address=config.ray_address,
+        ray_num_cpus=config.ray_num_cpus,
+        trading_mode=config.trading_mode,
+        broker=parts.broker,
     )
 
 

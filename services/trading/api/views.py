@@ -22,6 +22,7 @@ from services.trading.api.models import (
     PositionView,
     SnapshotView,
     StatusView,
+    TaxLotView,
     TickerCooldown,
     TradeStatsView,
     TradeView,
@@ -29,7 +30,7 @@ from services.trading.api.models import (
 from services.trading.api.runtime import EngineRunner, Runtime
 from services.trading.core import circuit_breaker
 from services.trading.core.engine_settings import EngineSettings
-from services.trading.core.models import ZERO, HeldPosition, PortfolioState
+from services.trading.core.models import ZERO, CircuitBreakerState, HeldPosition, PortfolioState
 from services.trading.core.performance_tracker import TradeStats, compute_metrics
 from services.trading.core.quote import Quote
 from services.trading.core.trading_window import NEW_YORK, new_york_day_start
@@ -90,24 +91,16 @@ def engine_view(runtime: Runtime, runner: EngineRunner | None) -> EngineView:
     )
 
 
-async def status(runtime: Runtime, runner: EngineRunner | None) -> StatusView:
-    now = runtime.clock.now()
-    store = runtime.store
-    (held, quotes, portfolio), row, breakers, last_decision, micro_entries = await asyncio.gather(
-        _account(runtime, now),
-        store.config_row(),
-        store.breaker_state(),
-        read_model.last_decision_at(runtime.pool),
-        store.micro_entries_since(new_york_day_start(now)),
-    )
-    settings = EngineSettings.from_row(row)
+async def breaker_view(runtime: Runtime, breakers: CircuitBreakerState, now: datetime) -> CircuitBreakerView:
+    """The breaker state as the owner sees it: the halt in force (with its reason) and the
+    tickers cooling down."""
     active = circuit_breaker.is_active(breakers, now)
     reason = None
     if active and breakers.trigger_type is not None and breakers.triggered_at is not None:
         reason = await read_model.breaker_reason(
             runtime.pool, str(breakers.trigger_type), breakers.triggered_at
         )
-    breaker = CircuitBreakerView(
+    return CircuitBreakerView(
         active=active,
         trigger=str(breakers.trigger_type) if active and breakers.trigger_type else None,
         reason=reason,
@@ -119,6 +112,20 @@ async def status(runtime: Runtime, runner: EngineRunner | None) -> StatusView:
             if until > now
         ],
     )
+
+
+async def status(runtime: Runtime, runner: EngineRunner | None) -> StatusView:
+    now = runtime.clock.now()
+    store = runtime.store
+    (held, quotes, portfolio), row, breakers, last_decision, micro_entries = await asyncio.gather(
+        _account(runtime, now),
+        store.config_row(),
+        store.breaker_state(),
+        read_model.last_decision_at(runtime.pool),
+        store.micro_entries_since(new_york_day_start(now)),
+    )
+    settings = EngineSettings.from_row(row)
+    breaker = await breaker_view(runtime, breakers, now)
     positions = [_position(h, quotes.get(h.position.ticker)) for h in held]
     return StatusView(
         as_of=now,
@@ -137,6 +144,8 @@ async def status(runtime: Runtime, runner: EngineRunner | None) -> StatusView:
         last_decision_at=last_decision,
         micro_entries_today=micro_entries,
         engine=engine_view(runtime, runner),
+        trading_mode=runtime.trading_mode_now.value,
+        broker=runtime.broker.value,
     )
 
 
@@ -233,6 +242,21 @@ def trade(row: Mapping[str, Any]) -> TradeView:
         **_pick(TradeView, row),
         pnl_pct=_ratio(row["pnl"], cost),
         hold_duration_seconds=(row["exit_at"] - row["entry_at"]).total_seconds(),
+    )
+
+
+def tax_lot(row: Mapping[str, Any]) -> TaxLotView:
+    wash, absorbed = row["wash_sale_details"] or {}, row["basis_adjustment"] or {}
+    cost = row["cost_basis_per_share"] * row["quantity"] + row["fees"]
+    exit_price = row["exit_price"]
+    stored = {k: v for k, v in _pick(TaxLotView, row).items() if k != "basis_adjustment"}
+    return TaxLotView(
+        **stored,
+        cost_basis=cost,
+        proceeds=None if exit_price is None else exit_price * row["quantity"] - row["sale_fees"],
+        disallowed_loss=Decimal(wash.get("disallowed_loss", "0")),
+        wash_sale=wash.get("description"),
+        basis_adjustment=absorbed.get("description"),
     )
 
 

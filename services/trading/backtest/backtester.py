@@ -148,6 +148,8 @@ def _result(
         tax=TaxReport(book.tax.realized_pnl, book.tax.disallowed_loss, tuple(book.tax.wash_sales)),
         bars=int(market.valid[rows][:, first : last + 1].sum()),
         sessions=last - first + 1,
+        fills=tuple(book.fills),
+        reserve_ledger=tuple(book.reserve_ledger),
     )
 
 

@@ -18,11 +18,10 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
-import numpy as np
-
-from services.shared.schemas import TaxLotStatus
+from services.shared.schemas import OrderReason, TaxLotStatus
 from services.trading.backtest.config import FillModel
 from services.trading.backtest.fill_model import BUY, SELL, market_fill_price
+from services.trading.backtest.results import FillRecord
 from services.trading.core import fill_application
 from services.trading.core.fill_application import Fill, PositionBook, StopPlan
 from services.trading.core.models import (
@@ -95,10 +94,11 @@ class Book:
         self.reserve_ledger: list[ReserveLedgerEntry] = []
         self.holdings: dict[str, Holding] = {}
         self.trades: list[TradeRecord] = []
+        self.fills: list[FillRecord] = []
         self.tax = TaxSummary()
         self._lots: dict[str, TaxLotBook] = {}
         self._next_lot_id = 1
-        self._arrays: tuple[np.ndarray, ...] | None = None
+        self._exit_levels: list[tuple[Holding, int, float, float, float]] | None = None
         self._portfolio: PortfolioState | None = None
 
     # -- reading ---------------------------------------------------------------------------
@@ -114,25 +114,28 @@ class Book:
             )
         return self._portfolio
 
-    def arrays(self) -> tuple[list[Holding], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Holdings with their rows, stops, take-profits and entries as arrays, for checking all
-        open positions against a bar at once. Rebuilt only after a change."""
-        if self._arrays is None:
-            held = list(self.holdings.values())
-            self._arrays = (
-                np.array([h.row for h in held], dtype=np.int64),
-                np.array([float(h.levels.stop_loss_price) for h in held]),
-                np.array([float(h.levels.take_profit_price) for h in held]),
-                np.array([float(h.entry_price) for h in held]),
-            )
-        return (list(self.holdings.values()), *self._arrays)
+    def exit_levels(self) -> list[tuple[Holding, int, float, float, float]]:
+        """Each holding with its row, stop, take-profit and entry as floats, for checking all
+        open positions against a bar (`exits.find_exits`). Rebuilt only after a change."""
+        if self._exit_levels is None:
+            self._exit_levels = [
+                (
+                    h,
+                    h.row,
+                    float(h.levels.stop_loss_price),
+                    float(h.levels.take_profit_price),
+                    float(h.entry_price),
+                )
+                for h in self.holdings.values()
+            ]
+        return self._exit_levels
 
     def changed(self) -> None:
         """Call after changing holdings or their levels in place."""
-        self._arrays = self._portfolio = None
+        self._exit_levels = self._portfolio = None
 
     def repriced(self) -> None:
-        """Call after changing holdings' prices (the arrays hold no prices)."""
+        """Call after changing holdings' prices (the exit levels hold no prices)."""
         self._portfolio = None
 
     def mark_micro(self, ticker: str) -> None:
@@ -167,6 +170,7 @@ class Book:
             return f"rejected: {quantity} {ticker} at {price:.4f} costs {cost:.2f}, cash is {self.cash:.2f}"
         self.cash -= cost
         self.changed()
+        self.fills.append(FillRecord(ticker, BUY, quantity, price, fee, at, OrderReason.ENTRY.value))
         held = self.holdings.get(ticker)
         book, applied = fill_application.apply_buy(
             self._position_book(ticker, held), Fill(quantity, price, fee, at), plan, recommendation_id
@@ -217,6 +221,7 @@ class Book:
         )
         self._record_lots(ticker, applied.lots, trade_day)
         self.cash += quantity * price - fee
+        self.fills.append(FillRecord(ticker, SELL, quantity, price, fee, at, exit_reason))
         if applied.flat:
             del self.holdings[ticker]
         else:

@@ -71,6 +71,13 @@ def backtest_command(
         "5", "--slippage-bps", help="Slippage against the trader, in basis points."
     ),
     commission: str = typer.Option("0", "--commission", help="Commission per order, in dollars."),
+    fill_timing: str = typer.Option(
+        "bar_range",
+        "--fill-timing",
+        help="bar_range: stops and take-profits meet each daily bar's low and high, tranches a "
+        "session apart (default); live: a session timed as the live engine replays it (the open "
+        "is the price all session, tranches 30 minutes apart), what the live stack would have done.",
+    ),
     plot: Path = typer.Option(
         None,
         "--plot",
@@ -90,6 +97,7 @@ def backtest_command(
             csv_path=csv,
             slippage_bps=slippage_bps,
             commission_per_order=commission,
+            fill_timing=fill_timing,
         )
         app_config = load_config()
     except (BacktestConfigError, ConfigError) as exc:

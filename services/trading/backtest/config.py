@@ -51,6 +51,18 @@ class CommissionModel:
         return self.per_order + self.per_share * quantity + self.pct_of_notional * quantity * price
 
 
+class FillTiming(StrEnum):
+    """When, within a session, orders and exits meet a daily bar."""
+
+    # Exits on the bar's whole range (low, high); orders at the open; later tranches whole
+    # sessions apart. The closest a daily bar gets to a real session.
+    BAR_RANGE = "bar_range"
+    # As the live engine sees daily bars (the demo's replay): the open is the price all session
+    # long, visited at the replay's instants (protection, decisions, each tranche's half hour,
+    # the window's last minute), the close at the close. What the live stack would have done.
+    LIVE = "live"
+
+
 @dataclass(frozen=True, slots=True)
 class FillModel:
     """How orders meet daily bars (stated in `describe`, stored with every run).
@@ -62,11 +74,15 @@ class FillModel:
       stop and the take-profit, the stop is assumed to have come first.
     - Tranche i of a gradual entry fills `tranche_spacing_sessions * (i - 1)` sessions after
       the first (0: all at the same open).
+    - Fill prices are on the broker's price step ($0.0001), as the paper broker's are.
+
+    That is `FillTiming.BAR_RANGE`; `FillTiming.LIVE` times a session as the live engine does.
     """
 
     slippage_bps: Decimal = DEFAULT_SLIPPAGE_BPS
     commission: CommissionModel = CommissionModel()
     tranche_spacing_sessions: int = 1
+    timing: FillTiming = FillTiming.BAR_RANGE
 
     @property
     def slippage(self) -> Decimal:
@@ -74,6 +90,13 @@ class FillModel:
 
     def describe(self) -> str:
         c = self.commission
+        if self.timing is FillTiming.LIVE:
+            return (
+                f"as the live engine replays daily bars: the open is the price all session, orders fill "
+                f"at it {self.slippage_bps} bps against the trader, stops and take-profits are checked "
+                "against it at the replay's instants, later tranches follow 30 minutes apart; "
+                f"commission {c.per_order} per order + {c.per_share} per share + {c.pct_of_notional} of value"
+            )
         return (
             f"market orders fill at the open of their bar {self.slippage_bps} bps against the trader; stops, "
             "take-profits and the single-position breaker are checked against each bar's low/high, a gap "
@@ -126,6 +149,7 @@ class BacktestConfig:
                 pct_of_notional=_decimal("commission_pct", raw.pop("commission_pct", 0)),
             ),
             tranche_spacing_sessions=_int("tranche_spacing_sessions", raw.pop("tranche_spacing_sessions", 1)),
+            timing=_timing(raw.pop("fill_timing", FillTiming.BAR_RANGE.value)),
         )
         unknown = set(raw) - {
             "start_date",
@@ -177,6 +201,7 @@ class BacktestConfig:
                     "pct_of_notional": str(c.pct_of_notional),
                 },
                 "tranche_spacing_sessions": self.fill.tranche_spacing_sessions,
+                "timing": self.fill.timing.value,
                 "statement": self.fill.describe(),
             },
             "rebalance_weekly": self.rebalance_weekly,
@@ -257,6 +282,14 @@ def _int(name: str, value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise BacktestConfigError(name, f"{name} {value!r} is not a whole number") from None
+
+
+def _timing(value: Any) -> FillTiming:
+    try:
+        return FillTiming(str(value).strip().lower())
+    except ValueError:
+        names = ", ".join(t.value for t in FillTiming)
+        raise BacktestConfigError("fill_timing", f"fill timing {value!r} is not one of {names}") from None
 
 
 def _tier(value: Any) -> RiskTierName:

@@ -14,18 +14,22 @@ the backtest's counterpart of the engine's market view store (`market_view_store
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property
 
+import numpy as np
+
 from services.trading.backtest.market import MarketData
 from services.trading.core.correlation import (
     LOOKBACK_DAYS,
     MIN_OVERLAP,
-    CorrelationMatrix,
-    correlation_from_prices,
+    centre_returns,
+    correlations_with_first,
+    weighted_correlation,
 )
 from services.trading.core.decision import MarketFacts, MarketView
 from services.trading.core.engine_settings import EngineSettings
@@ -42,6 +46,7 @@ class MarketContext:
     earnings: Mapping[str, Sequence[date]] = field(default_factory=dict)  # sorted dates per ticker
     high_severity_events: Sequence[tuple[datetime, datetime | None]] = ()
     intraday_atr: Mapping[str, Decimal] = field(default_factory=dict)  # per ticker, for micro-trades
+    _correlations: WindowCorrelations | None = field(default=None, init=False, repr=False, compare=False)
 
     def known(self, ticker: str) -> bool:
         return ticker in self.market.index or ticker in self.known_tickers
@@ -85,7 +90,11 @@ class MarketContext:
         return any(start <= now and (end is None or now < end) for start, end in self.high_severity_events)
 
     def correlations(self, day: int) -> WindowCorrelations:
-        return WindowCorrelations(self.market, day)
+        cached = self._correlations
+        if cached is None or cached.day != day:
+            cached = WindowCorrelations(self.market, day)
+            object.__setattr__(self, "_correlations", cached)  # a cache, not part of the value
+        return cached
 
 
 @dataclass(frozen=True)
@@ -110,18 +119,44 @@ class _View:
         return None if self.price is None else self.market.atr(self.row, self.atr_through)
 
 
+def _unknown(ticker: str) -> float:
+    return math.nan
+
+
 class WindowCorrelations:
-    """The sizer's `CorrelationSource` for a decision during session `day`."""
+    """The sizer's `CorrelationSource` for decisions during session `day`: the core's
+    correlation of a candidate with the book, over the closes known at that session. A
+    ticker's centred returns over the day's window are computed at most once per day (a
+    session's decisions and tranche checks ask about the same book again and again), and only
+    for the tickers asked about.
+    """
 
     def __init__(self, market: MarketData, day: int) -> None:
         self.market, self.day = market, day
+        self._x: np.ndarray | None = None  # centred returns, sessions x every ticker
+        self._m: np.ndarray | None = None  # 1.0 where a return is defined
+        self._done: set[int] = set()
 
     def get_portfolio_correlation(self, candidate: str, positions: Sequence[OpenPosition]) -> float:
         index = self.market.index
-        others = sorted({p.ticker for p in positions if p.ticker != candidate and p.ticker in index})
+        # One position per ticker (the book merges a ticker's orders into its holding).
+        others = [p.ticker for p in positions if p.ticker != candidate and p.ticker in index]
         if candidate not in index or not others:
-            return CorrelationMatrix.empty().get_portfolio_correlation(candidate, positions)
-        tickers = (candidate, *others)
-        prices = self.market.correlation_window([index[t] for t in tickers], self.day, LOOKBACK_DAYS)
-        matrix = CorrelationMatrix(tickers, correlation_from_prices(prices, min_overlap=MIN_OVERLAP))
-        return matrix.get_portfolio_correlation(candidate, positions)
+            return weighted_correlation(candidate, positions, _unknown)  # as an empty matrix reads them
+        rows = [index[candidate], *(index[t] for t in others)]
+        x, m = self._centred(rows)
+        found = correlations_with_first(x, m, min_overlap=MIN_OVERLAP)
+        known = dict(zip(others, found, strict=True))
+        return weighted_correlation(candidate, positions, lambda ticker: known.get(ticker, math.nan))
+
+    def _centred(self, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        missing = [r for r in rows if r not in self._done]
+        if missing:
+            x, m = centre_returns(self.market.correlation_returns(missing, self.day, LOOKBACK_DAYS))
+            if self._x is None:
+                self._x = np.empty((x.shape[0], len(self.market.tickers)))
+                self._m = np.empty((x.shape[0], len(self.market.tickers)))
+            self._x[:, missing], self._m[:, missing] = x, m
+            self._done.update(missing)
+        assert self._x is not None and self._m is not None
+        return self._x[:, rows], self._m[:, rows]

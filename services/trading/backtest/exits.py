@@ -1,11 +1,12 @@
 """Protective exits on a daily bar: stops, trailing stops, take-profits and the single-position
 circuit breaker, for every open position at once.
 
-numpy finds the candidates (positions whose bar reaches a level, with a small tolerance so a
-float rounding can never hide one); for each candidate the decision core says whether the
-level is crossed (`stop_loss_manager.check_price_crossing`, `circuit_breaker.check_single_position`)
-and the fill model says at which price it fills. On most days no position is a candidate and
-no Python-level work is done per position.
+A float comparison finds the candidates (positions whose bar reaches a level, with a small
+tolerance so a float rounding can never hide one); for each candidate the decision core says
+whether the level is crossed (`stop_loss_manager.check_price_crossing`,
+`circuit_breaker.check_single_position`) and the fill model says at which price it fills. On
+most days no position is a candidate and no Decimal is built. The book holds at most a few
+dozen positions: a plain loop over them costs less than numpy's calls would.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import numpy as np
-
+from services.shared.schemas import OrderReason
 from services.trading.backtest.book import Holding
 from services.trading.backtest.fill_model import ExitFill, ExitLevels, exit_on_bar
 from services.trading.backtest.market import MarketData, to_decimal
@@ -26,22 +26,22 @@ TOLERANCE = 1e-9  # relative: candidates include levels within float rounding of
 BREAKER_MARGIN = 0.99  # candidates for the breaker: loss above 99% of its threshold
 
 
+# A holding with its row and its levels as floats: what finding the candidates reads.
+ExitTrigger = tuple[Holding, int, float, float, float]
+
+
 @dataclass(frozen=True, slots=True)
 class ExitSignal:
     holding: Holding
     fill: ExitFill
-    reason: str  # stop_loss | trailing_stop | take_profit | single_position_breaker
+    reason: str  # an OrderReason: stop_loss | trailing_stop | take_profit | emergency (the breaker)
     breaker: BreakerCheck | None = None
 
 
 def find_exits(
     market: MarketData,
     day: int,
-    held: list[Holding],
-    rows: np.ndarray,
-    stops: np.ndarray,
-    take_profits: np.ndarray,
-    entries: np.ndarray,
+    levels: list[ExitTrigger],
     breakers: CircuitBreakerState,
     at: datetime,
     settings: BreakerSettings,
@@ -50,21 +50,16 @@ def find_exits(
     opened_today: set[str],
 ) -> list[ExitSignal]:
     """Exits for this bar: at the open only (gaps), or over the rest of the bar (low/high)."""
-    if not held:
+    if not levels:
         return []
-    if at_open:
-        low = high = market.open[rows, day]
-    else:
-        low, high = market.low[rows, day], market.high[rows, day]
-    loss_limit = float(settings.single_position_loss_pct) * BREAKER_MARGIN
-    # A missing bar is NaN, and NaN compares False: no candidate, the day is skipped for it.
-    candidate = (low <= stops * (1 + TOLERANCE)) | (high >= take_profits * (1 - TOLERANCE))
-    candidate |= low < entries * (1 - loss_limit)
-    if not candidate.any():
-        return []
+    lows, highs = (market.open, market.open) if at_open else (market.low, market.high)
+    keep = 1 - float(settings.single_position_loss_pct) * BREAKER_MARGIN
     signals = []
-    for i in np.flatnonzero(candidate):
-        holding = held[i]
+    for holding, row, stop, take_profit, entry in levels:
+        low, high = lows[row, day], highs[row, day]
+        # A missing bar is NaN, and NaN compares False: no candidate, the day is skipped for it.
+        if not (low <= stop * (1 + TOLERANCE) or high >= take_profit * (1 - TOLERANCE) or low < entry * keep):
+            continue
         if at_open and holding.ticker in opened_today:
             continue
         signal = _exit(market, day, holding, breakers, at, settings, at_open=at_open)
@@ -111,5 +106,5 @@ def _exit(
     if fill.kind == "stop":
         return ExitSignal(holding, fill, down.trigger_type)  # type: ignore[union-attr]
     if fill.kind == "breaker":
-        return ExitSignal(holding, fill, "single_position_breaker", check)
+        return ExitSignal(holding, fill, OrderReason.EMERGENCY.value, check)
     return ExitSignal(holding, fill, "take_profit")

@@ -14,18 +14,19 @@ Whether a level has been crossed is the decision core's question (`check_price_c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from services.trading.backtest.config import FillModel
+from services.trading.core.fill_application import PRICE_STEP
 
 BUY, SELL = "buy", "sell"
 
 
 def market_fill_price(open_price: Decimal, side: str, model: FillModel) -> Decimal:
-    """The open moved `slippage_bps` against the trader: buys pay more, sells get less."""
-    if side == BUY:
-        return open_price * (1 + model.slippage)
-    return open_price * (1 - model.slippage)
+    """The open moved `slippage_bps` against the trader (buys pay more, sells get less), on
+    the price step, as the paper broker fills."""
+    moved = open_price * (1 + model.slippage) if side == BUY else open_price * (1 - model.slippage)
+    return moved.quantize(PRICE_STEP, ROUND_HALF_UP)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from services.trading.core import stop_loss_manager
+from services.trading.core import correlation, stop_loss_manager
 from services.trading.core.stop_loss_manager import ATR_LOOKBACK_BARS, ATR_PERIOD
 from services.trading.core.trading_window import CALENDAR_START, NEW_YORK, session_times, xnys_calendar
 from services.trading.market.market_data import PriceBar
@@ -136,6 +136,9 @@ class MarketData:
         self.session_close: tuple[datetime, ...] = tuple(t[1] for t in times)  # type: ignore[index]
         self.data_sessions = np.flatnonzero(valid.any(axis=0))
         self.places = [decimal_places(np.stack([o[r], h[r], l[r], c[r]])) for r in range(len(self.tickers))]
+        self._atr_estimates: dict[int, np.ndarray] = {}
+        self._true_ranges: dict[int, np.ndarray] = {}
+        self._daily_returns: dict[int, np.ndarray] = {}
 
     # -- building ------------------------------------------------------------------------
 
@@ -208,7 +211,9 @@ class MarketData:
         (`average_true_range_of_units`) in units of 10^-k dollars and the ATR scaled back:
         Decimal arithmetic rounds to significant digits, so every step of the rule gives the
         same digits in either unit and the result is the same number, without building a Decimal
-        per price."""
+        per price. A window without a hole takes its true ranges from the ticker's, computed once
+        (`_unit_ranges`), and hands them to the core's Wilder smoothing (`average_of_true_ranges`):
+        a decision's ATR is a 60-bar window's own, so only the ranges, not the ATR, carry over."""
         if through < 0:
             return None
         lo = through + 1 - ATR_LOOKBACK_BARS
@@ -235,6 +240,9 @@ class MarketData:
             return stop_loss_manager.average_true_range(
                 list(map(AtrBar, values[:n], values[n : 2 * n], values[2 * n :])), ATR_PERIOD
             )
+        if isinstance(window, slice):  # consecutive sessions: their true ranges are kept
+            ranges = self._unit_ranges(row, places)[lo + 1 : through + 1].tolist()
+            return stop_loss_manager.average_of_true_ranges(ranges, ATR_PERIOD).scaleb(-places)
         scale = 10.0**places
         units = [
             np.round(field[row, window] * scale).astype(np.int64)
@@ -242,24 +250,75 @@ class MarketData:
         ]
         return stop_loss_manager.average_true_range_of_units(*units, ATR_PERIOD).scaleb(-places)
 
+    def _unit_ranges(self, row: int, places: int) -> np.ndarray:
+        """The ticker's true range at each session from the one before, in units of 10^-places
+        dollars (exact integers), computed on first use: element j is the range of session j
+        after session j - 1 (where either has no bar it is never read)."""
+        ranges = self._true_ranges.get(row)
+        if ranges is None:
+            scale = 10.0**places
+            valid = self.valid[row]
+            h, lo, c = (
+                np.where(valid, np.round(field[row] * scale), 0.0).astype(np.int64)
+                for field in (self.high, self.low, self.close)
+            )
+            previous = c[:-1]
+            ranges = np.zeros(len(self.sessions), dtype=np.int64)
+            ranges[1:] = np.maximum(
+                h[1:] - lo[1:], np.maximum(np.abs(h[1:] - previous), np.abs(lo[1:] - previous))
+            )
+            self._true_ranges[row] = ranges
+        return ranges
+
     def atr_estimates(self, rows: np.ndarray, through: int) -> np.ndarray:
-        """Float ATR of several tickers at once, to find which stops may need re-evaluation.
+        """Float ATR of several tickers at once (`atr_estimate` of each)."""
+        return np.array([self.atr_estimate(row, through) for row in rows.tolist()], dtype=np.float64)
+
+    def atr_estimate(self, row: int, through: int) -> float:
+        """A float ATR(14) of the 60 bars through session `through`, to find which stops may need
+        re-evaluation.
 
         Only a trigger: the level is always set by the core's Decimal `average_true_range`. The
         same Wilder ATR over the same 60-bar window, written as one weighted sum of the true
         ranges (the seed mean's weight is a^45/14, a later range's a^k/14, a = 13/14). NaN where
-        the window has a hole or is short, which sends that ticker to the core.
-        """
+        the window has a hole or is short, which sends that ticker to the core. A ticker's
+        estimates for every session are computed together when it is first asked about (one
+        convolution of its true ranges with the weights): the stops are maintained every
+        session, and a holding is asked about again each one."""
+        series = self._atr_estimates.get(row)
+        if series is None:
+            series = self._atr_estimates[row] = self._atr_estimate_series(row)
+        return float(series[through]) if through >= 0 else math.nan
+
+    def _atr_estimate_series(self, row: int) -> np.ndarray:
         n = ATR_LOOKBACK_BARS
-        if through + 1 < n or rows.size == 0:
-            return np.full(rows.shape, np.nan)
-        window = slice(through + 1 - n, through + 1)
-        h, l, c = self.high[rows, window], self.low[rows, window], self.close[rows, window]
-        previous = c[:, :-1]
-        true_range = np.maximum(
-            h[:, 1:] - l[:, 1:], np.maximum(np.abs(h[:, 1:] - previous), np.abs(l[:, 1:] - previous))
-        )
-        return true_range @ _wilder_weights(n - 1, ATR_PERIOD)
+        h, l, c = self.high[row], self.low[row], self.close[row]
+        previous = c[:-1]
+        true_range = np.maximum(h[1:] - l[1:], np.maximum(np.abs(h[1:] - previous), np.abs(l[1:] - previous)))
+        series = np.full(len(self.sessions), np.nan)
+        if len(self.sessions) >= n:
+            # series[d] weighs the true ranges of sessions d - 58 .. d (the window's 59 ranges).
+            series[n - 1 :] = np.convolve(true_range, _wilder_weights(n - 1, ATR_PERIOD)[::-1], mode="valid")
+        return series
+
+    def correlation_returns(self, rows: Sequence[int], before: int, lookback: int) -> np.ndarray:
+        """The daily returns (sessions x tickers) between the closes of `correlation_window(rows,
+        before, lookback)`, cut from each ticker's returns over its whole history: the same
+        numbers, in the same memory layout (each ticker's contiguous), as
+        `correlation.daily_returns` of the window's closes."""
+        end = int(np.searchsorted(self.data_sessions, before))
+        first = max(0, end - lookback)
+        last = max(first, end - 1)
+        return np.stack([self._returns_of(row)[first:last] for row in rows]).T
+
+    def _returns_of(self, row: int) -> np.ndarray:
+        """A ticker's return from each session with any data to the next, computed when it is
+        first asked about (only the tickers a decision meets are)."""
+        returns = self._daily_returns.get(row)
+        if returns is None:
+            closes = self.close[row, self.data_sessions]
+            returns = self._daily_returns[row] = correlation.daily_returns(closes[:, None])[:, 0]
+        return returns
 
     def correlation_window(self, rows: Sequence[int], before: int, lookback: int) -> np.ndarray:
         """Closes (sessions x tickers) of the last `lookback` sessions with any data before

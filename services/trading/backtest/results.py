@@ -21,6 +21,7 @@ from services.trading.backtest.config import BacktestConfig
 from services.trading.backtest.market import DataGap
 from services.trading.core import performance_tracker
 from services.trading.core.models import ZERO, ClosedTrade, PortfolioState
+from services.trading.core.reserve_pool import ReserveLedgerEntry
 from services.trading.core.tax_lots import WashSale
 from services.trading.core.trading_window import NEW_YORK
 
@@ -104,6 +105,19 @@ class DecisionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class FillRecord:
+    """One simulated fill, as a broker would report it."""
+
+    ticker: str
+    side: str
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    at: datetime
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class BacktestEvent:
     """Something the rules did besides trading: a breaker tripping or resolving, a tier change,
     a reserve release, a tranche cancelled, an order refused, a rebalance deferred."""
@@ -181,6 +195,8 @@ class BacktestResult:
     tax: TaxReport
     bars: int  # ticker-sessions with a bar in the range, the unit of bars/second
     sessions: int
+    fills: tuple[FillRecord, ...] = ()  # every fill, in order
+    reserve_ledger: tuple[ReserveLedgerEntry, ...] = ()
 
     @property
     def completed(self) -> bool:

@@ -36,7 +36,7 @@ from services.trading.core.trading_window import (
     next_window_open,
     session_times,
 )
-from services.trading.market.momentum_signal import crossover_signals_of_closes
+from services.trading.market.momentum_signal import FAST_WINDOW, SLOW_WINDOW, crossover_signals_of_closes
 
 ACTIONS = ("buy", "sell")
 MODES = (RecommendationMode.PAPER_ELIGIBLE.value, RecommendationMode.LIVE_ELIGIBLE.value)
@@ -79,7 +79,7 @@ def schedule(
             at, session, fill_session = timing
             due.setdefault(session, []).append(ScheduledRecommendation(rec, at, session, fill_session))
     for batch in due.values():
-        batch.sort(key=lambda s: (s.decide_at, -_sortable(s.rec.confidence), s.rec.id))
+        batch.sort(key=lambda s: (s.decide_at, -_sortable(s.rec.confidence), s.rec.generated_at, s.rec.id))
     return due
 
 
@@ -116,14 +116,23 @@ class _Stamps(Sequence[datetime]):
         return self.closes_at[self.present[i]]
 
 
-def momentum_recommendations(market: MarketData, rows: Iterable[int] | None = None) -> list[Recommendation]:
-    """The momentum signal (SMA 10/30 crossover) run on each ticker's bars, as
-    recommendations numbered in time order."""
+def momentum_recommendations(
+    market: MarketData,
+    rows: Iterable[int] | None = None,
+    fast: int = FAST_WINDOW,
+    slow: int = SLOW_WINDOW,
+) -> list[Recommendation]:
+    """The momentum signal (SMA 10/30 crossover, or `fast`/`slow` as a parameter search tunes
+    them) run on each ticker's bars, as recommendations numbered in time order."""
     drafts = []
     for row in range(len(market.tickers)) if rows is None else rows:
         present = np.flatnonzero(market.valid[row])
         drafts += crossover_signals_of_closes(
-            market.tickers[row], market.close[row, present], _Stamps(present, market.session_close)
+            market.tickers[row],
+            market.close[row, present],
+            _Stamps(present, market.session_close),
+            fast,
+            slow,
         )
     drafts.sort(key=lambda d: (d.generated_at, d.ticker, d.action))
     # float(): the signal hands out numpy floats, which the sizer cannot read as decimals; a

@@ -70,6 +70,15 @@ def is_active(state: CircuitBreakerState, now: datetime) -> bool:
     return state.active and (state.cooldown_expires is None or now < state.cooldown_expires)
 
 
+def daily_loss_halt_in_force(state: CircuitBreakerState, now: datetime) -> bool:
+    """A halt already lasting until the next session opens (a daily-loss halt, or a longer or
+    manual one) makes a daily-loss trip redundant; a shorter one (volatility) does not."""
+    if not is_active(state, now):
+        return False
+    expires = state.cooldown_expires
+    return expires is None or expires >= calendar_next_session_open(now)
+
+
 def is_ticker_in_cooldown(state: CircuitBreakerState, ticker: str, now: datetime) -> bool:
     """True while `ticker` may not be re-entered after a single-position breaker."""
     expires = state.ticker_cooldowns.get(ticker)
@@ -85,15 +94,32 @@ def entry_block_reason(state: CircuitBreakerState, ticker: str, now: datetime) -
     """Why a new entry in `ticker` is refused by a breaker, or None when it is allowed."""
     if is_active(state, now):
         until = (
-            "until resumed manually"
-            if state.cooldown_expires is None
-            else f"until {state.cooldown_expires.isoformat()}"
+            f"until {state.cooldown_expires.isoformat()}"
+            if state.cooldown_expires is not None
+            else "until the owner acknowledges the differences with the broker"
+            if state.trigger_type == CircuitBreakerTriggerType.RECONCILIATION
+            else "until resumed manually"
         )
         return f"circuit breaker {state.trigger_type} active since {state.triggered_at} {until}"
     if is_ticker_in_cooldown(state, ticker, now):
         until = state.ticker_cooldowns[ticker].isoformat()
         return f"{ticker} is cooling down after a single-position loss until {until}"
     return None
+
+
+def manual_halt(reason: str, now: datetime) -> CircuitBreakerEvent:
+    """The owner's own halt ("halt all trading now"): every new entry is refused until the
+    owner clears it; it has no expiry, so nothing resolves it by itself. Exits still run, as
+    under any breaker: protection never stops."""
+    require_aware(now, "now")
+    return CircuitBreakerEvent(
+        CircuitBreakerTriggerType.MANUAL,
+        Decimal(0),
+        Decimal(0),
+        now,
+        None,
+        f"halted by the owner: {reason}; new entries halted until the owner clears it",
+    )
 
 
 def _trip(

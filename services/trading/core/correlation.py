@@ -15,7 +15,7 @@ module only turns close prices into a `CorrelationMatrix` value, and back into p
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -100,17 +100,13 @@ class CorrelationMatrix:
         """
         i = self._index.get(candidate)
         row = self.values[i].tolist() if i is not None else None  # the candidate's pairs, read once
-        weighted = 0.0
-        total_weight = 0.0
-        for position in positions:
-            if position.ticker == candidate:
-                continue
-            weight = float(max(position.market_value, ZERO))
-            j = self._index.get(position.ticker)
-            correlation = row[j] if row is not None and j is not None else math.nan
-            weighted += weight * (correlation if math.isfinite(correlation) else 0.0)  # unknown reads 0.0
-            total_weight += weight
-        return weighted / total_weight if total_weight > 0 else 0.0
+        index = self._index
+
+        def with_candidate(ticker: str) -> float:
+            j = index.get(ticker)
+            return row[j] if row is not None and j is not None else math.nan
+
+        return weighted_correlation(candidate, positions, with_candidate)
 
     def pairs(self) -> Iterator[tuple[str, str, float]]:
         """Every known pair once (a < b), for the engine to store in its cache table."""
@@ -120,6 +116,23 @@ class CorrelationMatrix:
             value = float(self.values[i, j])
             if np.isfinite(value):
                 yield self.tickers[i], self.tickers[j], value
+
+
+def weighted_correlation(
+    candidate: str, positions: Sequence[OpenPosition], with_candidate: Callable[[str], float]
+) -> float:
+    """The rule of `CorrelationMatrix.get_portfolio_correlation`, for any source of the
+    candidate's correlation with one ticker (NaN when unknown, read as 0.0 at full weight)."""
+    weighted = 0.0
+    total_weight = 0.0
+    for position in positions:
+        if position.ticker == candidate:
+            continue
+        weight = float(max(position.market_value, ZERO))
+        correlation = with_candidate(position.ticker)
+        weighted += weight * (correlation if math.isfinite(correlation) else 0.0)
+        total_weight += weight
+    return weighted / total_weight if total_weight > 0 else 0.0
 
 
 def compute_correlation_matrix(
@@ -157,17 +170,7 @@ def correlation_from_prices(prices: np.ndarray, *, min_overlap: int = MIN_OVERLA
     the zero-filled returns with the 0/1 "return defined" mask, so 500 tickers cost a few
     500x500 products, not 125,000 Python-level pair loops.
     """
-    prices = np.where(np.isfinite(prices) & (prices > 0), prices, np.nan)
-    returns = prices[1:] / prices[:-1] - 1.0
-    mask = np.isfinite(returns)
-    # Centre each column on its own mean first: correlation is unchanged, and the one-pass
-    # sums below then lose no precision to cancellation.
-    counts = mask.sum(axis=0)
-    means = np.divide(
-        np.where(mask, returns, 0.0).sum(axis=0), counts, out=np.zeros(counts.shape), where=counts > 0
-    )
-    x = np.where(mask, returns - means, 0.0)
-    m = mask.astype(np.float64)
+    x, m = centred_returns(prices)
     n = m.T @ m  # common returns per pair
     sum_a = x.T @ m  # [a, b]: sum of a's returns over the days b is also defined
     sum_sq_a = (x * x).T @ m
@@ -183,3 +186,79 @@ def correlation_from_prices(prices: np.ndarray, *, min_overlap: int = MIN_OVERLA
     corr = np.where((n >= max(min_overlap, 2)) & ~flat, np.clip(corr, -1.0, 1.0), np.nan)
     np.fill_diagonal(corr, 1.0)
     return corr
+
+
+def centred_returns(prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sessions x tickers closes -> each ticker's daily returns centred on its own mean, 0.0
+    where undefined, and the 0/1 "return defined" mask. A ticker's column depends on its own
+    closes only, so columns computed apart may be put side by side.
+
+    Centring each column on its own mean first leaves every correlation unchanged, and the
+    one-pass sums over common days then lose no precision to cancellation."""
+    return centre_returns(daily_returns(prices))
+
+
+def daily_returns(prices: np.ndarray) -> np.ndarray:
+    """Sessions x tickers closes -> the daily returns between consecutive rows, NaN where
+    either close is missing or not positive. Element by element: the returns of a longer run
+    of closes, cut to a window, are the window's own returns to the last bit (the backtest
+    computes them once for its whole history)."""
+    prices = np.where(np.isfinite(prices) & (prices > 0), prices, np.nan)
+    return prices[1:] / prices[:-1] - 1.0
+
+
+def centre_returns(returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sessions x tickers `daily_returns` -> `centred_returns`' pair (centred returns, mask).
+
+    The means are column sums, and numpy adds a column in an order that depends on its layout
+    in memory: given the same layout (each ticker's returns contiguous, as `daily_returns` of
+    a tickers x sessions array's transpose gives), the same returns give the same sums to the
+    last bit wherever they are cut from."""
+    mask = np.isfinite(returns)
+    counts = mask.sum(axis=0)
+    means = np.divide(
+        np.where(mask, returns, 0.0).sum(axis=0), counts, out=np.zeros(counts.shape), where=counts > 0
+    )
+    return np.where(mask, returns - means, 0.0), mask.astype(np.float64)
+
+
+def correlations_with_first(x: np.ndarray, m: np.ndarray, *, min_overlap: int = MIN_OVERLAP) -> list[float]:
+    """`centred_returns` of several tickers -> the correlation of the first with each of the
+    others (NaN where unknown): row 0 of `correlation_from_prices` by the same sums, for one
+    candidate against a book without building the whole matrix (the backtest asks this at each
+    decision and each later tranche).
+
+    The sums are numpy's; the few figures per pair that follow are worked in plain floats (a
+    book holds a handful of positions, and numpy's cost per call was most of the time): the
+    same IEEE operations in the same order, so the same number to the last bit."""
+    a, mask_a, b, mask_b = x[:, 0], m[:, 0], x[:, 1:], m[:, 1:]
+    columns = zip(
+        (mask_a @ mask_b).tolist(),
+        (a @ mask_b).tolist(),
+        (mask_a @ b).tolist(),
+        ((a * a) @ mask_b).tolist(),
+        (mask_a @ (b * b)).tolist(),
+        (a @ b).tolist(),
+        strict=True,
+    )
+    least = max(min_overlap, 2)
+    found = []
+    for n, sum_a, sum_b, sum_sq_a, sum_sq_b, sum_ab in columns:
+        if not n >= least:
+            found.append(math.nan)
+            continue
+        cov = sum_ab - sum_a * sum_b / n
+        var_a = sum_sq_a - sum_a * sum_a / n
+        var_b = sum_sq_b - sum_b * sum_b / n
+        scale = max(sum_sq_a, sum_sq_b)
+        # A flat series (variance lost in rounding) is unknown.
+        if var_a <= 1e-12 * scale or var_b <= 1e-12 * scale or var_a <= 0 or var_b <= 0:
+            found.append(math.nan)
+            continue
+        root = math.sqrt(var_a * var_b)
+        if root:
+            corr = cov / root
+        else:  # the product underflowed: IEEE division by zero, as numpy divides
+            corr = math.copysign(math.inf, cov) if cov else math.nan
+        found.append(min(max(corr, -1.0), 1.0))
+    return found

@@ -367,6 +367,7 @@ def _micro_buy(
         micro_trades_today=ctx.micro_trades_today,
         now=now,
         settings=ctx.settings.micro,
+        stops=ctx.settings.stops,
     )
     for check in result.checks:
         trace.passed("micro_gate", check)

@@ -21,6 +21,7 @@ from services.trading.core.models import RISK_TIER_DEFAULTS, RiskTierConfig
 from services.trading.core.position_sizer import SizingSettings
 from services.trading.core.rebalancer import RebalanceSettings
 from services.trading.core.reserve_pool import ReserveSettings
+from services.trading.core.risk_tier_controller import RiskTierSettings, TierRule
 from services.trading.core.stop_loss_manager import StopSettings
 
 TIER_FIELDS = (
@@ -62,6 +63,7 @@ class EngineSettings:
     gradual: GradualEntrySettings = GradualEntrySettings()
     micro: MicroTradingSettings = MicroTradingSettings()
     micro_polling_interval: timedelta = timedelta(seconds=60)
+    tier_rules: RiskTierSettings = RiskTierSettings()
 
     @property
     def tier(self) -> RiskTierConfig:
@@ -123,4 +125,10 @@ class EngineSettings:
                 max_open_positions=row["max_open_positions"],
             ),
             micro_polling_interval=seconds("micro_trading_interval_seconds"),
+            tier_rules=RiskTierSettings(
+                rule=TierRule(row["risk_tier_rule"]),
+                min_trades=row["risk_tier_min_trades"],
+                min_sessions=row["risk_tier_min_sessions"],
+                recovery_sessions=row["risk_tier_recovery_sessions"],
+            ),
         )

@@ -1,12 +1,13 @@
 """Applying a fill to the book of one ticker (seed tasks 25.1–25.2, issue 13): the one rule the
 live fill handler and the backtester's book both call.
 
-- A buy opens (or adds to) a tax lot. A position's first buy places the stop and take-profit
+- A buy opens (or adds to) a tax lot, its commission in the lot's basis. A position's first buy places the stop and take-profit
   around the fill price with the ATR, multiplier and reward/risk its decision used
   (`stop_loss_manager.compute_initial_levels`); a later tranche or an add-on averages the
   entry and moves the levels with it (`levels_after_add`). Levels left over on a flat book
   are retired first: a new position never starts with an old stop.
-- A sell closes lots first in, first out (`tax_lots.close_lots_fifo`, wash sales included),
+- A sell closes lots first in, first out (`tax_lots.close_lots_fifo`, wash sales included,
+  its fees reducing the amount the lots realize),
   records the closed trade at the position's average entry, and siphons
   `profit * reserve_siphon_pct` into the Reserve Pool on a profitable close. The trade's fees
   are the sale's commission plus the buys' commissions pro rata by quantity, so each buy's
@@ -124,6 +125,7 @@ def apply_buy(
         price=fill.price,
         trade_date=fill.trade_date,
         order_id=fill.broker_order_id,
+        fee=fill.fee,
     )
     opening = held_before <= 0  # whatever the book still says of an earlier position is over
     stale = opening and state.levels is not None
@@ -184,6 +186,7 @@ def apply_sell(
         price=fill.price,
         trade_date=fill.trade_date,
         order_id=fill.broker_order_id,
+        fee=fill.fee,
     )
     entry_fees = entry_fee_share(state.entry_fees, held_before, fill.quantity)
     trade = ClosedTrade(

@@ -34,6 +34,7 @@ from services.trading.core.models import (
     StopLevels,
 )
 from services.trading.core.position_sizer import PositionSizer, SizingRequest
+from services.trading.core.stop_loss_manager import StopSettings
 
 MICRO_TREND_WINDOWS = frozenset({TrendWindow.INTRADAY, TrendWindow.ONE_DAY})
 
@@ -93,13 +94,25 @@ class MicroExitProposal:
     order_reason: OrderReason = OrderReason.MICRO_EXIT
 
 
-def micro_stop_multiplier(request: MicroTradeRequest, settings: MicroTradingSettings) -> Decimal:
-    """1.0x intraday ATR, tightened by the stop manager's own earnings/event rule."""
-    earnings_soon = request.sessions_until_earnings is not None and request.sessions_until_earnings <= 3
+def micro_stop_multiplier(
+    request: MicroTradeRequest,
+    settings: MicroTradingSettings,
+    *,
+    earnings_within_sessions: int,
+    stops: StopSettings | None = None,
+) -> Decimal:
+    """1.0x intraday ATR, tightened by the stop manager's own earnings/event rule. "Earnings
+    soon" is the configured earnings window (`earnings_reduce_sessions`), as for a standard
+    entry: one setting, one meaning."""
+    earnings_soon = (
+        request.sessions_until_earnings is not None
+        and request.sessions_until_earnings <= earnings_within_sessions
+    )
     return stop_loss_manager.effective_atr_multiplier(
         settings.stop_atr_multiplier,
         earnings_soon=earnings_soon,
         high_severity_event=request.high_severity_event,
+        settings=stops,
     )
 
 
@@ -156,6 +169,7 @@ def evaluate_micro_trade(
     micro_trades_today: int,
     now: datetime,
     settings: MicroTradingSettings | None = None,
+    stops: StopSettings | None = None,
 ) -> MicroTradeDecision:
     """Decide one micro-trade: micro gates, then the shared gates, then the shared sizer with
     the micro cap, then stops at 1.0x intraday ATR and take-profit at 1.5x that distance."""
@@ -175,7 +189,12 @@ def evaluate_micro_trade(
     )
     if reason:
         return _skip(reason, checks)
-    multiplier = micro_stop_multiplier(request, settings)
+    multiplier = micro_stop_multiplier(
+        request,
+        settings,
+        earnings_within_sessions=sizer.settings.earnings_reduce_within_sessions,
+        stops=stops,
+    )
     stop_distance = request.intraday_atr * multiplier
     capped_tier = replace(tier, max_position_pct=min(tier.max_position_pct, settings.allocation_cap_pct))
     sizing = SizingRequest(

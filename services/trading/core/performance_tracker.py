@@ -82,8 +82,16 @@ def max_drawdown(equity: Sequence[Number]) -> float:
 
 
 def current_drawdown(equity: Sequence[Number]) -> float:
-    dd = drawdowns(equity)
-    return float(dd[-1]) if dd.size else 0.0
+    """The last of `drawdowns`: the fall of the last value from the peak. Read at every close
+    (of a short curve: the peak and the value), so it is not vectorised: the same float
+    operations on the same floats, without numpy's cost per call."""
+    values = [float(v) for v in equity]
+    if not values:
+        return 0.0
+    if any(math.isnan(v) for v in values):
+        return float(drawdowns(values)[-1])  # NaN spreads through numpy's running peak, not max()
+    peak, last = max(values), values[-1]
+    return (peak - last) / peak if peak > 0 else 0.0
 
 
 def win_rate(trades: Iterable[ClosedTrade]) -> float:

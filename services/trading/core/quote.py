@@ -19,3 +19,11 @@ class Quote:
     def confirmed_at(self, now: datetime) -> datetime:
         """When the feed last confirmed this price, for the missing-price rule (price_age.py)."""
         return price_age.confirmed_at(self.as_of, self.interval, now)
+
+
+def price_text(price: Decimal) -> str:
+    """A price as a person reads it, whatever scale it was stored with: at least two decimals,
+    no trailing zeros beyond them ($323.9500 and $323.95 are the same price)."""
+    text = f"{price.normalize():f}"
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{fraction.ljust(2, '0')}"

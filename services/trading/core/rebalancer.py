@@ -22,7 +22,8 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
-from fractions import Fraction
+
+from quicktions import Fraction
 
 from services.shared.schemas import OrderReason
 from services.trading.core.models import ZERO, OpenPosition, PortfolioState, RiskTierConfig

@@ -101,6 +101,14 @@ def average_true_range_of_units(
             max(high - low, abs(high - previous), abs(low - previous))
             for previous, high, low in zip(closes[:-1], highs[1:], lows[1:])
         ]
+    return average_of_true_ranges(ranges, period)
+
+
+def average_of_true_ranges(ranges: Sequence[int], period: int = 14) -> Decimal:
+    """Wilder's smoothing of whole-number true ranges, oldest first: the second half of
+    `average_true_range_of_units`, for a caller that keeps each ticker's true ranges already
+    (the backtester computes them once per ticker and hands over a window's)."""
+    _check_atr_input(len(ranges) + 1, period)
     return _wilder(ZERO + sum(ranges[:period]), ranges[period:], period)
 
 

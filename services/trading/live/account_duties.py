@@ -156,7 +156,22 @@ class AccountDuties:
         return True
 
     def _announce(self, effects: FillEffects) -> None:
-        """Every close goes to the service, which keeps those over the owner's threshold."""
+        """Every close goes to the service, which keeps those over the owner's threshold; every
+        refusal by the broker goes too, with the broker's reason (the engine never retries it)."""
+        fill = effects.report
+        if fill.status == "rejected":
+            self.notifier.notify(
+                events.order_rejected(
+                    fill.at,
+                    ticker=fill.ticker,
+                    side=fill.side.value,
+                    quantity=fill.quantity,
+                    order_reason=fill.reason.value,
+                    reject_reason=fill.reject_reason,
+                    client_order_id=fill.client_order_id,
+                    tranches_cancelled=effects.tranches_cancelled,
+                )
+            )
         trade = effects.closed_trade
         if trade is not None:
             self.notifier.notify(
@@ -193,17 +208,23 @@ class AccountDuties:
         value = held.holdings(held.positions(quotes)).total_value
         await self.store.update_engine_state(session_date=today, start_of_day_value=value)
 
-    def _stop_check_due(self, now: datetime, high_severity: bool) -> bool:
+    def _stop_check_due(self, now: datetime, high_severity: bool, micro_held: bool) -> bool:
+        """The protective pass is due every stop-check interval (the fast one during a
+        high-severity event), and every micro-trade interval while a micro-trade is held: its
+        tight stop and its maximum hold (120 minutes) are what that interval is for."""
         interval = (
             self.settings.fast_stop_check_interval if high_severity else self.settings.stop_check_interval
         )
+        if micro_held:
+            interval = min(interval, self.settings.micro_polling_interval)
         return self.last_stop_check is None or now - self.last_stop_check >= interval
 
     async def protect(self, now: datetime, report: TickReport) -> None:
         high_severity = await self.market.high_severity_event(now)
         account = await self.store.held()
+        micro_held = any(r["is_micro_trade"] for r in account.rows)
         # A rapid move (seed task 13.1) brings the protective pass forward.
-        if not self._stop_check_due(now, high_severity) and not await rapid_moves(
+        if not self._stop_check_due(now, high_severity, micro_held) and not await rapid_moves(
             self.pool, account.tickers, now, since=self.last_stop_check
         ):
             return
@@ -241,7 +262,7 @@ class AccountDuties:
 
     async def _check_daily_loss(self, portfolio: PortfolioState, breakers, now: datetime) -> None:
         state = await self.store.engine_state(now)
-        if state["start_of_day_value"] is None or _daily_loss_halt_in_force(breakers, now):
+        if state["start_of_day_value"] is None or circuit_breaker.daily_loss_halt_in_force(breakers, now):
             return
         check = circuit_breaker.check_daily_loss(
             breakers, state["start_of_day_value"], portfolio.total_value, now, settings=self.settings.breakers
@@ -276,7 +297,7 @@ class AccountDuties:
         if state["last_rebalance_week"] == label:
             return
         held = await self.store.held()
-        quotes = await self.market.prices.quotes(held.tickers, now)
+        quotes = await self.market.prices.quotes(held.priced_tickers, now)
         # Trims are sized from filled shares: unfilled buys cannot be sold.
         portfolio = held.portfolio(held.positions(quotes), quotes, pending_buys=False)
         breakers = await self.store.breaker_state()
@@ -365,15 +386,6 @@ class AccountDuties:
                 await self.notifier.send_weekly_digest(
                     report, await owner_reports.weekly_digest(self.pool, report, now)
                 )
-
-
-def _daily_loss_halt_in_force(breakers, now: datetime) -> bool:
-    """A halt already lasting until the next session opens (a daily-loss halt, or a longer or
-    manual one) makes a daily-loss trip redundant; a shorter one (volatility) does not."""
-    if not circuit_breaker.is_active(breakers, now):
-        return False
-    expires = breakers.cooldown_expires
-    return expires is None or expires >= trading_window.next_session_open(now)
 
 
 def _digest(message: str) -> str:

@@ -365,7 +365,7 @@ class TradingEngine:
 
     async def _decide_marked(self, rec: Recommendation, now: datetime) -> DecisionOutcome | None:
         held = await self.store.held()
-        quotes = await self.market.prices.quotes([*held.tickers, rec.ticker], now)
+        quotes = await self.market.prices.quotes([*held.priced_tickers, rec.ticker], now)
         # A sell is sized from shares actually held; a buy sees unfilled buys as spent cash.
         selling = str(rec.action) == RecommendationAction.SELL.value
         # Independent reads, each on its own pooled connection: their round trips overlap
@@ -500,7 +500,7 @@ class _TrancheFacts:
         # The book as a new decision would see it, less this entry's own unsent tranches:
         # the tranche is added by the check itself, and the later ones are not bought yet.
         held = self._held.without_unsent(row["trading_decision_id"])
-        quotes = await engine.market.prices.quotes([*held.tickers, ticker], self.now)
+        quotes = await engine.market.prices.quotes([*held.priced_tickers, ticker], self.now)
         market = await engine.market.view(ticker, self.now, quote=quotes.get(ticker))
         return held.portfolio(held.positions(quotes), quotes), market
 

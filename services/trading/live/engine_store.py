@@ -19,6 +19,7 @@ import asyncpg
 import structlog
 
 from services.shared.config import TradingConfig
+from services.shared.schemas import RISK_TIER_ORDER, RiskTierName
 from services.trading.core.circuit_breaker import BreakerResolution, CircuitBreakerEvent
 from services.trading.core.engine_settings import EngineSettings
 from services.trading.core.models import (
@@ -31,7 +32,9 @@ from services.trading.core.models import (
     StopLevels,
 )
 from services.trading.core.quote import Quote
-from services.trading.core.risk_tier_controller import RiskTierChange
+from services.trading.core.risk_tier_controller import RiskTierChange, TierMemory
+from services.trading.core.unfilled_orders import UnfilledOrder, with_unfilled
+from services.trading.live.outbox import stored_plan
 from services.trading.notifications.settings import (
     NotificationSettings,
     SettingsChange,
@@ -62,8 +65,15 @@ ENV_COLUMNS = (
     "micro_trading_allocation_cap_pct",
     "micro_trading_max_daily",
     "micro_trading_max_hold_minutes",
+    "risk_tier_rule",
+    "risk_tier_min_trades",
+    "risk_tier_min_sessions",
+    "risk_tier_recovery_sessions",
 )
 AUDIT_EXCLUDED = ("created_at", "updated_at", "id")
+
+
+_MANUAL_IN_FORCE = "SELECT EXISTS (SELECT 1 FROM circuit_breaker_events WHERE resolved_at IS NULL AND trigger_type = 'manual')"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +91,12 @@ class Held:
     @property
     def tickers(self) -> list[str]:
         return [r["ticker"] for r in self.rows]
+
+    @property
+    def priced_tickers(self) -> list[str]:
+        """The tickers `portfolio` needs a price for: held ones and those with an unfilled
+        order (an unpriced buy could not be counted as spent cash)."""
+        return list(dict.fromkeys([*self.tickers, *(o["ticker"] for o in self.pending)]))
 
     def positions(self, quotes: Mapping[str, Quote]) -> list[HeldPosition]:
         """Each position with the engine's stop levels, at the latest price (a position
@@ -141,29 +157,18 @@ class Held:
     def portfolio(
         self, held: Sequence[HeldPosition], quotes: Mapping[str, Quote], *, pending_buys: bool = True
     ) -> PortfolioState:
-        """The account as decisions must see it: held positions plus the orders already
-        decided but not yet filled (priced at `quotes`), so two buys in one tick cannot spend
-        the same cash.
-        With `pending_buys=False` (what a sell is sized from) unfilled buys are left out:
-        only shares the broker holds, less pending sells, can be sold."""
-        positions = {h.position.ticker: h.position for h in held}
-        cash = self.cash
-        for order in self.pending:
-            quote = quotes.get(order["ticker"])
-            price = quote.price if quote else None
-            position = positions.get(order["ticker"])
-            if order["side"] == "sell":
-                if position is not None:
-                    positions[order["ticker"]] = replace(
-                        position, quantity=max(position.quantity - order["quantity"], ZERO)
-                    )
-                continue
-            if price is None or not pending_buys:
-                continue
-            cash -= order["quantity"] * price
-            positions[order["ticker"]] = _with_pending_buy(position, order, price)
-        live = tuple(p for p in positions.values() if p.quantity > 0)
-        return PortfolioState(live, cash, self.reserve)
+        """The account as decisions must see it (`unfilled_orders.with_unfilled`): the held
+        positions plus the orders decided but not yet filled, priced at `quotes`."""
+        orders = [
+            UnfilledOrder(
+                o["ticker"], o["side"], o["quantity"], o["sector"] or "Unknown", stored_plan(o["stop_plan"])
+            )
+            for o in self.pending
+        ]
+        prices = {t: q.price for t, q in quotes.items()}
+        return with_unfilled(
+            [h.position for h in held], self.cash, self.reserve, orders, prices, pending_buys=pending_buys
+        )
 
 
 def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -237,19 +242,66 @@ class EngineStore:
                     source,
                 )
             if tier_change is not None:
-                await connection.execute(
-                    _INSERT_TIER_HISTORY,
-                    tier_change.previous_tier.value,
-                    tier_change.new_tier.value,
-                    tier_change.trigger_source,
-                    dict(tier_change.trigger_metrics),
-                    tier_change.changed_at,
-                )
+                await self.record_tier_verdict(tier_change, connection)
             elif previous["risk_tier"] != new["risk_tier"]:
                 await connection.execute(
-                    _INSERT_TIER_HISTORY, previous["risk_tier"], new["risk_tier"], source, {}, None
+                    _INSERT_TIER_HISTORY,
+                    previous["risk_tier"],
+                    new["risk_tier"],
+                    source,
+                    {},
+                    None,
+                    "changed",
+                    f"set by the owner ({source})",
                 )
         return before, after
+
+    async def record_tier_verdict(
+        self, verdict: RiskTierChange, connection: asyncpg.Connection | None = None
+    ) -> None:
+        """One close's tier verdict (changed or held) in `risk_tier_history`, with its figures
+        and the controller's memory after it."""
+        await (connection or self.pool).execute(
+            _INSERT_TIER_HISTORY,
+            verdict.previous_tier.value,
+            verdict.new_tier.value,
+            verdict.trigger_source,
+            verdict.history_metrics(),
+            verdict.changed_at,
+            verdict.verdict,
+            verdict.reason,
+        )
+
+    async def tier_memory(self, connection: asyncpg.Connection | None = None) -> TierMemory:
+        """The controller's memory as the last history row left it. A row without one (the
+        owner's change, or a change recorded before the controller kept memory) starts a new
+        record at that row: the owner's tier is the ceiling recovery climbs back to."""
+        row = await (connection or self.pool).fetchrow(
+            "SELECT * FROM risk_tier_history ORDER BY id DESC LIMIT 1"
+        )
+        if row is None:
+            return TierMemory()
+        stored = (row["trigger_metrics"] or {}).get("memory")
+        if stored is not None:
+            return TierMemory.from_json(stored)
+        new = RiskTierName(row["new_tier"])
+        if row["trigger_source"] in AUTOPILOT_SOURCES:
+            # An autopilot change from before memory was kept: the tier it left stands for the owner's.
+            new = max(new, RiskTierName(row["previous_tier"]), key=RISK_TIER_ORDER.index)
+        return TierMemory(since=row["created_at"], ceiling=new)
+
+    async def record_command(self, source: str) -> None:
+        """An owner's command that is no configuration change (a read, a refusal, a confirmation
+        tap) in the configuration audit, with where it came from (issue 17: the phone's commands
+        are audited like API calls). Before and after are the same configuration."""
+        async with self.pool.acquire() as connection:
+            row = _jsonable(await self.config_row(connection))
+            await connection.execute(
+                "INSERT INTO trading_config_audit (previous_config, new_config, change_source) VALUES ($1, $2, $3)",
+                row,
+                row,
+                source,
+            )
 
     async def update_config_checked(self, changes: Mapping[str, Any], source: str) -> tuple[dict, dict]:
         """`update_config`, with a refusal by the database (a rule tying two fields together, a
@@ -293,8 +345,9 @@ class EngineStore:
         """Settings the owner set explicitly in the environment win at start; the rest of the
         configuration stays as last saved (e.g. through the API)."""
         changes = {name: getattr(trading, name) for name in ENV_COLUMNS if name in trading.model_fields_set}
-        if "risk_tier" in changes:
-            changes["risk_tier"] = changes["risk_tier"].value
+        for name in ("risk_tier", "risk_tier_rule"):
+            if name in changes:
+                changes[name] = changes[name].value
         if changes:
             await self.update_config(changes, source="environment")
 
@@ -367,6 +420,34 @@ class EngineStore:
             event.cooldown_expires,
             event.triggered_at,
         )
+
+    async def trip_manual_breaker(self, event: CircuitBreakerEvent) -> bool:
+        """Record the owner's halt unless one is already in force (then nothing is written:
+        tripping twice is one halt). True when it was recorded."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            # One writer at a time decides "already in force", so two clicks make one halt.
+            await connection.execute("SELECT pg_advisory_xact_lock(hashtext('manual circuit breaker'))")
+            if await connection.fetchval(_MANUAL_IN_FORCE):
+                return False
+            await connection.execute(
+                """INSERT INTO circuit_breaker_events (trigger_type, threshold_value, actual_value, ticker,
+                       reason, cooldown_expires, created_at) VALUES ($1, $2, $3, NULL, $4, NULL, $5)""",
+                event.trigger_type.value,
+                event.threshold_value,
+                event.actual_value,
+                event.reason,
+                event.triggered_at,
+            )
+            return True
+
+    async def clear_manual_breaker(self, now: datetime) -> bool:
+        """Resolve the owner's halt; any other breaker in force stays. True when one was cleared."""
+        cleared = await self.pool.fetch(
+            "UPDATE circuit_breaker_events SET resolved_at = $1 "
+            "WHERE resolved_at IS NULL AND trigger_type = 'manual' RETURNING id",
+            now,
+        )
+        return bool(cleared)
 
     async def resolve_breaker_events(self, resolution: BreakerResolution, now: datetime) -> None:
         """Mark the expired events behind one resolution (the halt, or one ticker's cooldown)."""
@@ -445,28 +526,6 @@ class EngineStore:
         return [Recommendation.from_row(r) for r in rows]
 
 
-def _with_pending_buy(position: OpenPosition | None, order: asyncpg.Record, price: Decimal) -> OpenPosition:
-    """A decided buy counted as if filled at the current price, with the stop its plan sets."""
-    plan = order["stop_plan"] or {}
-    distance = Decimal(plan["atr"]) * Decimal(plan["atr_multiplier"]) if plan else ZERO
-    quantity = order["quantity"]
-    if position is None:
-        return OpenPosition(
-            order["ticker"],
-            quantity,
-            price,
-            price,
-            order["sector"] or "Unknown",
-            price - distance,
-            price + distance * Decimal(plan.get("reward_risk_ratio", "2")) if plan else price,
-            Decimal(plan.get("confidence", "0")) if plan else ZERO,
-            bool(plan.get("is_micro_trade", False)),
-        )
-    total = position.quantity + quantity
-    entry = (position.entry_price * position.quantity + price * quantity) / total
-    return replace(position, quantity=total, entry_price=entry)
-
-
 # One round trip (it is on the decision path): the row as it was, or as just created.
 _ENGINE_STATE = """
 WITH created AS (INSERT INTO engine_state (id, epoch) VALUES (1, $1) ON CONFLICT (id) DO NOTHING RETURNING *)
@@ -480,9 +539,10 @@ WHERE c.conname = $1 AND c.conrelid = 'trading_engine_config'::regclass
 """
 
 _INSERT_TIER_HISTORY = """
-INSERT INTO risk_tier_history (previous_tier, new_tier, trigger_source, trigger_metrics, created_at)
-VALUES ($1, $2, $3, $4, coalesce($5, now()))
+INSERT INTO risk_tier_history (previous_tier, new_tier, trigger_source, trigger_metrics, created_at, verdict, reason)
+VALUES ($1, $2, $3, $4, coalesce($5, now()), $6, $7)
 """
+AUTOPILOT_SOURCES = ("market_close", "emergency_liquidation")
 
 _BALANCES = """
 SELECT coalesce((SELECT cash FROM broker_account WHERE id = 1), 0) AS cash,

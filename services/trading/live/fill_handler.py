@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 import asyncpg
 import structlog
@@ -29,7 +28,7 @@ from services.trading.core import fill_application
 from services.trading.core.engine_settings import EngineSettings
 from services.trading.core.models import ClosedTrade, ReservePoolState, StopLevels
 from services.trading.core.reserve_pool import ReserveLedgerEntry
-from services.trading.live import tax_lot_store
+from services.trading.live import outbox, tax_lot_store
 
 log = structlog.get_logger(__name__)
 STOP_OUT_REASONS = (OrderReason.STOP_LOSS, OrderReason.TRAILING_STOP)
@@ -43,6 +42,7 @@ class FillEffects:
     closed_trade: ClosedTrade | None = None
     siphon: ReserveLedgerEntry | None = None
     wash_sales: int = 0
+    tranches_cancelled: int = 0  # a rejection: the later tranches of its entry cancelled with it
 
     @property
     def stop_out(self) -> bool:
@@ -100,15 +100,15 @@ async def apply_report(
             report.reject_reason,
         )
         if report.status == "rejected":
-            await _rejected(connection, report, order)
-            return FillEffects(report)
+            return FillEffects(report, tranches_cancelled=await _rejected(connection, report, order))
         if report.side is OrderSide.BUY:
             await _bought(connection, report, order)
             return FillEffects(report)
         return await _sold(connection, report, settings)
 
 
-async def _rejected(connection: asyncpg.Connection, report: FillReport, order: asyncpg.Record | None) -> None:
+async def _rejected(connection: asyncpg.Connection, report: FillReport, order: asyncpg.Record | None) -> int:
+    """Record the refusal; returns how many later tranches of its entry were cancelled."""
     log.warning(
         "broker rejected an order",
         ticker=report.ticker,
@@ -116,14 +116,17 @@ async def _rejected(connection: asyncpg.Connection, report: FillReport, order: a
         quantity=str(report.quantity),
         reason=report.reject_reason,
     )
-    if order is not None and order["tranche_count"] > 1:
-        await connection.execute(
-            """UPDATE order_outbox SET cancelled_at = $2, cancel_reason = $3
-               WHERE trading_decision_id = $1 AND delivered_at IS NULL AND cancelled_at IS NULL""",
-            order["trading_decision_id"],
-            report.at,
-            f"an earlier tranche was rejected: {report.reject_reason}",
-        )
+    if order is None or order["tranche_count"] <= 1:
+        return 0
+    cancelled = await connection.fetch(
+        """UPDATE order_outbox SET cancelled_at = $2, cancel_reason = $3
+           WHERE trading_decision_id = $1 AND delivered_at IS NULL AND cancelled_at IS NULL
+           RETURNING client_order_id""",
+        order["trading_decision_id"],
+        report.at,
+        f"an earlier tranche was rejected: {report.reject_reason}",
+    )
+    return len(cancelled)
 
 
 async def _position_book(
@@ -163,16 +166,7 @@ def _fill(report: FillReport) -> fill_application.Fill:
 
 
 def _stop_plan(order: asyncpg.Record | None) -> fill_application.StopPlan | None:
-    plan: dict[str, Any] | None = order["stop_plan"] if order is not None else None
-    if plan is None:
-        return None
-    return fill_application.StopPlan(
-        Decimal(plan["atr"]),
-        Decimal(plan["atr_multiplier"]),
-        Decimal(plan["reward_risk_ratio"]),
-        Decimal(plan["confidence"]),
-        bool(plan["is_micro_trade"]),
-    )
+    return outbox.stored_plan(order["stop_plan"] if order is not None else None)
 
 
 async def _bought(connection: asyncpg.Connection, report: FillReport, order: asyncpg.Record | None) -> None:

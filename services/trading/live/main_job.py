@@ -11,7 +11,7 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -19,12 +19,15 @@ import asyncpg
 import redis.asyncio as aioredis
 import structlog
 
+from services.alpaca_broker import connection as alpaca_connection
+from services.alpaca_broker.broker import AlpacaBroker
 from services.paper_broker.broker import PaperBroker, PaperBrokerSettings, pause_unless_stopped
-from services.shared.config import AppConfig
+from services.shared.config import AppConfig, BrokerName
 from services.shared.db import connect, create_pool
 from services.shared.heartbeat import Heartbeat
 from services.shared.runtime import order_signer, resolve_server_urls
 from services.trading.core.clock import Clock, WallClock
+from services.trading.live import read_model
 from services.trading.live.engine import TradingEngine
 from services.trading.live.replay import Replay, ReplaySummary
 from services.trading.market import setup_steps
@@ -47,6 +50,9 @@ class RuntimeParts:
     notifications: NotificationService | None = None
     engine_loop_in_process: bool = False  # `run`: the job runs the engine's loop (not the demo's replay)
     paper_broker_loop: Heartbeat | None = None  # `run --paper-broker`: the broker's loop runs beside
+    # Which broker the engine's orders go to, for /status and the dashboard: the demo's replay
+    # always fills on paper; `run` names the configured one (beside it or in its own process).
+    broker: BrokerName = BrokerName.PAPER
 
 
 ApiServer = Callable[[RuntimeParts], Awaitable[None]]
@@ -101,12 +107,40 @@ async def prepare_demo(
     return database_url, redis_url, report, signals
 
 
+@dataclass(frozen=True, slots=True)
+class TierMove:
+    at: datetime
+    previous_tier: str
+    new_tier: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSummary:
+    """The replay's figures, with the risk tier's moves (oldest first) and how many closes
+    held it: the autopilot's record over the replay."""
+
+    replay: ReplaySummary
+    tier_moves: tuple[TierMove, ...]
+    tier_held: int
+
+
+async def tier_record(pool: asyncpg.Pool) -> tuple[tuple[TierMove, ...], int]:
+    changed = await read_model.tier_history(pool, verdict="changed", limit=10_000, offset=0)
+    held = await read_model.tier_history(pool, verdict="held", limit=0, offset=0)
+    moves = tuple(
+        TierMove(r["created_at"], r["previous_tier"], r["new_tier"], r["reason"] or r["trigger_source"])
+        for r in reversed(changed.items)
+    )
+    return moves, held.total
+
+
 async def replay_demo(
     database_url: str,
     redis_url: str,
     plan: DemoPlan,
     on_session: Callable[[date], None],
-    on_finished: Callable[[ReplaySummary], None],
+    on_finished: Callable[[DemoSummary], None],
     serve_api: ApiServer | None,
 ) -> None:
     """Replay the plan's sessions and report the summary as soon as the replay ends; the API
@@ -120,7 +154,8 @@ async def replay_demo(
         else None
     )
     try:
-        on_finished(await replay.run(on_session))
+        summary = await replay.run(on_session)
+        on_finished(DemoSummary(summary, *await tier_record(pool)))
         if api is not None:
             await api
     finally:
@@ -164,7 +199,7 @@ async def supervise(
     return restarts
 
 
-async def _restartable(broker: PaperBroker, stop: asyncio.Event) -> None:
+async def _restartable(broker: PaperBroker | AlpacaBroker, stop: asyncio.Event) -> None:
     """The broker's loop, taking back (at each restart) the job it was handling when it died."""
     await broker.start()
     await broker.run(stop)
@@ -181,6 +216,13 @@ async def run_live(
     """The engine (and the paper broker, unless a real broker consumes the queue) on the wall
     clock, with the API, until SIGINT/SIGTERM. `clock` replaces the wall clock only for the
     reliability soak, which runs this same wiring inside a past session."""
+    alpaca_api = None
+    if paper_broker and config.broker is BrokerName.ALPACA:
+        # The account first, before any server starts: bad keys or a blocked account end the
+        # job at once with Alpaca's reason (`BrokerRejected`), and the owner sees which account
+        # (paper or live) is about to be traded before anything else happens.
+        alpaca_api = alpaca_connection.open_api(config)
+        await alpaca_connection.announce(alpaca_api, config.trading_mode)
     urls = resolve_server_urls(config)
     signer = order_signer(config)
     connection = await connect(urls.database_url)
@@ -197,11 +239,17 @@ async def run_live(
         loop.add_signal_handler(signum, stop.set)
     notifications = await open_notification_service(pool, redis, clock, trading_config=config.trading)
     await notifications.start()
-    engine = TradingEngine(pool, redis, clock, order_signer=signer, notifier=notifications)
+    engine = TradingEngine(
+        pool, redis, clock, mode=config.trading_mode, order_signer=signer, notifier=notifications
+    )
     await engine.start()
     await engine.store.apply_environment(config.trading)
-    broker = None
-    if paper_broker:
+    broker: PaperBroker | AlpacaBroker | None = None
+    if alpaca_api is not None:
+        broker = alpaca_connection.open_broker(
+            config, pool, redis, clock, order_signer=signer, api=alpaca_api, notifier=notifications
+        )
+    elif paper_broker:
         broker = PaperBroker.on_redis(
             pool, redis, clock, PaperBrokerSettings(starting_cash=capital), order_signer=signer
         )
@@ -213,13 +261,15 @@ async def run_live(
         notifications,
         engine_loop_in_process=True,
         paper_broker_loop=broker.heartbeat if broker is not None else None,
+        broker=config.broker,
     )
     tasks = [
         asyncio.create_task(supervise("engine", lambda: engine.run(stop), stop)),
         asyncio.create_task(serve_api(parts)),
     ]
     if broker is not None:
-        tasks.append(asyncio.create_task(supervise("paper broker", lambda: _restartable(broker, stop), stop)))
+        name = "alpaca broker" if isinstance(broker, AlpacaBroker) else "paper broker"
+        tasks.append(asyncio.create_task(supervise(name, lambda: _restartable(broker, stop), stop)))
     try:
         await stop.wait()
     finally:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -23,6 +24,7 @@ from services.shared.orders import OrderJob, Tranche, client_order_id
 from services.shared.reliable_queue import ReliableQueue
 from services.shared.schemas import OrderSide, TradingMode
 from services.trading.core.decision import DecisionOutcome, OrderIntent
+from services.trading.core.fill_application import StopPlan
 from services.trading.core.models import TradingDecision
 from services.trading.core.tranche_check import Cut, Refusal
 
@@ -118,6 +120,19 @@ def stop_plan(outcome: DecisionOutcome, confidence: Any) -> dict[str, Any] | Non
         "confidence": str(confidence),
         "is_micro_trade": outcome.decision.is_micro_trade,
     }
+
+
+def stored_plan(plan: dict[str, Any] | None) -> StopPlan | None:
+    """A stop plan as `stop_plan` stored it, read back."""
+    if plan is None:
+        return None
+    return StopPlan(
+        Decimal(plan["atr"]),
+        Decimal(plan["atr_multiplier"]),
+        Decimal(plan["reward_risk_ratio"]),
+        Decimal(plan["confidence"]),
+        bool(plan.get("is_micro_trade", False)),
+    )
 
 
 async def record_decision(

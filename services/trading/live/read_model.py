@@ -107,6 +107,16 @@ async def closed_trades(
     )
 
 
+async def tax_lots(
+    executor: Executor, *, ticker: str | None, status: str | None, limit: int, offset: int
+) -> Rows:
+    f = _Filters()
+    f.add("ticker = $", ticker)
+    f.add("status = $", status)
+    order = "coalesce(closed_date, acquisition_date) DESC, id DESC"
+    return await _page(executor, "*", "tax_lots", f.where, f.args, order, limit, offset)
+
+
 async def snapshots(
     executor: Executor, *, since: date | None, until: date | None, limit: int, offset: int
 ) -> Rows:
@@ -114,6 +124,14 @@ async def snapshots(
     f.add("snapshot_date >= $", since)
     f.add("snapshot_date <= $", until)
     return await _page(executor, "*", "portfolio_snapshots", f.where, f.args, "snapshot_date", limit, offset)
+
+
+async def tier_history(executor: Executor, *, verdict: str | None, limit: int, offset: int) -> Rows:
+    """The risk tier's verdicts, newest first: changes (the autopilot's and the owner's) and
+    the closes that held it, each with its reason and figures."""
+    f = _Filters()
+    f.add("verdict = $", verdict)
+    return await _page(executor, "*", "risk_tier_history", f.where, f.args, "id DESC", limit, offset)
 
 
 async def notifications(

@@ -23,10 +23,9 @@ import redis.asyncio as aioredis
 from services.paper_broker.broker import PaperBroker, PaperBrokerSettings
 from services.shared.order_signing import OrderSigner
 from services.trading.core.clock import SimulatedClock
-from services.trading.core.trading_window import WINDOW_BUFFER, session_times
+from services.trading.core.replay_instants import session_instants, sessions_between
+from services.trading.core.trading_window import session_times
 from services.trading.live.engine import Notifier, TradingEngine
-
-TRANCHE_STEPS = (timedelta(minutes=30), timedelta(minutes=60))
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,28 +40,6 @@ class ReplaySummary:
     final_value: Decimal
     reserve: Decimal
     realized_pnl: Decimal
-
-
-def session_instants(day: date) -> list[datetime]:
-    """The instants the replay visits in one session."""
-    opens, closes = session_times(day)
-    window_open = opens + WINDOW_BUFFER
-    return [
-        window_open,
-        *(window_open + step for step in TRANCHE_STEPS),
-        closes - WINDOW_BUFFER - timedelta(minutes=1),
-        closes,
-    ]
-
-
-def sessions_between(start: date, end: date) -> list[date]:
-    """XNYS sessions from `start` to `end`, both included."""
-    days, day = [], start
-    while day <= end:
-        if session_times(day) is not None:
-            days.append(day)
-        day += timedelta(days=1)
-    return days
 
 
 class Replay:

@@ -7,7 +7,7 @@ reads and writes, all of a session's close in one transaction so that it happens
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -125,11 +125,17 @@ async def close_session(
         figures = CloseFigures(
             metrics.total_portfolio_value, metrics.current_drawdown, await reserve_state(connection)
         )
-        outcome = close_of_session.close_session(figures, trades, settings.risk_tier, now, settings)
+        memory = await store.tier_memory(connection)
+        outcome = close_of_session.close_session(figures, trades, settings.risk_tier, now, settings, memory)
         emergency, change = outcome.release, outcome.tier_change
         await _record_emergency(connection, emergency)
+        if emergency.entry is not None:
+            # The rules read the figures of the close; the snapshot shows the account after them.
+            report = _after_release(report, emergency.state.balance)
         if change is not None:
             await _record_tier_change(store, change, connection)
+        else:
+            await store.record_tier_verdict(outcome.verdict, connection)
         high_water = reserve_pool.reserve_high_water(
             emergency.state.balance, portfolio.total_value, settings.reserve
         )
@@ -152,6 +158,13 @@ async def close_session(
         high_water,
         high_water is not None and not _high_water(previous),
     )
+
+
+def _after_release(report: PerformanceReport, reserve: Decimal) -> PerformanceReport:
+    """The report with the pools as the emergency release left them: the whole value active."""
+    m = report.metrics
+    pools = replace(m, active_pool=m.total_portfolio_value - reserve, reserve_pool=reserve)
+    return replace(report, metrics=pools)
 
 
 async def _previous_snapshot(connection: asyncpg.Connection, session: date) -> asyncpg.Record | None:

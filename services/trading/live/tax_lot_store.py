@@ -16,14 +16,15 @@ from services.trading.core.tax_lots import LotUpdate, TaxLot, TaxLotBook, WashSa
 _UPSERT = """
 INSERT INTO tax_lots (id, ticker, quantity, remaining_quantity, cost_basis_per_share, acquisition_date,
     holding_period_start, origin_lot_id, first_share, parent_lot_id, status, closed_date, exit_price,
-    realized_pnl, wash_sale_flag, wash_sale_details, basis_adjustment, order_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+    realized_pnl, wash_sale_flag, wash_sale_details, basis_adjustment, order_id, fees, sale_fees, holding_term)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
 ON CONFLICT (id) DO UPDATE SET quantity = EXCLUDED.quantity, remaining_quantity = EXCLUDED.remaining_quantity,
     cost_basis_per_share = EXCLUDED.cost_basis_per_share, holding_period_start = EXCLUDED.holding_period_start,
     first_share = EXCLUDED.first_share, parent_lot_id = EXCLUDED.parent_lot_id, status = EXCLUDED.status,
     closed_date = EXCLUDED.closed_date, exit_price = EXCLUDED.exit_price, realized_pnl = EXCLUDED.realized_pnl,
     wash_sale_flag = EXCLUDED.wash_sale_flag, wash_sale_details = EXCLUDED.wash_sale_details,
-    basis_adjustment = EXCLUDED.basis_adjustment
+    basis_adjustment = EXCLUDED.basis_adjustment, fees = EXCLUDED.fees, sale_fees = EXCLUDED.sale_fees,
+    holding_term = EXCLUDED.holding_term
 """
 
 
@@ -45,6 +46,7 @@ def _wash_value(data: dict[str, Any] | None) -> WashSale | None:
         date.fromisoformat(data["replacement_acquired"]),
         Decimal(data["disallowed_loss"]),
         date.fromisoformat(data["holding_period_start"]),
+        Decimal(data.get("disallowed_fees", "0")),  # absent from records written before fees
     )
 
 
@@ -65,6 +67,8 @@ def _lot(row: asyncpg.Record) -> TaxLot:
         basis_adjustment=_wash_value(row["basis_adjustment"]),
         parent_lot_id=row["parent_lot_id"],
         order_id=str(row["order_id"]) if row["order_id"] is not None else None,
+        fees=row["fees"],
+        sale_fees=row["sale_fees"],
     )
 
 
@@ -74,6 +78,11 @@ async def load_book(connection: asyncpg.Connection, ticker: str) -> TaxLotBook:
     next_id = await connection.fetchval("SELECT coalesce(max(id), 0) + 1 FROM tax_lots")
     dates = [d for r in rows for d in (r["acquisition_date"], r["closed_date"]) if d is not None]
     return TaxLotBook(tuple(_lot(r) for r in rows), next_id, max(dates) if dates else None)
+
+
+async def all_lots(executor: asyncpg.Pool | asyncpg.Connection) -> tuple[TaxLot, ...]:
+    """Every lot piece on record, every ticker, read without a lock (for reports)."""
+    return tuple(_lot(r) for r in await executor.fetch("SELECT * FROM tax_lots ORDER BY id"))
 
 
 async def save(connection: asyncpg.Connection, update: LotUpdate) -> None:
@@ -99,6 +108,9 @@ async def save(connection: asyncpg.Connection, update: LotUpdate) -> None:
                 _wash_json(lot.wash_sale),
                 _wash_json(lot.basis_adjustment),
                 int(lot.order_id) if lot.order_id else None,
+                lot.fees,
+                lot.sale_fees,
+                lot.term.value if lot.term is not None else None,
             )
             for lot in update.changed
         ],

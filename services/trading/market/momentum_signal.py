@@ -10,6 +10,9 @@ It stands in for the upstream signal pipeline so the engine has something to tra
 - Each recommendation is stamped at the close of the session whose bar produced it, with mode
   `paper_eligible` and trend window `20d`.
 
+The two windows are parameters (`fast`, `slow`) so a parameter search can tune them
+(issue 16); everything else, and the defaults, stay as above.
+
 Pure: bars in, recommendation drafts out.
 """
 
@@ -52,40 +55,60 @@ def confidence_for(rate_of_change: float) -> float:
     return 0.5 + 0.45 * min(abs(rate_of_change) / FULL_CONFIDENCE_MOVE, 1.0)
 
 
-def crossover_signals(bars: Sequence[PriceBar]) -> list[RecommendationDraft]:
+def crossover_signals(
+    bars: Sequence[PriceBar], fast: int = FAST_WINDOW, slow: int = SLOW_WINDOW
+) -> list[RecommendationDraft]:
     """Recommendations for one ticker's daily bars, oldest first."""
-    if len(bars) <= SLOW_WINDOW:
+    if len(bars) <= slow:
         return []
     closes = np.fromiter((float(b.close) for b in bars), dtype=np.float64, count=len(bars))
-    fast, slow, crossings = _crossings(closes)
+    fast_sma, slow_sma, crossings = _crossings(closes, fast, slow)
     values = closes.tolist()
-    return [_draft(bars[i].ticker, bars[i].ts, values, fast, slow, i) for i in crossings]
+    return [
+        _draft(bars[i].ticker, bars[i].ts, values, fast_sma, slow_sma, i, (fast, slow)) for i in crossings
+    ]
 
 
 def crossover_signals_of_closes(
-    ticker: str, closes: np.ndarray, stamps: Sequence[datetime]
+    ticker: str,
+    closes: np.ndarray,
+    stamps: Sequence[datetime],
+    fast: int = FAST_WINDOW,
+    slow: int = SLOW_WINDOW,
 ) -> list[RecommendationDraft]:
     """`crossover_signals` of one ticker's closes (float64, oldest first) stamped `stamps[i]`:
     the same rule on arrays, for callers (the backtester) that hold bars as arrays."""
-    if len(closes) <= SLOW_WINDOW:
+    if len(closes) <= slow:
         return []
     closes = np.asarray(closes, dtype=np.float64)
-    fast, slow, crossings = _crossings(closes)
+    fast_sma, slow_sma, crossings = _crossings(closes, fast, slow)
     values = closes.tolist()
-    return [_draft(ticker, stamps[i], values, fast, slow, i) for i in crossings]
+    return [_draft(ticker, stamps[i], values, fast_sma, slow_sma, i, (fast, slow)) for i in crossings]
 
 
-def _crossings(closes: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """The SMAs and the indices i >= SLOW_WINDOW where the fast SMA crossed the slow one
+def _crossings(
+    closes: np.ndarray, fast_window: int, slow_window: int
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """The SMAs and the indices i >= slow_window where the fast SMA crossed the slow one
     between bars i - 1 and i (the slow SMA known at i - 1)."""
-    fast, slow = _sma(closes, FAST_WINDOW), _sma(closes, SLOW_WINDOW)
+    if not 1 <= fast_window < slow_window:
+        raise ValueError(
+            f"the fast window ({fast_window}) must be at least 1 and shorter than the slow one ({slow_window})"
+        )
+    fast, slow = _sma(closes, fast_window), _sma(closes, slow_window)
     above = fast > slow
-    changed = (above[SLOW_WINDOW:] != above[SLOW_WINDOW - 1 : -1]) & ~np.isnan(slow[SLOW_WINDOW - 1 : -1])
-    return fast, slow, (np.flatnonzero(changed) + SLOW_WINDOW).tolist()
+    changed = (above[slow_window:] != above[slow_window - 1 : -1]) & ~np.isnan(slow[slow_window - 1 : -1])
+    return fast, slow, (np.flatnonzero(changed) + slow_window).tolist()
 
 
 def _draft(
-    ticker: str, ts: datetime, closes: list[float], fast: np.ndarray, slow: np.ndarray, i: int
+    ticker: str,
+    ts: datetime,
+    closes: list[float],
+    fast: np.ndarray,
+    slow: np.ndarray,
+    i: int,
+    windows: tuple[int, int] = (FAST_WINDOW, SLOW_WINDOW),
 ) -> RecommendationDraft:
     up = bool(fast[i] > slow[i])
     action = "buy" if up else "sell"
@@ -100,7 +123,7 @@ def _draft(
         trend_window="20d",
         generated_at=ts,
         thesis=(
-            f"momentum: SMA{FAST_WINDOW} {float(fast[i]):.2f} crossed {'above' if up else 'below'} "
-            f"SMA{SLOW_WINDOW} {float(slow[i]):.2f}; {ROC_WINDOW}-session change {roc:+.1%}"
+            f"momentum: SMA{windows[0]} {float(fast[i]):.2f} crossed {'above' if up else 'below'} "
+            f"SMA{windows[1]} {float(slow[i]):.2f}; {ROC_WINDOW}-session change {roc:+.1%}"
         ),
     )

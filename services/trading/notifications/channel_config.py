@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from enum import StrEnum
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.shared.config import SECRETS_DIR_VARIABLE
 from services.shared.schemas import NotificationChannel
@@ -25,6 +26,7 @@ from services.trading.notifications.gmail_api import GMAIL_API_BASE_URL, GOOGLE_
 from services.trading.notifications.settings import NotificationSettings
 from services.trading.notifications.sms_sns import SnsSms
 from services.trading.notifications.smtp_email import SmtpEmail, SmtpSecurity
+from services.trading.notifications.telegram import TELEGRAM_API_URL, TelegramChannel, make_bot
 from services.trading.notifications.webhook import Webhook
 
 
@@ -57,6 +59,18 @@ class ChannelConfig(BaseSettings):
     sns_region: str | None = Field(None, validation_alias=AliasChoices("STONKS_SNS_REGION", "AWS_REGION"))
     sns_endpoint_url: str | None = None
     channel_timeout_seconds: float = Field(10.0, gt=0, le=120)
+    # Telegram (issue 17): the bot's token from @BotFather, and the owner's chats: alerts go to
+    # them, and only they may command the bot. Ids, comma-separated: "12345,-100987".
+    telegram_bot_token: SecretStr | None = None
+    telegram_chat_ids: Annotated[tuple[int, ...], NoDecode] = ()
+    telegram_api_url: str = TELEGRAM_API_URL
+
+    @field_validator("telegram_chat_ids", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
 
 def load_channel_config(environ: Mapping[str, str] | None = None) -> ChannelConfig:
@@ -132,6 +146,19 @@ def _webhook(config: ChannelConfig) -> Channel:
     return Webhook(config.webhook_url, timeout_seconds=config.channel_timeout_seconds)
 
 
+def _telegram(config: ChannelConfig) -> Channel:
+    if config.telegram_bot_token is None or not config.telegram_chat_ids:
+        return UnconfiguredChannel(
+            NotificationChannel.TELEGRAM,
+            "telegram is enabled but STONKS_TELEGRAM_BOT_TOKEN or STONKS_TELEGRAM_CHAT_IDS is unset",
+        )
+    token = config.telegram_bot_token
+    return TelegramChannel(
+        lambda: make_bot(token, config.telegram_api_url, config.channel_timeout_seconds),
+        config.telegram_chat_ids,
+    )
+
+
 def build_channels(
     config: ChannelConfig, settings: NotificationSettings, clock: Clock
 ) -> dict[NotificationChannel, Channel]:
@@ -141,5 +168,6 @@ def build_channels(
         NotificationChannel.SMS: lambda: _sms(config, settings),
         NotificationChannel.EMAIL: lambda: _email(config, settings, clock),
         NotificationChannel.WEBHOOK: lambda: _webhook(config),
+        NotificationChannel.TELEGRAM: lambda: _telegram(config),
     }
     return {channel: builders[channel]() for channel in settings.enabled_channels()}

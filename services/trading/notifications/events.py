@@ -1,4 +1,4 @@
-"""The seven things the owner is told about, as values (seed task 16.1).
+"""The nine things the owner is told about, as values (seed task 16.1).
 
 A `NotificationEvent` is the event type, when it happened and the figures that explain it.
 The builders below name those figures, so the engine passes them by keyword instead of
@@ -262,5 +262,67 @@ def weekly_digest(
             "max_drawdown": max_drawdown,
             "reserve": reserve,
             "risk_tier": str(risk_tier),
+        },
+    )
+
+
+def order_rejected(
+    occurred_at: datetime,
+    *,
+    ticker: str,
+    side: str,
+    quantity: Number,
+    order_reason: str,
+    reject_reason: str | None,
+    client_order_id: str,
+    tranches_cancelled: int = 0,
+) -> NotificationEvent:
+    """The broker refused an order: its own words (`reject_reason`, e.g. "alpaca: insufficient
+    buying power (HTTP 403, code 40310000)"), what the order was for (`order_reason`: entry,
+    stop_loss...) and how many later tranches of its entry were cancelled with it."""
+    return NotificationEvent(
+        E.ORDER_REJECTED,
+        occurred_at,
+        {
+            "ticker": ticker,
+            "side": str(side),
+            "quantity": quantity,
+            "order_reason": str(order_reason),
+            "reject_reason": reject_reason,
+            "client_order_id": client_order_id,
+            "tranches_cancelled": tranches_cancelled,
+        },
+    )
+
+
+def reconciliation_discrepancy(
+    occurred_at: datetime,
+    *,
+    discrepancy_id: int,
+    kind: str,
+    ticker: str | None,
+    engine_figure: Number,
+    broker_figure: Number,
+    resolution: str,
+    rule: str,
+    pauses: bool,
+    client_order_id: str | None = None,
+) -> NotificationEvent:
+    """Reconciliation found the broker's account different from the engine's books: what
+    differs (`kind`: position, cash, an order...), both figures, and the rule that resolved it
+    (`pauses`: new entries wait for the owner's acknowledgement)."""
+    return NotificationEvent(
+        E.RECONCILIATION_DISCREPANCY,
+        occurred_at,
+        {
+            "discrepancy_id": discrepancy_id,
+            "kind": kind,
+            "ticker": ticker,
+            "engine_figure": engine_figure,
+            "broker_figure": broker_figure,
+            "resolution": resolution,
+            "rule": rule,
+            "pauses": pauses,
+            "client_order_id": client_order_id,
         },
     )

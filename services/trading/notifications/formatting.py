@@ -53,7 +53,7 @@ class Message:
 
     def text_for(self, channel: NotificationChannel | str) -> str:
         """What the `notifications.message` column records for this channel."""
-        if NotificationChannel(channel) is NotificationChannel.EMAIL:
+        if NotificationChannel(channel) in (NotificationChannel.EMAIL, NotificationChannel.TELEGRAM):
             return f"{self.subject}\n\n{self.body}"
         return self.sms
 
@@ -360,6 +360,61 @@ def _weekly(d: Mapping[str, Any], at: datetime) -> Parts:
     return sms, subject, body
 
 
+def _order_rejected(d: Mapping[str, Any], at: datetime) -> Parts:
+    ticker, side, qty = text(d.get("ticker")), text(d.get("side")), quantity(d.get("quantity"))
+    why = text(d.get("reject_reason"))
+    purpose = text(d.get("order_reason"))
+    cancelled = quantity(d.get("tranches_cancelled"))
+    sms = f"{SMS_PREFIX} REJECTED {side} {qty} {ticker} ({purpose}): {why}"
+    subject = f"Order rejected: {side} {qty} {ticker}"
+    body = _body(
+        f"The broker refused an order at {new_york_time(at)}; nothing of it was filled.",
+        [
+            ("Ticker", ticker),
+            ("Side", side),
+            ("Quantity", qty),
+            ("Order for", purpose),
+            ("Broker's reason", why),
+            ("Later tranches cancelled", cancelled),
+            ("Client order id", text(d.get("client_order_id"))),
+        ],
+        "The engine does not retry a refused order; a sell refused leaves the position held "
+        "(its stop is still checked every tick).",
+    )
+    return sms, subject, body
+
+
+def _reconciliation(d: Mapping[str, Any], at: datetime) -> Parts:
+    kind, ticker = text(d.get("kind")), d.get("ticker")
+    engine, broker = quantity(d.get("engine_figure")), quantity(d.get("broker_figure"))
+    if kind == "cash":
+        engine, broker = money(d.get("engine_figure")), money(d.get("broker_figure"))
+    what = f"{kind} {ticker}" if ticker else kind
+    paused = bool(d.get("pauses"))
+    status = "ENTRIES PAUSED until you acknowledge" if paused else text(d.get("resolution"))
+    sms = f"{SMS_PREFIX} RECONCILE {what}: engine {engine}, broker {broker}. {status}. {text(d.get('rule'))}"
+    subject = f"Broker differs: {what} (engine {engine}, broker {broker})" + (
+        "; new entries paused" if paused else ""
+    )
+    body = _body(
+        f"Reconciliation with the broker at {new_york_time(at)} found a difference.",
+        [
+            ("Kind", kind),
+            ("Ticker", text(ticker)),
+            ("Engine's figure", engine),
+            ("Broker's figure", broker),
+            ("Resolution", text(d.get("resolution"))),
+            ("Rule", text(d.get("rule"))),
+            ("Order", text(d.get("client_order_id"))),
+            ("Discrepancy id", text(d.get("discrepancy_id"))),
+        ],
+        "New entries stay paused until you acknowledge it on the dashboard (exits and stops still run)."
+        if paused
+        else "Nothing was overwritten silently: the difference and its correction are recorded.",
+    )
+    return sms, subject, body
+
+
 _FORMATTERS: Mapping[E, Callable[[Mapping[str, Any], datetime], Parts]] = {
     E.CIRCUIT_BREAKER_TRIGGERED: _breaker_triggered,
     E.CIRCUIT_BREAKER_RESUMED: _breaker_resumed,
@@ -368,6 +423,8 @@ _FORMATTERS: Mapping[E, Callable[[Mapping[str, Any], datetime], Parts]] = {
     E.LARGE_TRADE_PNL: _large_trade,
     E.DAILY_SUMMARY: _daily,
     E.WEEKLY_DIGEST: _weekly,
+    E.ORDER_REJECTED: _order_rejected,
+    E.RECONCILIATION_DISCREPANCY: _reconciliation,
 }
 
 

@@ -14,7 +14,8 @@ import threading
 MASK = "[redacted]"
 # Shorter values would mask ordinary words; real secrets here are long random strings.
 MIN_SECRET_LENGTH = 6
-THIRD_PARTY_LOGGERS = ("httpx", "httpcore", "botocore", "urllib3", "smtplib")
+# python-telegram-bot logs its API URL, token included, at DEBUG ("telegram.Bot").
+THIRD_PARTY_LOGGERS = ("httpx", "httpcore", "botocore", "urllib3", "smtplib", "telegram")
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -53,7 +54,14 @@ _FILTER = RedactingFilter()
 
 
 def _install_filters() -> None:
-    for name in THIRD_PARTY_LOGGERS:
+    # A logger's filters see its own records only, not its children's ("telegram.Bot",
+    # "httpcore.http11"): every one of them that exists by now is filtered too.
+    children = [
+        name
+        for name in list(logging.Logger.manager.loggerDict)
+        if any(name.startswith(f"{parent}.") for parent in THIRD_PARTY_LOGGERS)
+    ]
+    for name in (*THIRD_PARTY_LOGGERS, *children):
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)

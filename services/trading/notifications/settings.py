@@ -48,11 +48,14 @@ class NotificationSettings(BaseModel):
     sms_enabled: bool = False
     email_enabled: bool = False
     webhook_enabled: bool = False
+    telegram_enabled: bool = False
     sms_rate_limit_per_hour: int = Field(10, ge=0, le=MAX_RATE_PER_HOUR)
     email_rate_limit_per_hour: int = Field(20, ge=0, le=MAX_RATE_PER_HOUR)
     # Not in the seed: chat webhooks are cheap but still flood a channel; 30 an hour lets a
     # bad hour's every alert through while stopping a loop gone wrong.
     webhook_rate_limit_per_hour: int = Field(30, ge=0, le=MAX_RATE_PER_HOUR)
+    # As a chat webhook's: one message per alert to each of the owner's chats.
+    telegram_rate_limit_per_hour: int = Field(30, ge=0, le=MAX_RATE_PER_HOUR)
     notification_event_types: tuple[NotificationEventType, ...] = tuple(NotificationEventType)
     large_trade_pnl_threshold: Decimal = Field(Decimal(100), ge=0, allow_inf_nan=False)
     daily_summary_time: time = time(16, 30)
@@ -110,6 +113,7 @@ class NotificationSettings(BaseModel):
             NotificationChannel.SMS: self.sms_enabled,
             NotificationChannel.EMAIL: self.email_enabled,
             NotificationChannel.WEBHOOK: self.webhook_enabled,
+            NotificationChannel.TELEGRAM: self.telegram_enabled,
         }
         return tuple(channel for channel, on in flags.items() if on)
 
@@ -118,6 +122,7 @@ class NotificationSettings(BaseModel):
             NotificationChannel.SMS: self.sms_rate_limit_per_hour,
             NotificationChannel.EMAIL: self.email_rate_limit_per_hour,
             NotificationChannel.WEBHOOK: self.webhook_rate_limit_per_hour,
+            NotificationChannel.TELEGRAM: self.telegram_rate_limit_per_hour,
         }[NotificationChannel(channel)]
 
 

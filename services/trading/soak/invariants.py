@@ -256,10 +256,12 @@ _POSITION_ENTRIES = f"""SELECT 'position ' || id || ' entry' AS label, ticker, e
     FROM position_stop_levels"""
 _TRADE_ENTRIES = f"""SELECT 'closed trade ' || id || ' entry' AS label, ticker, entry_price AS price,
     {_NY_DAY.format("entry_at")} AS first_day, {_NY_DAY.format("exit_at")} AS last_day FROM closed_trades"""
-# A lot's basis is its purchase price plus any washed loss it absorbed (per share: the
-# disallowed loss over the shares that absorbed it); the purchase price is what must be in range.
+# A lot's per-share basis is its purchase price plus the price part of any washed loss it
+# absorbed (per share: the disallowed loss less the part carried in its fees, over the shares
+# that absorbed it); the purchase price is what must be in range.
 _LOT_BASES = """SELECT 'tax lot ' || id || ' basis' AS label, ticker,
-    round(cost_basis_per_share - coalesce((basis_adjustment ->> 'disallowed_loss')::numeric
+    round(cost_basis_per_share - coalesce(((basis_adjustment ->> 'disallowed_loss')::numeric
+                                           - coalesce((basis_adjustment ->> 'disallowed_fees')::numeric, 0))
                                           / nullif((basis_adjustment ->> 'quantity')::numeric, 0), 0), 6) AS price,
     acquisition_date AS first_day, acquisition_date AS last_day FROM tax_lots"""
 

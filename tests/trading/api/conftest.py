@@ -89,7 +89,9 @@ async def make_history(pool: asyncpg.Pool, redis: aioredis.Redis) -> History:
     Reserve Pool), ABC bought and still held with its stops, and a skip (unknown ticker). The
     caller stops `history.stack.engine`."""
     days = await seed_ticker(pool, "XYZ", RISING)
-    await seed_ticker(pool, "ABC", [50 + i * 0.25 for i in range(30)], sector="Energy")
+    # ABC zigzags up: its daily returns do not move with XYZ's, so holding XYZ (or having its
+    # buy on the way) does not refuse ABC for correlation.
+    await seed_ticker(pool, "ABC", [50 + i * 0.25 + (i % 2) * 0.6 for i in range(30)], sector="Energy")
     await enable_engine(pool, gradual_entry_tranches=1)
     stack = await build_stack(pool, redis, at(days[-1], 16, 5))
     bought_day, exit_day = sessions(days[-1], 3)[1:]

@@ -4,9 +4,13 @@ change nothing."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
-from tests.trading.api.conftest import AUTH
+from services.trading.core.clock import SimulatedClock
+from tests.trading.api.conftest import AUTH, make_runtime, serve
+from tests.trading.engine_harness import RecordingNotifier, at
 
 pytestmark = pytest.mark.integration
 
@@ -20,6 +24,8 @@ WRITES = [
         {"start_date": "2024-01-02", "end_date": "2024-02-01", "initial_capital": 10000},
     ),
     ("PUT", "/api/trading/notifications/config", {"sms_rate_limit_per_hour": 3}),
+    ("POST", "/api/trading/breaker/halt", {"reason": "going on holiday"}),
+    ("POST", "/api/trading/breaker/clear", None),
 ]
 
 
@@ -27,7 +33,8 @@ async def _state(pool) -> tuple:
     config = dict(await pool.fetchrow("SELECT * FROM trading_engine_config"))
     audits = await pool.fetchval("SELECT count(*) FROM trading_config_audit")
     runs = await pool.fetchval("SELECT count(*) FROM backtest_runs")
-    return config, audits, runs
+    breakers = await pool.fetch("SELECT * FROM circuit_breaker_events ORDER BY id")
+    return config, audits, runs, breakers
 
 
 async def test_get_config_shows_every_field_and_the_tiers(api) -> None:
@@ -91,7 +98,7 @@ async def test_the_current_value_in_another_scale_is_no_change(api) -> None:
         "/api/trading/config", headers=AUTH, json={"correlation_reduce_threshold": f"{current:.4f}"}
     )
     assert response.status_code == 200 and response.json()["changed"] == []
-    config, audits, _ = await _state(api.pool)
+    config, audits, *_ = await _state(api.pool)
     assert audits == before[1] == 0
     assert config["correlation_reduce_threshold"] == current
 
@@ -165,3 +172,27 @@ async def test_a_write_without_the_right_token_is_401_and_changes_nothing(
     if header is not None:
         assert 'error="invalid_token"' in response.headers["www-authenticate"]
     assert await _state(api.pool) == before
+
+
+async def test_the_owners_tier_change_is_announced_and_in_the_history(pool, redis_client) -> None:
+    # Issue 15: the autopilot's tier change reached the owner, the owner's own did not.
+    clock = SimulatedClock(at(date(2024, 3, 1), 10))
+    notifier = RecordingNotifier()
+    async for client in serve(make_runtime(pool, redis_client, clock, notifications=notifier)):
+        for tier in ("aggressive", "aggressive", "conservative"):
+            response = await client.put("/api/trading/config", headers=AUTH, json={"risk_tier": tier})
+            assert response.status_code == 200, response.text
+        history = (await client.get("/api/trading/risk-tier/history")).json()
+    assert [(kind, data["previous_tier"], data["new_tier"]) for kind, data in notifier.events] == [
+        ("risk_tier_changed", "moderate", "aggressive"),
+        ("risk_tier_changed", "aggressive", "conservative"),
+    ]
+    assert all("set by the owner" in data["reason"] for _, data in notifier.events)
+    assert history["total"] == 2
+    newest = history["items"][0]
+    assert (newest["verdict"], newest["previous_tier"], newest["new_tier"]) == (
+        "changed",
+        "aggressive",
+        "conservative",
+    )
+    assert "PUT /api/trading/config" in newest["reason"]

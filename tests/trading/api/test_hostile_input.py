@@ -78,6 +78,11 @@ BODIES = [
         ),
         "tranche_spacing_sessions",
     ),
+    (
+        BACKTEST,
+        '{"start_date": "2024-01-02", "end_date": "2024-02-01", "initial_capital": 1000, "fill_timing": "sometimes"}',
+        "fill_timing",
+    ),
 ]
 
 

@@ -74,6 +74,10 @@ FIELDS: dict[str, tuple[st.SearchStrategy, st.SearchStrategy]] = {
     "correlation_reject_threshold": (_decimals("0", "1", 2), _decimals("-1", "-0.01", 2)),
     "earnings_reduce_sessions": (st.integers(0, 30), st.integers(31, 99)),
     "earnings_reject_sessions": (st.integers(0, 30), st.integers(-9, -1)),
+    "risk_tier_rule": (st.sampled_from(["guarded", "plan"]), st.just("literal")),
+    "risk_tier_min_trades": (st.integers(1, 1000), st.integers(-5, 0) | st.integers(1001, 10**6)),
+    "risk_tier_min_sessions": (st.integers(0, 1000), st.integers(-9, -1)),
+    "risk_tier_recovery_sessions": (st.integers(0, 1000), st.integers(1001, 10**6)),
 }
 
 

@@ -4,12 +4,17 @@ history."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
 
-from tests.trading.engine_harness import at
+from services.shared.config import BrokerName
+from services.shared.schemas import TradingMode
+from services.trading.core.clock import SimulatedClock
+from services.trading.live.engine import TradingEngine
+from tests.trading.api.conftest import make_runtime, serve
+from tests.trading.engine_harness import ORDER_SIGNER, at
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +32,22 @@ async def test_status_of_an_empty_account(api) -> None:
     }
     assert body["total_value"] == "0" and body["open_positions"] == [] and body["last_decision_at"] is None
     assert body["engine"]["attached"] is False and body["engine"]["runs_here"] is False
+    assert body["trading_mode"] == "paper" and body["broker"] == "paper"
+
+
+async def test_status_names_the_trading_mode_and_the_broker(pool, redis_client) -> None:
+    """Without an engine the settings say it; an attached engine's own mode wins, since its
+    mode is the one its orders carry."""
+    clock = SimulatedClock(at(date(2024, 3, 1), 10))
+    alone = make_runtime(pool, redis_client, clock, trading_mode=TradingMode.LIVE, broker=BrokerName.ALPACA)
+    async for client in serve(alone):
+        body = (await client.get("/api/trading/status")).json()
+        assert (body["trading_mode"], body["broker"], body["engine"]["mode"]) == ("live", "alpaca", None)
+    engine = TradingEngine(pool, redis_client, clock, mode=TradingMode.LIVE, order_signer=ORDER_SIGNER)
+    attached = make_runtime(pool, redis_client, clock, engine=engine, broker=BrokerName.ALPACA)
+    async for client in serve(attached):
+        body = (await client.get("/api/trading/status")).json()
+        assert (body["trading_mode"], body["broker"], body["engine"]["mode"]) == ("live", "alpaca", "live")
 
 
 async def test_status_shows_pools_heat_positions_with_stops_and_the_engine(traded) -> None:
@@ -191,6 +212,30 @@ async def test_trades_with_pnl_and_the_recommendation_thesis(traded) -> None:
     since = at(history.exit_day, 16).isoformat()
     assert (await api.client.get("/api/trading/trades", params={"since": since})).json()["total"] == 0
     assert (await api.client.get("/api/trading/trades", params={"until": since})).json()["total"] == 1
+
+
+async def test_tax_lots_with_basis_fees_amount_realized_and_term(traded) -> None:
+    """Issue 15: each closed piece shows its basis with fees, what it realized net of the sale's
+    fees, and whether the gain is short or long term."""
+    api, _ = traded
+    await api.pool.execute("UPDATE tax_lots SET fees = 0.75, sale_fees = 0.25 WHERE status = 'closed'")
+    body = (await api.client.get("/api/trading/tax-lots", params={"status": "closed"})).json()
+    assert body["total"] >= 1
+    for lot in body["items"]:
+        row = await api.pool.fetchrow("SELECT * FROM tax_lots WHERE id = $1", lot["id"])
+        basis = row["cost_basis_per_share"] * row["quantity"] + Decimal("0.75")
+        proceeds = row["exit_price"] * row["quantity"] - Decimal("0.25")
+        assert (Decimal(lot["cost_basis"]), Decimal(lot["proceeds"])) == (basis, proceeds)
+        assert Decimal(lot["realized_pnl"]) == row["realized_pnl"]
+        assert lot["holding_term"] == "short" and lot["status"] == "closed" and lot["wash_sale"] is None
+    open_lots = (await api.client.get("/api/trading/tax-lots", params={"status": "open"})).json()["items"]
+    assert open_lots and all(lot["holding_term"] is None and lot["proceeds"] is None for lot in open_lots)
+    everything = (await api.client.get("/api/trading/tax-lots")).json()["total"]
+    assert everything == await api.pool.fetchval("SELECT count(*) FROM tax_lots")
+    assert (await api.client.get("/api/trading/tax-lots", params={"ticker": "NONE"})).json()["total"] == 0
+    response = await api.client.get("/api/trading/tax-lots", params={"status": "sold"})
+    assert response.status_code == 422
+    assert any(e["loc"] == ["query", "status"] for e in response.json()["detail"])
 
 
 async def test_metrics_now_with_an_infinite_profit_factor_said_so(traded) -> None:

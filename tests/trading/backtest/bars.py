@@ -25,6 +25,7 @@ from services.trading.backtest.market import xnys_sessions
 from services.trading.core.engine_settings import EngineSettings
 from services.trading.core.gradual_entry import GradualEntrySettings
 from services.trading.core.models import Recommendation
+from services.trading.core.risk_tier_controller import RiskTierSettings
 from services.trading.core.trading_window import session_times
 
 WARMUP = 20
@@ -72,10 +73,13 @@ def run(
     slippage: str = "0",
     capital: str = "10000",
     commission: CommissionModel = NO_COMMISSION,
+    tier_rules: RiskTierSettings | None = None,
     **config,
 ):
     end = data_market.sessions[-1]
-    settings = EngineSettings(enabled=True, risk_tier=tier, gradual=gradual)
+    settings = EngineSettings(
+        enabled=True, risk_tier=tier, gradual=gradual, tier_rules=tier_rules or RiskTierSettings()
+    )
     cfg = BacktestConfig(
         SESSIONS[WARMUP],
         end,

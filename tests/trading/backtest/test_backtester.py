@@ -11,9 +11,16 @@ import numpy as np
 import pytest
 
 from services.shared.schemas import RiskTierName
-from services.trading.backtest import BacktestConfig, BacktestConfigError, Backtester, sample_backtest_data
+from services.trading.backtest import (
+    BacktestConfig,
+    BacktestConfigError,
+    Backtester,
+    MarketData,
+    sample_backtest_data,
+)
 from services.trading.backtest.signals import RecommendationCsvError, read_recommendations_csv
-from services.trading.core import entry_guards, stop_loss_manager
+from services.trading.core import correlation, entry_guards, stop_loss_manager
+from services.trading.core.correlation import LOOKBACK_DAYS
 from services.trading.core.stop_loss_manager import ATR_LOOKBACK_BARS
 
 START, END = date(2008, 1, 2), date(2009, 12, 31)
@@ -158,3 +165,20 @@ def test_a_bad_csv_names_its_lines(tmp_path: Path) -> None:
         RecommendationCsvError, match="line 2: confidence 'high'.*line 3: 2008-03-22 is not an NYSE"
     ):
         read_recommendations_csv(path)
+
+
+def test_the_correlation_returns_cut_from_the_whole_history_are_the_windows_own_to_the_bit(sample) -> None:
+    # The backtest computes each ticker's daily returns once and cuts every decision's window
+    # from them: the centred returns must be those of the window's own closes, bit for bit.
+    real = sample.market
+    closes = real.close.copy()
+    closes[1, 150:153] = np.nan  # a hole: returns either side of it are undefined
+    closes[2, ::17] = -1.0  # a close that is no price
+    market = MarketData(real.tickers, real.sessions, closes, closes, closes, closes)
+    rows = [2, 0, 1, 3]
+    for day in (0, 1, 2, 45, 91, 150, 153, 240, len(market.sessions) - 1):
+        for chosen in (rows, rows[:1], rows[1:3]):
+            x, m = correlation.centre_returns(market.correlation_returns(chosen, day, LOOKBACK_DAYS))
+            x0, m0 = correlation.centred_returns(market.correlation_window(chosen, day, LOOKBACK_DAYS))
+            assert x.shape == x0.shape and np.array_equal(m, m0)
+            assert np.array_equal(x.view(np.int64), x0.view(np.int64))

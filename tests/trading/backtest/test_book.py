@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from services.trading.backtest.book import Book, StopPlan
 from services.trading.backtest.config import CommissionModel, FillModel
@@ -22,7 +22,8 @@ def test_a_simulated_fill_stores_its_levels_on_the_steps_the_live_engine_stores(
     refused = book.buy("XYZ", 0, "Tech", D(10), D("100.01"), OPEN, OPEN.date(), plan, uuid.uuid4(), 1)
     assert refused is None
     held = book.holdings["XYZ"]
-    filled_at = D("100.01") * (1 + D(7) / 10_000)  # the open plus slippage, off the price step
+    # The open plus slippage, rounded half up to the broker's price step as the paper broker fills.
+    filled_at = (D("100.01") * (1 + D(7) / 10_000)).quantize(D("0.0001"), ROUND_HALF_UP)
     assert held.entry_price == filled_at  # exact: a trade's P&L is the cash it moved
     assert held.levels.atr_value == D("1.23456789").quantize(ATR_STEP)
     for level in (held.levels.stop_loss_price, held.levels.take_profit_price):

@@ -42,6 +42,10 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
             "initial capital must be a positive",
         ),
         (("--start", "4 January", "--end", "2010-06-01"), "start_date '4 January' is not a date"),
+        (
+            ("--start", "2010-01-04", "--end", "2010-06-01", "--fill-timing", "sometimes"),
+            "fill timing 'sometimes' is not one of bar_range, live",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(args, message) -> None:
@@ -87,6 +91,8 @@ async def test_a_run_stores_itself_prints_a_summary_and_writes_the_plot(
         "AAPL,IBM",
         "--signals",
         "momentum",
+        "--fill-timing",
+        "live",
         "--plot",
         str(png),
         env=env,
@@ -98,3 +104,4 @@ async def test_a_run_stores_itself_prints_a_summary_and_writes_the_plot(
     else:
         assert "matplotlib is not installed" in ok.stderr
     assert await db.fetchval("SELECT status FROM backtest_runs") == "completed"
+    assert await db.fetchval("SELECT config->'fill'->>'timing' FROM backtest_runs") == "live"

@@ -11,8 +11,9 @@ session 20's open (100) as the price, and fills at that open. ATR(14) = 2, so th
 
 from __future__ import annotations
 
-from services.shared.schemas import RiskTierName
+from services.shared.schemas import RiskTierName, RiskTierRule
 from services.trading.core.gradual_entry import GradualEntrySettings
+from services.trading.core.risk_tier_controller import RiskTierSettings
 from tests.trading.backtest.bars import SESSIONS, WARMUP, D, flat, market, rec, run
 
 E = WARMUP  # the entry session
@@ -92,7 +93,7 @@ def test_tranches_left_when_the_position_is_stopped_out_are_cancelled() -> None:
     assert len(cancelled) == 1 and "tranche 3 of 3" in cancelled[0].detail
 
 
-def test_a_daily_loss_at_the_open_halts_new_entries_for_the_session() -> None:
+def _daily_loss_example(rule: RiskTierRule):
     # Aggressive tier, confidence 1.0: 15% of $10,000 = 15 shares of A at 100, stop 95
     # (2.5 x ATR). A gaps to 70 at E+1's open: 15 x 30 = $450 lost, 4.5% of the day's
     # starting $10,000, over the 3% limit. The daily-loss breaker halts entries until E+2's
@@ -104,7 +105,23 @@ def test_a_daily_loss_at_the_open_halts_new_entries_for_the_session() -> None:
         rec(2, "B", E, confidence=1.0),
         rec(3, "B", E + 1, confidence=1.0),
     ]
-    result = run(market({"A": a, "B": b}), recs, tier=RiskTierName.AGGRESSIVE)
+    return run(
+        market({"A": a, "B": b}), recs, tier=RiskTierName.AGGRESSIVE, tier_rules=RiskTierSettings(rule=rule)
+    )
+
+
+def test_one_loss_is_not_evidence_for_the_guarded_tier() -> None:
+    # The same account under the default rule: one closed trade is below the 10 the win-rate
+    # rules need, so the tier holds: aggressive at E+2, 0.08 x (1.0/0.55) x 1.2 x $9,550 =
+    # $1,666.91, capped at 15% of $9,550 = $1,432.50 -> 28 shares of B at 50.
+    result = _daily_loss_example(RiskTierRule.GUARDED)
+    assert not any(e.kind == "risk_tier" for e in result.events)
+    assert result.decisions[2].acted and result.decisions[2].quantity == D(28)
+
+
+def test_a_daily_loss_at_the_open_halts_new_entries_for_the_session() -> None:
+    # The plan's rule (risk_tier_rule = plan), under which one loss also moves the tier.
+    result = _daily_loss_example(RiskTierRule.PLAN)
     assert result.completed, result.error
     trade = result.trades[0]
     assert (trade.ticker, trade.quantity, trade.exit_price, trade.pnl) == ("A", D(15), D(70), D(-450))

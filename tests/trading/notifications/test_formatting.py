@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -82,6 +83,12 @@ def any_event() -> st.SearchStrategy[NotificationEvent]:
             "max_drawdown",
             "reserve",
         ],
+        NotificationEventType.ORDER_REJECTED: ["quantity", "tranches_cancelled"],
+        NotificationEventType.RECONCILIATION_DISCREPANCY: [
+            "engine_figure",
+            "broker_figure",
+            "discrepancy_id",
+        ],
     }
     texts = [
         "reason",
@@ -94,6 +101,13 @@ def any_event() -> st.SearchStrategy[NotificationEvent]:
         "session",
         "week_start",
         "week_end",
+        "side",
+        "order_reason",
+        "reject_reason",
+        "client_order_id",
+        "kind",
+        "resolution",
+        "rule",
     ]
 
     @st.composite
@@ -330,3 +344,45 @@ def test_webhook_data_is_json_safe_and_the_event_is_a_frozen_copy() -> None:
         "bad": None,
         "x": [1.0],
     }
+
+
+def test_order_rejected_says_what_was_refused_and_the_brokers_reason() -> None:
+    event = events.order_rejected(
+        AT,
+        ticker="AAPL",
+        side="buy",
+        quantity=Decimal(12),
+        order_reason="entry",
+        reject_reason="alpaca: insufficient buying power (HTTP 403, code 40310000)",
+        client_order_id="ord-1",
+        tranches_cancelled=2,
+    )
+    message = render(event)
+    assert message.sms == (
+        "STONKS REJECTED buy 12 AAPL (entry): alpaca: insufficient buying power (HTTP 403, code 40310000)"
+    )
+    assert message.subject == "[stonks] Order rejected: buy 12 AAPL"
+    assert "Later tranches cancelled  2" in message.body and "ord-1" in message.body
+
+
+def test_reconciliation_says_both_figures_the_rule_and_that_entries_are_paused() -> None:
+    event = events.reconciliation_discrepancy(
+        AT,
+        discrepancy_id=7,
+        kind="position",
+        ticker="XYZ",
+        engine_figure=Decimal(10),
+        broker_figure=Decimal(0),
+        resolution="unexplained",
+        rule="unexplained: 10 shares are gone at the broker",
+        pauses=True,
+    )
+    message = render(event)
+    assert message.sms.startswith(
+        "STONKS RECONCILE position XYZ: engine 10, broker 0. ENTRIES PAUSED until you acknowledge."
+    )
+    assert (
+        message.subject == "[stonks] Broker differs: position XYZ (engine 10, broker 0); new entries paused"
+    )
+    assert re.search(r"Discrepancy id\s+7\n", message.body)
+    assert "acknowledge it on the dashboard" in message.body

@@ -24,7 +24,7 @@ from .conftest import FAST, RecordingChannel, breaker_event, free_port, make_ser
 pytestmark = pytest.mark.integration
 
 START = datetime(2026, 3, 6, 14, 0, tzinfo=UTC)
-SPEC_LIMITS = {C.SMS: 10, C.EMAIL: 20, C.WEBHOOK: 30}
+SPEC_LIMITS = {C.SMS: 10, C.EMAIL: 20, C.WEBHOOK: 30, C.TELEGRAM: 30}
 
 requests = st.lists(st.integers(0, 2 * 60 - 1), max_size=70)  # minute of each request over two clock hours
 limits = st.one_of(st.just(SPEC_LIMITS), st.fixed_dictionaries({c: st.integers(0, 25) for c in C}))
@@ -50,6 +50,8 @@ async def test_property_30_rate_limits_per_channel_per_hour(
         sms_rate_limit_per_hour=limit[C.SMS],
         email_rate_limit_per_hour=limit[C.EMAIL],
         webhook_rate_limit_per_hour=limit[C.WEBHOOK],
+        telegram_enabled=C.TELEGRAM in enabled,
+        telegram_rate_limit_per_hour=limit[C.TELEGRAM],
     )
     service = make_service(pool, redis_client, clock, channels, settings=owner, policy=FAST)
     await service.start()

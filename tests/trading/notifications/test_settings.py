@@ -80,6 +80,8 @@ async def test_save_replaces_the_settings_whole_and_returns_before_and_after(db:
         sms_rate_limit_per_hour=5,
         email_rate_limit_per_hour=7,
         webhook_rate_limit_per_hour=9,
+        telegram_enabled=True,
+        telegram_rate_limit_per_hour=11,
         notification_event_types=(NotificationEventType.WEEKLY_DIGEST, NotificationEventType.LARGE_TRADE_PNL),
         large_trade_pnl_threshold=Decimal("250.50"),
         daily_summary_time=time(17, 5),

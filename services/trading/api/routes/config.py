@@ -39,8 +39,8 @@ async def get_config(runtime: RuntimeDep) -> ConfigView:
 )
 async def put_config(update: ConfigUpdate, request: Request, runtime: RuntimeDep) -> ConfigChange:
     changes = update.changes()
-    previous, new = await commands.apply_config_change(
-        runtime.store, changes, change_source(request, "PUT /api/trading/config")
-    )
+    source = change_source(request, "PUT /api/trading/config")
+    previous, new = await commands.apply_config_change(runtime.store, changes, source)
+    commands.announce_tier_change(runtime.notifier, previous, new, source, runtime.clock.now())
     changed = [name for name in changes if previous.get(name) != new.get(name)]
     return ConfigChange(changed=changed, config=ConfigView.of(await runtime.store.config_row()))
