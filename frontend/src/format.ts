@@ -93,7 +93,7 @@ export function monthTick(iso: string): string {
   return Number.isNaN(d.getTime()) ? iso : `${d.toLocaleDateString("en-US", { month: "short", day: "numeric" })} '${String(d.getFullYear()).slice(2)}`;
 }
 
-/** An optimisation's objective value: a return as a percentage, a ratio to 4 decimals; ∞ when
+/** An optimization's objective value: a return as a percentage, a ratio to 4 decimals; ∞ when
  * the API says the value is infinite (JSON has no infinity: it sends null and a flag). */
 export function objectiveValue(value: number | null | undefined, objective: string, infinite = false): string {
   if (infinite) return "∞";

@@ -64,7 +64,7 @@ function Layout() {
                 key={t.to}
                 to={t.to}
                 data-testid={`tab-${t.to === "/" ? "overview" : t.to.slice(1)}`}
-                className="rounded-md px-3 py-1.5 text-slate-400 hover:bg-slate-800 hover:text-slate-100"
+                className="rounded-md px-2.5 py-1.5 text-slate-400 hover:bg-slate-800 hover:text-slate-100"
                 activeProps={{ className: "bg-slate-800 text-slate-100" }}
                 activeOptions={{ exact: true }}
               >

@@ -378,7 +378,7 @@ export interface NotificationRecord {
   delivered_at: string | null;
 }
 
-// Parameter optimisation (issue 16): services/trading/api/optimization_models.py.
+// Parameter optimization (issue 16): services/trading/api/optimization_models.py.
 export const OBJECTIVES = ["sharpe", "sortino", "calmar", "total_return", "profit_factor"] as const;
 export type ObjectiveName = (typeof OBJECTIVES)[number];
 export const SAMPLERS = ["tpe", "random", "grid"] as const;

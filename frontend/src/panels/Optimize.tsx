@@ -1,4 +1,4 @@
-// Issue 16: parameter optimisation on the dashboard. Launch a search or a walk-forward run,
+// Issue 16: parameter optimization on the dashboard. Launch a search or a walk-forward run,
 // watch the runs' progress live, and read a run: its trials, the winner, how much each
 // parameter mattered, and how much of the winner is luck (DSR, PBO) or survives unseen data.
 import { useEffect, useState } from "react";
@@ -15,16 +15,16 @@ export function OptimizePanel() {
   return (
     <div className="grid gap-4 xl:grid-cols-3">
       <div className="space-y-4">
-        <Card title="New optimisation" subtitle="Searches the engine's settings over history; every trial is a full backtest" testId="optimize-form">
+        <Card title="New optimization" subtitle="Searches the engine's settings over history; every trial is a full backtest" testId="optimize-form">
           <LaunchForm onLaunched={setSelected} />
         </Card>
-        <Card title="Optimisations" testId="optimization-list">
+        <Card title="Optimizations" testId="optimization-list">
           <RunList selected={selected} onSelect={setSelected} />
         </Card>
       </div>
       <div className="xl:col-span-2">
         <Card title="Run" testId="optimization-result">
-          {selected ? <Run id={selected} /> : <Empty>Launch an optimisation or pick one from the list.</Empty>}
+          {selected ? <Run id={selected} /> : <Empty>Launch an optimization or pick one from the list.</Empty>}
         </Card>
       </div>
     </div>
@@ -34,10 +34,10 @@ export function OptimizePanel() {
 function RunList({ selected, onSelect }: { selected: string | null; onSelect: (id: string) => void }) {
   const list = useOptimizations();
   return (
-    <QueryView query={list} what="optimisations">
+    <QueryView query={list} what="optimizations">
       {(page) =>
         page.items.length === 0 ? (
-          <Empty>No optimisations yet.</Empty>
+          <Empty>No optimizations yet.</Empty>
         ) : (
           <ul className="divide-y divide-slate-800 text-sm">
             {page.items.map((o) => (
@@ -88,5 +88,5 @@ function Run({ id }: { id: string }) {
     // The list shows the status too: refresh it as soon as this run changes state.
     if (status) void client.invalidateQueries({ queryKey: ["optimizations"] });
   }, [status, client]);
-  return <QueryView query={run} what="the optimisation">{(v) => <RunView v={v} />}</QueryView>;
+  return <QueryView query={run} what="the optimization">{(v) => <RunView v={v} />}</QueryView>;
 }

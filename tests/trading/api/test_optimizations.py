@@ -78,7 +78,9 @@ async def test_the_listed_parameters_and_bounds_are_the_ones_a_space_is_held_to(
     assert response.status_code == 200, response.text
     items = response.json()["items"]
     assert {"reward_risk_ratio", "max_open_positions", "signal_fast_window"} <= {i["name"] for i in items}
-    fast, slow = (next(i for i in items if i["name"] == n) for n in ("signal_fast_window", "signal_slow_window"))
+    fast, slow = (
+        next(i for i in items if i["name"] == n) for n in ("signal_fast_window", "signal_slow_window")
+    )
     for item in items:
         name = item["name"]
         # The fast window's longest is accepted only beside a slow one that can be longer.

@@ -1,4 +1,4 @@
-// The form that starts an optimisation (POST /optimizations). It checks only what JSON cannot
+// The form that starts an optimization (POST /optimizations). It checks only what JSON cannot
 // carry (a parameter named twice); every other judgement is the API's, and a 422's reasons are
 // shown beside the fields they name.
 import { useState } from "react";
@@ -181,10 +181,10 @@ export function LaunchForm({ onLaunched }: { onLaunched: (id: string) => void })
         )}
       </fieldset>
       <div className="col-span-2 flex items-center gap-3">
-        <button className="btn-primary" type="submit" disabled={launch.isPending || blocked}>
-          {launch.isPending ? "Starting…" : "Run optimisation"}
+        <button className="btn-primary whitespace-nowrap" type="submit" disabled={launch.isPending || blocked}>
+          {launch.isPending ? "Starting…" : "Run optimization"}
         </button>
-        <span className="text-slate-500">Needs the API token. Trials run on Ray, one per core.</span>
+        <span className="text-slate-500">Needs the API token. One run at a time.</span>
       </div>
       {error && (
         <div className="col-span-2">
@@ -205,5 +205,5 @@ function LaunchError({ error }: { error: Error }) {
       </p>
     );
   }
-  return <ErrorBox error={error} what="the optimisation (not started)" />;
+  return <ErrorBox error={error} what="the optimization (not started)" />;
 }

@@ -1,4 +1,4 @@
-// One optimisation: its progress while it runs, then a search's or a walk-forward's results,
+// One optimization: its progress while it runs, then a search's or a walk-forward's results,
 // and the trials table (the API's every trial, as it stores them).
 import { useMemo, useState } from "react";
 import type { OptimizationStatus, OptimizationView } from "../../api/types";
@@ -20,7 +20,7 @@ export function RunView({ v }: { v: OptimizationView }) {
   const b = v.config.backtest;
   const c = v.config;
   return (
-    <div className="space-y-4">
+    <div className="space-y-4" data-testid="optimization-run" data-run-id={v.id}>
       <div className="flex flex-wrap items-center gap-2 text-sm text-slate-300">
         <Badge tone={STATUS_TONE[v.status]} testId="optimization-status">{v.status}</Badge>
         <span>
@@ -44,7 +44,7 @@ export function RunView({ v }: { v: OptimizationView }) {
           {v.status === "running" ? "; refreshing…" : v.completed_at ? `; ended ${dateTime(v.completed_at)}` : ""}
         </p>
       </div>
-      {v.error && <ErrorBox error={v.error} what={`the whole run: it is ${v.status}`} />}
+      {v.error && <ErrorBox error={v.error} what={`the result: the run ${v.status === "failed" ? "failed" : "was interrupted"}`} />}
       {v.status === "completed" && (v.kind === "walk_forward" ? <WalkForwardResult v={v} /> : <SearchResult v={v} />)}
       <TrialsTable v={v} />
     </div>

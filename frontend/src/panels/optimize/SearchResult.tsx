@@ -116,7 +116,7 @@ function ObjectiveByParameter({ v }: { v: OptimizationView }) {
           <ScatterChart margin={{ top: 4, right: 12, left: 0, bottom: 0 }}>
             <CartesianGrid {...GRID} />
             <XAxis type="number" dataKey="x" name={name} {...AXIS} domain={["auto", "auto"]} tickFormatter={paramValue} />
-            <YAxis type="number" dataKey="y" name={v.objective} {...AXIS} width={56} tickFormatter={(y: number) => objectiveValue(y, v.objective)} />
+            <YAxis type="number" dataKey="y" name={v.objective} {...AXIS} width={56} tickFormatter={(y: number) => (v.objective === "total_return" ? pct(y, 0) : y.toFixed(1))} />
             <Tooltip {...TOOLTIP} formatter={(value, key) => [key === "y" ? objectiveValue(Number(value), v.objective) : paramValue(value), key === "y" ? v.objective : name]} />
             <Scatter name="feasible" data={feasible} fill="#10b981" isAnimationActive={false} />
             <Scatter name="infeasible" data={infeasible} fill="#f59e0b" isAnimationActive={false} />

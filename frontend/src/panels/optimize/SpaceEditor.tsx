@@ -57,64 +57,54 @@ export function SpaceEditor(props: { rows: SpaceRow[]; onChange: (rows: SpaceRow
           <option key={t.name} value={t.name}>{t.description}</option>
         ))}
       </datalist>
-      <table className="w-full text-left text-xs">
-        <thead>
-          <tr className="text-[11px] tracking-wider text-slate-400 uppercase">
-            <th className="py-1 pr-1 font-medium">Parameter</th>
-            <th className="py-1 pr-1 font-medium">Values</th>
-            <th className="py-1 font-medium" />
-          </tr>
-        </thead>
-        <tbody>
-          {rows.map((row) => {
-            const about = tunables.find((t) => t.name === row.name.trim().split(".").pop());
-            const problem = rowProblem(rows, row);
-            return (
-              <tr key={row.key} data-testid="space-row" className="align-top">
-                <td className="py-1 pr-1">
-                  <input
-                    aria-label="Parameter"
-                    list="tunable-names"
-                    className="input block w-full font-mono text-xs"
-                    value={row.name}
-                    onChange={(e) => update(row.key, { name: e.target.value })}
-                  />
-                  <span className="mt-0.5 block text-[11px] text-slate-500" title={about?.description}>
-                    {about ? `${about.kind === "int" ? "whole, " : ""}allowed ${about.bounds}` : row.name ? "not a known parameter" : ""}
-                  </span>
-                  <FieldNote error={props.error} field={`space.${row.name.trim()}`} extra={problem && row.name ? [problem] : []} />
-                </td>
-                <td className="py-1 pr-1">
-                  <div className="flex flex-wrap items-center gap-1">
-                    <select aria-label="Kind" className="input py-1 text-xs" value={row.mode} onChange={(e) => update(row.key, { mode: e.target.value as SpaceRow["mode"] })}>
-                      <option value="range">range</option>
-                      <option value="choices">choices</option>
-                    </select>
-                    {row.mode === "range" ? (
-                      <>
-                        <input aria-label="Low" placeholder="low" className="input w-16 text-xs" value={row.low} onChange={(e) => update(row.key, { low: e.target.value })} />
-                        <input aria-label="High" placeholder="high" className="input w-16 text-xs" value={row.high} onChange={(e) => update(row.key, { high: e.target.value })} />
-                        <input aria-label="Step" placeholder="step" className="input w-14 text-xs" value={row.step} onChange={(e) => update(row.key, { step: e.target.value })} />
-                        <label className="flex items-center gap-1 text-slate-400" title="sample on a log scale (low above 0, no step)">
-                          <input type="checkbox" checked={row.log} onChange={(e) => update(row.key, { log: e.target.checked })} />
-                          log
-                        </label>
-                      </>
-                    ) : (
-                      <input aria-label="Choices" placeholder="0.55, 0.6, 0.65" className="input w-40 text-xs" value={row.choices} onChange={(e) => update(row.key, { choices: e.target.value })} />
-                    )}
-                  </div>
-                </td>
-                <td className="py-1 text-right">
-                  <button type="button" aria-label={`Remove ${row.name || "row"}`} className="btn-secondary px-2 py-1 text-xs" onClick={() => onChange(rows.filter((r) => r.key !== row.key))}>
-                    ✕
-                  </button>
-                </td>
-              </tr>
-            );
-          })}
-        </tbody>
-      </table>
+      <ul className="space-y-2">
+        {rows.map((row) => {
+          const about = tunables.find((t) => t.name === row.name.trim().split(".").pop());
+          const problem = rowProblem(rows, row);
+          return (
+            <li key={row.key} data-testid="space-row" className="rounded-md border border-slate-800 p-2">
+              <div className="flex items-center gap-1">
+                <input
+                  aria-label="Parameter"
+                  list="tunable-names"
+                  placeholder="parameter"
+                  className="input min-w-0 flex-1 font-mono text-xs"
+                  value={row.name}
+                  onChange={(e) => update(row.key, { name: e.target.value })}
+                />
+                <select aria-label="Kind" className="input py-1 text-xs" value={row.mode} onChange={(e) => update(row.key, { mode: e.target.value as SpaceRow["mode"] })}>
+                  <option value="range">range</option>
+                  <option value="choices">choices</option>
+                </select>
+                <button type="button" aria-label={`Remove ${row.name || "row"}`} className="btn-secondary px-2 py-1 text-xs" onClick={() => onChange(rows.filter((r) => r.key !== row.key))}>
+                  ✕
+                </button>
+              </div>
+              <div className="mt-1 flex flex-wrap items-center gap-1">
+                {row.mode === "range" ? (
+                  <>
+                    <input aria-label="Low" placeholder="low" className="input w-20 text-xs" value={row.low} onChange={(e) => update(row.key, { low: e.target.value })} />
+                    <span className="text-slate-500">to</span>
+                    <input aria-label="High" placeholder="high" className="input w-20 text-xs" value={row.high} onChange={(e) => update(row.key, { high: e.target.value })} />
+                    <span className="text-slate-500">by</span>
+                    <input aria-label="Step" placeholder="any" className="input w-16 text-xs" value={row.step} onChange={(e) => update(row.key, { step: e.target.value })} />
+                    <label className="flex items-center gap-1 text-slate-400" title="sample on a log scale (low above 0, no step)">
+                      <input type="checkbox" checked={row.log} onChange={(e) => update(row.key, { log: e.target.checked })} />
+                      log
+                    </label>
+                  </>
+                ) : (
+                  <input aria-label="Choices" placeholder="0.55, 0.6, 0.65" className="input min-w-0 flex-1 text-xs" value={row.choices} onChange={(e) => update(row.key, { choices: e.target.value })} />
+                )}
+                <span className="ml-auto text-[11px] text-slate-500" title={about?.description}>
+                  {about ? `${about.kind === "int" ? "whole, " : ""}allowed ${about.bounds}` : row.name.trim() ? "not a known parameter" : ""}
+                </span>
+              </div>
+              <FieldNote error={props.error} field={`space.${row.name.trim()}`} extra={problem && row.name.trim() ? [problem] : []} />
+            </li>
+          );
+        })}
+      </ul>
       <FieldNote error={props.error} field="space" exact />
       <button type="button" className="btn-secondary mt-1 px-2 py-1 text-xs" onClick={() => onChange([...rows, spaceRow(unused?.name ?? "")])}>
         + Parameter

@@ -27,10 +27,8 @@ export function WalkForwardResult({ v }: { v: OptimizationView }) {
       {s.stitch_error && <ErrorBox error={s.stitch_error} what="the stitched out-of-sample equity" />}
       <InVersusOutOfSample v={v} />
       <Windows v={v} />
-      <div className="grid gap-4 lg:grid-cols-2">
-        <Stability v={v} />
-        <ImportanceByWindow windows={v.windows} />
-      </div>
+      <Stability v={v} />
+      <ImportanceByWindow windows={v.windows} />
     </div>
   );
 }
@@ -95,8 +93,8 @@ function Windows({ v }: { v: OptimizationView }) {
         {v.windows.map((w) => (
           <tr key={w.window_index} data-testid="wf-window-row" className="hover:bg-slate-800/40">
             <td className="px-2 py-1 text-right tabular-nums">{w.window_index}</td>
-            <td className="px-2 py-1 whitespace-nowrap text-xs">{day(w.train_start)} → {day(w.train_end)}</td>
-            <td className="px-2 py-1 whitespace-nowrap text-xs">{day(w.test_start)} → {day(w.test_end)}</td>
+            <td className="px-2 py-1 whitespace-nowrap text-xs">{day(w.train_start)}<br />→ {day(w.train_end)}</td>
+            <td className="px-2 py-1 whitespace-nowrap text-xs">{day(w.test_start)}<br />→ {day(w.test_end)}</td>
             <td className="px-2 py-1 font-mono text-xs">
               {w.best_params ? Object.entries(w.best_params).map(([k, x]) => `${k}=${paramValue(x)}`).join(" ") : <span className="text-rose-300">{w.error}</span>}
               {w.best_params && w.error && <span className="block text-rose-300">{w.error}</span>}
