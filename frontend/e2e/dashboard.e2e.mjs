@@ -298,7 +298,8 @@ try {
   const firstRow = optimizeForm.getByTestId("space-row").first();
   const firstParameter = await firstRow.getByLabel("Parameter").inputValue();
   const goodHigh = await firstRow.getByLabel("High").inputValue();
-  await firstRow.getByLabel("High").fill("30"); // above every ratio's allowed maximum (20)
+  const allowed = (await getJson("/optimizations/parameters")).items.find((p) => p.name === firstParameter);
+  await firstRow.getByLabel("High").fill(String(allowed.high + 1)); // beyond what the API allows
   const finished = (id) => page.locator(`[data-run-id="${id}"]`).getByTestId("optimization-status")
     .filter({ hasText: /completed|failed|interrupted/ }).waitFor({ timeout: 240_000 });
   const submit = () => Promise.all([

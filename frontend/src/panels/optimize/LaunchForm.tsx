@@ -1,5 +1,5 @@
 // The form that starts an optimization (POST /optimizations). It checks only what JSON cannot
-// carry (a parameter named twice); every other judgement is the API's, and a 422's reasons are
+// carry (a parameter named twice, or not at all); every other judgement is the API's, and a 422's reasons are
 // shown beside the fields they name.
 import { useState } from "react";
 import { ApiError } from "../../api/client";
@@ -13,7 +13,8 @@ import { defaultSpace, rowProblem, SpaceEditor, spaceSpec, type SpaceRow } from 
 // The request's fields this form has an input for: a refusal of any of them is shown there.
 const FORM_FIELDS = ["start_date", "end_date", "initial_capital", "risk_tier", "signals", "tickers", "space", "objective", "sampler", "trials", "seed", "min_trades", "max_drawdown", "walk_forward"];
 
-/** A whole number as JSON wants it, or the text itself (the API then says why it is not one). */
+/** A count as JSON wants it (a number); a fraction or a word goes as it is read (NaN as null),
+ * and the API says why it is not a whole number. */
 function whole(text: string): number {
   return Number(text.trim());
 }

@@ -100,7 +100,7 @@ export function SpaceEditor(props: { rows: SpaceRow[]; onChange: (rows: SpaceRow
                   {about ? `${about.kind === "int" ? "whole, " : ""}allowed ${about.bounds}` : row.name.trim() ? "not a known parameter" : ""}
                 </span>
               </div>
-              <FieldNote error={props.error} field={`space.${row.name.trim()}`} extra={problem && row.name.trim() ? [problem] : []} />
+              <FieldNote error={props.error} field={`space.${row.name.trim()}`} extra={problem ? [problem] : []} />
             </li>
           );
         })}
