@@ -286,6 +286,90 @@ try {
   check(runSheet.name === `tearsheet-${latest.id}.html` && runSheet.text.includes(`Backtest tearsheet ${latest.id}`),
     `the backtest's tearsheet button downloads its tearsheet (${runSheet.name})`);
 
+  // -- Optimize: a refusal beside its field, then a small search launched from the form -------------
+  await page.getByTestId("tab-optimize").click();
+  const optimizeForm = page.getByTestId("optimize-form");
+  await optimizeForm.getByTestId("space-row").first().waitFor();
+  await optimizeForm.getByLabel("Start", { exact: true }).fill(process.env.OPTIMIZE_START ?? "2004-01-02");
+  await optimizeForm.getByLabel("End", { exact: true }).fill(process.env.OPTIMIZE_END ?? "2004-06-30");
+  await optimizeForm.getByLabel("Tickers").fill("AAPL, MSFT");
+  await optimizeForm.getByLabel("Trials", { exact: true }).fill("4");
+  await optimizeForm.getByLabel("Seed").fill("7");
+  const firstRow = optimizeForm.getByTestId("space-row").first();
+  const firstParameter = await firstRow.getByLabel("Parameter").inputValue();
+  const goodHigh = await firstRow.getByLabel("High").inputValue();
+  const allowed = (await getJson("/optimizations/parameters")).items.find((p) => p.name === firstParameter);
+  await firstRow.getByLabel("High").fill(String(allowed.high + 1)); // beyond what the API allows
+  const finished = (id) => page.locator(`[data-run-id="${id}"]`).getByTestId("optimization-status")
+    .filter({ hasText: /completed|failed|interrupted/ }).waitFor({ timeout: 240_000 });
+  const submit = () => Promise.all([
+    page.waitForResponse((r) => r.request().method() === "POST" && r.url().endsWith("/optimizations")),
+    optimizeForm.getByRole("button", { name: "Run optimization" }).click(),
+  ]).then(([response]) => response);
+  const refused = await submit();
+  check(refused.status() === 422, `the form sends the bad range and the API refuses it (${refused.status()})`);
+  // The same request, sent here: the page must show the API's own field and reason.
+  const replay = await fetch(`${API_URL}/optimizations`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${TOKEN}`, "Content-Type": "application/json" },
+    body: refused.request().postData(),
+  });
+  const reasons = (await replay.json()).detail.filter((d) => d.loc.join(".") === `body.space.${firstParameter}`).map((d) => d.msg);
+  check(replay.status === 422 && reasons.length > 0, `the API names space.${firstParameter} (${reasons.join("; ")})`);
+  const note = (await text(`field-error-space.${firstParameter}`));
+  check(note === reasons.join("; "), `the form shows that reason beside the ${firstParameter} row ("${note}")`);
+  check((await getJson("/optimizations")).items.every((o) => o.status !== "running"), "…and nothing started");
+  await page.screenshot({ path: shot("optimize-refused"), fullPage: true });
+
+  await firstRow.getByLabel("High").fill(goodHigh);
+  const accepted = await submit();
+  check(accepted.status() === 202, `the corrected form starts a run (${accepted.status()})`);
+  const runId = (await accepted.json()).optimization_id;
+  await finished(runId);
+  const run = await getJson(`/optimizations/${runId}`);
+  check(run.status === "completed" && (await text("optimization-status")) === "completed",
+    `the run launched from the form finishes, and the page says so (API: ${run.status}${run.error ? `, ${run.error}` : ""})`);
+  check(await text("optimization-progress") === `${run.trials_done} / ${run.trials_planned}`, `its progress is the API's ${run.trials_done} / ${run.trials_planned} trials`);
+  const trialRows = page.getByTestId("optimization-trials").getByTestId("optimization-trial-row");
+  check(await trialRows.count() === run.trials.length && run.trials.length === 4,
+    `the trials table shows the API's ${run.trials.length} trials`);
+  const shownBest = await text("optimization-best-value");
+  const expectedBest = run.best_value === null ? "—" : run.objective === "total_return" ? `${run.best_value > 0 ? "+" : ""}${(run.best_value * 100).toFixed(2)}%` : run.best_value.toFixed(4);
+  check(shownBest === expectedBest, `the best ${run.objective} shown is the API's (${shownBest}, trial ${run.best_trial})`);
+  const shownDsr = await text("optimization-dsr");
+  check(shownDsr === (run.dsr?.error ? "—" : `${(run.dsr.dsr * 100).toFixed(1)}%`), `the Deflated Sharpe shown is the API's (${shownDsr})`);
+  const shownPbo = await text("optimization-pbo");
+  check(shownPbo === (run.pbo?.error ? "—" : `${(run.pbo.pbo * 100).toFixed(1)}%`), `the PBO shown is the API's (${shownPbo})`);
+  const listed = page.getByTestId("optimization-list").getByTestId("optimization-row").first();
+  await listed.getByTestId("optimization-row-status").filter({ hasText: "completed" }).waitFor();
+  check((await listed.innerText()).includes(`best ${expectedBest}`), "the list shows the run completed, with its best value");
+  await page.locator('[data-testid="optimization-best-equity"] svg.recharts-surface').waitFor();
+  check(true, "the best trial's equity renders");
+  check(await page.getByTestId("api-error").count() === 0, "the Optimize page shows no API error");
+  await page.screenshot({ path: shot("optimize"), fullPage: true });
+
+  // A small walk-forward run: two windows of 60 sessions searched, 30 traded unseen.
+  await optimizeForm.getByLabel("Trials", { exact: true }).fill("2");
+  await optimizeForm.getByText("Walk-forward:").click();
+  await optimizeForm.getByLabel("Train (sessions)").fill("60");
+  await optimizeForm.getByLabel("Test (sessions)").fill("30");
+  const walkAccepted = await submit();
+  check(walkAccepted.status() === 202, `a walk-forward run starts from the form (${walkAccepted.status()})`);
+  const walkId = (await walkAccepted.json()).optimization_id;
+  await finished(walkId);
+  const walk = await getJson(`/optimizations/${walkId}`);
+  check(walk.status === "completed" && walk.kind === "walk_forward" && walk.windows.length === 2,
+    `it finishes with the API's ${walk.windows.length} windows (${walk.status}${walk.error ? `, ${walk.error}` : ""})`);
+  check(await page.getByTestId("wf-window-row").count() === walk.windows.length, "the windows table shows each window");
+  check(await trialRows.count() === walk.trials.length, `the trials table shows the API's ${walk.trials.length} trials of all windows`);
+  const efficiency = await text("wf-efficiency");
+  check(efficiency === (walk.summary.degradation == null ? "—" : walk.summary.degradation.toFixed(2)),
+    `the walk-forward efficiency shown is the API's (${efficiency})`);
+  await page.locator('[data-testid="wf-equity"] svg.recharts-surface').waitFor();
+  check(await page.locator('[data-testid="wf-equity"] .recharts-line').count() === 1 + walk.windows.filter((w) => w.in_sample_equity.length).length,
+    "the equity chart draws the stitched out-of-sample line and each window's in-sample one");
+  await page.screenshot({ path: shot("optimize-walk-forward"), fullPage: true });
+
   // -- Micro: today and 7 days are the engine's New York days -----------------------------------
   await page.getByTestId("tab-micro").click();
   const microStatus = await getJson("/status");

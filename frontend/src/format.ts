@@ -92,3 +92,11 @@ export function monthTick(iso: string): string {
   const d = new Date(`${iso.slice(0, 10)}T12:00:00`);
   return Number.isNaN(d.getTime()) ? iso : `${d.toLocaleDateString("en-US", { month: "short", day: "numeric" })} '${String(d.getFullYear()).slice(2)}`;
 }
+
+/** An optimization's objective value: a return as a percentage, a ratio to 4 decimals; ∞ when
+ * the API says the value is infinite (JSON has no infinity: it sends null and a flag). */
+export function objectiveValue(value: number | null | undefined, objective: string, infinite = false): string {
+  if (infinite) return "∞";
+  if (value === null || value === undefined || !Number.isFinite(value)) return DASH;
+  return objective === "total_return" ? pct(value, 2, true) : value.toFixed(4);
+}

@@ -11,6 +11,7 @@ import { TradesPanel } from "./panels/Trades";
 import { DecisionsPanel } from "./panels/Decisions";
 import { PerformancePanel } from "./panels/Performance";
 import { BacktestPanel } from "./panels/Backtest";
+import { OptimizePanel } from "./panels/Optimize";
 import { MicroPanel } from "./panels/Micro";
 import { NotificationsPanel } from "./panels/Notifications";
 
@@ -21,6 +22,7 @@ const TABS = [
   { to: "/decisions", label: "Decisions", component: DecisionsPanel },
   { to: "/performance", label: "Performance", component: PerformancePanel },
   { to: "/backtest", label: "Backtesting", component: BacktestPanel },
+  { to: "/optimize", label: "Optimize", component: OptimizePanel },
   { to: "/micro", label: "Micro-trading", component: MicroPanel },
   { to: "/notifications", label: "Notifications", component: NotificationsPanel },
 ] as const;
@@ -62,7 +64,7 @@ function Layout() {
                 key={t.to}
                 to={t.to}
                 data-testid={`tab-${t.to === "/" ? "overview" : t.to.slice(1)}`}
-                className="rounded-md px-3 py-1.5 text-slate-400 hover:bg-slate-800 hover:text-slate-100"
+                className="rounded-md px-2.5 py-1.5 text-slate-400 hover:bg-slate-800 hover:text-slate-100"
                 activeProps={{ className: "bg-slate-800 text-slate-100" }}
                 activeOptions={{ exact: true }}
               >

@@ -22,10 +22,17 @@ export function setToken(token: string | null): void {
   window.dispatchEvent(new Event("stonks-token"));
 }
 
+/** One refused input of a 422: the field's path ("space.reward_risk_ratio") and the reason. */
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    readonly fields: FieldError[] = [],
   ) {
     super(message);
   }
@@ -45,16 +52,23 @@ function url(path: string, query?: Query): string {
   return `${API_BASE}${path}${qs ? `?${qs}` : ""}`;
 }
 
+/** The fields a 422 refused (FastAPI's detail list), each with the reason. */
+function fieldErrors(body: unknown): FieldError[] {
+  const detail = (body as { detail?: unknown } | null)?.detail;
+  if (!Array.isArray(detail)) return [];
+  return detail.map((d: { loc?: unknown[]; msg?: string }) => ({
+    field: (d.loc ?? []).filter((p) => p !== "body" && p !== "query").join("."),
+    message: d.msg ?? "refused",
+  }));
+}
+
 /** FastAPI's 422 names the field and the reason; say both. */
 function describe(body: unknown, status: number, statusText: string): string {
   const detail = (body as { detail?: unknown } | null)?.detail;
   if (typeof detail === "string") return detail;
   if (Array.isArray(detail)) {
-    return detail
-      .map((d: { loc?: unknown[]; msg?: string }) => {
-        const field = (d.loc ?? []).filter((p) => p !== "body" && p !== "query").join(".");
-        return field ? `${field}: ${d.msg}` : d.msg;
-      })
+    return fieldErrors(body)
+      .map((e) => (e.field ? `${e.field}: ${e.message}` : e.message))
       .join("; ");
   }
   return `${status} ${statusText}`;
@@ -89,7 +103,7 @@ export async function api<T>(method: string, path: string, options: { query?: Qu
         ? `the API token was refused (${message}); enter the right one with "API token" at the top`
         : `this needs the API token (${message}); enter it with "API token" at the top`;
     }
-    throw new ApiError(response.status, message);
+    throw new ApiError(response.status, message, fieldErrors(body));
   }
   if (body === null && text) throw new ApiError(response.status, "the engine answered something that is not JSON");
   return body as T;

@@ -17,12 +17,17 @@ import type {
   Metrics,
   NotificationRecord,
   NotificationSettings,
+  OptimizationAccepted,
+  OptimizationRequest,
+  OptimizationSummary,
+  OptimizationView,
   Page,
   Positions,
   Reconciliation,
   Snapshot,
   Status,
   TierVerdict,
+  TunableParameter,
   Trade,
 } from "./types";
 
@@ -258,6 +263,44 @@ export function useBacktestResult(id: string | null) {
     enabled: id !== null,
     refetchInterval: (query) =>
       query.state.status !== "error" && (query.state.data?.status ?? "running") === "running" ? 1_500 : false,
+  });
+}
+
+export function useOptimizationLaunch() {
+  const invalidate = useInvalidate("optimizations");
+  return useMutation({
+    mutationFn: (request: OptimizationRequest) =>
+      api<OptimizationAccepted>("POST", "/optimizations", { body: request }),
+    onSuccess: invalidate,
+  });
+}
+
+/** Polls every 2 s while a run is running: the list's progress is live. */
+export function useOptimizations() {
+  return useQuery({
+    queryKey: ["optimizations"],
+    queryFn: () => api<Page<OptimizationSummary>>("GET", "/optimizations", { query: { limit: 20 } }),
+    refetchInterval: (query) => (query.state.data?.items.some((o) => o.status === "running") ? 2_000 : REFRESH_MS.normal),
+  });
+}
+
+/** Polls while the run runs (its trials arrive as they finish); stops once it ended or the request failed. */
+export function useOptimization(id: string | null) {
+  return useQuery({
+    queryKey: ["optimization", id],
+    queryFn: () => api<OptimizationView>("GET", `/optimizations/${id}`),
+    enabled: id !== null,
+    refetchInterval: (query) =>
+      query.state.status !== "error" && (query.state.data?.status ?? "running") === "running" ? 2_000 : false,
+  });
+}
+
+/** What a search space may name and each one's allowed values; fixed for a given engine. */
+export function useTunableParameters() {
+  return useQuery({
+    queryKey: ["optimization-parameters"],
+    queryFn: async () => (await api<{ items: TunableParameter[] }>("GET", "/optimizations/parameters")).items,
+    staleTime: Infinity,
   });
 }
 

@@ -377,3 +377,199 @@ export interface NotificationRecord {
   created_at: string;
   delivered_at: string | null;
 }
+
+// Parameter optimization (issue 16): services/trading/api/optimization_models.py.
+export const OBJECTIVES = ["sharpe", "sortino", "calmar", "total_return", "profit_factor"] as const;
+export type ObjectiveName = (typeof OBJECTIVES)[number];
+export const SAMPLERS = ["tpe", "random", "grid"] as const;
+export type SamplerName = (typeof SAMPLERS)[number];
+export type OptimizationStatus = "running" | "completed" | "failed" | "interrupted";
+
+/** A parameter's values: a range (stepped, or on a log scale) or a list of choices. Numbers as
+ * decimal strings, as typed. */
+export type SpaceSpec = { low: string; high: string; step?: string; log?: boolean } | { choices: string[] };
+
+export interface OptimizationRequest {
+  start_date: string;
+  end_date: string;
+  initial_capital: string;
+  risk_tier: Tier;
+  tickers: string[];
+  signals: "database" | "momentum";
+  space: Record<string, SpaceSpec>;
+  objective: ObjectiveName;
+  min_trades: number;
+  max_drawdown: string | null;
+  sampler: SamplerName;
+  seed: number;
+  trials: number;
+  walk_forward: { train: number; test: number; step: number | null; anchored: boolean } | null;
+}
+
+export interface OptimizationAccepted {
+  optimization_id: string;
+  status: "running";
+  result_url: string;
+}
+
+export interface TunableParameter {
+  name: string;
+  scope: "tier" | "engine";
+  kind: "int" | "float";
+  low: number;
+  high: number;
+  low_open: boolean;
+  bounds: string;
+  description: string;
+}
+
+/** The Deflated Sharpe Ratio of the best trial (per-period Sharpe ratios), or why there is none. */
+export interface DeflatedSharpe {
+  error?: string;
+  dsr?: number | null;
+  best_trial?: number;
+  observed_sharpe?: number | null;
+  expected_max_sharpe?: number | null;
+  sharpe_variance?: number | null;
+  trials?: number;
+  observations?: number;
+  skewness?: number | null;
+  kurtosis?: number | null;
+}
+
+/** The Probability of Backtest Overfitting by CSCV, or why there is none. */
+export interface BacktestOverfitting {
+  error?: string;
+  pbo?: number | null;
+  combinations?: number;
+  degradation_slope?: number | null;
+  probability_of_loss?: number | null;
+  splits?: number;
+  logit_histogram?: { edges: number[]; counts: number[] };
+}
+
+/** A run's stored configuration (OptimizationConfig.to_json). */
+export interface OptimizationConfig {
+  kind: "search" | "walk_forward";
+  backtest: { start_date: string; end_date: string; initial_capital: Dec; risk_tier: Tier; tickers: string[]; signals: string };
+  space: Record<string, { low?: number; high?: number; step?: number; log?: boolean; choices?: number[] }>;
+  objective: ObjectiveName;
+  constraints: { min_trades: number; max_drawdown: number | null };
+  sampler: SamplerName;
+  seed: number;
+  trials: number;
+  walk_forward: { train: number; test: number; step: number | null; anchored: boolean } | null;
+  parallelism: number | null;
+}
+
+export interface OptimizationSummary {
+  id: string;
+  kind: "search" | "walk_forward";
+  status: OptimizationStatus;
+  progress: number;
+  objective: ObjectiveName;
+  trials_planned: number;
+  trials_done: number;
+  best_trial: number | null;
+  best_value: number | null;
+  best_params: Record<string, number> | null;
+  dsr: DeflatedSharpe | null;
+  pbo: BacktestOverfitting | null;
+  error: string | null;
+  config: OptimizationConfig;
+  created_at: string;
+  updated_at: string;
+  completed_at: string | null;
+}
+
+/** A trial's figures (TrialMetrics.to_json): a non-finite one is null with `<name>_infinite`. */
+export interface TrialMetrics {
+  total_return: number | null;
+  sharpe: number | null;
+  sortino: number | null;
+  calmar: number | null;
+  max_drawdown: number | null;
+  profit_factor: number | null;
+  win_rate: number | null;
+  trade_count: number;
+  final_value: Dec;
+  [infinite: `${string}_infinite`]: boolean | undefined;
+}
+
+export interface OptimizationTrial {
+  window_index: number | null;
+  number: number;
+  params: Record<string, number>;
+  state: "complete" | "infeasible" | "failed";
+  value: number | null;
+  value_infinite: boolean;
+  reason: string | null;
+  metrics: TrialMetrics | null;
+  node_id: string | null;
+  seconds: number | null;
+  sessions: number;
+  finished_at: string;
+}
+
+export interface EquityPoint {
+  date: string;
+  value: Dec;
+}
+
+export interface WalkForwardWindow {
+  window_index: number;
+  train_start: string;
+  train_end: string;
+  test_start: string;
+  test_end: string;
+  best_trial: number | null;
+  best_params: Record<string, number> | null;
+  in_sample: TrialMetrics | null;
+  out_of_sample: TrialMetrics | null;
+  degradation: number | null;
+  in_sample_equity: EquityPoint[];
+  oos_equity: EquityPoint[];
+  dsr: DeflatedSharpe | null;
+  pbo: BacktestOverfitting | null;
+  importance: Record<string, number> | null;
+  error: string | null;
+}
+
+/** How steady one parameter's chosen value was across the windows (walk_forward.ParameterStability). */
+export interface ParameterStability {
+  name: string;
+  values: number[];
+  distinct: number;
+  modal_value: number;
+  modal_share: number;
+  coefficient_of_variation: number | null;
+}
+
+/** A walk-forward run's summary; a search's is empty (its equity is `best_equity`). */
+export interface WalkForwardSummary {
+  windows?: number;
+  windows_tested?: number;
+  objective?: ObjectiveName;
+  out_of_sample_metrics?: {
+    total_return: number | null;
+    sharpe: number | null;
+    sortino: number | null;
+    calmar: number | null;
+    max_drawdown: number | null;
+    sessions: number;
+  };
+  stitch_error?: string;
+  in_sample_mean?: number | null;
+  out_of_sample_mean?: number | null;
+  degradation?: number | null;
+  stability?: ParameterStability[];
+}
+
+export interface OptimizationView extends OptimizationSummary {
+  importance: Record<string, number> | null;
+  summary: WalkForwardSummary;
+  best_equity: EquityPoint[];
+  oos_equity: EquityPoint[];
+  trials: OptimizationTrial[];
+  windows: WalkForwardWindow[];
+}

@@ -1,13 +1,12 @@
 // Seed task 23.6: launch a backtest through the same decision code, watch it, read its results.
 import { useEffect, useState } from "react";
 import { useQueryClient } from "@tanstack/react-query";
-import { Area, AreaChart, CartesianGrid, ResponsiveContainer, Tooltip, XAxis, YAxis } from "recharts";
 import { useBacktestLaunch, useBacktestResult, useBacktests } from "../api/hooks";
 import { TIERS, type BacktestView, type Tier } from "../api/types";
-import { AXIS, GRID, TOOLTIP } from "../components/charts";
+import { EquityChart } from "../components/EquityChart";
 import { DownloadButton } from "../components/Download";
 import { Badge, Card, Empty, ErrorBox, QueryView, Stat, Table } from "../components/ui";
-import { compactMoney, dateTime, day, monthTick, label, money, pct, pnlClass, price, qty, ratio, signedMoney } from "../format";
+import { dateTime, day, label, money, pct, pnlClass, price, qty, ratio, signedMoney } from "../format";
 
 const STATUS_TONE = { running: "sky", completed: "green", failed: "red" } as const;
 
@@ -140,7 +139,6 @@ function Result({ id }: { id: string }) {
 }
 
 function ResultView({ b }: { b: BacktestView }) {
-  const curve = b.equity_curve.map((p) => ({ date: p.date, value: Number(p.value) }));
   return (
     <div className="space-y-4">
       <div className="flex flex-wrap items-center gap-2 text-sm text-slate-300">
@@ -172,21 +170,7 @@ function ResultView({ b }: { b: BacktestView }) {
         <Stat label="Win rate" value={pct(b.win_rate, 1)} />
         <Stat label="Profit factor" value={b.profit_factor_infinite ? "∞" : ratio(b.profit_factor)} hint={`${b.trade_count ?? 0} trades`} />
       </div>
-      {curve.length === 0 ? (
-        <Empty>No equity curve yet.</Empty>
-      ) : (
-        <div className="h-64" data-testid="backtest-equity">
-          <ResponsiveContainer>
-            <AreaChart data={curve} margin={{ top: 8, right: 12, left: 8, bottom: 0 }}>
-              <CartesianGrid {...GRID} />
-              <XAxis dataKey="date" {...AXIS} tickFormatter={monthTick} minTickGap={40} />
-              <YAxis {...AXIS} tickFormatter={compactMoney} width={64} domain={["auto", "auto"]} />
-              <Tooltip {...TOOLTIP} labelFormatter={(d) => day(String(d))} formatter={(v) => [money(Number(v)), "equity"]} />
-              <Area type="monotone" dataKey="value" stroke="#a78bfa" fill="#a78bfa" fillOpacity={0.15} isAnimationActive={false} />
-            </AreaChart>
-          </ResponsiveContainer>
-        </div>
-      )}
+      <EquityChart points={b.equity_curve} testId="backtest-equity" />
       {b.trades.length === 0 ? (
         <Empty>No trades in this backtest.</Empty>
       ) : (

@@ -26,6 +26,7 @@ from services.shared.schemas import RiskTierName
 from services.trading.api.backtest_models import EquityPoint, TickerSymbol
 from services.trading.api.inputs import InputDecimal, IsoDate, JsonBool, JsonInt
 from services.trading.api.models import ApiModel
+from services.trading.optimize.search_space import Tunable
 
 SpaceNumber = Annotated[InputDecimal, Field(ge=Decimal("-1e12"), le=Decimal("1e12"))]
 
@@ -107,6 +108,44 @@ def _space(spec: SpaceRange | SpaceChoices | list[Decimal]) -> Any:
     if isinstance(spec, SpaceChoices):
         return {"choices": spec.choices}
     return {"choices": spec}
+
+
+class TunableParameter(ApiModel):
+    name: str
+    scope: Literal["tier", "engine"] = Field(
+        description="tier: the run's tier's field (prefix another tier's name, conservative.min_confidence)."
+    )
+    kind: Literal["int", "float"]
+    low: float
+    high: float
+    low_open: bool = Field(description="The low bound itself is refused (a value must be above it).")
+    bounds: str = Field(description="The allowed values as an interval, e.g. (0, 20].")
+    description: str
+
+
+class TunableParameters(ApiModel):
+    """What a search space may name, with the values each setting accepts."""
+
+    items: list[TunableParameter]
+
+    @classmethod
+    def of(cls, tier: Mapping[str, Tunable], engine: Mapping[str, Tunable]) -> TunableParameters:
+        return cls(
+            items=[
+                TunableParameter(
+                    name=name,
+                    scope=scope,
+                    kind="int" if t.kind is int else "float",
+                    low=t.low,
+                    high=t.high,
+                    low_open=t.low_open,
+                    bounds=t.bounds,
+                    description=t.description,
+                )
+                for scope, tunables in (("tier", tier), ("engine", engine))
+                for name, t in tunables.items()
+            ]
+        )
 
 
 class OptimizationAccepted(ApiModel):

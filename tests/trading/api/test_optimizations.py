@@ -63,6 +63,49 @@ async def test_a_bad_request_is_422_naming_the_field_and_starts_nothing(api, cha
     assert api.runtime.optimizations.running == 0
 
 
+def _beyond(item: dict, side: str) -> float:
+    """A value just outside the listed bounds on `side`."""
+    unit = 1 if item["kind"] == "int" else 0.01
+    if side == "low":
+        return item["low"] if item["low_open"] else item["low"] - unit
+    return item["high"] + unit
+
+
+async def _refusals(api, space: dict) -> list[dict]:
+    """The 422's reasons for a request with this space and an end before its start (so a space
+    the API takes is refused at end_date, and nothing ever runs)."""
+    body = {**BODY, "end_date": "2004-01-02", "space": space}
+    answer = await api.client.post("/api/trading/optimizations", headers=AUTH, json=body)
+    assert answer.status_code == 422, answer.text
+    return answer.json()["detail"]
+
+
+async def test_the_listed_parameters_and_bounds_are_the_ones_a_space_is_held_to(api) -> None:
+    """Each listed parameter is accepted at its high bound and refused just beyond either bound,
+    with the 422 at space.<name> quoting the listed bounds."""
+    response = await api.client.get("/api/trading/optimizations/parameters")
+    assert response.status_code == 200, response.text
+    items = {i["name"]: i for i in response.json()["items"]}
+    assert {"reward_risk_ratio", "max_open_positions", "signal_fast_window"} <= set(items)
+    slow = items["signal_slow_window"]
+    for name, item in items.items():
+        # The fast window's longest is accepted only beside a slow one that can be longer.
+        partner = (
+            {"signal_slow_window": {"low": slow["low"], "high": slow["high"]}}
+            if name == "signal_fast_window"
+            else {}
+        )
+        accepted = await _refusals(api, {name: [item["high"]], **partner})
+        assert [d["loc"] for d in accepted] == [["body", "end_date"]], (name, accepted)
+        for side in ("low", "high"):
+            value = _beyond(item, side)
+            refused = await _refusals(api, {name: [value], **partner})
+            assert any(d["loc"][:3] == ["body", "space", name] for d in refused), (name, side, refused)
+            if value <= 1e12:  # beyond it, the request's own cap on any number speaks first
+                assert any(item["bounds"] in d["msg"] for d in refused), (name, side, refused)
+    assert await api.pool.fetchval("SELECT count(*) FROM optimization_runs") == 0
+
+
 async def test_unknown_optimization_is_404(api) -> None:
     response = await api.client.get("/api/trading/optimizations/00000000-0000-0000-0000-000000000000")
     assert response.status_code == 404

@@ -1,6 +1,7 @@
 """POST /api/trading/optimizations starts a parameter search or walk-forward run in the background
 and answers its id at once; GET /api/trading/optimizations lists runs; GET .../{id} reports one
-with its progress, trials, windows, best, DSR, PBO and equity (issue 16)."""
+with its progress, trials, windows, best, DSR, PBO and equity; GET .../parameters names what a
+search space may tune and its bounds (the dashboard's form offers them) (issue 16)."""
 
 from __future__ import annotations
 
@@ -20,11 +21,13 @@ from services.trading.api.optimization_models import (
     OptimizationRequest,
     OptimizationSummary,
     OptimizationView,
+    TunableParameters,
 )
 from services.trading.backtest import BacktestConfigError
 from services.trading.optimize import store
 from services.trading.optimize.config import OptimizationConfig
 from services.trading.optimize.runner import check_windows, run_optimization_job
+from services.trading.optimize.search_space import ENGINE_TUNABLES, TIER_TUNABLES
 
 router = APIRouter(prefix="/api/trading", tags=["optimization"], route_class=ExactJsonRoute)
 
@@ -98,6 +101,17 @@ async def list_optimizations(
     return Page[OptimizationSummary](
         items=[OptimizationSummary.of(r) for r in rows], total=total, limit=page.limit, offset=page.offset
     )
+
+
+@router.get(
+    "/optimizations/parameters",
+    response_model=TunableParameters,
+    dependencies=[Depends(require_read_access)],
+    responses=UNAUTHORIZED,
+    summary="The parameters a search space may name, with the values each accepts",
+)
+async def tunable_parameters() -> TunableParameters:
+    return TunableParameters.of(TIER_TUNABLES, ENGINE_TUNABLES)
 
 
 @router.get(
