@@ -245,6 +245,7 @@ class FakeAlpaca:
         self.bars: dict[tuple[str, str], list[FakeBar]] = {}  # (symbol, timeframe) -> bars
         self.sessions: dict[date, tuple[datetime, datetime] | None] = {}  # set_session's days
         self.assets: dict[str, dict] = {}  # set_asset's fields
+        self.clock_says: tuple[bool, datetime, datetime] | None = None  # set_clock's answer
         self.bars_page_limit = MAX_BARS_PAGE
         self.data_queries: list[tuple[str, dict[str, str]]] = []  # (path, params) of market data
         self.orders: dict[str, FakeOrder] = {}
@@ -364,6 +365,12 @@ class FakeAlpaca:
                 self.sessions[day] = None
             else:
                 self.sessions[day] = (_new_york(day, opens), _new_york(day, closes))
+
+    def set_clock(self, is_open: bool, next_open: datetime, next_close: datetime) -> None:
+        """The clock's answer from now on, whatever the sessions say (a clock out of step with
+        the calendar: a closing announced today, an error on Alpaca's side)."""
+        with self.lock:
+            self.clock_says = (is_open, next_open, next_close)
 
     def set_asset(self, symbol: str, **fields: object) -> None:
         """The asset's fields (`tradable=False`, `status="inactive"`...) over the defaults."""
@@ -699,12 +706,17 @@ class FakeAlpaca:
         now = self._now()
         today = now.astimezone(NEW_YORK).date()
         sessions = [s for s in (self.session(today + timedelta(days=d)) for d in range(-1, 15)) if s]
+        is_open, next_open, next_close = self.clock_says or (
+            any(opens <= now < closes for opens, closes in sessions),
+            min(opens for opens, _ in sessions if opens > now),
+            min(closes for _, closes in sessions if closes > now),
+        )
         return JSONResponse(
             {
                 "timestamp": rfc3339(now),
-                "is_open": any(opens <= now < closes for opens, closes in sessions),
-                "next_open": rfc3339(min(opens for opens, _ in sessions if opens > now)),
-                "next_close": rfc3339(min(closes for _, closes in sessions if closes > now)),
+                "is_open": is_open,
+                "next_open": rfc3339(next_open),
+                "next_close": rfc3339(next_close),
             }
         )
 
