@@ -173,7 +173,7 @@ class FakeBar:
     t: datetime
     o: Decimal
     h: Decimal
-    l: Decimal  # noqa: E741 - Alpaca's own field name
+    l: Decimal
     c: Decimal
     v: int
 

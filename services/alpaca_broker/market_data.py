@@ -98,6 +98,11 @@ class AlpacaDataApi(AlpacaCalls):
         return await self.call("get latest quotes", self.client.get_stock_latest_quote, request)
 
 
+def settled_close(now: datetime) -> datetime:
+    """The latest session close whose daily bar is final by `now`."""
+    return trading_window.previous_session_close(now - DAILY_DELAY)
+
+
 def decimal_of(number: float) -> Decimal:
     return Decimal(repr(number))
 
@@ -118,9 +123,11 @@ def minute_bar(bar: Bar, now: datetime) -> PriceBar | None:
 
 
 def _price_bar(bar: Bar, interval: str, ts: datetime) -> PriceBar | None:
-    o, h, l, c = (decimal_of(x) for x in (bar.open, bar.high, bar.low, bar.close))  # noqa: E741
+    o, h, l, c = (decimal_of(x) for x in (bar.open, bar.high, bar.low, bar.close))
     if not (Decimal(0) < l <= min(o, c) and h >= max(o, c)):
-        log.warning("alpaca bar with inconsistent prices skipped", ticker=bar.symbol, at=bar.timestamp.isoformat())
+        log.warning(
+            "alpaca bar with inconsistent prices skipped", ticker=bar.symbol, at=bar.timestamp.isoformat()
+        )
         return None
     return PriceBar(bar.symbol, interval, ts, o, h, l, c, int(bar.volume))
 
@@ -181,7 +188,9 @@ class AlpacaPriceFeed:
             asset = await self.trading.asset(ticker)
         except BrokerRejected as refusal:
             self._assets[ticker] = False
-            log.warning("alpaca has no such asset: no prices from alpaca for it", ticker=ticker, reason=refusal.reason)
+            log.warning(
+                "alpaca has no such asset: no prices from alpaca for it", ticker=ticker, reason=refusal.reason
+            )
             return
         status = getattr(asset.status, "value", asset.status)
         self._assets[ticker] = bool(asset.tradable) and status == "active"
@@ -196,10 +205,20 @@ class AlpacaPriceFeed:
     # ---- daily bars -----------------------------------------------------------------------
 
     async def catch_up_daily(
-        self, symbols: Sequence[str], now: datetime, on_bars: Callable[[int], None] | None = None
+        self,
+        symbols: Sequence[str],
+        now: datetime,
+        on_bars: Callable[[int], None] | None = None,
+        *,
+        since: date | None = None,
     ) -> int:
-        """Every settled session's daily bar since each ticker's latest stored one."""
-        settled = trading_window.previous_session_close(now - DAILY_DELAY)
+        """Every settled session's daily bar since each ticker's latest stored one, or since
+        `since` for all (bars stored already are replaced: a split's adjusted history)."""
+        settled = settled_close(now)
+        if since is not None:
+            written = await self._daily(symbols, _midnight(since), settled, on_bars)
+            self._daily_through = settled
+            return written
         latest = {
             r["ticker"]: r["ts"]
             for r in await self.pool.fetch(
@@ -211,7 +230,9 @@ class AlpacaPriceFeed:
         known = [s for s in symbols if s in latest and latest[s] < settled]
         written = 0
         if new:
-            written += await self._daily(new, _midnight(now.date() - timedelta(days=BACKFILL_DAYS)), settled, on_bars)
+            written += await self._daily(
+                new, _midnight(now.date() - timedelta(days=BACKFILL_DAYS)), settled, on_bars
+            )
         if known:
             since = min(latest[s] for s in known).astimezone(trading_window.NEW_YORK).date()
             written += await self._daily(known, _midnight(since), settled, on_bars)
@@ -219,7 +240,11 @@ class AlpacaPriceFeed:
         return written
 
     async def _daily(
-        self, symbols: Sequence[str], start: datetime, settled: datetime, on_bars: Callable[[int], None] | None
+        self,
+        symbols: Sequence[str],
+        start: datetime,
+        settled: datetime,
+        on_bars: Callable[[int], None] | None,
     ) -> int:
         written = 0
         for chunk in _chunks(symbols):
@@ -296,7 +321,7 @@ class AlpacaPriceFeed:
             await self.refresh_latest(symbols, now)
         if _in_minutes(now) and _due(self._minutes_at, now, self.cadence.minute_seconds):
             await self.refresh_minutes(symbols, now)
-        settled = trading_window.previous_session_close(now - DAILY_DELAY)
+        settled = settled_close(now)
         if self._daily_through is None or self._daily_through < settled:
             await self.after_close(symbols, now)
 

@@ -5,9 +5,14 @@ schedule, retries through a 429 storm, the feed setting on every request."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import socket
+import sys
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
+import asyncpg
 import pytest
 
 from services.alpaca_broker import connection
@@ -63,7 +68,9 @@ def _daily(day: date, cents: int) -> FakeBar:
 
 def _minute(start: datetime, cents: int) -> FakeBar:
     price = Decimal(cents) / 100
-    return FakeBar(start, price, price + Decimal("0.05"), price - Decimal("0.03"), price + Decimal("0.01"), 300 + cents)
+    return FakeBar(
+        start, price, price + Decimal("0.05"), price - Decimal("0.03"), price + Decimal("0.01"), 300 + cents
+    )
 
 
 async def _rows(pool, interval: str) -> set[tuple]:
@@ -83,7 +90,9 @@ async def test_backfill_brings_daily_and_minute_bars_over_many_pages(market) -> 
     minutes = [OPEN + timedelta(minutes=i) for i in range(150)]  # past MIDDAY: some not ended yet
     for n, symbol in enumerate(SYMBOLS):
         # Today's daily bar is served too (Alpaca's bar of the session in progress): not stored.
-        fake.set_bars(symbol, "1Day", [_daily(d, 18_715 + 100 * n + i) for i, d in enumerate([*days, SESSION])])
+        fake.set_bars(
+            symbol, "1Day", [_daily(d, 18_715 + 100 * n + i) for i, d in enumerate([*days, SESSION])]
+        )
         fake.set_bars(symbol, "1Min", [_minute(m, 18_800 + 7 * n + i) for i, m in enumerate(minutes)])
     fake.bars_page_limit = 25
     feed = price_feed_of(fake, pool, clock)
@@ -208,3 +217,68 @@ async def test_the_feed_setting_reaches_every_data_request(market, feed_setting)
     await feed.refresh_minutes(["XYZ"], MIDDAY)
     assert {params["feed"] for _, params in fake.data_queries} == {feed_setting or "iex"}
     assert len(fake.data_queries) == 3
+
+
+async def test_stonks_run_with_alpaca_checks_the_calendar_and_fills_the_price_tables(
+    database_url, redis_client, redis_url, tmp_path
+) -> None:
+    """The wiring, as the owner runs it: `stonks run` with STONKS_BROKER=alpaca checks
+    Alpaca's calendar before the engine starts, then backfills daily bars (wall clock)."""
+    fake = FakeAlpaca(api_key=KEY, secret_key=SECRET).start()
+    settled = trading_window.previous_session_close(datetime.now(UTC) - timedelta(minutes=15))
+    days = [*_sessions_before(settled.astimezone(NEW_YORK).date(), 9), settled.astimezone(NEW_YORK).date()]
+    fake.set_bars("XYZ", "1Day", [_daily(d, 4_200 + i) for i, d in enumerate(days)])
+    pool = await create_pool(database_url)
+    await pool.execute("INSERT INTO tickers (ticker, sector) VALUES ('XYZ', 'Technology')")
+    environment = {
+        **os.environ,
+        "STONKS_BROKER": "alpaca",
+        "STONKS_ALPACA_API_KEY": KEY,
+        "STONKS_ALPACA_SECRET_KEY": SECRET,
+        "STONKS_ALPACA_URL": fake.base_url,
+        "STONKS_ALPACA_STREAM_URL": fake.stream_url,
+        "STONKS_ALPACA_DATA_URL": fake.base_url,
+        "STONKS_DATABASE_URL": database_url,
+        "STONKS_REDIS_URL": redis_url,
+        "STONKS_DATA_DIR": str(tmp_path),
+        "STONKS_API_PORT": str(_free_port()),
+    }
+    job = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.trading",
+        "run",
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        for _ in range(600):
+            if await pool.fetchval("SELECT count(*) FROM price_bars WHERE interval = '1d'") == len(days):
+                break
+            assert job.returncode is None, "stonks run ended early"
+            await asyncio.sleep(0.1)
+    finally:
+        job.send_signal(signal.SIGINT)
+        output = (await asyncio.wait_for(job.communicate(), 60))[0].decode()
+        fake.stop()
+        await pool.close()
+    assert await _count_daily(database_url) == len(days), output
+    assert "alpaca's calendar and clock agree with the exchange calendar" in output
+    calendar_asked = next(i for i, (_, path, _) in enumerate(fake.requests) if path == "/v2/calendar")
+    bars_asked = next(i for i, (_, path, _) in enumerate(fake.requests) if path == "/v2/stocks/bars")
+    assert calendar_asked < bars_asked
+
+
+async def _count_daily(database_url: str) -> int:
+    connection = await asyncpg.connect(database_url)
+    try:
+        return await connection.fetchval("SELECT count(*) FROM price_bars WHERE interval = '1d'")
+    finally:
+        await connection.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -69,7 +69,9 @@ def test_a_stricter_session_is_open_exactly_where_both_are(data) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(exchange=calendars(), broker=calendars())
-def test_the_stricter_calendar_is_open_where_both_are_and_names_each_day_they_differ(exchange, broker) -> None:
+def test_the_stricter_calendar_is_open_where_both_are_and_names_each_day_they_differ(
+    exchange, broker
+) -> None:
     days = [DAY0 + timedelta(days=d) for d in range(DAYS)]
     agreement = stricter_calendar(exchange, broker, days)
     for t in _grid():
