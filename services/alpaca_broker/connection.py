@@ -1,9 +1,10 @@
 """Alpaca's clients built from the settings, and the account as the owner should see it.
 
 Paper mode talks to Alpaca's paper endpoints, live mode to its live ones (the SDK's `paper`
-flag), unless `STONKS_ALPACA_URL` / `STONKS_ALPACA_STREAM_URL` / `STONKS_ALPACA_DATA_URL` point
-elsewhere (a proxy, the local fake server). Market data is the same for both modes. The keys are read here and handed to the SDK only: they are `SecretStr`
-in the settings and never appear in a log line or an error message of ours.
+flag); market data is the same for both. `STONKS_ALPACA_URL`, `STONKS_ALPACA_STREAM_URL` and
+`STONKS_ALPACA_DATA_URL` point elsewhere (a proxy, the local fake server). The keys are read
+here and handed to the SDK only: they are `SecretStr` in the settings and never appear in a
+log line or an error message of ours.
 """
 
 from __future__ import annotations

@@ -6,14 +6,16 @@ With `STONKS_BROKER=alpaca` the engine prices on Alpaca's data (feed `STONKS_ALP
 rule read it as they read any bars:
 
 - **Which tickers**: those in `tickers` that Alpaca has as an active, tradable asset (asked
-  once per ticker and process); any other is logged once and left to whatever else writes its bars.
-- **Daily bars** (`1d`, split-adjusted) from each ticker's latest stored daily bar (400 days
-  back for a new ticker), at start and after each close; stamped at the session's close (the
+  once per ticker and process); any other is logged once and left to whatever else writes its
+  bars. A ticker seen for the first time (at start, or added later) is caught up at once: its
+  daily bars since its latest stored one (400 days back for a new ticker) and the minute bars
+  of the session in progress or the last one.
+- **Daily bars** (`1d`, split-adjusted) after each close; stamped at the session's close (the
   sessions the engine trades on, adopted ones included), and only once that close is
   `DAILY_DELAY` old, so the closing prints are in.
-- **Minute bars** (`1m`) of the session in progress (or the last one) at start, then every
-  minute while the market is open and just after the close, re-reading the last minutes
-  (Alpaca may complete a bar late); stamped at the minute's end, only once it has ended.
+- **Minute bars** (`1m`) every minute while the market is open and just after the close,
+  re-reading the last minutes (Alpaca may complete a bar late); stamped at the minute's end,
+  only once it has ended.
 - **Latest prices** (`last`) every `latest_seconds` while the market is open: the last trade
   and the top of book, made one price by `core/last_price.py`.
 
@@ -41,6 +43,7 @@ from alpaca.data.timeframe import TimeFrame
 
 from services.alpaca_broker.api import AlpacaApi, AlpacaCalls, BrokerRejected
 from services.alpaca_broker.calendar_check import cross_check_calendar
+from services.alpaca_broker.outcomes import decimal_of
 from services.shared.faults import TRANSIENT_ERRORS
 from services.trading.core import trading_window
 from services.trading.core.clock import Clock
@@ -103,10 +106,6 @@ def settled_close(now: datetime) -> datetime:
     return trading_window.previous_session_close(now - DAILY_DELAY)
 
 
-def decimal_of(number: float) -> Decimal:
-    return Decimal(repr(number))
-
-
 def daily_bar(bar: Bar, settled: datetime) -> PriceBar | None:
     """Alpaca's daily bar (keyed by its New York date) as the engine's: stamped at that
     session's close; None for a day that is no session here or has not settled by `settled`."""
@@ -167,6 +166,7 @@ class AlpacaPriceFeed:
         self.trading = trading
         self.cadence = cadence
         self._assets: dict[str, bool] = {}  # ticker -> Alpaca trades it
+        self._caught_up: set[str] = set()
         self._latest_at: datetime | None = None
         self._minutes_at: datetime | None = None
         self._minutes_through: datetime | None = None
@@ -216,9 +216,7 @@ class AlpacaPriceFeed:
         `since` for all (bars stored already are replaced: a split's adjusted history)."""
         settled = settled_close(now)
         if since is not None:
-            written = await self._daily(symbols, _midnight(since), settled, on_bars)
-            self._daily_through = settled
-            return written
+            return await self._daily(symbols, _midnight(since), settled, on_bars)
         latest = {
             r["ticker"]: r["ts"]
             for r in await self.pool.fetch(
@@ -236,7 +234,6 @@ class AlpacaPriceFeed:
         if known:
             since = min(latest[s] for s in known).astimezone(trading_window.NEW_YORK).date()
             written += await self._daily(known, _midnight(since), settled, on_bars)
-        self._daily_through = settled
         return written
 
     async def _daily(
@@ -256,16 +253,18 @@ class AlpacaPriceFeed:
 
     # ---- minute bars ----------------------------------------------------------------------
 
-    async def refresh_minutes(self, symbols: Sequence[str], now: datetime) -> int:
-        """The minute bars of the session in progress (or the last), from where the last read
-        ended, a few minutes back."""
-        opens = trading_window.current_session_open(now) or _last_session_open(now)
-        since = opens if self._minutes_through is None else max(opens, self._minutes_through - MINUTE_REREAD)
+    async def read_minutes(self, symbols: Sequence[str], since: datetime, now: datetime) -> int:
         written = 0
         for chunk in _chunks(symbols):
             async for page in self.data.bar_pages(chunk, ONE_MINUTE, since, now):
                 written += await self._store(minute_bar(bar, now) for bar in page)
-        self._minutes_at, self._minutes_through = now, now
+        return written
+
+    async def refresh_minutes(self, symbols: Sequence[str], now: datetime) -> int:
+        """The session's latest minute bars: from where the last read ended, a few minutes back."""
+        since = max(session_open(now), (self._minutes_through or now) - MINUTE_REREAD)
+        written = await self.read_minutes(symbols, since, now)
+        self._minutes_at = self._minutes_through = now
         return written
 
     # ---- latest prices --------------------------------------------------------------------
@@ -297,33 +296,33 @@ class AlpacaPriceFeed:
 
     # ---- schedule -------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """At start: the daily history and today's minutes (the calendar is checked by the
-        caller first, before the engine trades)."""
-        now = self.clock.now()
-        symbols = await self.symbols()
-        if not symbols:
-            log.warning("no ticker for alpaca's market data to price: add tickers (stonks data ...)")
-            return
-        daily = await self.catch_up_daily(symbols, now)
-        minutes = await self.refresh_minutes(symbols, now)
-        log.info("alpaca market data caught up", tickers=len(symbols), daily_bars=daily, minute_bars=minutes)
-
     async def tick(self) -> None:
-        """Whatever is due now."""
+        """Whatever is due now (the first tick: every ticker's history; the calendar was
+        checked by the caller first, before the engine trades)."""
         if not self.calendar_checked:
             await self.check_calendar()
         now = self.clock.now()
         symbols = await self.symbols()
-        if not symbols:
-            return
+        if self._daily_through is None and not symbols:
+            log.warning("no ticker for alpaca's market data to price: add tickers (stonks data ...)")
+        new = [s for s in symbols if s not in self._caught_up]
+        if new:
+            await self.catch_up(new, now)
         if trading_window.is_market_open(now) and _due(self._latest_at, now, self.cadence.latest_seconds):
             await self.refresh_latest(symbols, now)
         if _in_minutes(now) and _due(self._minutes_at, now, self.cadence.minute_seconds):
             await self.refresh_minutes(symbols, now)
         settled = settled_close(now)
-        if self._daily_through is None or self._daily_through < settled:
+        if self._daily_through is not None and self._daily_through < settled:
             await self.after_close(symbols, now)
+        self._daily_through = settled
+
+    async def catch_up(self, symbols: Sequence[str], now: datetime) -> None:
+        """Tickers seen for the first time: their daily history and the session's minutes."""
+        daily = await self.catch_up_daily(symbols, now)
+        minutes = await self.read_minutes(symbols, session_open(now), now)
+        self._caught_up.update(symbols)
+        log.info("alpaca market data caught up", tickers=len(symbols), daily_bars=daily, minute_bars=minutes)
 
     async def after_close(self, symbols: Sequence[str], now: datetime) -> None:
         """The session's daily bars, the calendar checked again, old `last` rows dropped."""
@@ -334,12 +333,8 @@ class AlpacaPriceFeed:
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop`: a failed round (Alpaca away after the retries) is logged and the next
         round tries again; nothing here stops the broker or the engine."""
-        started = False
         while not stop.is_set():
             try:
-                if not started:
-                    await self.start()
-                    started = True
                 await self.tick()
             except Exception as exc:  # noqa: BLE001 - prices must outlive any one failure
                 log.warning(
@@ -368,7 +363,11 @@ def _in_minutes(now: datetime) -> bool:
     return opens is not None or now - trading_window.previous_session_close(now) <= MINUTE_GRACE
 
 
-def _last_session_open(now: datetime) -> datetime:
+def session_open(now: datetime) -> datetime:
+    """The open of the session in progress, or of the last one."""
+    opens = trading_window.current_session_open(now)
+    if opens is not None:
+        return opens
     close = trading_window.previous_session_close(now)
     return trading_window.session_times(close.astimezone(trading_window.NEW_YORK).date())[0]
 

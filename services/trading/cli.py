@@ -541,7 +541,7 @@ def broker_prices(
     split: its adjusted history). `stonks run` does this by itself for new bars."""
     from services.alpaca_broker import connection as alpaca_connection
     from services.alpaca_broker.api import BrokerRejected
-    from services.alpaca_broker.market_data import settled_close
+    from services.alpaca_broker.market_data import session_open, settled_close
     from services.shared.db import create_pool
     from services.trading.core.clock import WallClock
 
@@ -571,7 +571,7 @@ def broker_prices(
                 symbols, now, lambda n: progress.advance(task, n), since=since
             )
             progress.update(task, total=progress.tasks[task].completed)
-            return len(symbols), daily, await prices.refresh_minutes(symbols, now)
+            return len(symbols), daily, await prices.read_minutes(symbols, session_open(now), now)
         finally:
             await pool.close()
 

@@ -97,7 +97,7 @@ async def test_backfill_brings_daily_and_minute_bars_over_many_pages(market) -> 
     fake.bars_page_limit = 25
     feed = price_feed_of(fake, pool, clock)
 
-    await feed.start()
+    await feed.tick()  # the first: every ticker's history
 
     expected_daily = {
         _expected(s, b, trading_window.xnys_session_times(d)[1])
@@ -129,7 +129,6 @@ async def test_latest_prices_arrive_on_the_engines_schedule(market) -> None:
     fake.set_price("XYZ", "50.00")
     fake.set_price("ABC", "12.3456")
     feed = price_feed_of(fake, pool, clock)
-    await feed.start()
     book = PriceBook(pool)
 
     await feed.tick()
@@ -156,11 +155,38 @@ async def test_latest_prices_arrive_on_the_engines_schedule(market) -> None:
     quote = await book.quote("XYZ", clock.now())
     assert (quote.price, quote.as_of, quote.interval) == (Decimal("51.02"), clock.now(), "last")
 
-    # After the close nothing is read but the session's last minutes and, later, its daily bar.
-    clock.set(trading_window.session_times(SESSION)[1] + timedelta(hours=1))
-    before = len(await _rows(pool, "last"))
+    # After the close no latest price is read; once the session's bar has settled it is read,
+    # the calendar checked again and `last` rows older than a week dropped.
+    close = trading_window.session_times(SESSION)[1]
+    fake.set_bars("XYZ", "1Day", [_daily(SESSION, 5_010)])
+    old = ("XYZ", MIDDAY - timedelta(days=8), *[Decimal(1)] * 4, 0)
+    await pool.execute("INSERT INTO price_bars VALUES ($1, 'last', $2, $3, $4, $5, $6, $7)", *old)
+    recent = await _rows(pool, "last") - {old}
+    checks = fake.request_count("GET", "/v2/calendar")
+    clock.set(close + timedelta(minutes=10))
     await feed.tick()
-    assert len(await _rows(pool, "last")) == before
+    assert await _rows(pool, "1d") == set()  # not settled yet
+    clock.set(close + timedelta(minutes=16))
+    await feed.tick()
+    assert await _rows(pool, "1d") == {_expected("XYZ", fake.bars[("XYZ", "1Day")][0], close)}
+    assert await _rows(pool, "last") == recent
+    assert fake.request_count("GET", "/v2/calendar") == checks + 1
+
+
+async def test_a_ticker_added_while_running_gets_its_history_at_once(market) -> None:
+    pool, clock, fake = market
+    days = _sessions_before(SESSION, 5)
+    fake.set_bars("NEW", "1Day", [_daily(d, 2_000 + i) for i, d in enumerate(days)])
+    fake.set_bars("NEW", "1Min", [_minute(OPEN, 2_100)])
+    feed = price_feed_of(fake, pool, clock)
+    await feed.tick()
+    await pool.execute("INSERT INTO tickers (ticker, sector) VALUES ('NEW', 'Technology')")
+
+    clock.advance(timedelta(seconds=1))
+    await feed.tick()
+
+    assert {row[1] for row in await _rows(pool, "1d")} == {trading_window.session_times(d)[1] for d in days}
+    assert {row[1] for row in await _rows(pool, "1m")} == {OPEN + timedelta(minutes=1)}
 
 
 async def test_a_429_storm_on_the_data_endpoints_is_waited_out(market) -> None:
@@ -190,7 +216,7 @@ async def test_a_round_that_runs_out_of_retries_is_tried_again(market) -> None:
     running = asyncio.create_task(feed.run(stop))
     try:
         for _ in range(400):
-            if await _rows(pool, "last"):
+            if await _rows(pool, "last") and feed.calendar_checked:
                 break
             await asyncio.sleep(0.025)
         assert await _rows(pool, "last") == {("XYZ", MIDDAY, *[Decimal("50.00")] * 4, 100)}
@@ -215,8 +241,9 @@ async def test_the_feed_setting_reaches_every_data_request(market, feed_setting)
     await feed.symbols()
     await feed.refresh_latest(["XYZ"], MIDDAY)
     await feed.refresh_minutes(["XYZ"], MIDDAY)
+    await feed.catch_up_daily(["XYZ"], MIDDAY)
     assert {params["feed"] for _, params in fake.data_queries} == {feed_setting or "iex"}
-    assert len(fake.data_queries) == 3
+    assert len(fake.data_queries) == 4
 
 
 async def test_stonks_run_with_alpaca_checks_the_calendar_and_fills_the_price_tables(
