@@ -1,7 +1,8 @@
-"""The adapter's calls to Alpaca's trading API (and, `market_data.py`, its market data API),
-through the official SDK, with our own rules for failure: one shared rate limiter, retries with back-off and jitter for what may pass (429,
-5xx, a dropped connection, a call that hangs), and a refusal (any other 4xx) turned into a
-`BrokerRejected` carrying Alpaca's own reason, never retried.
+"""The adapter's calls to Alpaca's trading API (and, in `market_data.py`, its market data API),
+through the official SDK, with our own rules for failure: one shared rate limiter, retries
+with back-off and jitter for what may pass (429, 5xx, a dropped connection, a call that
+hangs), and a refusal (any other 4xx) turned into a `BrokerRejected` carrying Alpaca's own
+reason, never retried.
 
 The SDK's client is synchronous (`requests`); each call runs in a worker thread so the event
 loop keeps serving the stream and the queue. The SDK's built-in retry (three 3-second sleeps on

@@ -818,13 +818,14 @@ class FakeAlpaca:
     def _latest_quotes(self, request: Request, body: dict) -> Response:
         symbols, _ = self._data_query(request)
         quotes = {}
+        cent = Decimal("0.01")
         for symbol in symbols:
-            if symbol not in self.prices:
+            if symbol in self.quotes:
+                bid, ask, at = self.quotes[symbol]
+            elif symbol in self.prices:
+                bid, ask, at = self.prices[symbol] - cent, self.prices[symbol] + cent, self.priced_at[symbol]
+            else:
                 continue
-            cent = Decimal("0.01")
-            bid, ask, at = self.quotes.get(
-                symbol, (self.prices[symbol] - cent, self.prices[symbol] + cent, self.priced_at[symbol])
-            )
             quotes[symbol] = {
                 "t": rfc3339(at),
                 "ax": "V",

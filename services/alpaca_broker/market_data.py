@@ -37,13 +37,15 @@ from decimal import Decimal
 import asyncpg
 import structlog
 from alpaca.data.enums import Adjustment, DataFeed
+from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.models import Bar, BarSet, Quote, Trade
 from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest, StockLatestTradeRequest
 from alpaca.data.timeframe import TimeFrame
 
-from services.alpaca_broker.api import AlpacaApi, AlpacaCalls, BrokerRejected
+from services.alpaca_broker.api import AlpacaApi, AlpacaCalls, BrokerRejected, RetryPolicy
 from services.alpaca_broker.calendar_check import cross_check_calendar
 from services.alpaca_broker.outcomes import decimal_of
+from services.alpaca_broker.rate_limit import SlidingWindowLimiter
 from services.shared.faults import TRANSIENT_ERRORS
 from services.trading.core import trading_window
 from services.trading.core.clock import Clock
@@ -67,8 +69,15 @@ ONE_MINUTE = TimeFrame.Minute
 class AlpacaDataApi(AlpacaCalls):
     """The market data calls, one request each, under the account's limiter and retries."""
 
-    def __init__(self, client, limiter, policy, *, feed: DataFeed = DataFeed.IEX, **kwargs) -> None:
-        super().__init__(client, limiter, policy, **kwargs)
+    def __init__(
+        self,
+        client: StockHistoricalDataClient,
+        limiter: SlidingWindowLimiter,
+        policy: RetryPolicy,
+        *,
+        feed: DataFeed = DataFeed.IEX,
+    ) -> None:
+        super().__init__(client, limiter, policy)
         self.feed = feed
 
     async def bar_pages(
