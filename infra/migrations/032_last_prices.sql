@@ -10,7 +10,7 @@ BEGIN
     FOR old IN
         SELECT conname FROM pg_constraint
         WHERE conrelid = 'price_bars'::regclass AND contype = 'c'
-          AND pg_get_constraintdef(oid) LIKE '%interval%' AND pg_get_constraintdef(oid) NOT LIKE '%low%'
+          AND pg_get_constraintdef(oid) LIKE '%interval%'
     LOOP
         EXECUTE format('ALTER TABLE price_bars DROP CONSTRAINT %I', old.conname);
     END LOOP;
