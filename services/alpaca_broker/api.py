@@ -1,7 +1,8 @@
-"""The adapter's calls to Alpaca's trading API, through the official SDK, with our own rules
-for failure: one shared rate limiter, retries with back-off and jitter for what may pass (429,
-5xx, a dropped connection, a call that hangs), and a refusal (any other 4xx) turned into a
-`BrokerRejected` carrying Alpaca's own reason, never retried.
+"""The adapter's calls to Alpaca's trading API (and, in `market_data.py`, its market data API),
+through the official SDK, with our own rules for failure: one shared rate limiter, retries
+with back-off and jitter for what may pass (429, 5xx, a dropped connection, a call that
+hangs), and a refusal (any other 4xx) turned into a `BrokerRejected` carrying Alpaca's own
+reason, never retried.
 
 The SDK's client is synchronous (`requests`); each call runs in a worker thread so the event
 loop keeps serving the stream and the queue. The SDK's built-in retry (three 3-second sleeps on
@@ -16,7 +17,7 @@ import json
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TypeVar
 
@@ -24,11 +25,13 @@ import requests
 import structlog
 from alpaca.common.enums import Sort
 from alpaca.common.exceptions import APIError
+from alpaca.common.rest import RESTClient
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide as AlpacaSide
 from alpaca.trading.enums import QueryOrderStatus, TimeInForce
-from alpaca.trading.models import Clock, Order, Position, TradeAccount
+from alpaca.trading.models import Asset, Calendar, Clock, Order, Position, TradeAccount
 from alpaca.trading.requests import (
+    GetCalendarRequest,
     GetOrdersRequest,
     MarketOrderRequest,
     ReplaceOrderRequest,
@@ -100,10 +103,12 @@ def _transient_status(status: int | None) -> bool:
     return status is None or status == 429 or status >= 500
 
 
-class AlpacaApi:
+class AlpacaCalls:
+    """One SDK client's calls under our rules: the account's limiter, retries, refusals."""
+
     def __init__(
         self,
-        client: TradingClient,
+        client: RESTClient,
         limiter: SlidingWindowLimiter,
         policy: RetryPolicy = RetryPolicy(),
         *,
@@ -151,6 +156,10 @@ class AlpacaApi:
                 await self._sleep(delay)
         raise BrokerUnavailable(f"alpaca {what} failed {self.policy.attempts} times; last: {last}")
 
+
+class AlpacaApi(AlpacaCalls):
+    client: TradingClient
+
     async def account(self) -> TradeAccount:
         return await self.call("get account", self.client.get_account)
 
@@ -159,6 +168,15 @@ class AlpacaApi:
 
     async def clock(self) -> Clock:
         return await self.call("get clock", self.client.get_clock)
+
+    async def calendar(self, start: date, end: date) -> list[Calendar]:
+        """The market's sessions from `start` to `end`, both included."""
+        return await self.call(
+            "get calendar", self.client.get_calendar, GetCalendarRequest(start=start, end=end)
+        )
+
+    async def asset(self, symbol: str) -> Asset:
+        return await self.call("get asset", self.client.get_asset, symbol)
 
     async def submit_market(self, job: OrderJob) -> Order:
         quantity = float(job.quantity)

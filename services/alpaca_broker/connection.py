@@ -1,9 +1,10 @@
 """Alpaca's clients built from the settings, and the account as the owner should see it.
 
 Paper mode talks to Alpaca's paper endpoints, live mode to its live ones (the SDK's `paper`
-flag), unless `STONKS_ALPACA_URL` / `STONKS_ALPACA_STREAM_URL` point elsewhere (a proxy, the
-local fake server). The keys are read here and handed to the SDK only: they are `SecretStr`
-in the settings and never appear in a log line or an error message of ours.
+flag); market data is the same for both. `STONKS_ALPACA_URL`, `STONKS_ALPACA_STREAM_URL` and
+`STONKS_ALPACA_DATA_URL` point elsewhere (a proxy, the local fake server). The keys are read
+here and handed to the SDK only: they are `SecretStr` in the settings and never appear in a
+log line or an error message of ours.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import structlog
+from alpaca.data.enums import DataFeed
+from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.trading.client import TradingClient
 
 from services.alpaca_broker.api import AlpacaApi, RetryPolicy
 from services.alpaca_broker.broker import AlpacaBroker
+from services.alpaca_broker.market_data import AlpacaDataApi, AlpacaPriceFeed
 from services.alpaca_broker.outcomes import decimal_of
 from services.alpaca_broker.rate_limit import SlidingWindowLimiter
 from services.alpaca_broker.stream import ReconnectingTradeStream
@@ -52,6 +56,14 @@ def open_api(config: AppConfig, *, policy: RetryPolicy = RetryPolicy()) -> Alpac
     )
     # One limiter per process: every REST call of this account goes through this one api.
     return AlpacaApi(client, SlidingWindowLimiter(), policy)
+
+
+def open_price_feed(config: AppConfig, pool, clock, api: AlpacaApi) -> AlpacaPriceFeed:
+    """Alpaca's market data into the price tables, on `api`'s limiter: one budget per account."""
+    key, secret = _keys(config)
+    client = StockHistoricalDataClient(key, secret, url_override=config.alpaca_data_url)
+    data = AlpacaDataApi(client, api.limiter, api.policy, feed=DataFeed(config.alpaca_data_feed.value))
+    return AlpacaPriceFeed(pool, clock, data, api)
 
 
 def open_stream(config: AppConfig, **backoff: float) -> ReconnectingTradeStream:

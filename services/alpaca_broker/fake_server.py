@@ -1,18 +1,31 @@
-"""A local Alpaca: the part of Alpaca's trading API the adapter uses, on 127.0.0.1.
+"""A local Alpaca: the part of Alpaca's trading and market data APIs the adapter uses, on
+127.0.0.1.
 
 No machine here reaches Alpaca, so the adapter is tested (and can be demonstrated) against
 this server, with the real `alpaca-py` SDK pointed at it through its URL overrides
-(`TradingClient(url_override=...)`, `TradingStream(url_override=...)`). It speaks:
+(`TradingClient(url_override=...)`, `TradingStream(url_override=...)`,
+`StockHistoricalDataClient(url_override=...)`). It speaks:
 
-- REST, under `/v2`: `GET /account`, `GET /positions`, `GET /clock`, `POST /orders`,
-  `GET /orders` (status, after, until, direction, limit, symbols), `GET /orders/{id}`,
-  `GET /orders:by_client_order_id`, `PATCH /orders/{id}` (replace), `DELETE /orders/{id}`,
-  `DELETE /orders`;
+- REST, under `/v2`: `GET /account`, `GET /positions`, `GET /clock`, `GET /calendar` (start,
+  end), `GET /assets/{symbol}`, `POST /orders`, `GET /orders` (status, after, until,
+  direction, limit, symbols), `GET /orders/{id}`, `GET /orders:by_client_order_id`,
+  `PATCH /orders/{id}` (replace), `DELETE /orders/{id}`, `DELETE /orders`;
+- market data, under `/v2/stocks`: `GET /bars` (symbols, timeframe, start, end, limit,
+  page_token: pages with `next_page_token`), `GET /trades/latest`, `GET /quotes/latest`
+  (symbols; each request's `feed` is recorded);
 - the `trade_updates` websocket stream at `/stream` (authenticate, listen, then events).
 
 Payloads carry the fields, types and spellings of Alpaca's documented responses, as the SDK's
-models (`Order`, `TradeAccount`, `Position`, `Clock`, `TradeUpdate`) parse them: amounts as
-decimal strings, times as RFC 3339 in UTC, errors as `{"code": ..., "message": ...}`.
+models (`Order`, `TradeAccount`, `Position`, `Clock`, `Calendar`, `Asset`, `TradeUpdate`,
+`Bar`, `Trade`, `Quote`) parse them: trading amounts as decimal strings, market data prices
+as JSON numbers, times as RFC 3339 in UTC (the calendar's as New York "HH:MM"), errors as
+`{"code": ..., "message": ...}`.
+
+The market is the test's to set: bars with `set_bars`, the latest trade from `set_price`
+(at the moment it is set), the latest quote a cent either side of it unless `set_quote` says
+otherwise, sessions from exchange-calendars (XNYS) unless `set_session` changes a day (the
+clock follows the same sessions), assets for every symbol with a price or bars unless
+`set_asset` says otherwise.
 
 How orders fill is the test's to decide. In `auto` mode a market order is accepted, then
 filled whole at the symbol's price a moment later (events `new`, `fill`); in `manual` mode it
@@ -32,7 +45,9 @@ caller's loop does can stall it. Its state is guarded by one lock; the control m
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import functools
 import json
 import socket
 import threading
@@ -41,8 +56,9 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import uvicorn
 from starlette.applications import Starlette
@@ -59,6 +75,11 @@ OPEN_STATUSES = frozenset(
 CODE_FORBIDDEN = 40310000
 CODE_UNPROCESSABLE = 40010001
 CODE_NOT_CANCELABLE = 42210000
+CODE_NOT_FOUND = 40410000
+NEW_YORK = ZoneInfo("America/New_York")
+MAX_BARS_PAGE = 10_000  # Alpaca's largest page of market data
+DEFAULT_BARS_PAGE = 1_000
+BAR_TIMEFRAMES = {"1Day": timedelta(days=1), "1Min": timedelta(minutes=1), "5Min": timedelta(minutes=5)}
 
 
 def rfc3339(moment: datetime | None) -> str | None:
@@ -145,6 +166,46 @@ class FakeOrder:
         }
 
 
+@dataclass(frozen=True)
+class FakeBar:
+    """One bar as Alpaca keys it: `t` is when the bar starts (a daily bar: midnight New York)."""
+
+    t: datetime
+    o: Decimal
+    h: Decimal
+    l: Decimal
+    c: Decimal
+    v: int
+
+    def to_json(self) -> dict:
+        return {
+            "t": rfc3339(self.t),
+            "o": float(self.o),
+            "h": float(self.h),
+            "l": float(self.l),
+            "c": float(self.c),
+            "v": self.v,
+            "n": max(1, self.v // 100),
+            "vw": float((self.h + self.l + self.c) / 3),
+        }
+
+
+@functools.cache
+def _xnys():
+    import exchange_calendars
+
+    return exchange_calendars.get_calendar("XNYS", start="2000-01-01", end="2030-12-31")
+
+
+@functools.cache
+def _xnys_sessions() -> dict[date, tuple[datetime, datetime]]:
+    schedule = _xnys().schedule
+    return {
+        label.date(): (opens.to_pydatetime(), closes.to_pydatetime())
+        for label, opens, closes in zip(schedule.index, schedule["open"], schedule["close"])
+    }
+
+
 @dataclass
 class FakePosition:
     qty: Decimal
@@ -179,6 +240,14 @@ class FakeAlpaca:
         self._now = now or (lambda: datetime.now(UTC))
         self.fill_mode = fill_mode
         self.prices: dict[str, Decimal] = {}
+        self.priced_at: dict[str, datetime] = {}  # when each price was set: its trade's time
+        self.quotes: dict[str, tuple[Decimal, Decimal, datetime]] = {}  # set_quote's (bid, ask, at)
+        self.bars: dict[tuple[str, str], list[FakeBar]] = {}  # (symbol, timeframe) -> bars
+        self.sessions: dict[date, tuple[datetime, datetime] | None] = {}  # set_session's days
+        self.assets: dict[str, dict] = {}  # set_asset's fields
+        self.clock_says: tuple[bool, datetime, datetime] | None = None  # set_clock's answer
+        self.bars_page_limit = MAX_BARS_PAGE
+        self.data_queries: list[tuple[str, dict[str, str]]] = []  # (path, params) of market data
         self.orders: dict[str, FakeOrder] = {}
         self.by_client_id: dict[str, str] = {}
         self.positions: dict[str, FakePosition] = {}
@@ -240,6 +309,11 @@ class FakeAlpaca:
                 Route("/v2/account", self._guarded(self._account), methods=["GET"]),
                 Route("/v2/positions", self._guarded(self._positions), methods=["GET"]),
                 Route("/v2/clock", self._guarded(self._clock), methods=["GET"]),
+                Route("/v2/calendar", self._guarded(self._calendar), methods=["GET"]),
+                Route("/v2/assets/{symbol}", self._guarded(self._asset), methods=["GET"]),
+                Route("/v2/stocks/bars", self._guarded(self._bars), methods=["GET"]),
+                Route("/v2/stocks/trades/latest", self._guarded(self._latest_trades), methods=["GET"]),
+                Route("/v2/stocks/quotes/latest", self._guarded(self._latest_quotes), methods=["GET"]),
                 Route(
                     "/v2/orders:by_client_order_id", self._guarded(self._order_by_client_id), methods=["GET"]
                 ),
@@ -258,6 +332,8 @@ class FakeAlpaca:
         order once triggered; the price is where it fills)."""
         with self.lock:
             self.prices[symbol] = Decimal(price)
+            self.priced_at[symbol] = self._now()
+            self.quotes.pop(symbol, None)
             for order in list(self.orders.values()):
                 if (
                     order.open
@@ -267,6 +343,39 @@ class FakeAlpaca:
                     and self.prices[symbol] <= order.stop_price
                 ):
                     self._execute(order, order.qty - order.filled_qty, self.prices[symbol])
+
+    def set_quote(
+        self, symbol: str, bid: Decimal | str, ask: Decimal | str, at: datetime | None = None
+    ) -> None:
+        """The symbol's latest quote (until its next `set_price`)."""
+        with self.lock:
+            self.quotes[symbol] = (Decimal(bid), Decimal(ask), at or self._now())
+
+    def set_bars(self, symbol: str, timeframe: str, bars: list[FakeBar]) -> None:
+        """The symbol's bars of `timeframe` (`1Day`, `1Min`, `5Min`), replacing any before."""
+        if timeframe not in BAR_TIMEFRAMES:
+            raise ValueError(f"the fake serves {', '.join(BAR_TIMEFRAMES)} bars, not {timeframe}")
+        with self.lock:
+            self.bars[(symbol, timeframe)] = sorted(bars, key=lambda b: b.t)
+
+    def set_session(self, day: date, opens: str | None, closes: str | None = None) -> None:
+        """Alpaca's session on `day`, New York "HH:MM" times (None: closed), whatever XNYS says."""
+        with self.lock:
+            if opens is None or closes is None:
+                self.sessions[day] = None
+            else:
+                self.sessions[day] = (_new_york(day, opens), _new_york(day, closes))
+
+    def set_clock(self, is_open: bool, next_open: datetime, next_close: datetime) -> None:
+        """The clock's answer from now on, whatever the sessions say (a clock out of step with
+        the calendar: a closing announced today, an error on Alpaca's side)."""
+        with self.lock:
+            self.clock_says = (is_open, next_open, next_close)
+
+    def set_asset(self, symbol: str, **fields: object) -> None:
+        """The asset's fields (`tradable=False`, `status="inactive"`...) over the defaults."""
+        with self.lock:
+            self.assets[symbol] = fields
 
     def fail_next(self, status: int, count: int = 1) -> None:
         """The next `count` REST requests answer `status` (429, 500, 503...) and do nothing."""
@@ -585,15 +694,23 @@ class FakeAlpaca:
             )
         return JSONResponse(rows)
 
-    def _clock(self, request: Request, body: dict) -> Response:
-        import exchange_calendars
+    # ---- the market's sessions ------------------------------------------------------------
 
+    def session(self, day: date) -> tuple[datetime, datetime] | None:
+        """(open, close) of `day` as this Alpaca has it."""
+        if day in self.sessions:
+            return self.sessions[day]
+        return _xnys_sessions().get(day)
+
+    def _clock(self, request: Request, body: dict) -> Response:
         now = self._now()
-        calendar = exchange_calendars.get_calendar("XNYS")
-        minute = now.replace(second=0, microsecond=0)
-        is_open = bool(calendar.is_open_on_minute(minute, ignore_breaks=True))
-        next_open = calendar.next_open(minute).to_pydatetime()
-        next_close = calendar.next_close(minute).to_pydatetime()
+        today = now.astimezone(NEW_YORK).date()
+        sessions = [s for s in (self.session(today + timedelta(days=d)) for d in range(-1, 15)) if s]
+        is_open, next_open, next_close = self.clock_says or (
+            any(opens <= now < closes for opens, closes in sessions),
+            min(opens for opens, _ in sessions if opens > now),
+            min(closes for _, closes in sessions if closes > now),
+        )
         return JSONResponse(
             {
                 "timestamp": rfc3339(now),
@@ -602,6 +719,125 @@ class FakeAlpaca:
                 "next_close": rfc3339(next_close),
             }
         )
+
+    def _calendar(self, request: Request, body: dict) -> Response:
+        start = date.fromisoformat(request.query_params.get("start", "1970-01-01"))
+        end = date.fromisoformat(request.query_params.get("end", "2029-12-31"))
+        days = []
+        for offset in range((end - start).days + 1):
+            day = start + timedelta(days=offset)
+            times = self.session(day)
+            if times is None:
+                continue
+            opens, closes = (t.astimezone(NEW_YORK) for t in times)
+            days.append(
+                {
+                    "date": day.isoformat(),
+                    "open": f"{opens:%H:%M}",
+                    "close": f"{closes:%H:%M}",
+                    "session_open": "0400",
+                    "session_close": "2000",
+                    "settlement_date": (day + timedelta(days=1)).isoformat(),
+                }
+            )
+        return JSONResponse(days)
+
+    def _asset(self, request: Request, body: dict) -> Response:
+        symbol = request.path_params["symbol"]
+        known = symbol in self.prices or any(s == symbol for s, _ in self.bars)
+        if not known and symbol not in self.assets:
+            raise AlpacaError(404, CODE_NOT_FOUND, "asset not found")
+        return JSONResponse(
+            {
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"fake-alpaca/{symbol}")),
+                "class": "us_equity",
+                "exchange": "NASDAQ",
+                "symbol": symbol,
+                "name": f"{symbol} Inc. Common Stock",
+                "status": "active",
+                "tradable": True,
+                "marginable": True,
+                "shortable": True,
+                "easy_to_borrow": True,
+                "fractionable": True,
+                "maintenance_margin_requirement": 30,
+                "attributes": [],
+                **self.assets.get(symbol, {}),
+            }
+        )
+
+    # ---- market data --------------------------------------------------------------------------
+
+    def _data_query(self, request: Request) -> tuple[list[str], dict[str, str]]:
+        params = dict(request.query_params)
+        self.data_queries.append((request.url.path, params))
+        symbols = [s for s in params.get("symbols", "").split(",") if s]
+        if not symbols:
+            raise AlpacaError(400, 40010001, "symbols is required")
+        return symbols, params
+
+    def _bars(self, request: Request, body: dict) -> Response:
+        symbols, params = self._data_query(request)
+        timeframe = params.get("timeframe", "")
+        if timeframe not in BAR_TIMEFRAMES:
+            raise AlpacaError(400, 40010001, f"invalid timeframe: {timeframe}")
+        start, end = _moment(params.get("start")), _moment(params.get("end")) or self._now()
+        # Alpaca's order: by symbol, then by time; a page may end inside one symbol's bars.
+        chosen = [
+            (symbol, bar)
+            for symbol in sorted(set(symbols))
+            for bar in self.bars.get((symbol, timeframe), [])
+            if (start is None or bar.t >= start) and bar.t <= end
+        ]
+        offset = int(base64.b64decode(params["page_token"]).decode()) if params.get("page_token") else 0
+        limit = min(int(params.get("limit") or DEFAULT_BARS_PAGE), self.bars_page_limit)
+        page: dict[str, list[dict]] = {}
+        for symbol, bar in chosen[offset : offset + limit]:
+            page.setdefault(symbol, []).append(bar.to_json())
+        more = offset + limit < len(chosen)
+        token = base64.b64encode(str(offset + limit).encode()).decode() if more else None
+        return JSONResponse({"bars": page, "next_page_token": token})
+
+    def _latest_trades(self, request: Request, body: dict) -> Response:
+        symbols, _ = self._data_query(request)
+        trades = {
+            symbol: {
+                "t": rfc3339(self.priced_at[symbol]),
+                "x": "V",
+                "p": float(self.prices[symbol]),
+                "s": 100,
+                "c": ["@"],
+                "i": 52983525029461,
+                "z": "C",
+            }
+            for symbol in symbols
+            if symbol in self.prices
+        }
+        return JSONResponse({"trades": trades})
+
+    def _latest_quotes(self, request: Request, body: dict) -> Response:
+        symbols, _ = self._data_query(request)
+        quotes = {}
+        cent = Decimal("0.01")
+        for symbol in symbols:
+            if symbol in self.quotes:
+                bid, ask, at = self.quotes[symbol]
+            elif symbol in self.prices:
+                bid, ask, at = self.prices[symbol] - cent, self.prices[symbol] + cent, self.priced_at[symbol]
+            else:
+                continue
+            quotes[symbol] = {
+                "t": rfc3339(at),
+                "ax": "V",
+                "ap": float(ask),
+                "as": 2,
+                "bx": "V",
+                "bp": float(bid),
+                "bs": 3,
+                "c": ["R"],
+                "z": "C",
+            }
+        return JSONResponse({"quotes": quotes})
 
     def _orders(self, request: Request, body: dict) -> Response:
         if request.method == "POST":
@@ -734,6 +970,11 @@ class FakeAlpaca:
 async def _close_quietly(websocket: WebSocket) -> None:
     with contextlib.suppress(Exception):
         await websocket.close(code=1011)
+
+
+def _new_york(day: date, hours_minutes: str) -> datetime:
+    hours, minutes = (int(part) for part in hours_minutes.split(":"))
+    return datetime(day.year, day.month, day.day, hours, minutes, tzinfo=NEW_YORK).astimezone(UTC)
 
 
 def _moment(text: str | None) -> datetime | None:

@@ -34,6 +34,11 @@ class BrokerName(StrEnum):
     ALPACA = "alpaca"  # Alpaca, through alpaca-py (services/alpaca_broker)
 
 
+class AlpacaDataFeed(StrEnum):
+    IEX = "iex"  # the Investors Exchange alone: free with every Alpaca account
+    SIP = "sip"  # every US exchange (the consolidated tape): a paid market data subscription
+
+
 class ConfigError(ValueError):
     """A setting in the environment is invalid; the message is meant for the owner."""
 
@@ -105,6 +110,10 @@ class AppConfig(BaseSettings):
     # Where Alpaca is, when not at its own addresses (a proxy, the local fake server of the tests).
     alpaca_url: str | None = None
     alpaca_stream_url: str | None = None
+    alpaca_data_url: str | None = None
+    # Which of Alpaca's feeds prices come from with STONKS_BROKER=alpaca (docs/decisions.md
+    # *Live prices from Alpaca*).
+    alpaca_data_feed: AlpacaDataFeed = AlpacaDataFeed.IEX
     # How often the Alpaca broker reconciles the account with PostgreSQL (and at its start).
     reconcile_minutes: float = Field(5.0, gt=0)
     trading: TradingConfig = Field(default_factory=TradingConfig)

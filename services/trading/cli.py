@@ -11,7 +11,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import NoReturn, TypeVar
@@ -52,7 +52,9 @@ data_app = typer.Typer(help="Load market data: the bundled sample or your own CS
 app.add_typer(servers_app, name="servers")
 app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
-broker_app = typer.Typer(help="The broker account (STONKS_BROKER=alpaca): check it without trading.")
+broker_app = typer.Typer(
+    help="The broker account (STONKS_BROKER=alpaca): check it without trading, read its prices."
+)
 app.add_typer(broker_app, name="broker")
 app.command("backtest")(backtest_command)
 app.command("optimize")(optimize_command)
@@ -494,6 +496,13 @@ def report(
     )
 
 
+def _require_alpaca(config: AppConfig) -> None:
+    if config.broker is not BrokerName.ALPACA:
+        _fail(
+            "STONKS_BROKER is paper: the built-in paper broker has no account or market data (set STONKS_BROKER=alpaca)"
+        )
+
+
 @broker_app.command("check")
 def broker_check() -> None:
     """Connect to the broker and print the account, the market clock, positions and open
@@ -505,10 +514,7 @@ def broker_check() -> None:
     from services.alpaca_broker.api import BrokerRejected
 
     config = _config()
-    if config.broker is not BrokerName.ALPACA:
-        _fail(
-            "STONKS_BROKER is paper: the built-in paper broker has no account to check (set STONKS_BROKER=alpaca)"
-        )
+    _require_alpaca(config)
 
     async def check():
         return await broker_check_report.check(alpaca_connection.open_api(config), config.trading_mode)
@@ -521,6 +527,63 @@ def broker_check() -> None:
     for label, value in report.rows():
         table.add_row(label, value)
     console.print(table)
+
+
+@broker_app.command("prices")
+def broker_prices(
+    days: int = typer.Option(
+        400, min=1, max=3650, help="Read the daily bars of this many calendar days back (again)."
+    ),
+) -> None:
+    """Check Alpaca's calendar against the exchange's, then read from Alpaca's market data the
+    daily bars of the last `--days` days and the latest session's minute bars of every ticker
+    Alpaca trades, into the price tables. Bars already stored are replaced by Alpaca's (after a
+    split: its adjusted history). `stonks run` does this by itself for new bars."""
+    from services.alpaca_broker import connection as alpaca_connection
+    from services.alpaca_broker.api import BrokerRejected
+    from services.alpaca_broker.market_data import session_open, settled_close
+    from services.shared.db import create_pool
+    from services.trading.core.clock import WallClock
+
+    config = _config()
+    _require_alpaca(config)
+
+    async def work(progress: Progress) -> tuple[int, int, int]:
+        url = resolve_server_urls(config).database_url
+        connection = await connect(url)
+        try:
+            await setup_steps.upgrade_schema(connection)
+        finally:
+            await connection.close()
+        pool = await create_pool(url)
+        try:
+            clock = WallClock()
+            prices = alpaca_connection.open_price_feed(
+                config, pool, clock, alpaca_connection.open_api(config)
+            )
+            await prices.check_calendar()
+            symbols = await prices.symbols()
+            now = clock.now()
+            since = now.astimezone(NEW_YORK).date() - timedelta(days=days)
+            sessions = sessions_between(since, settled_close(now).astimezone(NEW_YORK).date())
+            task = progress.add_task("reading daily bars", total=len(sessions) * len(symbols))
+            daily = await prices.catch_up_daily(
+                symbols, now, lambda n: progress.advance(task, n), since=since
+            )
+            progress.update(task, total=progress.tasks[task].completed)
+            return len(symbols), daily, await prices.read_minutes(symbols, session_open(now), now)
+        finally:
+            await pool.close()
+
+    try:
+        with _progress() as progress:
+            tickers, daily, minutes = asyncio.run(work(progress))
+    except (*EXPECTED_ERRORS, BrokerRejected) as exc:
+        _fail(getattr(exc, "reason", None) or str(exc).strip() or type(exc).__name__)
+    typer.echo(
+        f"wrote {daily} daily and {minutes} minute bars of {tickers} tickers from Alpaca "
+        f"({config.alpaca_data_feed.value} feed)"
+    )
 
 
 @app.command("run")

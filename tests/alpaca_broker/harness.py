@@ -11,11 +11,14 @@ from datetime import datetime
 from decimal import Decimal
 
 import redis.asyncio as aioredis
+from alpaca.data.enums import DataFeed
+from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.trading.client import TradingClient
 
 from services.alpaca_broker.api import AlpacaApi, RetryPolicy
 from services.alpaca_broker.broker import AlpacaBroker
 from services.alpaca_broker.fake_server import FakeAlpaca
+from services.alpaca_broker.market_data import AlpacaDataApi, AlpacaPriceFeed, Cadence
 from services.alpaca_broker.rate_limit import SlidingWindowLimiter
 from services.alpaca_broker.stream import ReconnectingTradeStream
 from services.shared.db import create_pool
@@ -93,6 +96,14 @@ def job_of(side: OrderSide, quantity: str, ticker: str = "XYZ") -> OrderJob:
 def api_of(fake: FakeAlpaca) -> AlpacaApi:
     client = TradingClient(KEY, SECRET, paper=True, url_override=fake.base_url)
     return AlpacaApi(client, SlidingWindowLimiter(), QUICK)
+
+
+def price_feed_of(fake: FakeAlpaca, pool, clock, *, cadence: Cadence = Cadence()) -> AlpacaPriceFeed:
+    """Alpaca's prices into `pool`'s tables through the real SDK, one limiter for both APIs."""
+    trading = api_of(fake)
+    client = StockHistoricalDataClient(KEY, SECRET, url_override=fake.base_url)
+    data = AlpacaDataApi(client, trading.limiter, QUICK, feed=DataFeed.IEX)
+    return AlpacaPriceFeed(pool, clock, data, trading, cadence)
 
 
 async def make_brokers(

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from functools import cached_property, lru_cache, partial
+from functools import cached_property, partial
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -57,6 +57,7 @@ from services.trading.core.position_sizer import (
 from services.trading.core.trading_window import (
     NEW_YORK,
     WINDOW_BUFFER,
+    calendar_cache,
     is_within_trading_window,
     next_window_open,
     session_times,
@@ -186,7 +187,7 @@ def _sizing_trace(size: PositionSizeResult | None) -> dict[str, Any]:
     }
 
 
-@lru_cache(maxsize=4096)  # many recommendations share a stamp (a session's close); the calendar is fixed
+@calendar_cache  # many recommendations share a stamp (a session's close)
 def recommendation_expiry(generated_at: datetime) -> datetime:
     """A recommendation is actionable until the end of the first trading window that opens
     after it was generated; after that the market it described has moved on."""

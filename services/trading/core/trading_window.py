@@ -4,7 +4,10 @@ Seed task 12.1, docs/contracts.md section 6: the trading window is the half-open
 [open + 15 min, close - 15 min) of each XNYS session ([09:45, 15:45) America/New_York on a
 normal day, [09:45, 12:45) on a 13:00 early close); the market is open on [open, close).
 Session times come from the real exchange calendar (`exchange_calendars`), never from
-hard-coded hours, so holidays, early closes and DST are right by construction.
+hard-coded hours, so holidays, early closes and DST are right by construction. A process that
+trades through a broker may adopt, for coming days, the stricter of the exchange's and the
+broker's sessions (`adopt_sessions`, `session_agreement.py`); every function here then answers
+with those.
 
 Every function takes a timezone-aware instant in any zone; naive datetimes are refused,
 because guessing their zone is how a live system ends up trading an hour early.
@@ -14,8 +17,9 @@ from __future__ import annotations
 
 import bisect
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime, time, timedelta
+from typing import ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 import exchange_calendars as xcals
@@ -29,6 +33,8 @@ EXCHANGE = "XNYS"
 CALENDAR_START = date(2000, 1, 1)
 CALENDAR_END = date(2030, 12, 31)
 WINDOW_BUFFER = timedelta(minutes=15)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @functools.cache
@@ -38,7 +44,7 @@ def xnys_calendar() -> xcals.ExchangeCalendar:
 
 
 @functools.cache
-def _session_table() -> Mapping[date, tuple[datetime, datetime]]:
+def _xnys_table() -> Mapping[date, tuple[datetime, datetime]]:
     """Session date -> (open, close) as aware UTC datetimes; a dict lookup is ~1000x faster
     than asking the calendar, and the stop-loss loop asks on every price check."""
     schedule = xnys_calendar().schedule
@@ -46,6 +52,52 @@ def _session_table() -> Mapping[date, tuple[datetime, datetime]]:
         label.date(): (row_open.to_pydatetime(), row_close.to_pydatetime())
         for label, row_open, row_close in zip(schedule.index, schedule["open"], schedule["close"])
     }
+
+
+@functools.cache
+def _session_table() -> dict[date, tuple[datetime, datetime]]:
+    """The sessions this process trades on: XNYS's, with any adopted days in their place."""
+    return dict(_xnys_table())
+
+
+def xnys_session_times(day: date) -> tuple[datetime, datetime] | None:
+    """(open, close) of `day` as exchange-calendars has it, whatever this process adopted."""
+    return _xnys_table().get(day)
+
+
+def adopt_sessions(days: Mapping[date, tuple[datetime, datetime] | None]) -> None:
+    """From now on, in this process, each of `days` has these session times (None: closed).
+    For the stricter answer of a cross-check with the broker's calendar, on coming days only:
+    history stays the exchange's, so backtests are unaffected."""
+    table = _session_table()
+    for day, times in days.items():
+        if times is None:
+            table.pop(day, None)
+        else:
+            table[day] = times
+    _forget_derived()
+
+
+def forget_adopted_sessions() -> None:
+    """Back to XNYS's sessions alone (tests)."""
+    _session_table.cache_clear()
+    _forget_derived()
+
+
+_DERIVED_CACHES: list[Callable[[], None]] = []
+
+
+def calendar_cache(function: Callable[P, R]) -> Callable[P, R]:
+    """An lru_cache for an answer that follows from the sessions: emptied when they change."""
+    cached = functools.lru_cache(maxsize=4096)(function)
+    _DERIVED_CACHES.append(cached.cache_clear)
+    return cached
+
+
+def _forget_derived() -> None:
+    _session_dates.cache_clear()
+    for clear in _DERIVED_CACHES:
+        clear()
 
 
 @functools.cache
@@ -86,7 +138,7 @@ def is_market_open(instant: datetime) -> bool:
     return times is not None and times[0] <= instant < times[1]
 
 
-@functools.lru_cache(maxsize=4096)  # asked once per check of every decision; the calendar never changes
+@calendar_cache  # asked once per check of every decision
 def is_within_trading_window(instant: datetime, buffer: timedelta = WINDOW_BUFFER) -> bool:
     """True on [open + buffer, close - buffer) of an XNYS session (docs/contracts.md section 6)."""
     times = session_times(_new_york_date(instant))

@@ -217,6 +217,7 @@ async def run_live(
     clock, with the API, until SIGINT/SIGTERM. `clock` replaces the wall clock only for the
     reliability soak, which runs this same wiring inside a past session."""
     alpaca_api = None
+    clock = clock or WallClock()
     if paper_broker and config.broker is BrokerName.ALPACA:
         # The account first, before any server starts: bad keys or a blocked account end the
         # job at once with Alpaca's reason (`BrokerRejected`), and the owner sees which account
@@ -232,13 +233,18 @@ async def run_live(
         await connection.close()
     pool = await create_pool(urls.database_url, max_size=12)
     redis = aioredis.from_url(urls.redis_url)
-    clock = clock or WallClock()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     notifications = await open_notification_service(pool, redis, clock, trading_config=config.trading)
     await notifications.start()
+    prices = None
+    if alpaca_api is not None:
+        # Prices from Alpaca's market data; its calendar checked against XNYS before the
+        # engine trades, so the engine's first decision already sees the stricter sessions.
+        prices = alpaca_connection.open_price_feed(config, pool, clock, alpaca_api)
+        await prices.check_calendar()
     engine = TradingEngine(
         pool, redis, clock, mode=config.trading_mode, order_signer=signer, notifier=notifications
     )
@@ -270,6 +276,8 @@ async def run_live(
     if broker is not None:
         name = "alpaca broker" if isinstance(broker, AlpacaBroker) else "paper broker"
         tasks.append(asyncio.create_task(supervise(name, lambda: _restartable(broker, stop), stop)))
+    if prices is not None:
+        tasks.append(asyncio.create_task(supervise("alpaca market data", lambda: prices.run(stop), stop)))
     try:
         await stop.wait()
     finally:

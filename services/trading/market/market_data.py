@@ -7,6 +7,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
+# `price_bars.interval`: bars of a session and of minutes, and `last`, one instant's latest
+# price from a live feed (a trade or a quote: no range, so no bar for ATR).
+DAILY = "1d"
+INTRADAY_BARS = ("1m", "5m")
+LAST = "last"
+
 
 @dataclass(frozen=True, slots=True)
 class TickerInfo:

@@ -17,6 +17,7 @@ from services.trading.core.decision import MarketView
 from services.trading.core.quote import Quote
 from services.trading.core.stop_loss_manager import ATR_LOOKBACK_BARS
 from services.trading.core.trading_window import NEW_YORK, sessions_until
+from services.trading.market.market_data import INTRADAY_BARS
 from services.trading.market.price_book import PriceBook
 
 
@@ -87,7 +88,7 @@ class MarketViewStore:
             price_as_of=quote.as_of if quote else None,
             price_interval=quote.interval if quote else "1d",
             daily_atr=atr_from_rows([b for b in bars if b["interval"] == "1d"]),
-            intraday_atr=atr_from_rows([b for b in bars if b["interval"] != "1d"]),
+            intraday_atr=atr_from_rows([b for b in bars if b["interval"] in INTRADAY_BARS]),
             sessions_until_earnings=None if upcoming is None else sessions_until(now, upcoming),
             high_severity_event=facts["high_severity"]
             if high_severity_event is None
@@ -108,6 +109,6 @@ _RECENT_BARS = """
 SELECT * FROM (
     SELECT interval, high, low, close, ts,
            row_number() OVER (PARTITION BY interval ORDER BY ts DESC) AS n
-    FROM price_bars WHERE ticker = $1 AND ts <= $2
+    FROM price_bars WHERE ticker = $1 AND ts <= $2 AND interval <> 'last'
 ) bars WHERE n <= $3 ORDER BY interval, ts DESC
 """

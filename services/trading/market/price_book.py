@@ -2,8 +2,8 @@
 
 A bar is known from its `ts` (the instant it completed) on, with one exception: a daily bar's
 open is known from its session's open, so during a session the latest price from daily data
-is that session's open, and after the close it is the close. Intraday bars (`5m`, `1m`), where
-present and newer, win. The engine, the paper broker and the demo replay all price through
+is that session's open, and after the close it is the close. Intraday bars (`5m`, `1m`) and a
+live feed's latest prices (`last`), where present and newer, win. The engine, the paper broker and the demo replay all price through
 this one module, so they can never disagree about "the market price".
 """
 

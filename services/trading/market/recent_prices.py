@@ -1,6 +1,7 @@
 """The last minutes of intraday prices of held tickers, for the rapid-move rule
-(`rapid_move.py`, seed task 13.1). Only intraday bars (`1m`, `5m`) count: a daily feed has
-one price per session and cannot show a 15-minute move. A bar is known from its `ts` on.
+(`rapid_move.py`, seed task 13.1). Only intraday bars (`1m`, `5m`) and a live feed's latest
+prices (`last`) count: a daily feed has one price per session and cannot show a 15-minute
+move. A price is known from its `ts` on.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ async def recent_prices(
     s = settings or RapidMoveSettings()
     rows = await pool.fetch(
         """SELECT ticker, ts, close FROM price_bars
-           WHERE ticker = ANY($1::text[]) AND interval IN ('1m', '5m') AND ts >= $2 AND ts <= $3
+           WHERE ticker = ANY($1::text[]) AND interval IN ('1m', '5m', 'last') AND ts >= $2 AND ts <= $3
            ORDER BY ticker, ts""",
         sorted(set(tickers)),
         now - s.window,
