@@ -237,6 +237,12 @@ def _api_server(config: AppConfig, port: int | None, *, telegram: bool = False) 
             await server.serve()
         except SystemExit:  # uvicorn's way of saying it could not start: the job goes on without it
             console.print("[bold red]error:[/] the API and dashboard could not start (see above)")
+        except asyncio.CancelledError:
+            # The job is stopping and uvicorn was cut off mid-serve: its own shutdown closes the
+            # connections and ends the app's lifespan, which would otherwise die with a traceback.
+            if server.started:
+                await server.shutdown()
+            raise
         finally:
             if phone is not None:
                 await phone.stop()

@@ -97,3 +97,6 @@ def test_the_first_run_says_where_the_api_token_is_kept_and_never_logs_it(
     token = token_file.read_text().strip()
     assert f"kept in {token_file}" in log, log
     assert token not in log
+    # Ctrl-C is the way to stop it: a clean exit, not uvicorn's lifespan dying with a traceback.
+    assert run.returncode == 0, log
+    assert "Traceback" not in log, log
