@@ -52,6 +52,19 @@ SETTLE_SECONDS = 10.0  # a step's events normally arrive within milliseconds
 POLL_SECONDS = 0.002
 
 
+def settings_for(fake: FakeAlpaca) -> AppConfig:
+    """The settings an owner would give `stonks run` to trade at this (started) server:
+    `STONKS_BROKER=alpaca`, its keys, `STONKS_ALPACA_URL` and `STONKS_ALPACA_STREAM_URL`."""
+    return AppConfig.model_construct(
+        broker=BrokerName.ALPACA,
+        trading_mode=TradingMode.PAPER,
+        alpaca_api_key=SecretStr(fake.api_key),
+        alpaca_secret_key=SecretStr(fake.secret_key),
+        alpaca_url=fake.base_url,
+        alpaca_stream_url=fake.stream_url,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class HeldAtBroker:
     ticker: str
@@ -117,15 +130,7 @@ class LocalAlpacaVenue:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.fake.start)
-        # The settings an owner would give to point `stonks run` at this server.
-        config = AppConfig.model_construct(
-            broker=BrokerName.ALPACA,
-            trading_mode=TradingMode.PAPER,
-            alpaca_api_key=SecretStr(KEY),
-            alpaca_secret_key=SecretStr(SECRET),
-            alpaca_url=self.fake.base_url,
-            alpaca_stream_url=self.fake.stream_url,
-        )
+        config = settings_for(self.fake)
         api = alpaca_connection.open_api(config)
         await alpaca_connection.announce(api, TradingMode.PAPER)
         self.broker = alpaca_connection.open_broker(
