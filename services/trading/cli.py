@@ -291,7 +291,7 @@ def demo(
         None,
         help="Last session to replay (default 2013-02-28, with alpaca-local 2011-10-31; the sample ends 2013-03-01).",
     ),
-    capital: float = typer.Option(10_000, min=100, help="Starting cash of the paper account, in dollars."),
+    capital: float = typer.Option(10_000, min=100, help="Starting cash of the demo account, in dollars."),
     port: int = typer.Option(None, help="Port for the API and dashboard (default STONKS_API_PORT, 8000)."),
     serve_after: bool = typer.Option(
         True, "--serve/--no-serve", help="Keep the dashboard up after the replay."
