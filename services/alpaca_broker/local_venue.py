@@ -48,7 +48,9 @@ from services.trading.market.price_book import PriceBook
 
 log = structlog.get_logger(__name__)
 KEY, SECRET = "local-alpaca-demo-key", "local-alpaca-demo-secret"
-SETTLE_SECONDS = 10.0  # a step's events normally arrive within milliseconds
+# A step's events arrive within milliseconds, unless the adapter's calls wait for the
+# account's request budget (the rate limiter holds a call up to its 60 s window).
+SETTLE_SECONDS = 75.0
 POLL_SECONDS = 0.002
 
 
@@ -143,7 +145,7 @@ class LocalAlpacaVenue:
         ]
         await self.broker.start()
         self._stream_task = asyncio.create_task(self.broker.stream.run())
-        await asyncio.wait_for(self.broker.stream.connected.wait(), SETTLE_SECONDS)
+        await asyncio.wait_for(self.broker.stream.connected.wait(), 10)
         await self.reconcile("start")
 
     async def market_at(self, instant: datetime) -> None:
@@ -195,7 +197,7 @@ class LocalAlpacaVenue:
         while self.broker.in_flight or self._events_applied < len(self.fake.events):
             if loop.time() > deadline:
                 log.warning(
-                    "the local Alpaca's events did not all arrive; catching up",
+                    "the local Alpaca's events were not all applied in time; catching up",
                     in_flight=self.broker.in_flight,
                     missing=len(self.fake.events) - self._events_applied,
                 )

@@ -3,18 +3,25 @@ alpaca-local`, short): the live engine decides on the sample's recommendations, 
 jobs go through the queue to the real adapter (alpaca-py), which places them at the local
 Alpaca server whose prices follow the replay. Afterwards the engine's own books (its tax lots,
 the fills it applied) must be what the server holds, every buy must have been protected by a
-stop resting at the server, and every reconciliation must have agreed."""
+stop resting at the server, and every reconciliation must have agreed. The command's printed
+summary must say what the demo's database holds."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from datetime import date
 from decimal import Decimal
 
+import asyncpg
 import pytest
 
 from services.alpaca_broker.local_venue import LocalAlpacaVenue
 from services.alpaca_broker.resting_stops import broker_stop_price
 from services.shared.db import connect, create_pool
+from services.trading.live.main_job import DEMO_DATABASE
 from services.trading.live.replay import Replay
 from services.trading.market import setup_steps
 from tests.trading.engine_harness import close_pool
@@ -138,3 +145,42 @@ async def test_the_engines_books_are_what_the_local_alpaca_holds_and_every_buy_w
     report = await venue.report()
     assert report.books_agree and report.unprotected == ()
     assert (report.market_orders, report.stops_filled) == (len(market), len(stop_fills))
+
+
+def _row(output: str, label: str) -> str:
+    match = re.search(rf"{re.escape(label)}\s*│\s*(.+?)\s*│", output)
+    assert match, f"{label!r} not in the summary:\n{output}"
+    return match.group(1)
+
+
+async def test_the_demo_command_prints_the_brokers_side_as_the_database_holds_it(server_urls) -> None:
+    env = {
+        **os.environ,
+        "STONKS_DATABASE_URL": server_urls.database_url,
+        "STONKS_REDIS_URL": server_urls.redis_url,
+        "COLUMNS": "160",
+        "STONKS_LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "services.trading", "demo", "--broker", "alpaca-local"]
+    window = ["--start", START.isoformat(), "--end", END.isoformat(), "--no-serve"]
+    result = subprocess.run([*command, *window], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    db = await asyncpg.connect(server_urls.database_url.rsplit("/", 1)[0] + f"/{DEMO_DATABASE}")
+    try:
+        orders = await db.fetchval("SELECT count(*) FROM broker_orders WHERE order_type = 'market'")
+        runs = await db.fetchval("SELECT count(*) FROM reconciliation_runs WHERE status = 'agreed'")
+        held = await db.fetch(
+            """SELECT ticker, sum(remaining_quantity) AS shares FROM tax_lots
+               WHERE status = 'open' AND remaining_quantity > 0 GROUP BY ticker"""
+        )
+        cash = await db.fetchval("SELECT cash FROM broker_account")
+    finally:
+        await db.close()
+    assert _row(out, "market orders (engine's jobs)") == f"{orders} placed, {orders} filled, 0 rejected"
+    assert _row(out, "reconciliations") == f"{runs} run, {runs} agreed"
+    assert _row(out, "cash: broker / engine's books") == f"${cash:,.2f} / ${cash:,.2f} (agree)"
+    for position in held:
+        shares = format(position["shares"].normalize(), "f")
+        row = re.search(rf"│ {position['ticker']}\s*│\s*(\S+)\s*│\s*(\S+)\s*│\s*sell (\S+) @", out)
+        assert row and row.groups() == (shares, shares, shares), out
