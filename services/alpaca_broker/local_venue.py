@@ -12,11 +12,12 @@ The adapter's background loops (stream catch-up, the resting-stop sync, reconcil
 on timers in `stonks run`; here each is driven at its step, so the replay is repeatable and
 never waits on a timer:
 
-- **as the clock moves** (`market_at`): at a new week's first session the account is
-  reconciled first (weekly, not every five minutes: each run costs four of the account's 200
-  requests a minute, which the adapter's limiter would make the replay wait for); the resting stops are brought in line with the engine's books (its stop levels, trailed or
-  not, and the shares its fills add up to), then the prices move, which may fill a stop at the
-  server; every event the server sent is applied before the engine's tick;
+- **as the clock moves** (`market_at`): at a new week's first step the account is reconciled
+  first (weekly, not every five minutes: each run costs four of the account's 200 requests a
+  minute, which the adapter's limiter would make the replay wait for); the resting stops are
+  brought in line with the engine's books (its stop levels, trailed or not, and the shares its
+  fills add up to), then the prices move, which may fill a stop at the server; every event the
+  server sent is applied before the engine's tick;
 - **after the engine's tick** (`settle`): every order job is submitted and every outcome
   reported, so the engine's next tick applies them;
 - **at the end** (`finish`): stops in line once more, and a last reconciliation.

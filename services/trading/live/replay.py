@@ -3,11 +3,11 @@
 The engine, the broker and the Redis queues are the production ones; only the clock is
 simulated. The broker is the paper broker, or (`venue`) any other place the order jobs can be
 filled: `services/alpaca_broker/local_venue.py` puts the Alpaca adapter and the local Alpaca
-server there, its prices following the replayed market. For each XNYS session it steps to the trading window's opening (decisions,
-the protective pass), to each half hour a gradual entry needs, to the window's last minute,
-and to the close (the session's snapshot, metrics and risk tier). At each step the stack
-settles: the market moves (`Venue.market_at`), the engine decides and sends, the broker
-fills, the engine applies the fills.
+server there, its prices following the replayed market. For each XNYS session it steps to
+the trading window's opening (decisions, the protective pass), to each half hour a gradual
+entry needs, to the window's last minute, and to the close (the session's snapshot, metrics
+and risk tier). At each step the stack settles: the market moves (`Venue.market_at`), the
+engine decides and sends, the broker fills, the engine applies the fills.
 
 With daily bars, the price the live stack sees during a session is the session's open (the
 close is not known before 16:00), so stops are checked against opens, gaps included.
