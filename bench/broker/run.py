@@ -37,7 +37,7 @@ import argparse
 import asyncio
 import json
 import math
-import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -69,7 +69,15 @@ from services.trading.core.clock import SimulatedClock
 from services.trading.live import account_duties
 from services.trading.live.engine import TradingEngine
 from services.trading.live.main_job import _database_url, _redis_db
-from tests.trading.engine_harness import add_bar, at, enable_engine, recommend, seed_ticker, sessions
+from tests.trading.engine_harness import (
+    add_bar,
+    at,
+    enable_engine,
+    random_walk,
+    recommend,
+    seed_ticker,
+    sessions,
+)
 
 DATABASE = "stonks_bench_broker"
 REDIS_DB = 3
@@ -171,7 +179,7 @@ async def _market(pool: asyncpg.Pool) -> SimulatedClock:
     recommendation in one order (tiny sizes in a large account: nothing is refused)."""
     days = []
     for i, ticker in enumerate(TICKERS):
-        days = await seed_ticker(pool, ticker, _random_walk(ticker), sector=f"S{i}")
+        days = await seed_ticker(pool, ticker, random_walk(ticker), sector=f"S{i}")
     window_day = sessions(days[-1], 2)[1]
     for ticker in TICKERS:
         await add_bar(pool, ticker, window_day, PRICE, PRICE + 0.5)
@@ -186,16 +194,6 @@ async def _market(pool: asyncpg.Pool) -> SimulatedClock:
     )
     await pool.execute("UPDATE engine_state SET epoch = $1", at(days[0], 9))
     return SimulatedClock(at(window_day, 11, 0))
-
-
-def _random_walk(ticker: str, bars: int = 40) -> list[float]:
-    """Independent prices per ticker: positions that all correlate at 1.0 would (rightly) be
-    refused by the correlation rule after the first."""
-    rng = random.Random(ticker)
-    closes = [50.0]
-    for _ in range(bars - 1):
-        closes.append(round(closes[-1] * (1 + rng.gauss(0.002, 0.02)), 2))
-    return closes
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -275,6 +273,7 @@ async def main(orders: int, pace: float) -> None:
     await pool.close()
     if servers:
         servers.stop()
+        shutil.rmtree(servers.root.parent, ignore_errors=True)  # the temporary directory made above
 
 
 if __name__ == "__main__":
