@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import statistics
 import sys
 import tempfile
@@ -43,7 +42,7 @@ from services.shared.redis_keys import QUEUE_BROKER_ORDERS
 from services.trading.core.clock import SimulatedClock
 from services.trading.live.engine import TradingEngine
 from services.trading.live.main_job import _database_url, _redis_db
-from tests.trading.engine_harness import add_bar, at, enable_engine, seed_ticker, sessions
+from tests.trading.engine_harness import add_bar, at, enable_engine, random_walk, seed_ticker, sessions
 
 TICKERS = [f"T{i:02d}" for i in range(20)]
 
@@ -63,16 +62,6 @@ async def _insert(pool: asyncpg.Pool, ticker: str, generated_at: datetime) -> No
         ticker,
         generated_at,
     )
-
-
-def _random_walk(ticker: str, bars: int = 40) -> list[float]:
-    """Independent prices per ticker: held positions must not all correlate at 1.0, or the
-    correlation rule (rightly) refuses every entry after the first."""
-    rng = random.Random(ticker)
-    closes = [50.0]
-    for _ in range(bars - 1):
-        closes.append(round(closes[-1] * (1 + rng.gauss(0.002, 0.02)), 2))
-    return closes
 
 
 async def _first_job(pool: asyncpg.Pool, redis: aioredis.Redis, timeout: float = 10) -> None:
@@ -119,7 +108,7 @@ async def main(count: int, burst: int) -> None:
     await redis.flushdb()
     days = []
     for ticker in TICKERS:
-        days = await seed_ticker(pool, ticker, _random_walk(ticker), sector=f"S{ticker[-1]}")
+        days = await seed_ticker(pool, ticker, random_walk(ticker), sector=f"S{ticker[-1]}")
     # Each recommendation needs a price in the session the clock stands in.
     window_day = sessions(days[-1], 2)[1]
     for ticker in TICKERS:

@@ -192,6 +192,11 @@ class AlpacaBroker:
                 job, Outcome("rejected", job.quantity, None, f"alpaca broker error: {exc}", self.clock.now())
             )
 
+    @property
+    def in_flight(self) -> int:
+        """Orders at Alpaca whose outcome is not reported yet (their jobs still unacked)."""
+        return len(self._jobs)
+
     async def drain(self) -> int:
         """Handle every job waiting now; return how many (tests, the demo)."""
         handled = 0

@@ -10,6 +10,9 @@ import structlog
 
 def configure_logging(level: str = "INFO") -> None:
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
+    # A second call (the demo quietens the log after reading the settings) sets the level too:
+    # basicConfig alone does nothing once the root logger has its handler.
+    logging.getLogger().setLevel(level.upper())
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -22,6 +22,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from services.alpaca_broker.local_venue import LocalAlpacaReport
 from services.shared.config import AppConfig, BrokerName, ConfigError, load_config
 from services.shared.db import connect
 from services.shared.embedded import EmbeddedServerError, EmbeddedServers
@@ -291,28 +292,45 @@ def _parse_day(value: str, option: str) -> date:
 
 @app.command("demo")
 def demo(
-    start: str = typer.Option("2011-03-01", help="First session to replay (YYYY-MM-DD)."),
-    end: str = typer.Option("2013-02-28", help="Last session to replay (the sample ends 2013-03-01)."),
-    capital: float = typer.Option(10_000, min=100, help="Starting cash of the paper account, in dollars."),
+    start: str = typer.Option(
+        None, help="First session to replay (YYYY-MM-DD; default 2011-03-01, with alpaca-local 2011-09-01)."
+    ),
+    end: str = typer.Option(
+        None,
+        help="Last session to replay (default 2013-02-28, with alpaca-local 2011-10-31; the sample ends 2013-03-01).",
+    ),
+    capital: float = typer.Option(10_000, min=100, help="Starting cash of the demo account, in dollars."),
     port: int = typer.Option(None, help="Port for the API and dashboard (default STONKS_API_PORT, 8000)."),
     serve_after: bool = typer.Option(
         True, "--serve/--no-serve", help="Keep the dashboard up after the replay."
+    ),
+    broker: main_job.DemoBroker = typer.Option(
+        main_job.DemoBroker.PAPER,
+        "--broker",
+        help="`paper`: the built-in paper broker. `alpaca-local`: the Alpaca adapter (alpaca-py) "
+        "against a local Alpaca server on 127.0.0.1 whose prices follow the replay; no network, "
+        "no keys.",
     ),
 ) -> None:
     """**The main job.** Start the private servers, build a fresh demo database with the real
     sample market and its momentum signals, then replay the sessions through the live stack
     (engine, paper broker, Redis queues) on a simulated clock, with the dashboard up. Prints a
-    summary of what the engine did; your real account's database is never touched."""
+    summary of what the engine did; your real account's database is never touched. With
+    `--broker alpaca-local` the orders go through the Alpaca adapter to a local Alpaca server,
+    and the summary adds the broker's side: orders, fills, positions against the engine's
+    books, the stops resting at the broker and the reconciliations."""
     config = _config()
     if "STONKS_LOG_LEVEL" not in os.environ:
         configure_logging("WARNING")  # the progress bar tells the story; warnings still show
+    first, last = main_job.DEMO_WINDOWS[broker]
     plan = main_job.DemoPlan(
-        _parse_day(start, "--start"),
-        _parse_day(end, "--end"),
+        _parse_day(start, "--start") if start else first,
+        _parse_day(end, "--end") if end else last,
         Decimal(str(capital)),
         serve_after,
         config.api_host,
         port or config.api_port,
+        broker,
     )
     if plan.end < plan.start:
         _fail(f"--end {plan.end} is before --start {plan.start}")
@@ -390,6 +408,52 @@ def _print_summary(demo: main_job.DemoSummary) -> None:
         for m in demo.tier_moves:
             moves.add_row(str(m.at.date()), f"{m.previous_tier} -> {m.new_tier}", m.reason)
         console.print(moves)
+    if demo.alpaca is not None:
+        _print_alpaca_session(demo.alpaca, console)
+
+
+def _print_alpaca_session(report: LocalAlpacaReport, console: Console) -> None:
+    from rich.table import Table
+
+    table = Table(title="the local Alpaca: the broker's side", show_header=False)
+    agreed = "agree" if report.books_agree else "DIFFER"
+    for label, value in [
+        (
+            "market orders (engine's jobs)",
+            f"{report.market_orders} placed, {report.market_filled} filled, {report.market_rejected} rejected",
+        ),
+        (
+            "stops resting at the broker",
+            f"{report.stops_placed} placed or replaced, {report.stops_filled} filled",
+        ),
+        (
+            "cash: broker / engine's books",
+            f"${report.broker_cash:,.2f} / ${report.books_cash:,.2f} ({agreed})",
+        ),
+        (
+            "reconciliations",
+            f"{report.reconciliations} run, {report.reconciliations_agreed} agreed",
+        ),
+        ("REST requests", f"{report.requests} ({report.throttled} refused by the 200/min limit)"),
+    ]:
+        table.add_row(label, value)
+    console.print(table)
+    positions = Table(
+        title="positions: at the broker, in the engine's books, and the stop resting at the broker"
+    )
+    for column in ("ticker", "broker shares", "engine shares", "resting stop"):
+        positions.add_column(column, justify="left" if column == "ticker" else "right")
+    for p in report.positions:
+        stop = f"sell {_shares(p.stop_quantity)} @ {p.stop_price}" if p.stop_price is not None else "none"
+        positions.add_row(p.ticker, _shares(p.at_broker), _shares(p.in_books), stop)
+    if not report.positions:
+        positions.add_row("(flat)", "0", "0", "none")
+    console.print(positions)
+
+
+def _shares(quantity: Decimal) -> str:
+    """A share count as written by a person: 3, 0.5 (the broker says 3.0, the books 3)."""
+    return format(quantity.normalize(), "f")
 
 
 @app.command("tax-report")

@@ -4,6 +4,7 @@ for the engine's integration tests."""
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -72,6 +73,17 @@ async def seed_ticker(
         previous = close
     await pool.executemany("INSERT INTO price_bars VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", rows)
     return days
+
+
+def random_walk(ticker: str, bars: int = 40) -> list[float]:
+    """Closes of an independent random walk per ticker (seeded by its name): held positions
+    must not all correlate at 1.0, or the correlation rule (rightly) refuses every entry after
+    the first."""
+    rng = random.Random(ticker)
+    closes = [50.0]
+    for _ in range(bars - 1):
+        closes.append(round(closes[-1] * (1 + rng.gauss(0.002, 0.02)), 2))
+    return closes
 
 
 async def add_bar(pool: asyncpg.Pool, ticker: str, day: date, open_: float, close: float) -> None:

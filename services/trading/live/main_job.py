@@ -1,5 +1,6 @@
 """The two long-running jobs: `demo` (history replayed through the live stack on a simulated
-clock, the dashboard up) and `run` (the same stack on the wall clock, for real use).
+clock, the dashboard up; on the paper broker, or through the Alpaca adapter at the local
+Alpaca server) and `run` (the same stack on the wall clock, for real use).
 
 The demo works in a database of its own (`stonks_demo`, rebuilt on every run) and Redis
 database 1, so a demo never touches the state of a real account.
@@ -13,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from enum import StrEnum
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -21,6 +23,7 @@ import structlog
 
 from services.alpaca_broker import connection as alpaca_connection
 from services.alpaca_broker.broker import AlpacaBroker
+from services.alpaca_broker.local_venue import LocalAlpacaReport, LocalAlpacaVenue
 from services.paper_broker.broker import PaperBroker, PaperBrokerSettings, pause_unless_stopped
 from services.shared.config import AppConfig, BrokerName
 from services.shared.db import connect, create_pool
@@ -29,7 +32,7 @@ from services.shared.runtime import order_signer, resolve_server_urls
 from services.trading.core.clock import Clock, WallClock
 from services.trading.live import read_model
 from services.trading.live.engine import TradingEngine
-from services.trading.live.replay import Replay, ReplaySummary
+from services.trading.live.replay import PaperVenue, Replay, ReplaySummary
 from services.trading.market import setup_steps
 from services.trading.notifications.assembly import open_notification_service
 from services.trading.notifications.service import NotificationService
@@ -58,6 +61,22 @@ class RuntimeParts:
 ApiServer = Callable[[RuntimeParts], Awaitable[None]]
 
 
+class DemoBroker(StrEnum):
+    """Where the demo's orders are filled."""
+
+    PAPER = "paper"  # the built-in paper broker
+    ALPACA_LOCAL = "alpaca-local"  # the Alpaca adapter, at the local Alpaca server
+
+
+# The sessions replayed unless the command says otherwise. Through the Alpaca adapter, two
+# months in which the engine buys, trails its stops and is stopped out twice at the broker:
+# every REST call takes a turn in the account's 200-a-minute budget, as at Alpaca.
+DEMO_WINDOWS = {
+    DemoBroker.PAPER: (date(2011, 3, 1), date(2013, 2, 28)),
+    DemoBroker.ALPACA_LOCAL: (date(2011, 9, 1), date(2011, 10, 31)),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class DemoPlan:
     start: date
@@ -66,6 +85,7 @@ class DemoPlan:
     serve: bool
     host: str
     port: int
+    broker: DemoBroker = DemoBroker.PAPER
 
 
 def _database_url(url: str, name: str) -> str:
@@ -123,6 +143,7 @@ class DemoSummary:
     replay: ReplaySummary
     tier_moves: tuple[TierMove, ...]
     tier_held: int
+    alpaca: LocalAlpacaReport | None = None  # `--broker alpaca-local`: the broker's side
 
 
 async def tier_record(pool: asyncpg.Pool) -> tuple[tuple[TierMove, ...], int]:
@@ -147,15 +168,29 @@ async def replay_demo(
     (if given) serves the same database meanwhile and after, until interrupted."""
     pool = await create_pool(database_url, max_size=12)
     redis = aioredis.from_url(redis_url)
-    replay = Replay(pool, redis, plan.start, plan.end, capital=plan.capital)
+    alpaca = plan.broker is DemoBroker.ALPACA_LOCAL
+    replay = Replay(
+        pool,
+        redis,
+        plan.start,
+        plan.end,
+        capital=plan.capital,
+        venue=LocalAlpacaVenue if alpaca else PaperVenue,
+    )
+    broker = BrokerName.ALPACA if alpaca else BrokerName.PAPER
     api = (
-        asyncio.create_task(serve_api(RuntimeParts(pool, redis, replay.clock, replay.engine)))
+        asyncio.create_task(serve_api(RuntimeParts(pool, redis, replay.clock, replay.engine, broker=broker)))
         if serve_api
         else None
     )
     try:
-        summary = await replay.run(on_session)
-        on_finished(DemoSummary(summary, *await tier_record(pool)))
+        try:
+            summary = await replay.run(on_session)
+            venue = replay.venue
+            alpaca_report = await venue.report() if isinstance(venue, LocalAlpacaVenue) else None
+        finally:
+            await replay.close()  # the dashboard reads PostgreSQL only: the local Alpaca can go
+        on_finished(DemoSummary(summary, *await tier_record(pool), alpaca=alpaca_report))
         if api is not None:
             await api
     finally:
