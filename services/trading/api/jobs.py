@@ -33,6 +33,22 @@ class BacktestJobs:
         if self.running >= self.limit:
             raise TooManyBacktests(f"{self.running} {self.what}s are running; at most {self.limit} at once")
 
+    async def reserve_after_tidying(
+        self, finished: Callable[[UUID], Awaitable[bool]], wait_seconds: float = 60
+    ) -> None:
+        """As `reserve`, but a job whose run is already recorded as over and is only tidying up
+        (an optimization shutting its Ray down takes seconds) is waited for, not counted: the
+        page already says "completed", and the owner's next launch must not be refused for it."""
+        if self.running >= self.limit:
+            tidying = [
+                task
+                for job_id, task in list(self._tasks.items())
+                if not task.done() and await finished(job_id)
+            ]
+            if tidying:
+                await asyncio.wait(tidying, timeout=wait_seconds)
+        self.reserve()
+
     def start(self, backtest_id: UUID, job: Awaitable[None]) -> None:
         task = asyncio.create_task(job, name=f"backtest-{backtest_id}")
         self._tasks[backtest_id] = task  # a strong reference: asyncio keeps only weak ones

@@ -262,6 +262,12 @@ def _finite(value: Any) -> float | None:
 # -- reading ---------------------------------------------------------------------------------
 
 
+async def is_finished(connection: Connection, run_id: UUID) -> bool:
+    """Whether the run is recorded as over (completed, failed or interrupted)."""
+    status = await connection.fetchval("SELECT status FROM optimization_runs WHERE id = $1", run_id)
+    return status is not None and status != "running"
+
+
 async def fetch_run(connection: Connection, run_id: UUID) -> dict[str, Any] | None:
     """A run with its trials (by window, then number) and windows, as plain values."""
     run = await connection.fetchrow("SELECT * FROM optimization_runs WHERE id = $1", run_id)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime
+from uuid import UUID, uuid4
 
 import pytest
 
 from services.shared.config import TradingConfig
-from services.trading.api.jobs import BacktestJobs
+from services.trading.api.jobs import BacktestJobs, TooManyBacktests
 from services.trading.backtest import BacktestConfig
 from services.trading.backtest.run_store import create_backtest_run
 from services.trading.core.clock import SimulatedClock
@@ -120,6 +121,28 @@ async def test_backtests_beyond_the_limit_are_429_and_an_interrupted_one_is_mark
     # The app stopped with the job unfinished: its run must not stay "running" forever.
     row = await pool.fetchrow("SELECT status, error_message FROM backtest_runs WHERE id = $1", backtest_id)
     assert row["status"] == "failed" and "stopped" in row["error_message"]
+
+
+async def test_a_job_whose_run_is_over_but_still_tidying_is_waited_for_not_counted() -> None:
+    """The e2e launched a walk-forward right after a search the page showed completed, and got
+    429 while the search's Ray was still shutting down."""
+    jobs = BacktestJobs(limit=1, what="optimization")
+    over: set[UUID] = set()
+    tidying, working = uuid4(), uuid4()
+    jobs.start(tidying, asyncio.sleep(0.3))
+    over.add(tidying)
+
+    async def finished(job_id: UUID) -> bool:
+        return job_id in over
+
+    await jobs.reserve_after_tidying(finished, wait_seconds=5)
+    assert jobs.running == 0
+
+    jobs.start(working, asyncio.sleep(5))
+    with pytest.raises(TooManyBacktests, match="at most 1"):
+        await jobs.reserve_after_tidying(finished, wait_seconds=5)
+    assert jobs.running == 1, "a job still at work is not waited for"
+    await jobs.stop(lambda *_: asyncio.sleep(0))
 
 
 async def test_notification_settings_change_is_merged_validated_saved_and_audited(api) -> None:

@@ -63,7 +63,9 @@ async def launch_optimization(body: OptimizationRequest, runtime: RuntimeDep) ->
     except BacktestConfigError as exc:
         raise _refusal(body, exc) from None
     try:
-        runtime.optimizations.reserve()
+        await runtime.optimizations.reserve_after_tidying(
+            lambda run_id: store.is_finished(runtime.pool, run_id)
+        )
     except TooManyBacktests as exc:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS, str(exc), headers={"Retry-After": "60"}
