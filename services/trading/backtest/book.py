@@ -55,8 +55,25 @@ class Holding:
     price: Decimal = ZERO  # latest known price
     is_micro_trade: bool = False  # a micro-trade: its own stops, timed close and daily limit
 
+    _position: OpenPosition | None = field(default=None, repr=False, compare=False)
+
     def position(self, price: Decimal | None = None) -> OpenPosition:
-        return OpenPosition(
+        """The core's value of this holding (at `price` if given). The last one at its own
+        price is kept while none of its fields is replaced: the book is read as a
+        `PortfolioState` many times a session, and most holdings have not changed."""
+        kept = self._position
+        if (
+            price is None
+            and kept is not None
+            and kept.current_price is self.price
+            and kept.quantity is self.quantity
+            and kept.entry_price is self.entry_price
+            and kept.stop_loss_price is self.levels.stop_loss_price
+            and kept.take_profit_price is self.levels.take_profit_price
+            and kept.is_micro_trade is self.is_micro_trade
+        ):
+            return kept
+        position = OpenPosition(
             self.ticker,
             self.quantity,
             self.entry_price,
@@ -68,6 +85,9 @@ class Holding:
             self.is_micro_trade,
             self.opened_at,
         )
+        if price is None:
+            self._position = position
+        return position
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,7 +60,7 @@ from services.trading.core.protection import PositionMarket, maintain_stops, pro
 from services.trading.core.quote import Quote
 from services.trading.core.replay_instants import session_instants
 from services.trading.core.trading_window import NEW_YORK, WINDOW_BUFFER, is_within_trading_window
-from services.trading.core.unfilled_orders import UnfilledOrder, with_unfilled
+from services.trading.core.unfilled_orders import UnfilledOrder, account_with_unfilled
 
 DECISION_ID_BASE = 0xB4C7 << 112  # decision ids of a backtest: this prefix + a sequence number
 EXIT_ID_BASE = 0xB4C8 << 112  # ids of the exits the protective pass decides (live timing)
@@ -488,7 +488,7 @@ class Simulation:
         self, day: int, *, pending_buys: bool = True, without: uuid.UUID | None = None
     ) -> PortfolioState:
         """The account as a decision sees it: the book plus the orders decided and not yet
-        filled (the core's `with_unfilled`, as the live engine counts its outbox), less the
+        filled (the core's `account_with_unfilled`, as the live engine counts its outbox), less the
         unsent orders of decision `without` (a tranche being re-checked, and those after it).
 
         Remembered until the book or the orders change (`_orders_changed`): a session's run of
@@ -522,10 +522,8 @@ class Simulation:
             if o.ticker not in prices and (price := self._price_now(o.ticker, day)) is not None:
                 prices[o.ticker] = price
         sectors = self.market.sectors
-        return with_unfilled(
-            portfolio.positions,
-            portfolio.cash,
-            portfolio.reserve_pool,
+        return account_with_unfilled(
+            portfolio,
             [o.unfilled(sectors.get(o.ticker, "Unknown")) for o in orders],
             prices,
             pending_buys=pending_buys,
