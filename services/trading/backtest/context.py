@@ -168,7 +168,7 @@ class WindowCorrelations:
 
     def __init__(self, market: MarketData, day: int) -> None:
         self.market, self.day = market, day
-        self._x: np.ndarray | None = None  # centred returns, sessions x every ticker
+        self._x: np.ndarray | None = None  # centred returns, every ticker x sessions
         self._m: np.ndarray | None = None  # 1.0 where a return is defined
         self._done: set[int] = set()
 
@@ -189,9 +189,11 @@ class WindowCorrelations:
         if missing:
             x, m = centre_returns(self.market.correlation_returns(missing, self.day, LOOKBACK_DAYS))
             if self._x is None:
-                self._x = np.empty((x.shape[0], len(self.market.tickers)))
-                self._m = np.empty((x.shape[0], len(self.market.tickers)))
-            self._x[:, missing], self._m[:, missing] = x, m
+                self._x = np.empty((len(self.market.tickers), x.shape[0]))
+                self._m = np.empty((len(self.market.tickers), x.shape[0]))
+            self._x[missing], self._m[missing] = x.T, m.T
             self._done.update(missing)
         assert self._x is not None and self._m is not None
-        return self._x[:, rows], self._m[:, rows]
+        # Kept a ticker per row: the rows asked for are one contiguous copy, whose transpose
+        # is the sessions x tickers layout (each ticker's column contiguous) the sums expect.
+        return self._x.take(rows, axis=0).T, self._m.take(rows, axis=0).T

@@ -183,6 +183,11 @@ class PortfolioState:
         """Market value held per sector (a fresh dict: the caller may change it)."""
         return dict(self._sector_exposure)
 
+    @property
+    def sector_exposure_read_only(self) -> Mapping[str, Decimal]:
+        """`sector_exposure` itself, not a copy, for a caller that only reads it."""
+        return self._sector_exposure
+
     @cached_value
     def _sector_exposure(self) -> dict[str, Decimal]:
         exposure: dict[str, Decimal] = defaultdict(lambda: ZERO)
