@@ -37,7 +37,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from services.shared.schemas import OrderReason, OrderSide, RecommendationAction, RiskTierName
+from services.shared.schemas import OrderReason, OrderSide, RiskTierName
 from services.trading.backtest.book import Book, Holding, StopPlan
 from services.trading.backtest.config import BacktestConfig, FillTiming
 from services.trading.backtest.context import MarketContext
@@ -54,7 +54,7 @@ from services.trading.core import (
     tranche_check,
 )
 from services.trading.core.close_of_session import CloseFigures
-from services.trading.core.decision import DecisionContext, decide, takes_micro_path
+from services.trading.core.decision import SELL, DecisionContext, decide, takes_micro_path
 from services.trading.core.models import CircuitBreakerState, ClosedTrade, HeldPosition, PortfolioState
 from services.trading.core.protection import PositionMarket, maintain_stops, protect
 from services.trading.core.quote import Quote
@@ -86,7 +86,7 @@ class PendingOrder:
     reason: str = OrderReason.SIGNAL.value
 
     def unfilled(self, sector: str) -> UnfilledOrder:
-        return UnfilledOrder(self.ticker, self.side.value, self.quantity, sector, self.plan)
+        return UnfilledOrder(self.ticker, str(self.side), self.quantity, sector, self.plan)
 
 
 class Simulation:
@@ -409,7 +409,7 @@ class Simulation:
     def _decide(self, item: ScheduledRecommendation, day: int, now: datetime | None = None) -> None:
         """Decide one recommendation at `now` (its scheduled instant unless told)."""
         rec, now = item.rec, now or item.decide_at
-        selling = str(rec.action) == RecommendationAction.SELL.value
+        selling = str(rec.action) == SELL
         ctx = DecisionContext(
             self._decision_portfolio(day, pending_buys=not selling),
             self.breakers,

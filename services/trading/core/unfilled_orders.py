@@ -68,7 +68,8 @@ def account_with_unfilled(
     tranches on their way and a sell to decide."""
     held = {p.ticker for p in portfolio.positions}
     counts = any(
-        o.ticker in held if o.side == "sell" else pending_buys and o.ticker in prices for o in orders
+        o.ticker in held if o.side == "sell" else pending_buys and prices.get(o.ticker) is not None
+        for o in orders
     )
     if not counts and all(p.quantity > 0 for p in portfolio.positions):
         return portfolio
