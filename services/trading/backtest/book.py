@@ -55,8 +55,25 @@ class Holding:
     price: Decimal = ZERO  # latest known price
     is_micro_trade: bool = False  # a micro-trade: its own stops, timed close and daily limit
 
+    _position: OpenPosition | None = field(default=None, repr=False, compare=False)
+
     def position(self, price: Decimal | None = None) -> OpenPosition:
-        return OpenPosition(
+        """The core's value of this holding (at `price` if given). The last one at its own
+        price is kept while none of its fields is replaced: the book is read as a
+        `PortfolioState` many times a session, and most holdings have not changed."""
+        kept = self._position
+        if (
+            price is None
+            and kept is not None
+            and kept.current_price is self.price
+            and kept.quantity is self.quantity
+            and kept.entry_price is self.entry_price
+            and kept.stop_loss_price is self.levels.stop_loss_price
+            and kept.take_profit_price is self.levels.take_profit_price
+            and kept.is_micro_trade is self.is_micro_trade
+        ):
+            return kept
+        position = OpenPosition(
             self.ticker,
             self.quantity,
             self.entry_price,
@@ -68,6 +85,9 @@ class Holding:
             self.is_micro_trade,
             self.opened_at,
         )
+        if price is None:
+            self._position = position
+        return position
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +119,9 @@ class Book:
         self._lots: dict[str, TaxLotBook] = {}
         self._next_lot_id = 1
         self._exit_levels: list[tuple[Holding, int, float, float, float]] | None = None
+        self._exit_floats: dict[
+            str, tuple[StopLevels, Decimal, tuple[Holding, int, float, float, float]]
+        ] = {}
         self._portfolio: PortfolioState | None = None
 
     # -- reading ---------------------------------------------------------------------------
@@ -116,18 +139,26 @@ class Book:
 
     def exit_levels(self) -> list[tuple[Holding, int, float, float, float]]:
         """Each holding with its row, stop, take-profit and entry as floats, for checking all
-        open positions against a bar (`exits.find_exits`). Rebuilt only after a change."""
+        open positions against a bar (`exits.find_exits`). Rebuilt only after a change, and
+        then only for the holdings whose levels or entry price changed."""
         if self._exit_levels is None:
-            self._exit_levels = [
-                (
-                    h,
-                    h.row,
-                    float(h.levels.stop_loss_price),
-                    float(h.levels.take_profit_price),
-                    float(h.entry_price),
-                )
-                for h in self.holdings.values()
-            ]
+            kept, self._exit_floats = self._exit_floats, {}
+            for h in self.holdings.values():
+                known = kept.get(h.ticker)
+                if (
+                    known is None
+                    or known[0] is not h.levels
+                    or known[1] is not h.entry_price
+                    or known[2][0] is not h
+                ):
+                    stop, target = h.levels.stop_loss_price, h.levels.take_profit_price
+                    known = (
+                        h.levels,
+                        h.entry_price,
+                        (h, h.row, float(stop), float(target), float(h.entry_price)),
+                    )
+                self._exit_floats[h.ticker] = known
+            self._exit_levels = [known[2] for known in self._exit_floats.values()]
         return self._exit_levels
 
     def changed(self) -> None:

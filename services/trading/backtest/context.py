@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from functools import cached_property
 
 import numpy as np
 
@@ -62,7 +61,6 @@ class MarketContext:
         sector = self.market.sectors.get(ticker) or self.sectors.get(ticker, "Unknown")
         # Daily bars only: the price is the session's own open, current for the whole session.
         return _View(
-            True,
             sector,
             price,
             self.sessions_until_earnings(ticker, now),
@@ -71,7 +69,7 @@ class MarketContext:
             row,
             day - 1,
             self.intraday_atr.get(ticker),
-            price_as_of=None if price is None else self.market.session_open[day],
+            None if price is None else self.market.session_open[day],
         )
 
     def sessions_until_earnings(self, ticker: str, now: datetime) -> int | None:
@@ -97,26 +95,63 @@ class MarketContext:
         return cached
 
 
-@dataclass(frozen=True)
 class _View:
-    """A `MarketView` whose ATR(14), the costly part, is computed when first read: only a buy
-    that passes the cheaper gates reads it (for its stop)."""
+    """A `MarketFacts` whose ATR(14), the costly part, is computed when first read: only a buy
+    that passes the cheaper gates reads it (for its stop). A plain slotted class rather than
+    a frozen dataclass: one is built per decision, and nothing here assigns after `__init__`
+    except the ATR's first reading."""
 
-    ticker_known: bool
-    sector: str
-    price: Decimal | None
-    sessions_until_earnings: int | None
-    high_severity_event: bool
-    market: MarketData
-    row: int | None
-    atr_through: int  # the last session completed before the decision's
-    intraday_atr: Decimal | None = None  # given with the run: daily bars cannot give it
-    price_as_of: datetime | None = None
-    price_interval: str = DAILY
+    __slots__ = (
+        "ticker_known",
+        "sector",
+        "price",
+        "sessions_until_earnings",
+        "high_severity_event",
+        "intraday_atr",
+        "price_as_of",
+        "price_interval",
+        "_market",
+        "_row",
+        "_atr_through",
+        "_atr",
+    )
 
-    @cached_property
+    def __init__(
+        self,
+        sector: str,
+        price: Decimal | None,
+        sessions_until_earnings: int | None,
+        high_severity_event: bool,
+        market: MarketData,
+        row: int | None,
+        atr_through: int,  # the last session completed before the decision's
+        intraday_atr: Decimal | None,  # given with the run: daily bars cannot give it
+        price_as_of: datetime | None,
+    ) -> None:
+        self.ticker_known = True
+        self.sector = sector
+        self.price = price
+        self.sessions_until_earnings = sessions_until_earnings
+        self.high_severity_event = high_severity_event
+        self.intraday_atr = intraday_atr
+        self.price_as_of = price_as_of
+        self.price_interval = DAILY
+        self._market, self._row, self._atr_through = market, row, atr_through
+        self._atr: Decimal | None | _Unread = _UNREAD
+
+    @property
     def daily_atr(self) -> Decimal | None:
-        return None if self.price is None else self.market.atr(self.row, self.atr_through)
+        atr = self._atr
+        if atr is _UNREAD:
+            atr = self._atr = None if self.price is None else self._market.atr(self._row, self._atr_through)
+        return atr
+
+
+class _Unread:
+    """The ATR of a `_View` not read yet (None is a reading: too few bars)."""
+
+
+_UNREAD = _Unread()
 
 
 def _unknown(ticker: str) -> float:
@@ -133,7 +168,7 @@ class WindowCorrelations:
 
     def __init__(self, market: MarketData, day: int) -> None:
         self.market, self.day = market, day
-        self._x: np.ndarray | None = None  # centred returns, sessions x every ticker
+        self._x: np.ndarray | None = None  # centred returns, every ticker x sessions
         self._m: np.ndarray | None = None  # 1.0 where a return is defined
         self._done: set[int] = set()
 
@@ -154,9 +189,11 @@ class WindowCorrelations:
         if missing:
             x, m = centre_returns(self.market.correlation_returns(missing, self.day, LOOKBACK_DAYS))
             if self._x is None:
-                self._x = np.empty((x.shape[0], len(self.market.tickers)))
-                self._m = np.empty((x.shape[0], len(self.market.tickers)))
-            self._x[:, missing], self._m[:, missing] = x, m
+                self._x = np.empty((len(self.market.tickers), x.shape[0]))
+                self._m = np.empty((len(self.market.tickers), x.shape[0]))
+            self._x[missing], self._m[missing] = x.T, m.T
             self._done.update(missing)
         assert self._x is not None and self._m is not None
-        return self._x[:, rows], self._m[:, rows]
+        # Kept a ticker per row: the rows asked for are one contiguous copy, whose transpose
+        # is the sessions x tickers layout (each ticker's column contiguous) the sums expect.
+        return self._x.take(rows, axis=0).T, self._m.take(rows, axis=0).T

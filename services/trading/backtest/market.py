@@ -12,6 +12,7 @@ and the hole is reported as a `DataGap` (seed task 19.1: "skip dates, note gaps"
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import namedtuple
 from collections.abc import Iterable, Mapping, Sequence
@@ -66,7 +67,14 @@ def warmup_start(start: date, sessions: int = WARMUP_SESSIONS) -> date:
 
 
 def to_decimal(value: float) -> Decimal:
-    return Decimal(repr(float(value)))
+    value = float(value)
+    # 0.0 and -0.0 are one key of the cache but two Decimals.
+    return _decimal_of(value) if value else Decimal(repr(value))
+
+
+@functools.lru_cache(maxsize=8192)  # a session asks for the same few prices again and again
+def _decimal_of(value: float) -> Decimal:
+    return Decimal(repr(value))
 
 
 MAX_DECIMALS = 8

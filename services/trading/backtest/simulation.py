@@ -37,7 +37,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from services.shared.schemas import OrderReason, OrderSide, RecommendationAction, RiskTierName
+from services.shared.schemas import OrderReason, OrderSide, RiskTierName
 from services.trading.backtest.book import Book, Holding, StopPlan
 from services.trading.backtest.config import BacktestConfig, FillTiming
 from services.trading.backtest.context import MarketContext
@@ -54,13 +54,13 @@ from services.trading.core import (
     tranche_check,
 )
 from services.trading.core.close_of_session import CloseFigures
-from services.trading.core.decision import DecisionContext, decide, takes_micro_path
+from services.trading.core.decision import SELL, DecisionContext, decide, takes_micro_path
 from services.trading.core.models import CircuitBreakerState, ClosedTrade, HeldPosition, PortfolioState
 from services.trading.core.protection import PositionMarket, maintain_stops, protect
 from services.trading.core.quote import Quote
 from services.trading.core.replay_instants import session_instants
 from services.trading.core.trading_window import NEW_YORK, WINDOW_BUFFER, is_within_trading_window
-from services.trading.core.unfilled_orders import UnfilledOrder, with_unfilled
+from services.trading.core.unfilled_orders import UnfilledOrder, account_with_unfilled
 
 DECISION_ID_BASE = 0xB4C7 << 112  # decision ids of a backtest: this prefix + a sequence number
 EXIT_ID_BASE = 0xB4C8 << 112  # ids of the exits the protective pass decides (live timing)
@@ -86,7 +86,7 @@ class PendingOrder:
     reason: str = OrderReason.SIGNAL.value
 
     def unfilled(self, sector: str) -> UnfilledOrder:
-        return UnfilledOrder(self.ticker, self.side.value, self.quantity, sector, self.plan)
+        return UnfilledOrder(self.ticker, str(self.side), self.quantity, sector, self.plan)
 
 
 class Simulation:
@@ -409,7 +409,7 @@ class Simulation:
     def _decide(self, item: ScheduledRecommendation, day: int, now: datetime | None = None) -> None:
         """Decide one recommendation at `now` (its scheduled instant unless told)."""
         rec, now = item.rec, now or item.decide_at
-        selling = str(rec.action) == RecommendationAction.SELL.value
+        selling = str(rec.action) == SELL
         ctx = DecisionContext(
             self._decision_portfolio(day, pending_buys=not selling),
             self.breakers,
@@ -488,7 +488,7 @@ class Simulation:
         self, day: int, *, pending_buys: bool = True, without: uuid.UUID | None = None
     ) -> PortfolioState:
         """The account as a decision sees it: the book plus the orders decided and not yet
-        filled (the core's `with_unfilled`, as the live engine counts its outbox), less the
+        filled (the core's `account_with_unfilled`, as the live engine counts its outbox), less the
         unsent orders of decision `without` (a tranche being re-checked, and those after it).
 
         Remembered until the book or the orders change (`_orders_changed`): a session's run of
@@ -522,10 +522,8 @@ class Simulation:
             if o.ticker not in prices and (price := self._price_now(o.ticker, day)) is not None:
                 prices[o.ticker] = price
         sectors = self.market.sectors
-        return with_unfilled(
-            portfolio.positions,
-            portfolio.cash,
-            portfolio.reserve_pool,
+        return account_with_unfilled(
+            portfolio,
             [o.unfilled(sectors.get(o.ticker, "Unknown")) for o in orders],
             prices,
             pending_buys=pending_buys,

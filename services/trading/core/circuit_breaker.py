@@ -204,9 +204,8 @@ def check_volatility(
     (window [now - 30 min, now], both ends included)."""
     s = settings or BreakerSettings()
     require_aware(now, "now")
-    recent = [
-        t for t in stop_out_times if now - s.volatility_window <= require_aware(t, "stop-out time") <= now
-    ]
+    since = now - s.volatility_window
+    recent = [t for t in stop_out_times if since <= require_aware(t, "stop-out time") <= now]
     if len(recent) < s.volatility_stop_outs:
         return BreakerCheck(state, None, f"{len(recent)} stop-out(s) in the last {s.volatility_window}")
     expires = now + s.volatility_halt

@@ -65,6 +65,8 @@ from services.trading.core.trading_window import (
 
 ERROR_SHOWN_MAX = 500  # an error is kept this far in a skip's reason
 MICRO_WINDOWS = frozenset({TrendWindow.INTRADAY.value, TrendWindow.ONE_DAY.value})
+# The actions' text once: an enum member's `.value` is a descriptor call, and every decision reads it.
+BUY, SELL = RecommendationAction.BUY.value, RecommendationAction.SELL.value
 
 
 class MarketFacts(Protocol):
@@ -216,7 +218,7 @@ def _input_problem(
         )
     if market.price is None or market.price <= 0:
         return trace.failed("price", f"no market price for {rec.ticker}")
-    if action == RecommendationAction.BUY.value:
+    if action == BUY:
         # The age beyond which the missing-price rule would close the position just bought.
         stale = price_age.stale_price_reason(
             rec.ticker, market.price_as_of, market.price_interval, now, settings.stops.price_stale_after
@@ -437,7 +439,7 @@ def decide(
     if reason is None and settings.paused:
         reason = trace.failed("engine", "the engine is paused")
     if reason is None:
-        if str(rec.action) == RecommendationAction.SELL.value:
+        if str(rec.action) == SELL:
             reason, size, stops, orders = _sell(rec, ctx, now, trace)
         elif is_micro:
             reason, size, stops, orders = _micro_buy(rec, market, ctx, now, trace)

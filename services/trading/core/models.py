@@ -9,12 +9,11 @@ portfolio heat, sector exposure) are properties, so they can never disagree with
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from functools import cached_property
-from typing import Any
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from services.shared.schemas import (
@@ -27,6 +26,28 @@ from services.shared.schemas import (
 )
 
 ZERO = Decimal(0)
+T = TypeVar("T")
+
+
+class cached_value(Generic[T]):
+    """`functools.cached_property` without the lock Python 3.11 takes on every first read (a
+    backtest builds tens of thousands of `PortfolioState`s): the value is computed on first
+    read and kept in the instance's `__dict__`, where later reads find it directly. The
+    values here are immutable, so two threads computing one at once get the same number."""
+
+    def __init__(self, compute: Callable[[Any], T]) -> None:
+        self.compute = compute
+        self.name = compute.__name__
+        self.__doc__ = compute.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> T:
+        if instance is None:
+            return self  # type: ignore[return-value]  # read on the class: the descriptor itself
+        value = instance.__dict__[self.name] = self.compute(instance)
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +158,7 @@ class PortfolioState:
 
     Only positions, cash and the Reserve Pool balance are stored; everything else follows
     from them (docs/contracts.md section 6: `active_pool = total_value - reserve`). The state is immutable,
-    so each derived figure is summed once, on first use, and kept (`cached_property` writes to
+    so each derived figure is summed once, on first use, and kept (`cached_value` writes to
     the instance `__dict__`, hence no `slots` here).
     """
 
@@ -145,11 +166,11 @@ class PortfolioState:
     cash: Decimal
     reserve_pool: Decimal = ZERO
 
-    @cached_property
+    @cached_value
     def total_value(self) -> Decimal:
         return self.cash + sum((p.market_value for p in self.positions), ZERO)
 
-    @cached_property
+    @cached_value
     def active_pool(self) -> Decimal:
         return self.total_value - self.reserve_pool
 
@@ -162,19 +183,24 @@ class PortfolioState:
         """Market value held per sector (a fresh dict: the caller may change it)."""
         return dict(self._sector_exposure)
 
-    @cached_property
+    @property
+    def sector_exposure_read_only(self) -> Mapping[str, Decimal]:
+        """`sector_exposure` itself, not a copy, for a caller that only reads it."""
+        return self._sector_exposure
+
+    @cached_value
     def _sector_exposure(self) -> dict[str, Decimal]:
         exposure: dict[str, Decimal] = defaultdict(lambda: ZERO)
         for position in self.positions:
             exposure[position.sector] += position.market_value
         return dict(exposure)
 
-    @cached_property
+    @cached_value
     def risk_dollars(self) -> Decimal:
         """`sum(qty * max(entry - stop, 0))`: what is lost if every stop fires at its price."""
         return sum((p.risk_dollars for p in self.positions), ZERO)
 
-    @cached_property
+    @cached_value
     def portfolio_heat(self) -> Decimal:
         """`sum(qty * max(entry - stop, 0)) / total_value` (docs/contracts.md section 6); 0 when empty."""
         total = self.total_value

@@ -18,7 +18,7 @@ numbers, compiled (a sizing does some 20 operations on them, and a backtest thou
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -106,7 +106,7 @@ class _Book:
     total_value: Decimal
     active_pool: Decimal
     risk_dollars: Decimal
-    sector_value: dict[str, Decimal]
+    sector_value: Mapping[str, Decimal]  # read only: the portfolio's own
     spendable_cash: Decimal
 
     @classmethod
@@ -118,7 +118,7 @@ class _Book:
             portfolio.total_value,
             portfolio.active_pool,
             portfolio.risk_dollars,
-            portfolio.sector_exposure,
+            portfolio.sector_exposure_read_only,
             portfolio.cash - portfolio.reserve_pool,
         )
 

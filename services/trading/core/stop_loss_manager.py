@@ -120,10 +120,11 @@ def _check_atr_input(bars: int, period: int) -> None:
 
 
 def _wilder(seed_sum: Decimal, later_ranges: Sequence[Decimal | int], period: int) -> Decimal:
-    atr = seed_sum / period
-    weight = period - 1
+    # The whole numbers as Decimals once (exact, so the same digits), not at every step.
+    weight, divisor = Decimal(period - 1), Decimal(period)
+    atr = seed_sum / divisor
     for true_range in later_ranges:
-        atr = (atr * weight + true_range) / period
+        atr = (atr * weight + true_range) / divisor
     return atr
 
 

@@ -204,6 +204,7 @@ def sessions_until(now: datetime, event_date: date) -> int | None:
     return bisect.bisect_right(dates, event_date) - bisect.bisect_right(dates, today)
 
 
+@functools.lru_cache(maxsize=4096)  # a backtest asks at the same few instants of each session
 def previous_session_close(instant: datetime) -> datetime:
     """The latest session close at or before `instant`."""
     dates = _session_dates()

@@ -55,6 +55,29 @@ def with_unfilled(
     return PortfolioState(tuple(p for p in book.values() if p.quantity > 0), cash, reserve)
 
 
+def account_with_unfilled(
+    portfolio: PortfolioState,
+    orders: Sequence[UnfilledOrder],
+    prices: Mapping[str, Decimal],
+    *,
+    pending_buys: bool = True,
+) -> PortfolioState:
+    """`with_unfilled` of a whole account. When no order counts (every one a buy left out, and
+    no empty position to drop) that is the account itself, returned as it is with the figures
+    it has summed already: a backtest asks before every decision, mostly with only later
+    tranches on their way and a sell to decide."""
+    held = {p.ticker for p in portfolio.positions}
+    counts = any(
+        o.ticker in held if o.side == "sell" else pending_buys and prices.get(o.ticker) is not None
+        for o in orders
+    )
+    if not counts and all(p.quantity > 0 for p in portfolio.positions):
+        return portfolio
+    return with_unfilled(
+        portfolio.positions, portfolio.cash, portfolio.reserve_pool, orders, prices, pending_buys=pending_buys
+    )
+
+
 def _as_filled(position: OpenPosition | None, order: UnfilledOrder, price: Decimal) -> OpenPosition:
     """A decided buy counted as if filled at `price`, with the stop its plan sets."""
     if position is None:
