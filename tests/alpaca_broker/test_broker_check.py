@@ -81,6 +81,7 @@ def test_run_with_bad_keys_stops_at_once_with_one_line(fake: FakeAlpaca, tmp_pat
     assert not (tmp_path / "servers").exists()  # no database or Redis was started
 
 
+@pytest.mark.integration
 async def test_prices_reads_the_daily_history_with_a_progress_bar(
     fake: FakeAlpaca, database_url, redis_url
 ) -> None:

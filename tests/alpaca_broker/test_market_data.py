@@ -26,6 +26,8 @@ from services.trading.core.trading_window import NEW_YORK
 from services.trading.market.price_book import PriceBook
 from tests.alpaca_broker.harness import KEY, MIDDAY, OPEN, SECRET, SESSION, api_of, price_feed_of
 
+pytestmark = pytest.mark.integration
+
 SYMBOLS = ("ABC", "XYZ")
 
 
