@@ -20,13 +20,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-import numpy as np
-
 from services.trading.backtest.market import MarketData
 from services.trading.core.correlation import (
     LOOKBACK_DAYS,
     MIN_OVERLAP,
-    centre_returns,
     correlations_with_first,
     weighted_correlation,
 )
@@ -160,17 +157,11 @@ def _unknown(ticker: str) -> float:
 
 class WindowCorrelations:
     """The sizer's `CorrelationSource` for decisions during session `day`: the core's
-    correlation of a candidate with the book, over the closes known at that session. A
-    ticker's centred returns over the day's window are computed at most once per day (a
-    session's decisions and tranche checks ask about the same book again and again), and only
-    for the tickers asked about.
-    """
+    correlation of a candidate with the book, over the closes known at that session, worked
+    for the candidate and the tickers held only (the sizer asks about nothing else)."""
 
     def __init__(self, market: MarketData, day: int) -> None:
         self.market, self.day = market, day
-        self._x: np.ndarray | None = None  # centred returns, every ticker x sessions
-        self._m: np.ndarray | None = None  # 1.0 where a return is defined
-        self._done: set[int] = set()
 
     def get_portfolio_correlation(self, candidate: str, positions: Sequence[OpenPosition]) -> float:
         index = self.market.index
@@ -179,21 +170,7 @@ class WindowCorrelations:
         if candidate not in index or not others:
             return weighted_correlation(candidate, positions, _unknown)  # as an empty matrix reads them
         rows = [index[candidate], *(index[t] for t in others)]
-        x, m = self._centred(rows)
+        x, m = self.market.centred_correlation_returns(rows, self.day, LOOKBACK_DAYS)
         found = correlations_with_first(x, m, min_overlap=MIN_OVERLAP)
         known = dict(zip(others, found, strict=True))
         return weighted_correlation(candidate, positions, lambda ticker: known.get(ticker, math.nan))
-
-    def _centred(self, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        missing = [r for r in rows if r not in self._done]
-        if missing:
-            x, m = centre_returns(self.market.correlation_returns(missing, self.day, LOOKBACK_DAYS))
-            if self._x is None:
-                self._x = np.empty((len(self.market.tickers), x.shape[0]))
-                self._m = np.empty((len(self.market.tickers), x.shape[0]))
-            self._x[missing], self._m[missing] = x.T, m.T
-            self._done.update(missing)
-        assert self._x is not None and self._m is not None
-        # Kept a ticker per row: the rows asked for are one contiguous copy, whose transpose
-        # is the sessions x tickers layout (each ticker's column contiguous) the sums expect.
-        return self._x.take(rows, axis=0).T, self._m.take(rows, axis=0).T
