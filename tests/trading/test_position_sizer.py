@@ -576,3 +576,38 @@ def test_buys_never_spend_the_reserve_pool_or_cash_the_account_lacks(
     assert result.share_quantity == spec_shares(
         F(confidence), tier, portfolio.active_pool, price, spec_multiplier(portfolio, "Tech"), room=spendable
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    decimals("0", "1", 2),
+    decimals("0", "1", 2),
+    st.sampled_from(["reduce", "reject"]),
+    st.integers(-2, 2),
+    st.floats(-1, 1),
+    st.booleans(),
+)
+def test_a_correlation_is_read_as_its_shortest_decimal_against_both_thresholds(
+    reduce_above: Decimal, reject_above: Decimal, near: str, ulps: int, anywhere: float, at_threshold: bool
+) -> None:
+    """A float correlation is compared with the thresholds as the decimal it prints as (0.5 is
+    0.5, not the double nearest it), including the floats a few units in the last place
+    either side of a threshold, where a comparison of floats alone could go the other way."""
+    raw = anywhere
+    if at_threshold:
+        raw = float(reduce_above if near == "reduce" else reject_above)
+        for _ in range(abs(ulps)):
+            raw = math.nextafter(raw, math.inf if ulps > 0 else -math.inf)
+    limits = SizingSettings(correlation_reduce_above=reduce_above, correlation_reject_above=reject_above)
+    result = PositionSizer(FixedCorrelation(raw), limits).compute(
+        request(D("0.9"), D("10")), three_sector_portfolio(D("50000")), MODERATE
+    )
+    read = Decimal(repr(raw))
+    adjusted = {a.name: a for a in result.adjustments}
+    if read > reject_above:
+        assert result.rejected and "exceeds" in (result.rejection_reason or "")
+    elif read > reduce_above:
+        # Scaled, never refused for it (a scale near 0 may leave no whole share to buy).
+        assert "correlation" in adjusted and "exceeds" not in (result.rejection_reason or "")
+    else:
+        assert "correlation" not in adjusted and not result.rejected
