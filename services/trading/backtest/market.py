@@ -147,7 +147,7 @@ class MarketData:
         self.places = [decimal_places(np.stack([o[r], h[r], l[r], c[r]])) for r in range(len(self.tickers))]
         self._atr_estimates: dict[int, np.ndarray] = {}
         self._true_ranges: dict[int, np.ndarray] = {}
-        self._daily_returns: dict[int, np.ndarray] = {}
+        self._daily_returns: np.ndarray | None = None
         self._window_means: dict[tuple[int, int], np.ndarray] = {}
 
     # -- building ------------------------------------------------------------------------
@@ -332,7 +332,7 @@ class MarketData:
         first = end - lookback
         if first < 0:  # a short window at the start of the data: centred as it is
             return correlation.centre_returns(self.correlation_returns(rows, before, lookback))
-        returns = np.stack([self._returns_of(row)[first : end - 1] for row in rows])
+        returns = self._all_returns()[rows, first : end - 1]
         means = np.array([self._window_means_of(row, lookback - 1)[first] for row in rows])
         mask = np.isfinite(returns)
         return np.where(mask, returns - means[:, None], 0.0).T, mask.astype(np.float64).T
@@ -353,13 +353,16 @@ class MarketData:
         return means
 
     def _returns_of(self, row: int) -> np.ndarray:
-        """A ticker's return from each session with any data to the next, computed when it is
-        first asked about (only the tickers a decision meets are)."""
-        returns = self._daily_returns.get(row)
-        if returns is None:
-            closes = self.close[row, self.data_sessions]
-            returns = self._daily_returns[row] = correlation.daily_returns(closes[:, None])[:, 0]
-        return returns
+        return self._all_returns()[row]
+
+    def _all_returns(self) -> np.ndarray:
+        """Each ticker's return (a row) from each session with any data to the next, computed
+        for every ticker at once when first asked (each return is its own two closes' quotient,
+        the same bits however many are worked together)."""
+        if self._daily_returns is None:
+            closes = self.close[:, self.data_sessions]
+            self._daily_returns = np.ascontiguousarray(correlation.daily_returns(closes.T).T)
+        return self._daily_returns
 
     def correlation_window(self, rows: Sequence[int], before: int, lookback: int) -> np.ndarray:
         """Closes (sessions x tickers) of the last `lookback` sessions with any data before
