@@ -5,9 +5,9 @@ import { useState } from "react";
 import { ApiError } from "../../api/client";
 import { useOptimizationLaunch, useTunableParameters } from "../../api/hooks";
 import { OBJECTIVES, SAMPLERS, TIERS, type ObjectiveName, type OptimizationRequest, type SamplerName, type Tier } from "../../api/types";
+import { FieldNote } from "../../components/fieldErrors";
 import { ErrorBox } from "../../components/ui";
 import { label } from "../../format";
-import { FieldNote } from "./fieldErrors";
 import { defaultSpace, rowProblem, SpaceEditor, spaceSpec, type SpaceRow } from "./SpaceEditor";
 
 // The request's fields this form has an input for: a refusal of any of them is shown there.
