@@ -2,13 +2,18 @@
 import { useEffect, useState } from "react";
 import { useQueryClient } from "@tanstack/react-query";
 import { useBacktestLaunch, useBacktestResult, useBacktests } from "../api/hooks";
-import { TIERS, type BacktestView, type Tier } from "../api/types";
+import type { BacktestView } from "../api/types";
+import { BacktestFields, backtestRequestFields, useBacktestFields, type SignalSource } from "../components/BacktestFields";
 import { EquityChart } from "../components/EquityChart";
 import { DownloadButton } from "../components/Download";
 import { Badge, Card, Empty, ErrorBox, QueryView, Stat, Table } from "../components/ui";
 import { dateTime, day, label, money, pct, pnlClass, price, qty, ratio, signedMoney } from "../format";
 
 const STATUS_TONE = { running: "sky", completed: "green", failed: "red" } as const;
+const SIGNAL_OPTIONS: [SignalSource, string][] = [
+  ["database", "recommendations"],
+  ["momentum", "momentum (SMA 10/30)"],
+];
 
 export function BacktestPanel() {
   const [selected, setSelected] = useState<string | null>(null);
@@ -33,55 +38,16 @@ export function BacktestPanel() {
 
 function LaunchForm({ onLaunched }: { onLaunched: (id: string) => void }) {
   const launch = useBacktestLaunch();
-  const [start, setStart] = useState("2008-01-02");
-  const [end, setEnd] = useState("2009-12-31");
-  const [capital, setCapital] = useState("10000");
-  const [tier, setTier] = useState<Tier>("moderate");
-  const [signals, setSignals] = useState<"database" | "momentum">("database");
-  const [tickers, setTickers] = useState("");
+  const [fields, setFields] = useBacktestFields();
   return (
     <form
       className="grid grid-cols-2 gap-3 text-xs text-slate-300"
       onSubmit={(e) => {
         e.preventDefault();
-        const list = tickers.split(/[\s,]+/).map((t) => t.trim().toUpperCase()).filter(Boolean);
-        launch.mutate(
-          { start_date: start, end_date: end, initial_capital: capital, risk_tier: tier, signals, tickers: list },
-          { onSuccess: (r) => onLaunched(r.backtest_id) },
-        );
+        launch.mutate(backtestRequestFields(fields), { onSuccess: (r) => onLaunched(r.backtest_id) });
       }}
     >
-      <label>
-        Start
-        <input type="date" required className="input mt-1 block w-full" value={start} onChange={(e) => setStart(e.target.value)} />
-      </label>
-      <label>
-        End
-        <input type="date" required className="input mt-1 block w-full" value={end} onChange={(e) => setEnd(e.target.value)} />
-      </label>
-      <label>
-        Initial capital ($)
-        <input type="number" min="1" step="any" required className="input mt-1 block w-full" value={capital} onChange={(e) => setCapital(e.target.value)} />
-      </label>
-      <label>
-        Risk tier
-        <select className="input mt-1 block w-full capitalize" value={tier} onChange={(e) => setTier(e.target.value as Tier)}>
-          {TIERS.map((t) => (
-            <option key={t} value={t}>{t}</option>
-          ))}
-        </select>
-      </label>
-      <label>
-        Signals
-        <select className="input mt-1 block w-full" value={signals} onChange={(e) => setSignals(e.target.value as "database" | "momentum")}>
-          <option value="database">recommendations</option>
-          <option value="momentum">momentum (SMA 10/30)</option>
-        </select>
-      </label>
-      <label>
-        Tickers
-        <input className="input mt-1 block w-full uppercase placeholder:normal-case" placeholder="all with bars" value={tickers} onChange={(e) => setTickers(e.target.value)} />
-      </label>
+      <BacktestFields value={fields} onChange={setFields} signalOptions={SIGNAL_OPTIONS} />
       <div className="col-span-2 flex items-center gap-3">
         <button className="btn-primary" type="submit" disabled={launch.isPending}>
           {launch.isPending ? "Starting…" : "Run backtest"}

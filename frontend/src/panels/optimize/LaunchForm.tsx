@@ -4,11 +4,17 @@
 import { useState } from "react";
 import { ApiError } from "../../api/client";
 import { useOptimizationLaunch, useTunableParameters } from "../../api/hooks";
-import { OBJECTIVES, SAMPLERS, TIERS, type ObjectiveName, type OptimizationRequest, type SamplerName, type Tier } from "../../api/types";
+import { OBJECTIVES, SAMPLERS, type ObjectiveName, type OptimizationRequest, type SamplerName } from "../../api/types";
+import { BacktestFields, backtestRequestFields, useBacktestFields, type SignalSource } from "../../components/BacktestFields";
+import { FieldNote } from "../../components/fieldErrors";
 import { ErrorBox } from "../../components/ui";
 import { label } from "../../format";
-import { FieldNote } from "./fieldErrors";
 import { defaultSpace, rowProblem, SpaceEditor, spaceSpec, type SpaceRow } from "./SpaceEditor";
+
+const SIGNAL_OPTIONS: [SignalSource, string][] = [
+  ["momentum", "momentum (windows tunable)"],
+  ["database", "recommendations"],
+];
 
 // The request's fields this form has an input for: a refusal of any of them is shown there.
 const FORM_FIELDS = ["start_date", "end_date", "initial_capital", "risk_tier", "signals", "tickers", "space", "objective", "sampler", "trials", "seed", "min_trades", "max_drawdown", "walk_forward"];
@@ -22,12 +28,7 @@ function whole(text: string): number {
 export function LaunchForm({ onLaunched }: { onLaunched: (id: string) => void }) {
   const launch = useOptimizationLaunch();
   const tunables = useTunableParameters();
-  const [start, setStart] = useState("2004-01-02");
-  const [end, setEnd] = useState("2005-12-30");
-  const [capital, setCapital] = useState("10000");
-  const [tier, setTier] = useState<Tier>("moderate");
-  const [signals, setSignals] = useState<"database" | "momentum">("momentum");
-  const [tickers, setTickers] = useState("");
+  const [fields, setFields] = useBacktestFields({ start: "2004-01-02", end: "2005-12-30", signals: "momentum" });
   const [objective, setObjective] = useState<ObjectiveName>("sharpe");
   const [sampler, setSampler] = useState<SamplerName>("tpe");
   const [trials, setTrials] = useState("20");
@@ -44,12 +45,7 @@ export function LaunchForm({ onLaunched }: { onLaunched: (id: string) => void })
   const blocked = space.some((row) => rowProblem(space, row) !== null);
 
   const request = (): OptimizationRequest => ({
-    start_date: start,
-    end_date: end,
-    initial_capital: capital.trim(),
-    risk_tier: tier,
-    tickers: tickers.split(/[\s,]+/).map((t) => t.trim().toUpperCase()).filter(Boolean),
-    signals,
+    ...backtestRequestFields(fields),
     space: Object.fromEntries(space.map((row) => [row.name.trim(), spaceSpec(row)])),
     objective,
     sampler,
@@ -69,43 +65,7 @@ export function LaunchForm({ onLaunched }: { onLaunched: (id: string) => void })
         if (!blocked) launch.mutate(request(), { onSuccess: (r) => onLaunched(r.optimization_id) });
       }}
     >
-      <label>
-        Start
-        <input type="date" required className="input mt-1 block w-full" value={start} onChange={(e) => setStart(e.target.value)} />
-        <FieldNote error={error} field="start_date" />
-      </label>
-      <label>
-        End
-        <input type="date" required className="input mt-1 block w-full" value={end} onChange={(e) => setEnd(e.target.value)} />
-        <FieldNote error={error} field="end_date" />
-      </label>
-      <label>
-        Initial capital ($)
-        <input type="number" min="1" step="any" required className="input mt-1 block w-full" value={capital} onChange={(e) => setCapital(e.target.value)} />
-        <FieldNote error={error} field="initial_capital" />
-      </label>
-      <label>
-        Risk tier
-        <select className="input mt-1 block w-full capitalize" value={tier} onChange={(e) => setTier(e.target.value as Tier)}>
-          {TIERS.map((t) => (
-            <option key={t} value={t}>{t}</option>
-          ))}
-        </select>
-        <FieldNote error={error} field="risk_tier" />
-      </label>
-      <label>
-        Signals
-        <select className="input mt-1 block w-full" value={signals} onChange={(e) => setSignals(e.target.value as "database" | "momentum")}>
-          <option value="momentum">momentum (windows tunable)</option>
-          <option value="database">recommendations</option>
-        </select>
-        <FieldNote error={error} field="signals" />
-      </label>
-      <label>
-        Tickers
-        <input className="input mt-1 block w-full uppercase placeholder:normal-case" placeholder="all with bars" value={tickers} onChange={(e) => setTickers(e.target.value)} />
-        <FieldNote error={error} field="tickers" />
-      </label>
+      <BacktestFields value={fields} onChange={setFields} signalOptions={SIGNAL_OPTIONS} error={error} />
       <label>
         Objective
         <select className="input mt-1 block w-full" value={objective} onChange={(e) => setObjective(e.target.value as ObjectiveName)}>

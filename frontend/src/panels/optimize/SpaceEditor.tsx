@@ -2,7 +2,7 @@
 // or a list of choices. The API checks every value against the setting's bounds; the bounds
 // shown here are the API's own (GET /optimizations/parameters).
 import type { SpaceSpec, TunableParameter } from "../../api/types";
-import { FieldNote } from "./fieldErrors";
+import { FieldNote } from "../../components/fieldErrors";
 
 export interface SpaceRow {
   key: number;

@@ -1,4 +1,4 @@
-import { ApiError } from "../../api/client";
+import { ApiError } from "../api/client";
 
 /** The reasons a 422 gave for `field`, and unless `exact` for anything inside it ("space.x"
  * holds "space.x.SpaceRange.low"). */
