@@ -48,6 +48,7 @@ from services.alpaca_broker.outcomes import Outcome, decimal_of, outcome_of
 from services.alpaca_broker.reconciler import Reconciler
 from services.alpaca_broker.resting_stops import SYNC_SECONDS, RestingStops
 from services.alpaca_broker.stream import ReconnectingTradeStream
+from services.shared.broker_orders import record_order
 from services.shared.faults import TRANSIENT_ERRORS
 from services.shared.heartbeat import Heartbeat
 from services.shared.order_signing import OrderSigner, UnsignedOrderJob
@@ -266,23 +267,7 @@ class AlpacaBroker:
         """Record the order (status `accepted`) unless known; return the earlier row if any."""
         self._jobs.setdefault(job.client_order_id, set()).add(message)
         async with self.pool.acquire() as connection:
-            inserted = await connection.fetchval(
-                """INSERT INTO broker_orders (client_order_id, job_id, trading_decision_id, ticker, side, quantity,
-                       order_type, time_in_force, mode, reason, status, created_at, updated_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'accepted', $11, $11)
-                   ON CONFLICT (client_order_id) DO NOTHING RETURNING id""",
-                job.client_order_id,
-                job.job_id,
-                job.trading_decision_id,
-                job.ticker,
-                job.side.value,
-                job.quantity,
-                job.order_type,
-                job.time_in_force,
-                job.mode.value,
-                job.reason.value,
-                self.clock.now(),
-            )
+            inserted = await record_order(connection, job, self.clock.now())
             if inserted is not None:
                 return None
             return await connection.fetchrow(

@@ -27,6 +27,7 @@ import asyncpg
 import structlog
 from pydantic import ValidationError
 
+from services.shared.broker_orders import record_order
 from services.shared.faults import TRANSIENT_ERRORS
 from services.shared.heartbeat import Heartbeat
 from services.shared.order_signing import OrderSigner, UnsignedOrderJob
@@ -180,24 +181,7 @@ class PaperBroker:
             await self.orders.dead_letter(message)
             return None
         async with self.pool.acquire() as connection, connection.transaction():
-            order_id = await connection.fetchval(
-                """INSERT INTO broker_orders (client_order_id, job_id, trading_decision_id, ticker, side, quantity,
-                       order_type, time_in_force, mode, reason, status, reject_reason, created_at, updated_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'rejected', $11, $12, $12)
-                   ON CONFLICT (client_order_id) DO NOTHING RETURNING id""",
-                job.client_order_id,
-                job.job_id,
-                job.trading_decision_id,
-                job.ticker,
-                job.side.value,
-                job.quantity,
-                job.order_type,
-                job.time_in_force,
-                job.mode.value,
-                job.reason.value,
-                reason[:500],
-                self.clock.now(),
-            )
+            order_id = await record_order(connection, job, self.clock.now(), reject_reason=reason[:500])
             if order_id is None:
                 report = await self._earlier_outcome(connection, job)
             else:
@@ -262,23 +246,7 @@ class PaperBroker:
 
     async def _record(self, job: OrderJob) -> FillReport:
         async with self.pool.acquire() as connection, connection.transaction():
-            order_id = await connection.fetchval(
-                """INSERT INTO broker_orders (client_order_id, job_id, trading_decision_id, ticker, side, quantity,
-                       order_type, time_in_force, mode, reason, status, created_at, updated_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'accepted', $11, $11)
-                   ON CONFLICT (client_order_id) DO NOTHING RETURNING id""",
-                job.client_order_id,
-                job.job_id,
-                job.trading_decision_id,
-                job.ticker,
-                job.side.value,
-                job.quantity,
-                job.order_type,
-                job.time_in_force,
-                job.mode.value,
-                job.reason.value,
-                self.clock.now(),
-            )
+            order_id = await record_order(connection, job, self.clock.now())
             if order_id is None:
                 log.info(
                     "paper broker saw a job again and re-sent its outcome",

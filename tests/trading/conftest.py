@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from services.shared.db import create_pool
+from services.shared.embedded import ServerUrls
 from tests.trading.engine_harness import RISING, close_pool, enable_engine, seed_ticker
 
 
@@ -23,6 +24,17 @@ async def market(database_url: str):
     await enable_engine(pool, gradual_entry_tranches=1)
     yield pool, days
     await close_pool(pool)
+
+
+@pytest.fixture
+def cli_env(database_url: str, server_urls: ServerUrls, tmp_path: Path) -> dict[str, str]:
+    """The environment for `run_cli` (cli_harness.py): this test's database, the test servers'
+    Redis, and the test's own data directory, so a command never reaches the owner's."""
+    return {
+        "STONKS_DATABASE_URL": database_url,
+        "STONKS_REDIS_URL": server_urls.redis_url,
+        "STONKS_DATA_DIR": str(tmp_path),
+    }
 
 
 # One local Ray per test module that asks for it (starting Ray takes seconds): 2 CPUs, a small

@@ -23,7 +23,11 @@ from services.trading.api.models import ApiModel, Dec
 TickerSymbol = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,14}$")]
 
 
-class BacktestRequest(BaseModel):
+class BacktestBasics(BaseModel):
+    """The inputs every backtest takes, whether the API runs one (`BacktestRequest`) or a search
+    runs many (`OptimizationRequest`). A subclass's fields follow these in the OpenAPI schema,
+    and one it redefines (a default, a description) keeps its place here."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     start_date: IsoDate
@@ -38,6 +42,9 @@ class BacktestRequest(BaseModel):
     )
     slippage_bps: InputDecimal = Field(Decimal(5), ge=0, le=1000, allow_inf_nan=False, max_digits=20)
     commission_per_order: InputDecimal = Field(Decimal(0), ge=0, le=1000, allow_inf_nan=False, max_digits=20)
+
+
+class BacktestRequest(BacktestBasics):
     commission_per_share: InputDecimal = Field(Decimal(0), ge=0, le=100, allow_inf_nan=False, max_digits=20)
     commission_pct: InputDecimal = Field(Decimal(0), ge=0, le=1, allow_inf_nan=False, max_digits=20)
     tranche_spacing_sessions: JsonInt = Field(1, ge=0, le=30)

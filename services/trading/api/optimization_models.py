@@ -22,9 +22,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.shared.schemas import RiskTierName
-from services.trading.api.backtest_models import EquityPoint, TickerSymbol
-from services.trading.api.inputs import InputDecimal, IsoDate, JsonBool, JsonInt
+from services.trading.api.backtest_models import BacktestBasics, EquityPoint
+from services.trading.api.inputs import InputDecimal, JsonBool, JsonInt
 from services.trading.api.models import ApiModel
 from services.trading.optimize.search_space import Tunable
 
@@ -57,21 +56,10 @@ class WalkForwardRequest(BaseModel):
     anchored: JsonBool = Field(False, description="Every train period starts at start_date.")
 
 
-class OptimizationRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    start_date: IsoDate
-    end_date: IsoDate
-    initial_capital: InputDecimal = Field(gt=0, le=Decimal("1e12"), allow_inf_nan=False, max_digits=24)
-    risk_tier: RiskTierName = RiskTierName.MODERATE
-    tickers: list[TickerSymbol] = Field(
-        default_factory=list, max_length=500, description="Empty: every ticker with daily bars in the range."
-    )
+class OptimizationRequest(BacktestBasics):
     signals: Literal["database", "momentum"] = Field(
         "momentum", description="momentum: the sample SMA crossover signal (its windows can be tuned)."
     )
-    slippage_bps: InputDecimal = Field(Decimal(5), ge=0, le=1000, allow_inf_nan=False, max_digits=20)
-    commission_per_order: InputDecimal = Field(Decimal(0), ge=0, le=1000, allow_inf_nan=False, max_digits=20)
     fill_timing: Literal["bar_range", "live"] = "bar_range"
     space: dict[Annotated[str, Field(max_length=80)], SpaceRange | SpaceChoices | list[SpaceNumber]] = Field(
         min_length=1,

@@ -21,6 +21,28 @@ from services.trading.core.trading_window import CALENDAR_END, CALENDAR_START
 MAX_SLIPPAGE_BPS = Decimal(1000)
 DEFAULT_SLIPPAGE_BPS = Decimal(5)  # docs/contracts.md section 4: the paper broker's default
 
+# The loose inputs `BacktestConfig.parse` takes and `BacktestConfig.to_input` gives back, by
+# name: the run's own, and the fill model's (folded into one `FillModel`). Named here once so a
+# caller that carries a backtest's inputs among its own (the optimizer) picks out the same ones.
+RUN_INPUTS = (
+    "start_date",
+    "end_date",
+    "initial_capital",
+    "risk_tier",
+    "tickers",
+    "signals",
+    "csv_path",
+    "rebalance_weekly",
+)
+FILL_INPUTS = (
+    "slippage_bps",
+    "commission_per_order",
+    "commission_per_share",
+    "commission_pct",
+    "tranche_spacing_sessions",
+    "fill_timing",
+)
+
 
 class BacktestConfigError(ValueError):
     """A bad backtest request: `field` names the input, the message says what is wrong."""
@@ -151,17 +173,7 @@ class BacktestConfig:
             tranche_spacing_sessions=_int("tranche_spacing_sessions", raw.pop("tranche_spacing_sessions", 1)),
             timing=_timing(raw.pop("fill_timing", FillTiming.BAR_RANGE.value)),
         )
-        unknown = set(raw) - {
-            "start_date",
-            "end_date",
-            "initial_capital",
-            "risk_tier",
-            "tickers",
-            "signals",
-            "csv_path",
-            "rebalance_weekly",
-            "settings",
-        }
+        unknown = set(raw) - {*RUN_INPUTS, "settings"}
         if unknown:
             name = min(unknown)
             raise BacktestConfigError(name, f"unknown backtest option {name!r}")
@@ -181,6 +193,26 @@ class BacktestConfig:
             fill=fill,
             **raw,
         )
+
+    def to_input(self) -> dict[str, Any]:
+        """`parse`'s input that rebuilds this config (when its settings are the defaults)."""
+        c = self.fill.commission
+        return {
+            "start_date": self.start_date.isoformat(),
+            "end_date": self.end_date.isoformat(),
+            "initial_capital": str(self.initial_capital),
+            "risk_tier": self.risk_tier.value,
+            "tickers": list(self.tickers),
+            "signals": self.signals.value,
+            "csv_path": str(self.csv_path) if self.csv_path else None,
+            "slippage_bps": str(self.fill.slippage_bps),
+            "commission_per_order": str(c.per_order),
+            "commission_per_share": str(c.per_share),
+            "commission_pct": str(c.pct_of_notional),
+            "tranche_spacing_sessions": self.fill.tranche_spacing_sessions,
+            "fill_timing": self.fill.timing.value,
+            "rebalance_weekly": self.rebalance_weekly,
+        }
 
     def to_json(self) -> dict[str, Any]:
         """The config as stored in `backtest_runs.config`."""

@@ -17,28 +17,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from services.trading.backtest.config import BacktestConfig, BacktestConfigError
+from services.trading.backtest.config import FILL_INPUTS, RUN_INPUTS, BacktestConfig, BacktestConfigError
 from services.trading.optimize.objective import Constraints, Objective, ObjectiveError, objective
 from services.trading.optimize.search_space import SearchSpace, SearchSpaceError, check_space_for
 
 MAX_TRIALS = 100_000
 MAX_SEED = 2**32 - 1
-BACKTEST_FIELDS = (
-    "start_date",
-    "end_date",
-    "initial_capital",
-    "risk_tier",
-    "tickers",
-    "signals",
-    "csv_path",
-    "slippage_bps",
-    "commission_per_order",
-    "commission_per_share",
-    "commission_pct",
-    "tranche_spacing_sessions",
-    "fill_timing",
-    "rebalance_weekly",
-)
 
 
 class OptimizationConfigError(BacktestConfigError):
@@ -137,7 +121,9 @@ class OptimizationConfig:
         """From loose input (CLI strings, API JSON, or a stored config's `to_json`), the first
         bad field raised as `OptimizationConfigError`/`BacktestConfigError`."""
         raw = dict(raw)
-        backtest_raw = raw.pop("backtest", None) or {k: raw.pop(k) for k in BACKTEST_FIELDS if k in raw}
+        backtest_raw = raw.pop("backtest", None) or {
+            k: raw.pop(k) for k in (*RUN_INPUTS, *FILL_INPUTS) if k in raw
+        }
         space = raw.pop("space", None)
         if space is None:
             raise OptimizationConfigError("space", "a search needs a space: at least one parameter")
@@ -175,7 +161,7 @@ class OptimizationConfig:
     def to_json(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
-            "backtest": backtest_input(self.backtest),
+            "backtest": self.backtest.to_input(),
             "space": self.space.to_json(),
             "objective": self.objective.value,
             "constraints": self.constraints.to_json(),
@@ -185,27 +171,6 @@ class OptimizationConfig:
             "walk_forward": None if self.walk_forward is None else self.walk_forward.to_json(),
             "parallelism": self.parallelism,
         }
-
-
-def backtest_input(config: BacktestConfig) -> dict[str, Any]:
-    """`BacktestConfig.parse`'s input that rebuilds `config` (its settings are the defaults)."""
-    c = config.fill.commission
-    return {
-        "start_date": config.start_date.isoformat(),
-        "end_date": config.end_date.isoformat(),
-        "initial_capital": str(config.initial_capital),
-        "risk_tier": config.risk_tier.value,
-        "tickers": list(config.tickers),
-        "signals": config.signals.value,
-        "csv_path": str(config.csv_path) if config.csv_path else None,
-        "slippage_bps": str(config.fill.slippage_bps),
-        "commission_per_order": str(c.per_order),
-        "commission_per_share": str(c.per_share),
-        "commission_pct": str(c.pct_of_notional),
-        "tranche_spacing_sessions": config.fill.tranche_spacing_sessions,
-        "fill_timing": config.fill.timing.value,
-        "rebalance_weekly": config.rebalance_weekly,
-    }
 
 
 def _space_error(exc: SearchSpaceError) -> OptimizationConfigError:

@@ -143,6 +143,24 @@ def test_parse_reads_loose_input() -> None:
     assert config.settings.enabled and config.settings.risk_tier is RiskTierName.CONSERVATIVE
 
 
+def test_to_input_gives_back_what_parse_rebuilds_the_config_from() -> None:
+    config = BacktestConfig.parse(
+        start_date="2008-01-02",
+        end_date="2009-12-31",
+        initial_capital="25000.50",
+        tickers="AAPL,MSFT",
+        csv_path="recs.csv",
+        slippage_bps="7.5",
+        commission_per_order="1",
+        commission_per_share="0.005",
+        commission_pct="0.001",
+        tranche_spacing_sessions=2,
+        fill_timing="live",
+        rebalance_weekly=False,
+    )
+    assert BacktestConfig.parse(**config.to_input()) == config
+
+
 def test_recommendations_from_a_csv_are_replayed(sample, tmp_path: Path) -> None:
     path = tmp_path / "recs.csv"
     path.write_text(

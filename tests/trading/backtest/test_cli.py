@@ -3,27 +3,12 @@ itself, prints its summary and writes its equity curve."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from services.shared.embedded import ServerUrls
-from services.trading.market import market_store, sample_data
-
-
-def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services.trading", "backtest", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-        timeout=120,
-    )
+from tests.trading.cli_harness import load_sample_market, run_cli
 
 
 @pytest.mark.parametrize(
@@ -49,7 +34,7 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(args, message) -> None:
-    result = _cli(*args)
+    result = run_cli("backtest", *args)
     assert result.returncode == 1
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -57,28 +42,19 @@ def test_bad_input_is_one_line_and_exit_1(args, message) -> None:
 
 @pytest.mark.integration
 async def test_a_run_stores_itself_prints_a_summary_and_writes_the_plot(
-    db, database_url: str, server_urls: ServerUrls, tmp_path: Path
+    db, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
-    await market_store.upsert_tickers(db, sample_data.sample_tickers(("AAPL", "IBM")))
-    bars = [
-        b
-        for b in sample_data.load_sample_bars(("AAPL", "IBM"))
-        if date(2007, 6, 1) <= b.ts.date() <= date(2008, 12, 31)
-    ]
-    async with db.transaction():
-        await market_store.insert_bars(db, bars)
-    env = {
-        "STONKS_DATABASE_URL": database_url,
-        "STONKS_REDIS_URL": server_urls.redis_url,
-        "STONKS_DATA_DIR": str(tmp_path),
-    }
+    await load_sample_market(db, ("AAPL", "IBM"), date(2007, 6, 1), date(2008, 12, 31))
 
-    unknown = _cli("--start", "2008-01-02", "--end", "2008-12-31", "--tickers", "AAPL,NOPE", env=env)
+    unknown = run_cli(
+        "backtest", "--start", "2008-01-02", "--end", "2008-12-31", "--tickers", "AAPL,NOPE", env=cli_env
+    )
     assert unknown.returncode == 1 and "unknown ticker(s) NOPE" in unknown.stderr
     assert "Traceback" not in unknown.stderr
 
     png = tmp_path / "curve.png"
-    ok = _cli(
+    ok = run_cli(
+        "backtest",
         "--start",
         "2008-01-02",
         "--end",
@@ -95,7 +71,7 @@ async def test_a_run_stores_itself_prints_a_summary_and_writes_the_plot(
         "live",
         "--plot",
         str(png),
-        env=env,
+        env=cli_env,
     )
     assert ok.returncode == 0, ok.stderr
     assert "final value" in ok.stdout and "max drawdown" in ok.stdout

@@ -4,27 +4,17 @@ resuming a completed run says there is nothing to resume."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from datetime import date
-from pathlib import Path
 
 import pytest
 
-from services.shared.embedded import ServerUrls
-from services.trading.market import market_store, sample_data
+from tests.trading.cli_harness import load_sample_market, run_cli
 
 
-def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services.trading", "optimize", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-        timeout=240,
-    )
+def _optimize(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    # Longer than other commands get: a run starts Ray and runs its trials.
+    return run_cli("optimize", *args, env=env, timeout=240)
 
 
 DATES = ("--start", "2005-01-03", "--end", "2005-12-30")
@@ -54,14 +44,14 @@ DATES = ("--start", "2005-01-03", "--end", "2005-12-30")
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(args, message) -> None:
-    result = _cli(*args)
+    result = _optimize(*args)
     assert result.returncode == 1, result.stdout
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_help_explains_the_space_and_walk_forward() -> None:
-    result = _cli("--help")
+    result = _optimize("--help")
     assert result.returncode == 0
     for words in (
         "--param",
@@ -75,22 +65,8 @@ def test_help_explains_the_space_and_walk_forward() -> None:
 
 
 @pytest.mark.integration
-async def test_a_walk_forward_run_from_the_command_line(
-    db, database_url: str, server_urls: ServerUrls, tmp_path: Path
-) -> None:
-    await market_store.upsert_tickers(db, sample_data.sample_tickers(("AAPL", "MSFT")))
-    bars = [
-        b
-        for b in sample_data.load_sample_bars(("AAPL", "MSFT"))
-        if date(2004, 6, 1) <= b.ts.date() <= date(2005, 12, 31)
-    ]
-    async with db.transaction():
-        await market_store.insert_bars(db, bars)
-    env = {
-        "STONKS_DATABASE_URL": database_url,
-        "STONKS_REDIS_URL": server_urls.redis_url,
-        "STONKS_DATA_DIR": str(tmp_path),
-    }
+async def test_a_walk_forward_run_from_the_command_line(db, cli_env: dict[str, str]) -> None:
+    await load_sample_market(db, ("AAPL", "MSFT"), date(2004, 6, 1), date(2005, 12, 31))
     args = (
         *DATES,
         "--tier",
@@ -100,8 +76,8 @@ async def test_a_walk_forward_run_from_the_command_line(
         "--param",
         "signal_fast_window=5,10,15",
     )
-    ok = _cli(
-        *args, "--trials", "3", "--walk-forward", "--train", "126", "--test", "63", "--cpus", "1", env=env
+    ok = _optimize(
+        *args, "--trials", "3", "--walk-forward", "--train", "126", "--test", "63", "--cpus", "1", env=cli_env
     )
     assert ok.returncode == 0, ok.stderr
     for words in (
@@ -115,5 +91,5 @@ async def test_a_walk_forward_run_from_the_command_line(
     assert (run["status"], run["kind"], run["trials_done"]) == ("completed", "walk_forward", 3 * 2)
     assert await db.fetchval("SELECT count(*) FROM optimization_windows") == 2
     assert f"optimization {run['id']} stored" in ok.stdout
-    again = _cli("--resume", str(run["id"]), env=env)
+    again = _optimize("--resume", str(run["id"]), env=cli_env)
     assert again.returncode == 1 and "is already completed: nothing to resume" in again.stderr

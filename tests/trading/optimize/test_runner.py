@@ -236,7 +236,7 @@ async def test_a_walk_forward_run_matches_backtests_run_directly(db, local_ray) 
         # The winner, run unseen on the test period directly, gives the stored out-of-sample figures.
         test = apply_parameters(
             config.backtest.__class__.parse(
-                **{**_backtest(config), "start_date": w["test_start"], "end_date": w["test_end"]}
+                **{**config.backtest.to_input(), "start_date": w["test_start"], "end_date": w["test_end"]}
             ),
             w["best_params"],
         )
@@ -259,9 +259,3 @@ async def test_a_walk_forward_run_matches_backtests_run_directly(db, local_ray) 
     assert Decimal(summary["oos_equity"][-1]["value"]) == pytest.approx(capital * growth, abs=Decimal("0.01"))
     assert [s["name"] for s in summary["stability"]] == ["reward_risk_ratio", "signal_fast_window"]
     assert best_trial(report.trials) is not None
-
-
-def _backtest(config):
-    from services.trading.optimize.config import backtest_input
-
-    return backtest_input(config.backtest)
