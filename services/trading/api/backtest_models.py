@@ -42,13 +42,13 @@ class BacktestBasics(BaseModel):
     )
     slippage_bps: InputDecimal = Field(Decimal(5), ge=0, le=1000, allow_inf_nan=False, max_digits=20)
     commission_per_order: InputDecimal = Field(Decimal(0), ge=0, le=1000, allow_inf_nan=False, max_digits=20)
-
-
-class BacktestRequest(BacktestBasics):
     commission_per_share: InputDecimal = Field(Decimal(0), ge=0, le=100, allow_inf_nan=False, max_digits=20)
     commission_pct: InputDecimal = Field(Decimal(0), ge=0, le=1, allow_inf_nan=False, max_digits=20)
     tranche_spacing_sessions: JsonInt = Field(1, ge=0, le=30)
     rebalance_weekly: JsonBool = True
+
+
+class BacktestRequest(BacktestBasics):
     fill_timing: Literal["bar_range", "live"] = Field(
         "bar_range",
         description="bar_range: exits meet each daily bar's low and high; live: the session timed as "

@@ -6,7 +6,9 @@ while it runs is 429."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import date
+from decimal import Decimal
 
 import pytest
 
@@ -41,6 +43,7 @@ BODY = {
         ({"trials": 0}, ["body", "trials"], "greater than or equal to 1"),
         ({"end_date": "2004-01-02"}, ["body", "end_date"], "before start date"),
         ({"max_drawdown": 1.5}, ["body", "max_drawdown"], "less than or equal to 1"),
+        ({"commission_pct": 2}, ["body", "commission_pct"], "less than or equal to 1"),
         (
             {"sampler": "grid", "space": {"stop_loss_atr_multiplier": {"low": 1, "high": 3}}},
             ["body", "space", "stop_loss_atr_multiplier"],
@@ -131,9 +134,17 @@ async def test_a_search_through_the_api(api, local_ray) -> None:
         ]
         async with connection.transaction():
             await market_store.insert_bars(connection, bars)
-    response = await api.client.post("/api/trading/optimizations", headers=AUTH, json=BODY)
+    # Every trial is a backtest with the costs and fills the request names, as a backtest's are.
+    costs = {"commission_per_share": "0.005", "tranche_spacing_sessions": 2, "rebalance_weekly": False}
+    response = await api.client.post("/api/trading/optimizations", headers=AUTH, json={**BODY, **costs})
     assert response.status_code == 202, response.text
     accepted = response.json()
+    stored = await api.pool.fetchval(
+        "SELECT config->'backtest' FROM optimization_runs WHERE id = $1", accepted["optimization_id"]
+    )
+    stored = json.loads(stored) if isinstance(stored, str) else stored
+    assert Decimal(stored["commission_per_share"]) == Decimal("0.005"), stored
+    assert stored["tranche_spacing_sessions"] == 2 and stored["rebalance_weekly"] is False, stored
     assert accepted["status"] == "running"
     busy = await api.client.post("/api/trading/optimizations", headers=AUTH, json=BODY)
     assert busy.status_code == 429 and "at most 1" in busy.json()["detail"]
