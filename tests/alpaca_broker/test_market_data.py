@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -20,6 +19,7 @@ from services.alpaca_broker.fake_server import FakeAlpaca, FakeBar
 from services.alpaca_broker.market_data import Cadence
 from services.shared.config import AppConfig
 from services.shared.db import create_pool
+from services.shared.ports import free_port
 from services.trading.core import trading_window
 from services.trading.core.clock import SimulatedClock
 from services.trading.core.trading_window import NEW_YORK
@@ -270,7 +270,7 @@ async def test_stonks_run_with_alpaca_checks_the_calendar_and_fills_the_price_ta
         "STONKS_DATABASE_URL": database_url,
         "STONKS_REDIS_URL": redis_url,
         "STONKS_DATA_DIR": str(tmp_path),
-        "STONKS_API_PORT": str(_free_port()),
+        "STONKS_API_PORT": str(free_port()),
     }
     job = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -305,9 +305,3 @@ async def _count_daily(database_url: str) -> int:
         return await connection.fetchval("SELECT count(*) FROM price_bars WHERE interval = '1d'")
     finally:
         await connection.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

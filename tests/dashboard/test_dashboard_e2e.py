@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from services.shared.ports import free_port
 from tests.dashboard.state import build_state
 
 pytestmark = pytest.mark.integration
@@ -57,12 +57,6 @@ def _require_tools() -> str:
     return node  # type: ignore[return-value]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_ready(url: str, server: subprocess.Popen, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -88,7 +82,7 @@ def node() -> str:
 def app_server(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[str]:
     """`uvicorn services.trading.app:app` on a free loopback port, against the test database;
     the engine loop runs elsewhere (here: nowhere), so the state stays what the replay made."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "STONKS_DATABASE_URL": database_url,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import httpx
 import pytest
 
 from services.shared.embedded import ServerUrls
+from services.shared.ports import free_port
 from tests.trading.cli_harness import run_cli
 
 
@@ -43,18 +43,12 @@ def test_import_csv_reports_the_bad_line(tmp_path: Path, cli_env: dict[str, str]
     assert "Traceback" not in result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.integration
 def test_the_first_run_says_where_the_api_token_is_kept_and_never_logs_it(
     tmp_path: Path, server_urls: ServerUrls, database_url: str, redis_url: str
 ) -> None:
     """Issue 12: the token printed at first start ended up in the run log."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "STONKS_DATABASE_URL": database_url,

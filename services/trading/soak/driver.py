@@ -11,7 +11,6 @@ import os
 import random
 import secrets
 import shutil
-import socket
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,6 +25,7 @@ import redis.asyncio as aioredis
 
 from services.paper_broker.broker import PaperBrokerSettings
 from services.shared.db import connect, create_pool
+from services.shared.ports import free_port
 from services.shared.redis_keys import QUEUE_BROKER_FILLS, QUEUE_BROKER_ORDERS, processing_queue
 from services.trading.soak import invariants, market, upstream
 from services.trading.soak.engine_process import ShiftedClock
@@ -116,12 +116,6 @@ def _with_path(url: str, path: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=path))
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def _fresh_database(server_url: str) -> str:
     admin = await asyncpg.connect(server_url)
     try:
@@ -157,7 +151,7 @@ def _engine_arguments(plan: SoakPlan, offset: timedelta, directory: Path) -> lis
         "--capital",
         str(plan.capital),
         "--api-port",
-        str(_free_port() if plan.api else 0),
+        str(free_port() if plan.api else 0),
     ]
     if plan.tracemalloc:
         arguments += [

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from services.shared.embedded import ServerUrls
+from services.shared.ports import free_port
 from tests.trading.telegram.fake_bot_api import TOKEN, fake_bot_api
-from tests.trading.test_cli import _free_port
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ async def _run(
         "STONKS_DATABASE_URL": database_url,
         "STONKS_REDIS_URL": redis_url,
         "STONKS_DATA_DIR": str(tmp_path),
-        "STONKS_API_PORT": str(_free_port()),
+        "STONKS_API_PORT": str(free_port()),
         "STONKS_LOG_LEVEL": "DEBUG",
         "COLUMNS": "200",
         **telegram,
