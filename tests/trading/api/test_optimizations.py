@@ -12,8 +12,8 @@ from decimal import Decimal
 
 import pytest
 
-from services.trading.market import market_store, sample_data
 from tests.trading.api.conftest import AUTH
+from tests.trading.sample_market import load_sample_market
 
 pytestmark = pytest.mark.integration
 
@@ -126,14 +126,7 @@ async def _wait_finished(client, url: str, timeout: float = 120) -> dict:
 
 async def test_a_search_through_the_api(api, local_ray) -> None:
     async with api.pool.acquire() as connection:
-        await market_store.upsert_tickers(connection, sample_data.sample_tickers(("AAPL", "MSFT")))
-        bars = [
-            b
-            for b in sample_data.load_sample_bars(("AAPL", "MSFT"))
-            if date(2004, 6, 1) <= b.ts.date() <= date(2005, 12, 31)
-        ]
-        async with connection.transaction():
-            await market_store.insert_bars(connection, bars)
+        await load_sample_market(connection, ("AAPL", "MSFT"), date(2004, 6, 1), date(2005, 12, 31))
     # Every trial is a backtest with the costs and fills the request names, as a backtest's are.
     costs = {"commission_per_share": "0.005", "tranche_spacing_sessions": 2, "rebalance_weekly": False}
     response = await api.client.post("/api/trading/optimizations", headers=AUTH, json={**BODY, **costs})

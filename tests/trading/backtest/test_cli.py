@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.trading.cli_harness import load_sample_market, run_cli
+from tests.trading.cli_harness import run_cli
+from tests.trading.sample_market import load_sample_market
 
 
 @pytest.mark.parametrize(

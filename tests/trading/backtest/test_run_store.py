@@ -19,7 +19,7 @@ from services.trading.backtest.run_store import (
     run_backtest_job,
     save_backtest,
 )
-from services.trading.market import market_store, sample_data
+from tests.trading.sample_market import load_sample_market
 
 pytestmark = pytest.mark.integration
 
@@ -83,16 +83,8 @@ async def test_a_failure_mid_run_is_stored_failed_with_the_partial_result(db) ->
     assert stored["trade_count"] == len(result.trades)
 
 
-async def _load_sample(db) -> None:
-    await market_store.upsert_tickers(db, sample_data.sample_tickers(TICKERS))
-    bars = [b for b in sample_data.load_sample_bars(TICKERS) if date(2004, 6, 1) <= b.ts.date() <= END]
-    async with db.transaction():
-        await market_store.insert_bars(db, bars)
-    await market_store.upsert_earnings(db, sample_data.sample_earnings(TICKERS))
-
-
 async def test_the_job_runs_from_the_database_and_completes(db, database_url) -> None:
-    await _load_sample(db)
+    await load_sample_market(db, TICKERS, date(2004, 6, 1), END, earnings=True)
     pool = await create_pool(database_url, max_size=3)
     try:
         config = _config()
@@ -110,7 +102,7 @@ async def test_the_job_runs_from_the_database_and_completes(db, database_url) ->
 
 
 async def test_the_job_stores_a_rule_failure_mid_run_as_failed(db, database_url, monkeypatch) -> None:
-    await _load_sample(db)
+    await load_sample_market(db, TICKERS, date(2004, 6, 1), END, earnings=True)
     real_evaluate = simulation_module.rebalancer.evaluate
     calls = []
 
@@ -133,7 +125,7 @@ async def test_the_job_stores_a_rule_failure_mid_run_as_failed(db, database_url,
 
 
 async def test_the_job_reports_an_unknown_ticker_as_failed(db, database_url) -> None:
-    await _load_sample(db)
+    await load_sample_market(db, TICKERS, date(2004, 6, 1), END, earnings=True)
     pool = await create_pool(database_url, max_size=2)
     try:
         config = _config(tickers=("AAPL", "NOPE"))

@@ -9,7 +9,8 @@ from datetime import date
 
 import pytest
 
-from tests.trading.cli_harness import load_sample_market, run_cli
+from tests.trading.cli_harness import run_cli
+from tests.trading.sample_market import load_sample_market
 
 
 def _optimize(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
