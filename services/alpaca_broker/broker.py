@@ -41,7 +41,6 @@ import asyncpg
 import structlog
 from alpaca.trading.enums import OrderStatus
 from alpaca.trading.models import Order, TradeUpdate
-from pydantic import ValidationError
 
 from services.alpaca_broker.api import AlpacaApi, BrokerRejected
 from services.alpaca_broker.outcomes import Outcome, decimal_of, outcome_of
@@ -49,9 +48,9 @@ from services.alpaca_broker.reconciler import Reconciler
 from services.alpaca_broker.resting_stops import SYNC_SECONDS, RestingStops
 from services.alpaca_broker.stream import ReconnectingTradeStream
 from services.shared.broker_orders import record_order
-from services.shared.faults import TRANSIENT_ERRORS
 from services.shared.heartbeat import Heartbeat
-from services.shared.order_signing import OrderSigner, UnsignedOrderJob
+from services.shared.order_intake import OrderIntake
+from services.shared.order_signing import OrderSigner
 from services.shared.orders import FillReport, OrderJob
 from services.shared.redis_keys import QUEUE_BROKER_FILLS, QUEUE_BROKER_ORDERS
 from services.shared.reliable_queue import ReliableQueue
@@ -59,9 +58,6 @@ from services.shared.schemas import OrderReason, OrderSide, TradingMode
 from services.trading.core.clock import Clock
 
 log = structlog.get_logger(__name__)
-MAX_JOB_ATTEMPTS = 3
-BACKOFF_FIRST_SECONDS = 0.5
-BACKOFF_MAX_SECONDS = 10.0
 CATCH_UP_SECONDS = 30.0
 # Alpaca's `after` is exclusive and its clock is not ours: list from a little earlier.
 CATCH_UP_MARGIN = timedelta(seconds=5)
@@ -93,6 +89,7 @@ class AlpacaBroker:
         self.api = api
         self.stream = stream
         self.order_signer = order_signer
+        self.intake = OrderIntake("alpaca broker", REFUSALS_COMPONENT, pool, orders, order_signer, clock.now)
         self.mode = mode  # the jobs it accepts: an Alpaca paper account takes paper jobs only
         self.catch_up_seconds = catch_up_seconds
         self.heartbeat = Heartbeat()
@@ -145,7 +142,7 @@ class AlpacaBroker:
         if self.stream is not None:
             tasks.append(asyncio.create_task(self.stream.run()))
         try:
-            await self._handle_until(stop)
+            await self.intake.serve(stop, self.heartbeat, self.handle, self._reject_failed)
         finally:
             if self.stream is not None:
                 await self.stream.stop_ws()
@@ -154,44 +151,12 @@ class AlpacaBroker:
             await asyncio.gather(*tasks, return_exceptions=True)
             self.heartbeat.stopped()
 
-    async def _handle_until(self, stop: asyncio.Event) -> None:
-        """As the paper broker's loop: no failure ends it; a server being down makes it wait,
-        any other failure of one job is retried a few times, then that job is rejected."""
-        failures = defects = 0
-        while not stop.is_set():
-            self.heartbeat.beat()
-            try:
-                message = await self.orders.take(timeout_seconds=0.5)
-                if message is not None:
-                    await self._handle_or_reject(message, defects + 1)
-                failures = defects = 0
-            except Exception as exc:  # noqa: BLE001 - the broker must outlive any one failure
-                transient = isinstance(exc, TRANSIENT_ERRORS)
-                failures, defects = failures + 1, defects + (0 if transient else 1)
-                log.error(
-                    "alpaca broker failed; the job will be retried",
-                    error=f"{type(exc).__name__}: {exc}",
-                    failures=failures,
-                    transient=transient,
-                )
-                await _pause(stop, min(BACKOFF_FIRST_SECONDS * 2 ** (failures - 1), BACKOFF_MAX_SECONDS))
-                with contextlib.suppress(*TRANSIENT_ERRORS):
-                    await self.orders.recover()
-
-    async def _handle_or_reject(self, message: str, attempt: int) -> None:
-        try:
-            await self.handle(message)
-        except TRANSIENT_ERRORS:
-            raise
-        except Exception as exc:
-            if attempt < MAX_JOB_ATTEMPTS:
-                raise
-            log.exception("alpaca broker rejects a job it failed to handle", attempts=attempt)
-            job = OrderJob.model_validate(self.order_signer.verified(message))
-            await self._remember(job, message)
-            await self._settle(
-                job, Outcome("rejected", job.quantity, None, f"alpaca broker error: {exc}", self.clock.now())
-            )
+    async def _reject_failed(self, message: str, error: Exception) -> None:
+        job = OrderJob.model_validate(self.order_signer.verified(message))
+        await self._remember(job, message)
+        await self._settle(
+            job, Outcome("rejected", job.quantity, None, f"alpaca broker error: {error}", self.clock.now())
+        )
 
     @property
     def in_flight(self) -> int:
@@ -200,27 +165,15 @@ class AlpacaBroker:
 
     async def drain(self) -> int:
         """Handle every job waiting now; return how many (tests, the demo)."""
-        handled = 0
-        while (message := await self.orders.take_nowait()) is not None:
-            await self.handle(message)
-            handled += 1
-        return handled
+        return await self.intake.drain(self.handle)
 
     # ---- jobs ------------------------------------------------------------------------------
 
     async def handle(self, message: str) -> FillReport | None:
         """Place one job's order at Alpaca. Returns its report when the outcome is known now
         (a refusal, an order finished already); None while the order works at Alpaca."""
-        try:
-            content = self.order_signer.verified(message)
-        except UnsignedOrderJob as refusal:
-            await self._refuse(message, str(refusal))
-            return None
-        try:
-            job = OrderJob.model_validate(content)
-        except ValidationError as exc:
-            log.error("alpaca broker parked a malformed order job", error=str(exc).splitlines()[0])
-            await self.orders.dead_letter(message)
+        job = await self.intake.job_of(message)
+        if job is None:
             return None
         earlier = await self._remember(job, message)
         if earlier is not None and earlier["status"] != "accepted":
@@ -273,19 +226,6 @@ class AlpacaBroker:
             return await connection.fetchrow(
                 "SELECT * FROM broker_orders WHERE client_order_id = $1", job.client_order_id
             )
-
-    async def _refuse(self, message: str, why: str) -> None:
-        """As the paper broker (issue 12): an unsigned job is never sent, never reported."""
-        log.critical(
-            "alpaca broker refused an order job the engine did not sign", reason=why, job=message[:200]
-        )
-        await self.pool.execute(
-            "INSERT INTO engine_faults (component, error, occurred_at) VALUES ($1, $2, $3)",
-            REFUSALS_COMPONENT,
-            f"refused an order job: {why}: {message[:200]}",
-            self.clock.now(),
-        )
-        await self.orders.dead_letter(message)
 
     # ---- outcomes --------------------------------------------------------------------------
 
@@ -529,8 +469,3 @@ def _job_of(row: asyncpg.Record) -> OrderJob:
         reason=OrderReason(row["reason"]),
         created_at=row["created_at"],
     )
-
-
-async def _pause(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

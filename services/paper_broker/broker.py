@@ -19,17 +19,15 @@ message parked in the queue's dead letters.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 import asyncpg
 import structlog
-from pydantic import ValidationError
 
 from services.shared.broker_orders import record_order
-from services.shared.faults import TRANSIENT_ERRORS
 from services.shared.heartbeat import Heartbeat
+from services.shared.order_intake import OrderIntake
 from services.shared.order_signing import OrderSigner, UnsignedOrderJob
 from services.shared.orders import FillReport, OrderJob
 from services.shared.redis_keys import QUEUE_BROKER_FILLS, QUEUE_BROKER_ORDERS
@@ -43,9 +41,6 @@ CENT = Decimal("0.01")
 PRICE_STEP = Decimal("0.0001")
 BPS = Decimal("0.0001")
 # A job failing for any other reason (a defect, bad data) is tried this often, then rejected.
-MAX_JOB_ATTEMPTS = 3
-BACKOFF_FIRST_SECONDS = 0.5
-BACKOFF_MAX_SECONDS = 10.0
 REFUSALS_COMPONENT = "paper_broker"  # how refused (unsigned) jobs are filed in engine_faults
 
 
@@ -83,6 +78,7 @@ class PaperBroker:
         self.clock = clock
         self.settings = settings
         self.order_signer = order_signer  # the engine's key: a job it did not sign is never filled
+        self.intake = OrderIntake("paper broker", REFUSALS_COMPONENT, pool, orders, order_signer, clock.now)
         self.prices = PriceBook(pool)
         self.heartbeat = Heartbeat()  # each pass of `run`, for /ready when it runs beside the API
 
@@ -117,54 +113,12 @@ class PaperBroker:
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
-            await self._handle_until(stop)
+            await self.intake.serve(stop, self.heartbeat, self.handle, self._reject_failed)
         finally:
             self.heartbeat.stopped()
 
-    async def _handle_until(self, stop: asyncio.Event) -> None:
-        """Handle jobs until `stop`; no single failure ends the loop. A job that fails stays in
-        the processing list and is put back at the head of the queue (this broker is the
-        queue's only consumer), so it is neither lost nor doubled (`client_order_id`)."""
-        failures = 0  # consecutive failures of any kind: the back-off
-        defects = 0  # consecutive non-transient failures of the job at the head: the bound
-        while not stop.is_set():
-            self.heartbeat.beat()
-            try:
-                message = await self.orders.take(timeout_seconds=0.5)
-                if message is not None:
-                    await self._handle_or_reject(message, defects + 1)
-                failures = defects = 0
-            except Exception as exc:  # noqa: BLE001 - the broker must outlive any one failure
-                transient = isinstance(exc, TRANSIENT_ERRORS)
-                failures, defects = failures + 1, defects + (0 if transient else 1)
-                log.error(
-                    "paper broker failed; the job will be retried",
-                    error=f"{type(exc).__name__}: {exc}",
-                    failures=failures,
-                    transient=transient,
-                )
-                await pause_unless_stopped(
-                    stop, min(BACKOFF_FIRST_SECONDS * 2 ** (failures - 1), BACKOFF_MAX_SECONDS)
-                )
-                await self._requeue()
-
-    async def _handle_or_reject(self, message: str, attempt: int) -> None:
-        try:
-            await self.handle(message)
-        except TRANSIENT_ERRORS:
-            raise
-        except Exception as exc:
-            if attempt < MAX_JOB_ATTEMPTS:
-                raise
-            # Retrying a defect forever would wedge every later order behind it: say no, with why.
-            log.exception("paper broker rejects a job it failed to handle", attempts=attempt)
-            await self.reject(message, f"paper broker error: {type(exc).__name__}: {exc}")
-
-    async def _requeue(self) -> None:
-        try:
-            await self.orders.recover()
-        except Exception as exc:  # noqa: BLE001 - Redis down: the next pass retries
-            log.warning("paper broker could not requeue its unfinished job yet", error=str(exc))
+    async def _reject_failed(self, message: str, error: Exception) -> None:
+        await self.reject(message, f"paper broker error: {type(error).__name__}: {error}")
 
     async def reject(self, message: str, reason: str) -> FillReport | None:
         """Record and report a rejection for a job that could not be handled; if the job was
@@ -192,25 +146,11 @@ class PaperBroker:
 
     async def drain(self) -> int:
         """Handle every job waiting now; return how many (used by the demo replay and tests)."""
-        handled = 0
-        while (message := await self.orders.take_nowait()) is not None:
-            await self.handle(message)
-            handled += 1
-        return handled
+        return await self.intake.drain(self.handle)
 
     async def handle(self, message: str) -> FillReport | None:
-        try:
-            content = self.order_signer.verified(message)
-        except UnsignedOrderJob as refusal:
-            await self._refuse(message, str(refusal))
-            return None
-        try:
-            job = OrderJob.model_validate(content)
-        except ValidationError as exc:
-            log.error(
-                "paper broker parked a malformed order job", error=str(exc).splitlines()[0], job=message[:200]
-            )
-            await self.orders.dead_letter(message)
+        job = await self.intake.job_of(message)
+        if job is None:
             return None
         report = await self._record(job)
         await self.fills.push(report.model_dump_json())
@@ -225,24 +165,6 @@ class PaperBroker:
             reason=report.reject_reason,
         )
         return report
-
-    async def _refuse(self, message: str, why: str) -> None:
-        """Issue 12: a job pushed onto the queue by hand was filled. Such a job is refused and
-        filed as a fault, but not reported on the fills queue nor written to `broker_orders`:
-        its client order id, which anyone can copy, would settle a real order of the engine's."""
-        excerpt = message[:200]
-        log.critical(
-            "paper broker refused an order job the engine did not sign; it may be forged",
-            reason=why,
-            job=excerpt,
-        )
-        await self.pool.execute(
-            "INSERT INTO engine_faults (component, error, occurred_at) VALUES ($1, $2, $3)",
-            REFUSALS_COMPONENT,
-            f"refused an order job: {why}: {excerpt}",
-            self.clock.now(),
-        )
-        await self.orders.dead_letter(message)
 
     async def _record(self, job: OrderJob) -> FillReport:
         async with self.pool.acquire() as connection, connection.transaction():
@@ -354,9 +276,3 @@ class PaperBroker:
             fill_id=fill_id,
             at=at or self.clock.now(),
         )
-
-
-async def pause_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep `seconds`, or less if `stop` is set meanwhile."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

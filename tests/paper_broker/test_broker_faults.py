@@ -14,8 +14,9 @@ from decimal import Decimal
 import pytest
 import redis.asyncio as aioredis
 
-from services.paper_broker.broker import MAX_JOB_ATTEMPTS, PaperBroker, PaperBrokerSettings
+from services.paper_broker.broker import PaperBroker, PaperBrokerSettings
 from services.shared.db import create_pool
+from services.shared.order_intake import MAX_JOB_ATTEMPTS
 from services.shared.orders import OrderJob, client_order_id
 from services.shared.redis_keys import QUEUE_BROKER_FILLS, QUEUE_BROKER_ORDERS
 from services.shared.schemas import OrderReason, OrderSide

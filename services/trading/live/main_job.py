@@ -24,10 +24,11 @@ import structlog
 from services.alpaca_broker import connection as alpaca_connection
 from services.alpaca_broker.broker import AlpacaBroker
 from services.alpaca_broker.local_venue import LocalAlpacaReport, LocalAlpacaVenue
-from services.paper_broker.broker import PaperBroker, PaperBrokerSettings, pause_unless_stopped
+from services.paper_broker.broker import PaperBroker, PaperBrokerSettings
 from services.shared.config import AppConfig, BrokerName
 from services.shared.db import connect, create_pool
 from services.shared.heartbeat import Heartbeat
+from services.shared.order_intake import pause_unless_stopped
 from services.shared.runtime import order_signer, resolve_server_urls
 from services.trading.core.clock import Clock, WallClock
 from services.trading.live import read_model
