@@ -215,16 +215,11 @@ class BacktestConfig:
         }
 
     def to_json(self) -> dict[str, Any]:
-        """The config as stored in `backtest_runs.config`."""
-        c = self.fill.commission
+        """The config as stored in `backtest_runs.config`: the run's inputs, its fill model in
+        full and the settings it ran with."""
+        given, c = self.to_input(), self.fill.commission
         return {
-            "start_date": self.start_date.isoformat(),
-            "end_date": self.end_date.isoformat(),
-            "initial_capital": str(self.initial_capital),
-            "risk_tier": self.risk_tier.value,
-            "tickers": list(self.tickers),
-            "signals": self.signals.value,
-            "csv_path": str(self.csv_path) if self.csv_path else None,
+            **{name: given[name] for name in RUN_INPUTS},
             "fill": {
                 "slippage_bps": str(self.fill.slippage_bps),
                 "commission": {
@@ -236,7 +231,6 @@ class BacktestConfig:
                 "timing": self.fill.timing.value,
                 "statement": self.fill.describe(),
             },
-            "rebalance_weekly": self.rebalance_weekly,
             "max_open_positions": self.settings.max_open_positions,
             "tier": {name: str(getattr(self.settings.tier, name)) for name in TIER_FIELDS},
             "gradual_entry": {
