@@ -21,7 +21,6 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from services.trading.core import correlation, stop_loss_manager
 from services.trading.core.stop_loss_manager import ATR_LOOKBACK_BARS, ATR_PERIOD
@@ -148,7 +147,6 @@ class MarketData:
         self._atr_estimates: dict[int, np.ndarray] = {}
         self._true_ranges: dict[int, np.ndarray] = {}
         self._daily_returns: np.ndarray | None = None
-        self._window_means: dict[tuple[int, int], np.ndarray] = {}
 
     # -- building ------------------------------------------------------------------------
 
@@ -324,33 +322,18 @@ class MarketData:
     def centred_correlation_returns(
         self, rows: Sequence[int], before: int, lookback: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """`correlation.centre_returns(self.correlation_returns(rows, before, lookback))`, the
-        same numbers in the same layout, with each window's mean read from the ticker's means of
-        every full window, computed when it is first asked about: a decision and a tranche check
-        each ask about the book, and centring its windows anew each time was a tenth of a run."""
+        """`correlation.centre_returns(self.correlation_returns(rows, before, lookback))`: the
+        same numbers in the same layout, worked on one slice of every ticker's returns. Each
+        ticker's window is a contiguous row here, and numpy sums a contiguous run the same way
+        (pairwise) whichever axis it lies on, so the means are the same bits."""
         end = int(np.searchsorted(self.data_sessions, before))
-        first = end - lookback
-        if first < 0:  # a short window at the start of the data: centred as it is
-            return correlation.centre_returns(self.correlation_returns(rows, before, lookback))
-        returns = self._all_returns()[rows, first : end - 1]
-        means = np.array([self._window_means_of(row, lookback - 1)[first] for row in rows])
+        first = max(0, end - lookback)
+        returns = self._all_returns()[rows, first : max(first, end - 1)]
         mask = np.isfinite(returns)
+        counts = mask.sum(axis=1)
+        sums = np.where(mask, returns, 0.0).sum(axis=1)
+        means = np.divide(sums, counts, out=np.zeros(len(rows)), where=counts > 0)
         return np.where(mask, returns - means[:, None], 0.0).T, mask.astype(np.float64).T
-
-    def _window_means_of(self, row: int, length: int) -> np.ndarray:
-        """The mean of a ticker's defined returns over every window of `length` returns (0.0
-        where none is defined), summed as `correlation.centre_returns` sums a window: each
-        window's returns contiguous, added by numpy's pairwise sum, so the same bits."""
-        means = self._window_means.get((row, length))
-        if means is None:
-            returns = self._returns_of(row)
-            defined = np.isfinite(returns)
-            windows = sliding_window_view(np.where(defined, returns, 0.0), length)
-            sums = np.ascontiguousarray(windows).sum(axis=1)
-            counts = sliding_window_view(defined, length).sum(axis=1)
-            means = np.divide(sums, counts, out=np.zeros(len(sums)), where=counts > 0)
-            self._window_means[(row, length)] = means
-        return means
 
     def _returns_of(self, row: int) -> np.ndarray:
         return self._all_returns()[row]
