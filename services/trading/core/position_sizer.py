@@ -151,49 +151,6 @@ def _exact_uncached(value: Decimal | float | int) -> Fraction:
 _exact_cached = lru_cache(maxsize=4096, typed=True)(_exact_uncached)
 
 
-@dataclass(frozen=True, slots=True)
-class _Limits:
-    """A tier's and the sizing settings' numbers as exact fractions, converted once per pair
-    (every sizing reads them, a backtest sizes thousands of times)."""
-
-    min_confidence: Fraction
-    base_allocation_pct: Fraction
-    max_position_pct: Fraction
-    max_sector_pct: Fraction
-    max_portfolio_heat: Fraction
-    absolute_position_cap: Fraction
-    correlation_reduce_above: Fraction
-    correlation_reject_above: Fraction
-    earnings_factor: Fraction
-    diversification_bonus: Fraction
-    share_step: Fraction
-    correlation_floor: float  # the lower threshold's float: a correlation below it changes nothing
-
-    @classmethod
-    def of(cls, tier: RiskTierConfig, s: SizingSettings) -> _Limits:
-        key = (id(tier), id(s))
-        kept = _LIMITS.get(key)
-        # The key is the pair's identity; the pair itself is kept beside it and compared, so a
-        # new pair at a reused address is never mistaken for the old one.
-        if kept is not None and kept[0] is tier and kept[1] is s:
-            return kept[2]
-        limits = cls(
-            *(_exact(v) for v in (tier.min_confidence, tier.base_allocation_pct, tier.max_position_pct)),
-            *(_exact(v) for v in (tier.max_sector_pct, tier.max_portfolio_heat, s.absolute_position_cap)),
-            *(_exact(v) for v in (s.correlation_reduce_above, s.correlation_reject_above, s.earnings_factor)),
-            _exact(s.diversification_bonus),
-            _exact(s.share_step),
-            min(float(s.correlation_reduce_above), float(s.correlation_reject_above)),
-        )
-        if len(_LIMITS) > 64:
-            _LIMITS.clear()
-        _LIMITS[key] = (tier, s, limits)
-        return limits
-
-
-_LIMITS: dict[tuple[int, int], tuple[RiskTierConfig, SizingSettings, _Limits]] = {}
-
-
 def _dec(value: Fraction, places: int = 10) -> Decimal:
     """A readable Decimal for traces and results (not used for further arithmetic)."""
     return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(Decimal(1).scaleb(-places))
@@ -250,14 +207,13 @@ class PositionSizer:
             below = below_min_confidence(request.confidence, tier)
             if below:
                 raise _Rejected(below)
-            limits = _Limits.of(tier, self._settings)
-            multiplier = self._multiplier(request, book, limits, trace)
-            dollars = self._dollars(confidence, multiplier, book, tier, limits, trace)
-            dollars = self._position_limit(request, dollars, book, tier, limits, trace)
-            dollars = self._sector_cap(request, dollars, book, tier, limits, trace)
+            multiplier = self._multiplier(request, book, trace)
+            dollars = self._dollars(confidence, multiplier, book, tier, trace)
+            dollars = self._position_limit(request, dollars, book, tier, trace)
+            dollars = self._sector_cap(request, dollars, book, tier, trace)
             dollars = self._cash_limit(dollars, book, trace)
-            shares = self._shares(request, dollars, limits, trace)
-            self._heat_check(request, shares, book, tier, limits)
+            shares = self._shares(request, dollars, trace)
+            self._heat_check(request, shares, book, tier)
         except _Rejected as rejection:
             return PositionSizeResult(
                 ZERO, ZERO, ZERO, tuple(trace), rejected=True, rejection_reason=str(rejection)
@@ -290,14 +246,13 @@ class PositionSizer:
             if below:
                 raise _Rejected(below)
             # Its factors size a new entry, not a decided one: only its rejections apply here.
-            limits = _Limits.of(tier, self._settings)
-            self._multiplier(request, book, limits, [])
+            self._multiplier(request, book, [])
             dollars = _exact(quantity) * _exact(request.current_price)
-            dollars = self._position_limit(request, dollars, book, tier, limits, trace)
-            dollars = self._sector_cap(request, dollars, book, tier, limits, trace)
+            dollars = self._position_limit(request, dollars, book, tier, trace)
+            dollars = self._sector_cap(request, dollars, book, tier, trace)
             dollars = self._cash_limit(dollars, book, trace)
-            shares = self._shares(request, dollars, limits, []) if trace else quantity
-            self._heat_check(request, shares, book, tier, limits)
+            shares = self._shares(request, dollars, []) if trace else quantity
+            self._heat_check(request, shares, book, tier)
         except _Rejected as rejection:
             return PositionSizeResult(
                 ZERO, ZERO, ZERO, tuple(trace), rejected=True, rejection_reason=str(rejection)
@@ -307,9 +262,7 @@ class PositionSizer:
 
     # -- the multiplier: earnings, correlation, diversification -------------------------
 
-    def _multiplier(
-        self, request: SizingRequest, book: _Book, limits: _Limits, trace: list[SizingAdjustment]
-    ) -> Fraction:
+    def _multiplier(self, request: SizingRequest, book: _Book, trace: list[SizingAdjustment]) -> Fraction:
         s = self._settings
         multiplier = Fraction(1)
         sessions = request.sessions_until_earnings
@@ -319,7 +272,7 @@ class PositionSizer:
                 f"{s.earnings_reject_within_sessions} session of earnings"
             )
         if sessions is not None and sessions <= s.earnings_reduce_within_sessions:
-            multiplier *= limits.earnings_factor
+            multiplier *= _exact(s.earnings_factor)
             trace.append(
                 SizingAdjustment(
                     "earnings_proximity",
@@ -328,10 +281,10 @@ class PositionSizer:
                     f"{s.earnings_reduce_within_sessions}): size cut",
                 )
             )
-        multiplier *= self._correlation_factor(request, book, limits, trace)
+        multiplier *= self._correlation_factor(request, book, trace)
         held = book.sector_value.keys()
         if len(held) < s.diversification_sector_count and request.sector not in held:
-            multiplier *= limits.diversification_bonus
+            multiplier *= _exact(s.diversification_bonus)
             trace.append(
                 SizingAdjustment(
                     "diversification_bonus",
@@ -343,19 +296,21 @@ class PositionSizer:
         return multiplier
 
     def _correlation_factor(
-        self, request: SizingRequest, book: _Book, limits: _Limits, trace: list[SizingAdjustment]
+        self, request: SizingRequest, book: _Book, trace: list[SizingAdjustment]
     ) -> Fraction:
         s = self._settings
         raw = self._correlations.get_portfolio_correlation(request.ticker, book.positions)
-        if raw < limits.correlation_floor and math.isfinite(raw):
+        below_both = min(float(s.correlation_reduce_above), float(s.correlation_reject_above))
+        if math.isfinite(raw) and raw < below_both:
             # Below both thresholds as a float, so below them read exactly too: the float's
             # shortest decimal lies within half a unit in the last place of it, and each
-            # threshold rounds to its own float. Most candidates end here.
+            # threshold rounds to its own float. Most candidates end here, without the exact
+            # reading of a float that is new every time.
             return Fraction(1)
         refusal = None
         if not math.isfinite(raw):
             refusal = f"correlation of {request.ticker} with the portfolio is not a number ({raw})"
-        elif _exact(raw) > limits.correlation_reject_above:
+        elif _exact(raw) > _exact(s.correlation_reject_above):
             refusal = (
                 f"weighted correlation {raw:.4f} with open positions exceeds {s.correlation_reject_above}"
             )
@@ -364,10 +319,10 @@ class PositionSizer:
             trace.append(SizingAdjustment("correlation", ZERO, refusal))
             raise _Rejected(refusal)
         c = _exact(raw)
-        if c <= limits.correlation_reduce_above:
+        if c <= _exact(s.correlation_reduce_above):
             return Fraction(1)
         # Linear from 1 at the reduce threshold towards 0 at c = 1: (1 - c) / 0.5 by default.
-        factor = (1 - c) / (1 - limits.correlation_reduce_above)
+        factor = (1 - c) / (1 - _exact(s.correlation_reduce_above))
         trace.append(
             SizingAdjustment(
                 "correlation",
@@ -387,12 +342,11 @@ class PositionSizer:
         multiplier: Fraction,
         book: _Book,
         tier: RiskTierConfig,
-        limits: _Limits,
         trace: list[SizingAdjustment],
     ) -> Fraction:
-        raw_pct = limits.base_allocation_pct * confidence / limits.min_confidence * multiplier
+        raw_pct = _exact(tier.base_allocation_pct) * confidence / _exact(tier.min_confidence) * multiplier
         pct = raw_pct
-        max_pct = limits.max_position_pct
+        max_pct = _exact(tier.max_position_pct)
         if raw_pct > max_pct:
             pct = max_pct
             trace.append(
@@ -404,7 +358,7 @@ class PositionSizer:
                 )
             )
         dollars = _exact(book.active_pool) * pct
-        cap = limits.absolute_position_cap
+        cap = _exact(self._settings.absolute_position_cap)
         if dollars > cap:
             trace.append(
                 SizingAdjustment(
@@ -422,7 +376,6 @@ class PositionSizer:
         dollars: Fraction,
         book: _Book,
         tier: RiskTierConfig,
-        limits: _Limits,
         trace: list[SizingAdjustment],
     ) -> Fraction:
         """An add-on to a held ticker: the whole position, not just the new shares, stays within
@@ -431,8 +384,8 @@ class PositionSizer:
         if held == 0:
             return dollars
         limit = min(
-            limits.max_position_pct * _exact(book.active_pool),
-            limits.absolute_position_cap,
+            _exact(tier.max_position_pct) * _exact(book.active_pool),
+            _exact(self._settings.absolute_position_cap),
         )
         room = limit - held
         if room <= 0:
@@ -479,11 +432,10 @@ class PositionSizer:
         dollars: Fraction,
         book: _Book,
         tier: RiskTierConfig,
-        limits: _Limits,
         trace: list[SizingAdjustment],
     ) -> Fraction:
         # Buying with cash leaves total value unchanged, so the limit is on today's total.
-        limit = limits.max_sector_pct * _exact(book.total_value)
+        limit = _exact(tier.max_sector_pct) * _exact(book.total_value)
         held = _exact(book.sector_value.get(request.sector, ZERO))
         room = limit - held
         if room <= 0:
@@ -504,11 +456,9 @@ class PositionSizer:
         )
         return room
 
-    def _shares(
-        self, request: SizingRequest, dollars: Fraction, limits: _Limits, trace: list[SizingAdjustment]
-    ) -> Decimal:
+    def _shares(self, request: SizingRequest, dollars: Fraction, trace: list[SizingAdjustment]) -> Decimal:
         step = self._settings.share_step
-        shares = math.floor(dollars / (_exact(request.current_price) * limits.share_step)) * step
+        shares = math.floor(dollars / (_exact(request.current_price) * _exact(step))) * step
         if shares <= 0:
             unit = "share step" if self._settings.fractional_shares else "whole share"
             raise _Rejected(
@@ -525,13 +475,11 @@ class PositionSizer:
             )
         return shares
 
-    def _heat_check(
-        self, request: SizingRequest, shares: Decimal, book: _Book, tier: RiskTierConfig, limits: _Limits
-    ) -> None:
+    def _heat_check(self, request: SizingRequest, shares: Decimal, book: _Book, tier: RiskTierConfig) -> None:
         new_heat = (_exact(book.risk_dollars) + _exact(shares) * _exact(request.stop_distance)) / _exact(
             book.total_value
         )
-        if new_heat > limits.max_portfolio_heat:
+        if new_heat > _exact(tier.max_portfolio_heat):
             raise _Rejected(
                 f"portfolio heat would be {_dec(new_heat, 4)} with this entry, above the "
                 f"{tier.name} tier's max {tier.max_portfolio_heat}"
