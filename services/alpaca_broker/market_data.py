@@ -28,7 +28,6 @@ which is the text Alpaca wrote.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -47,6 +46,7 @@ from services.alpaca_broker.calendar_check import cross_check_calendar
 from services.alpaca_broker.outcomes import decimal_of
 from services.alpaca_broker.rate_limit import SlidingWindowLimiter
 from services.shared.faults import TRANSIENT_ERRORS
+from services.shared.pause import pause_unless_stopped
 from services.trading.core import trading_window
 from services.trading.core.clock import Clock
 from services.trading.core.last_price import LastTrade, TopOfBook, last_price
@@ -351,8 +351,7 @@ class AlpacaPriceFeed:
                     error=f"{type(exc).__name__}: {exc}",
                     transient=isinstance(exc, TRANSIENT_ERRORS),
                 )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.cadence.latest_seconds)
+            await pause_unless_stopped(stop, self.cadence.latest_seconds)
 
     async def _store(self, rows) -> int:
         bars = [row for row in rows if row is not None]

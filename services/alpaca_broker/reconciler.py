@@ -38,6 +38,7 @@ from alpaca.trading.models import Order
 from services.alpaca_broker.api import BrokerRejected
 from services.alpaca_broker.outcomes import FINISHED, decimal_of
 from services.shared.orders import FillReport
+from services.shared.pause import pause_unless_stopped
 from services.shared.schemas import OrderReason, OrderSide
 from services.trading.core.reconciliation import (
     Books,
@@ -122,8 +123,7 @@ class Reconciler:
                         self.broker.mode.value,
                     )
             trigger = "interval"
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval_seconds)
+            await pause_unless_stopped(stop, self.interval_seconds)
 
     async def run_once(self, trigger: str = "interval") -> RunResult:
         started = self.clock.now()

@@ -40,7 +40,6 @@ log = structlog.get_logger(__name__)
 CENT = Decimal("0.01")
 PRICE_STEP = Decimal("0.0001")
 BPS = Decimal("0.0001")
-# A job failing for any other reason (a defect, bad data) is tried this often, then rejected.
 REFUSALS_COMPONENT = "paper_broker"  # how refused (unsigned) jobs are filed in engine_faults
 
 
@@ -134,12 +133,13 @@ class PaperBroker:
             )
             await self.orders.dead_letter(message)
             return None
+        reason = reason[:500]  # an exception message can run long: its head says enough
         async with self.pool.acquire() as connection, connection.transaction():
-            order_id = await record_order(connection, job, self.clock.now(), reject_reason=reason[:500])
+            order_id = await record_order(connection, job, self.clock.now(), reject_reason=reason)
             if order_id is None:
                 report = await self._earlier_outcome(connection, job)
             else:
-                report = self._report(job, order_id, "rejected", reject_reason=reason[:500])
+                report = self._report(job, order_id, "rejected", reject_reason=reason)
         await self.fills.push(report.model_dump_json())
         await self.orders.ack(message)
         return report

@@ -18,7 +18,6 @@ rules the paper broker and the Alpaca broker share, so that both lose nothing an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +30,7 @@ from services.shared.faults import TRANSIENT_ERRORS
 from services.shared.heartbeat import Heartbeat
 from services.shared.order_signing import OrderSigner, UnsignedOrderJob
 from services.shared.orders import OrderJob
+from services.shared.pause import pause_unless_stopped
 from services.shared.reliable_queue import ReliableQueue
 
 log = structlog.get_logger(__name__)
@@ -147,9 +147,3 @@ class OrderIntake:
             self.now(),
         )
         await self.orders.dead_letter(message)
-
-
-async def pause_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep `seconds`, or less if `stop` is set meanwhile."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

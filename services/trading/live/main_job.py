@@ -28,7 +28,7 @@ from services.paper_broker.broker import PaperBroker, PaperBrokerSettings
 from services.shared.config import AppConfig, BrokerName
 from services.shared.db import connect, create_pool
 from services.shared.heartbeat import Heartbeat
-from services.shared.order_intake import pause_unless_stopped
+from services.shared.pause import pause_unless_stopped
 from services.shared.runtime import order_signer, resolve_server_urls
 from services.trading.core.clock import Clock, WallClock
 from services.trading.live import read_model

@@ -200,8 +200,8 @@ def test_the_correlation_returns_cut_from_the_whole_history_are_the_windows_own_
             x0, m0 = correlation.centred_returns(market.correlation_window(chosen, day, LOOKBACK_DAYS))
             assert x.shape == x0.shape and np.array_equal(m, m0)
             assert np.array_equal(x.view(np.int64), x0.view(np.int64))
-            # And centred from each ticker's window means, kept for its whole history: the same
-            # bits in the same layout (the correlation's sums depend on both).
+            # And centred on one slice of every ticker's returns, as a correlation question asks:
+            # the same bits in the same layout (the correlation's sums depend on both).
             x1, m1 = market.centred_correlation_returns(chosen, day, LOOKBACK_DAYS)
             assert np.array_equal(x1.view(np.int64), x0.view(np.int64)) and np.array_equal(m1, m0)
             assert x1.flags.f_contiguous and m1.flags.f_contiguous
