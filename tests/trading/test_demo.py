@@ -14,7 +14,9 @@ import pytest
 from services.shared.embedded import ServerUrls
 from services.trading.live.main_job import DEMO_DATABASE
 
-pytestmark = pytest.mark.integration
+# The demo makes its own database (DEMO_DATABASE) on the server it is given: on a shared
+# server, the demo tests take turns on one pytest-xdist worker.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("demo_database")]
 
 
 def _value(output: str, label: str) -> str:
