@@ -330,6 +330,10 @@ class MarketData:
         first = max(0, end - lookback)
         returns = self._all_returns()[rows, first : max(first, end - 1)]
         mask = np.isfinite(returns)
+        if returns.shape[1] and mask.all():
+            # No gap in the window (the usual case): the general path's selections would keep
+            # every value, and the row's length is each count, so these are its numbers.
+            return (returns - (returns.sum(axis=1) / returns.shape[1])[:, None]).T, np.ones(returns.shape).T
         counts = mask.sum(axis=1)
         sums = np.where(mask, returns, 0.0).sum(axis=1)
         means = np.divide(sums, counts, out=np.zeros(len(rows)), where=counts > 0)
