@@ -273,6 +273,21 @@ try {
   await form.getByLabel("Start", { exact: true }).fill(process.env.BACKTEST_START ?? "2003-01-02");
   await form.getByLabel("End", { exact: true }).fill(process.env.BACKTEST_END ?? "2003-12-31");
   await form.getByLabel("Signals").selectOption("momentum");
+  // A capital the browser lets through but the API refuses: its reason, beside the field.
+  const capital = form.getByLabel("Initial capital ($)");
+  const goodCapital = await capital.inputValue();
+  await capital.fill("2000000000000");
+  const [refusedBacktest] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === "POST" && r.url().endsWith("/backtest")),
+    form.getByRole("button", { name: "Run backtest" }).click(),
+  ]);
+  const capitalReasons = (await refusedBacktest.json()).detail
+    .filter((d) => d.loc.join(".") === "body.initial_capital").map((d) => d.msg);
+  check(refusedBacktest.status() === 422 && capitalReasons.length > 0,
+    `the API refuses a capital of 2e12 and names the field (${capitalReasons.join("; ")})`);
+  const capitalNote = await text("field-error-initial_capital");
+  check(capitalNote === capitalReasons.join("; "), `the backtest form shows that reason beside the capital ("${capitalNote}")`);
+  await capital.fill(goodCapital);
   await form.getByRole("button", { name: "Run backtest" }).click();
   await page.getByTestId("backtest-status").filter({ hasText: /completed|failed/ }).waitFor({ timeout: 120_000 });
   const backtestStatus = await page.getByTestId("backtest-status").innerText();

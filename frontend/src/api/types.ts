@@ -4,6 +4,8 @@
 export type Dec = string;
 export type Tier = "conservative" | "moderate" | "aggressive";
 export const TIERS: Tier[] = ["conservative", "moderate", "aggressive"];
+/** Where a backtest's recommendations come from: the stored ones, or the sample momentum signal. */
+export type SignalSource = "database" | "momentum";
 
 export interface Page<T> {
   items: T[];
@@ -280,7 +282,7 @@ export interface BacktestRequest {
   initial_capital: string;
   risk_tier: Tier;
   tickers?: string[];
-  signals?: "database" | "momentum";
+  signals?: SignalSource;
 }
 
 export interface BacktestAccepted {
@@ -395,7 +397,7 @@ export interface OptimizationRequest {
   initial_capital: string;
   risk_tier: Tier;
   tickers: string[];
-  signals: "database" | "momentum";
+  signals: SignalSource;
   space: Record<string, SpaceSpec>;
   objective: ObjectiveName;
   min_trades: number;

@@ -1,10 +1,8 @@
 // The fields every backtest is described by (period, capital, risk tier, signals, tickers), as the
 // Backtest page and the Optimize page both ask for them. Each page wraps them in its own form.
 import { useState } from "react";
-import { TIERS, type BacktestRequest, type Tier } from "../api/types";
+import { TIERS, type BacktestRequest, type SignalSource, type Tier } from "../api/types";
 import { FieldNote } from "./fieldErrors";
-
-export type SignalSource = NonNullable<BacktestRequest["signals"]>;
 
 export interface BacktestFieldValues {
   start: string;

@@ -2,8 +2,8 @@
 import { useEffect, useState } from "react";
 import { useQueryClient } from "@tanstack/react-query";
 import { useBacktestLaunch, useBacktestResult, useBacktests } from "../api/hooks";
-import type { BacktestView } from "../api/types";
-import { BacktestFields, backtestRequestFields, useBacktestFields, type SignalSource } from "../components/BacktestFields";
+import type { BacktestView, SignalSource } from "../api/types";
+import { BacktestFields, backtestRequestFields, useBacktestFields } from "../components/BacktestFields";
 import { EquityChart } from "../components/EquityChart";
 import { DownloadButton } from "../components/Download";
 import { Badge, Card, Empty, ErrorBox, QueryView, Stat, Table } from "../components/ui";
@@ -47,7 +47,7 @@ function LaunchForm({ onLaunched }: { onLaunched: (id: string) => void }) {
         launch.mutate(backtestRequestFields(fields), { onSuccess: (r) => onLaunched(r.backtest_id) });
       }}
     >
-      <BacktestFields value={fields} onChange={setFields} signalOptions={SIGNAL_OPTIONS} />
+      <BacktestFields value={fields} onChange={setFields} signalOptions={SIGNAL_OPTIONS} error={launch.error} />
       <div className="col-span-2 flex items-center gap-3">
         <button className="btn-primary" type="submit" disabled={launch.isPending}>
           {launch.isPending ? "Starting…" : "Run backtest"}

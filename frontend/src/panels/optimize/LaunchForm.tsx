@@ -4,8 +4,8 @@
 import { useState } from "react";
 import { ApiError } from "../../api/client";
 import { useOptimizationLaunch, useTunableParameters } from "../../api/hooks";
-import { OBJECTIVES, SAMPLERS, type ObjectiveName, type OptimizationRequest, type SamplerName } from "../../api/types";
-import { BacktestFields, backtestRequestFields, useBacktestFields, type SignalSource } from "../../components/BacktestFields";
+import { OBJECTIVES, SAMPLERS, type ObjectiveName, type OptimizationRequest, type SamplerName, type SignalSource } from "../../api/types";
+import { BacktestFields, backtestRequestFields, useBacktestFields } from "../../components/BacktestFields";
 import { FieldNote } from "../../components/fieldErrors";
 import { ErrorBox } from "../../components/ui";
 import { label } from "../../format";
