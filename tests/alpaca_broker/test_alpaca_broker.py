@@ -146,12 +146,19 @@ async def test_a_broker_restarted_with_an_order_in_flight_reports_what_filled_me
 
     second = Running(first.fake, successor(first.broker, first.fake), first.redis)
     await second.start()
-    [report] = await second.wait_reports()
-    assert (report["status"], Decimal(report["quantity"]), Decimal(report["price"])) == (
-        "filled",
-        Decimal(5),
-        Decimal("49.00"),
-    )
-    assert len(first.fake.orders) == 1, "the order was not placed twice"
-    assert await second.redis.llen(processing_queue(QUEUE_BROKER_ORDERS)) == 0
-    await second.close()
+    try:  # stopped even when a check fails: a broker left running would take later tests' jobs
+        [report] = await second.wait_reports()
+        assert (report["status"], Decimal(report["quantity"]), Decimal(report["price"])) == (
+            "filled",
+            Decimal(5),
+            Decimal("49.00"),
+        )
+        assert len(first.fake.orders) == 1, "the order was not placed twice"
+        # The report is sent before the job leaves the processing list: wait for that too.
+        for _ in range(500):
+            if await second.redis.llen(processing_queue(QUEUE_BROKER_ORDERS)) == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert await second.redis.llen(processing_queue(QUEUE_BROKER_ORDERS)) == 0
+    finally:
+        await second.close()
